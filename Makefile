@@ -1,0 +1,42 @@
+# dlterms: make demo | make test | make bench | make lint
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/pip --disable-pip-version-check -q
+
+.PHONY: demo test bench lint install install-dev clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11) on PATH, or run: make PY=python3 ..."; exit 1; }
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -c constraints.txt -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -c constraints.txt -e ".[dev]"
+	touch $(STAMP) $@
+
+install: $(STAMP)
+install-dev: $(DEVSTAMP)
+
+demo: $(STAMP)
+	$(BIN)/dlterms run --all --jobs 2 --out results || true
+	$(BIN)/dlterms site --results results --out site-build
+	@echo "site: $(CURDIR)/site-build/index.html"
+	$(BIN)/dlterms summary --results results
+
+test: $(DEVSTAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(DEVSTAMP)
+	$(BIN)/python -m benchmarks
+
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) results site-build .pytest_cache

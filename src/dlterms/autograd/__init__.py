@@ -1,0 +1,1 @@
+"""A from-scratch NumPy tensor with reverse-mode automatic differentiation."""

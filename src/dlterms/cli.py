@@ -1,0 +1,406 @@
+"""The `dlterms` command line.
+
+    dlterms list [--area A] [--json]
+    dlterms show TERM
+    dlterms search WORDS... [--json] [--limit N]
+    dlterms run TERM... | --area A | --all  [--jobs N] [--seed S] [--device cpu|cuda|auto] [--out DIR] [--json]
+    dlterms coverage [--json] [--results DIR]
+    dlterms summary [--results DIR]
+    dlterms site [--out DIR] [--results DIR]
+    dlterms serve [--host H] [--port N] [--results DIR]
+
+`main(argv)` returns the exit code (tests call it directly); `entrypoint()` is the console script.
+Exit codes: 0 success (for `run`: every check of every run passed), 1 a check failed or an
+experiment raised, 2 a usage error (unknown term, bad option, bad device), printed as one line on
+stderr with no traceback.
+
+Imports are lazy: `list`, `show` and `search` never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from dlterms.glossary import AREAS
+
+    p = _Parser(prog="dlterms", description="An executable deep-learning glossary.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    s = sub.add_parser("list", help="list the 100 terms")
+    s.add_argument("--area", choices=AREAS, action="append", help="only this area (repeatable)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    s = sub.add_parser("show", help="show one term: definition, code, checks, last result")
+    s.add_argument("term", help="id, number, title or alias")
+    s.add_argument("--results", default="results", help="folder of saved results (default: results)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="search titles, aliases and definitions")
+    s.add_argument("words", nargs="+")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--limit", type=int, default=10)
+    s.add_argument("--keywords", action="store_true", help="keyword ranking only (no language model)")
+
+    s = sub.add_parser("run", help="run experiments and print a summary")
+    s.add_argument("terms", nargs="*", help="ids, numbers, titles or aliases")
+    s.add_argument("--area", choices=AREAS, action="append", help="every experiment of an area (repeatable)")
+    s.add_argument("--all", action="store_true", help="every registered experiment")
+    s.add_argument("--jobs", type=int, default=1, help="experiments run side by side (processes)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    s.add_argument("--out", default="results", help="folder for results (default: results)")
+    s.add_argument("--json", action="store_true", help="print the Results as JSON")
+
+    s = sub.add_parser("coverage", help="what exists for each term")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--results", default="results")
+
+    s = sub.add_parser("summary", help="the summary table of saved results")
+    s.add_argument("--results", default="results")
+
+    s = sub.add_parser("site", help="build the static website")
+    s.add_argument("--out", default="site-build")
+    s.add_argument("--results", default="results")
+
+    s = sub.add_parser("serve", help="serve the website with question search and experiment runs")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--results", default="results")
+    s.add_argument("--site", default="site-build")
+    return p
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _get_entry(name: str):
+    from dlterms import glossary
+
+    try:
+        return glossary.get(name)
+    except glossary.UnknownTermError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_list(args) -> int:
+    from dlterms import glossary
+
+    items = [e for e in glossary.entries() if not args.area or e.area in args.area]
+    rows = [{"number": e.number, "id": e.id, "title": e.title, "area": e.area,
+             "implemented": e.implemented, "experiment": bool(e.experiment)} for e in items]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} terms", show_lines=False)
+    for col in ("#", "id", "title", "area", "code", "experiment"):
+        t.add_column(col, justify="right" if col == "#" else "left")
+    for r in rows:
+        t.add_row(str(r["number"]), r["id"], r["title"], r["area"], "yes" if r["implemented"] else "-",
+                  "yes" if r["experiment"] else "-")
+    _console().print(t)
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from dlterms import glossary
+    from dlterms.run import load_result
+
+    e = _get_entry(args.term)
+    result = load_result(e.id, Path(args.results))
+    if args.json:
+        d = e.to_dict()
+        d["result"] = result.to_dict() if result else None
+        print(json.dumps(d, indent=1))
+        return EXIT_OK
+    from rich.markdown import Markdown
+
+    c = _console()
+    c.print(f"[bold]{e.number}. {e.title}[/bold]  ({e.id}, area {e.area})")
+    if e.aliases:
+        c.print(f"also: {', '.join(e.aliases)}")
+    c.print(Markdown(e.definition))
+    c.print()
+    if e.related:
+        c.print("related: " + ", ".join(f"{r} ({glossary.get(r).title})" for r in e.related))
+    c.print("code: " + (", ".join(e.code) if e.code else "not written yet"))
+    c.print("experiment: " + (f"dlterms run {e.id}" if e.experiment else "not written yet"))
+    if result is not None:
+        c.print(f"last result: {result.status}, {result.n_passed}/{len(result.checks)} checks, "
+                f"{result.seconds:.1f} s, seed {result.seed}, {result.device}")
+        for ch in result.checks:
+            mark = "[green]pass[/green]" if ch.passed else "[red]FAIL[/red]"
+            c.print(f"  {mark} {ch.claim}: observed {ch.observed} (expected {ch.expected})")
+    return EXIT_OK
+
+
+def _search(query: str, limit: int, keywords_only: bool):
+    """Semantic search when the site's semantic engine is available, else keywords with a notice."""
+    from dlterms.glossary.search import keyword_search
+
+    if not keywords_only:
+        try:
+            from dlterms.site import semantic  # written with the website
+        except ImportError:
+            semantic = None
+        if semantic is not None:
+            try:
+                return semantic.search(query, limit=limit), None
+            except semantic.ModelUnavailable as exc:  # type: ignore[attr-defined]
+                return keyword_search(query, limit), f"notice: language model unavailable ({exc}); keyword ranking"
+    return keyword_search(query, limit), None
+
+
+def cmd_search(args) -> int:
+    if args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    query = " ".join(args.words)
+    if not query.strip():
+        raise UsageError("search needs at least one word")
+    hits, notice = _search(query, args.limit, args.keywords)
+    if notice:
+        print(notice, file=sys.stderr)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=1))
+        return EXIT_OK
+    if not hits:
+        print(f"no term matches {query!r}")
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title=f"search: {query}")
+    t.add_column("score", justify="right")
+    t.add_column("id")
+    t.add_column("title")
+    t.add_column("summary", overflow="fold")
+    for h in hits:
+        t.add_row(f"{h.score:.2f}", h.id, h.title, h.summary)
+    _console().print(t)
+    return EXIT_OK
+
+
+def _select_terms(args) -> list[str]:
+    from dlterms import glossary
+
+    chosen: list[str] = []
+    if args.all:
+        chosen = [e.id for e in glossary.entries() if e.experiment]
+    for area in args.area or []:
+        chosen += [e.id for e in glossary.entries(area) if e.experiment]
+    for name in args.terms:
+        e = _get_entry(name)
+        if not e.experiment:
+            raise UsageError(f"term {e.id!r} has no experiment yet (see `dlterms coverage`)")
+        chosen.append(e.id)
+    if not (args.all or args.area or args.terms):
+        raise UsageError("name at least one term, or use --area A or --all")
+    seen: list[str] = []
+    for t in chosen:
+        if t not in seen:
+            seen.append(t)
+    if not seen:
+        raise UsageError("no experiments are registered for that selection")
+    return seen
+
+
+def _summary_table(results, title: str):
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col, just in (("#", "right"), ("term", "left"), ("status", "left"), ("checks", "right"),
+                      ("key metric", "left"), ("seconds", "right")):
+        t.add_column(col, justify=just)
+    for r in results:
+        style = {"passed": "green", "failed": "red", "error": "bold red"}[r.status]
+        key = ""
+        if r.key_metric and r.key_metric in r.metrics:
+            v = r.metrics[r.key_metric]
+            key = f"{r.key_metric} = {v:.4g}" if isinstance(v, int | float) else f"{r.key_metric} = {v}"
+        t.add_row(str(r.number), r.term, f"[{style}]{r.status}[/{style}]", f"{r.n_passed}/{len(r.checks)}",
+                  key, f"{r.seconds:.1f}")
+    return t
+
+
+def cmd_run(args) -> int:
+    from dlterms.run import resolve_device, run_many
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    terms = _select_terms(args)
+    out = Path(args.out)
+    import time
+
+    t0 = time.perf_counter()
+    if args.json:
+        results = run_many(terms, jobs=args.jobs, seed=args.seed, device=device, out=out)
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = _console(stderr=True)
+        with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), TextColumn("{task.fields[msg]}"), console=console,
+                      transient=False) as bar:
+            overall = bar.add_task(f"all ({len(terms)})", total=len(terms), msg="")
+            tasks: dict[str, int] = {}
+
+            def progress(term: str, fraction: float, message: str) -> None:
+                if term not in tasks:
+                    tasks[term] = bar.add_task(term, total=1.0, msg="")
+                bar.update(tasks[term], completed=fraction, msg=message[:40])
+
+            def on_result(r) -> None:
+                if r.term not in tasks:
+                    tasks[r.term] = bar.add_task(r.term, total=1.0, msg="")
+                bar.update(tasks[r.term], completed=1.0, msg=f"{r.status} {r.n_passed}/{len(r.checks)}")
+                bar.advance(overall)
+
+            results = run_many(terms, jobs=args.jobs, seed=args.seed, device=device, out=out,
+                               progress=progress, on_result=on_result)
+        wall = time.perf_counter() - t0
+        c = _console()
+        c.print(_summary_table(results, f"{len(results)} experiments, {wall:.1f} s wall, results in {out}/"))
+        for r in results:
+            if r.status == "error":
+                last = (r.error or "").strip().splitlines()[-1:] or ["?"]
+                c.print(f"[red]{r.term}: error: {last[0]}[/red]  (full traceback in {out}/{r.term}.json)")
+            for ch in r.checks:
+                if not ch.passed:
+                    c.print(f"[red]{r.term}: FAILED: {ch.claim}: observed {ch.observed}, expected {ch.expected}[/red]")
+    ok = all(r.passed for r in results)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def coverage_rows(results_dir: Path) -> list[dict]:
+    """Per term: definition, code, reference test, experiment, figure, last result."""
+    from dlterms import glossary
+    from dlterms.run import load_results
+
+    results = load_results(results_dir)
+    tests_dir = Path(__file__).resolve().parents[2] / "tests"
+    test_text = ""
+    if tests_dir.is_dir():
+        test_text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in tests_dir.rglob("test_*.py"))
+    rows = []
+    for e in glossary.entries():
+        r = results.get(e.id)
+        tested = any(path.rsplit(".", 1)[-1] in test_text for path in e.code) if e.code else False
+        rows.append({"number": e.number, "id": e.id, "area": e.area, "definition": bool(e.definition),
+                     "code": e.implemented, "reference_test": tested, "experiment": bool(e.experiment),
+                     "figure": bool(r and r.figures), "last_result": r.status if r else None})
+    return rows
+
+
+def cmd_coverage(args) -> int:
+    rows = coverage_rows(Path(args.results))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    from rich.table import Table
+
+    cols = ("definition", "code", "reference_test", "experiment", "figure")
+    t = Table(title="coverage")
+    t.add_column("#", justify="right")
+    t.add_column("id")
+    for c in cols:
+        t.add_column(c.replace("_", " "))
+    t.add_column("last result")
+    for r in rows:
+        t.add_row(str(r["number"]), r["id"], *("yes" if r[c] else "-" for c in cols), r["last_result"] or "-")
+    totals = {c: sum(r[c] for r in rows) for c in cols}
+    _console().print(t)
+    _console().print("  ".join(f"{c}: {totals[c]}/{len(rows)}" for c in cols))
+    return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    from dlterms.run import load_results
+
+    results = sorted(load_results(Path(args.results)).values(), key=lambda r: r.number)
+    if not results:
+        print(f"no results in {args.results}/ yet: run `dlterms run --all`")
+        return EXIT_OK
+    total = sum(r.seconds for r in results)
+    _console().print(_summary_table(results, f"{len(results)} saved results, {total:.1f} s of experiment time"))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def cmd_site(args) -> int:
+    try:
+        from dlterms.site import build
+    except ImportError:
+        raise UsageError("the website builder is not part of this version yet") from None
+    path = build.build_site(out=Path(args.out), results=Path(args.results))
+    print(f"site written to {path}")
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    try:
+        from dlterms.site import server
+    except ImportError:
+        raise UsageError("the web server is not part of this version yet") from None
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {args.port}")
+    return server.serve(host=args.host, port=args.port, results=Path(args.results), site=Path(args.site))
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "search": cmd_search, "run": cmd_run, "coverage": cmd_coverage,
+            "summary": cmd_summary, "site": cmd_site, "serve": cmd_serve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with `argv` (without the program name); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+        if args.version:
+            import dlterms
+
+            print(f"dlterms {dlterms.__version__}")
+            return EXIT_OK
+        if not args.command:
+            raise UsageError("a command is needed: list, show, search, run, coverage, summary, site, serve")
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"dlterms: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dlterms: interrupted; finished results are saved", file=sys.stderr)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

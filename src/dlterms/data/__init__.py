@@ -1,0 +1,1 @@
+"""Offline data: bundled and generated datasets, scalers, augmentation, samplers, tokenizers."""

@@ -1,0 +1,1 @@
+"""Experiments of area `evaluation`: one module per term, each registering one function."""

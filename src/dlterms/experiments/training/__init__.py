@@ -1,0 +1,1 @@
+"""Experiments of area `training`: one module per term, each registering one function."""

@@ -1,0 +1,302 @@
+"""Load, validate and look up the glossary entries.
+
+Each entry is `entries/NNN-<id>.md`: a YAML front matter block between two `---` lines, then the
+definition in Markdown. The front matter holds
+
+    number      1..100, each once
+    id          lower-case, hyphenated, unique (what users type)
+    title       the heading shown to readers
+    area        one of AREAS
+    aliases     other names a user may type (case-insensitive, unique across entries)
+    related     ids of other entries (must exist)
+    code        dotted paths of the library objects that implement the term (must import)
+    experiment  the id of the registered experiment, or empty while it is not written yet
+
+`load()` checks everything that can be checked without importing torch (numbers, ids, areas,
+related ids, alias clashes). `validate(deep=True)` also imports every named code object and
+every named experiment, which is what the test suite and `dlterms coverage` do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ENTRIES_DIR = Path(__file__).with_name("entries")
+N_TERMS = 100
+
+#: The areas, in the order the glossary presents them.
+AREAS: tuple[str, ...] = (
+    "foundations",
+    "training",
+    "generalization",
+    "evaluation",
+    "vision",
+    "sequences",
+    "representation",
+    "paradigms",
+)
+
+_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_FILE_RE = re.compile(r"^(\d{3})-([a-z0-9-]+)\.md$")
+
+
+class GlossaryError(ValueError):
+    """An entry file is malformed or the glossary as a whole is inconsistent."""
+
+
+class UnknownTermError(KeyError):
+    """A look-up matched no entry; `suggestions` holds the closest ids."""
+
+    def __init__(self, name: str, suggestions: list[str]):
+        self.name = name
+        self.suggestions = suggestions
+        hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown term {name!r}{hint}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One glossary term: its front matter and its definition (Markdown)."""
+
+    number: int
+    id: str
+    title: str
+    area: str
+    definition: str
+    aliases: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+    experiment: str | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def implemented(self) -> bool:
+        """True when at least one library object implements the term."""
+        return bool(self.code)
+
+    @property
+    def module_name(self) -> str | None:
+        """Module that holds the experiment (`dlterms.experiments.<area>.<id_with_underscores>`)."""
+        if not self.experiment:
+            return None
+        return f"dlterms.experiments.{self.area}.{self.experiment.replace('-', '_')}"
+
+    def summary(self) -> str:
+        """The definition's first sentence, for tables and search results."""
+        text = " ".join(self.definition.split())
+        m = re.search(r"(?<=[.!?])\s", text)
+        return text[: m.start()] if m else text
+
+    def to_dict(self) -> dict:
+        return {
+            "number": self.number,
+            "id": self.id,
+            "title": self.title,
+            "area": self.area,
+            "aliases": list(self.aliases),
+            "related": list(self.related),
+            "code": list(self.code),
+            "experiment": self.experiment,
+            "implemented": self.implemented,
+            "definition": self.definition,
+        }
+
+
+def _as_tuple(value, what: str, path: Path) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise GlossaryError(f"{path.name}: {what} must be a list of non-empty strings, got {value!r}")
+    return tuple(v.strip() for v in value)
+
+
+def parse_entry(path: Path) -> Entry:
+    """Parse one entry file, raising GlossaryError with the file name on any problem."""
+    text = path.read_text(encoding="utf-8")
+    parts = re.split(r"^---\s*$", text, maxsplit=2, flags=re.MULTILINE)
+    if len(parts) != 3 or parts[0].strip():
+        raise GlossaryError(f"{path.name}: expected front matter between two '---' lines at the top")
+    try:
+        meta = yaml.safe_load(parts[1]) or {}
+    except yaml.YAMLError as exc:
+        raise GlossaryError(f"{path.name}: front matter is not valid YAML: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise GlossaryError(f"{path.name}: front matter must be a mapping")
+    required = {"number", "id", "title", "area"}
+    missing = required - meta.keys()
+    if missing:
+        raise GlossaryError(f"{path.name}: missing front-matter fields {sorted(missing)}")
+    unknown = meta.keys() - required - {"aliases", "related", "code", "experiment"}
+    if unknown:
+        raise GlossaryError(f"{path.name}: unknown front-matter fields {sorted(unknown)}")
+    number, term_id = meta["number"], meta["id"]
+    if not isinstance(number, int) or not 1 <= number <= N_TERMS:
+        raise GlossaryError(f"{path.name}: number must be an integer in 1..{N_TERMS}, got {number!r}")
+    if not isinstance(term_id, str) or not _ID_RE.match(term_id):
+        raise GlossaryError(f"{path.name}: id must be lower-case and hyphenated, got {term_id!r}")
+    m = _FILE_RE.match(path.name)
+    if not m or int(m.group(1)) != number or m.group(2) != term_id:
+        raise GlossaryError(f"{path.name}: file name must be {number:03d}-{term_id}.md")
+    if meta["area"] not in AREAS:
+        raise GlossaryError(f"{path.name}: area must be one of {', '.join(AREAS)}, got {meta['area']!r}")
+    experiment = meta.get("experiment") or None
+    if experiment is not None and (not isinstance(experiment, str) or not _ID_RE.match(experiment)):
+        raise GlossaryError(f"{path.name}: experiment must be an id or empty, got {experiment!r}")
+    definition = parts[2].strip()
+    if not definition:
+        raise GlossaryError(f"{path.name}: the definition is empty")
+    return Entry(
+        number=number,
+        id=term_id,
+        title=str(meta["title"]).strip(),
+        area=meta["area"],
+        definition=definition,
+        aliases=_as_tuple(meta.get("aliases"), "aliases", path),
+        related=_as_tuple(meta.get("related"), "related", path),
+        code=_as_tuple(meta.get("code"), "code", path),
+        experiment=experiment,
+        path=path,
+    )
+
+
+def _check_consistency(items: list[Entry], complete: bool) -> None:
+    by_number: dict[int, Entry] = {}
+    by_id: dict[str, Entry] = {}
+    for e in items:
+        if e.number in by_number:
+            raise GlossaryError(f"number {e.number} is used by both {by_number[e.number].id!r} and {e.id!r}")
+        if e.id in by_id:
+            raise GlossaryError(f"id {e.id!r} is used twice")
+        by_number[e.number] = e
+        by_id[e.id] = e
+    if complete:
+        missing = sorted(set(range(1, N_TERMS + 1)) - by_number.keys())
+        if missing:
+            raise GlossaryError(f"entries missing for numbers {missing}")
+    names: dict[str, str] = {}
+    for e in items:
+        for name in (e.id, e.title, *e.aliases):
+            key = name.casefold()
+            owner = names.get(key)
+            if owner is not None and owner != e.id:
+                raise GlossaryError(f"name {name!r} of {e.id!r} is already a name of {owner!r}")
+            names[key] = e.id
+        for r in e.related:
+            if r not in by_id:
+                raise GlossaryError(f"{e.id}: related id {r!r} does not exist")
+            if r == e.id:
+                raise GlossaryError(f"{e.id}: an entry cannot be related to itself")
+        if e.experiment and e.experiment != e.id:
+            raise GlossaryError(f"{e.id}: experiment id must equal the entry id, got {e.experiment!r}")
+
+
+@functools.lru_cache(maxsize=4)
+def load(directory: Path | None = None, complete: bool = True) -> tuple[Entry, ...]:
+    """Read and check every entry, sorted by number. Cached; pass a directory to load another set."""
+    directory = Path(directory) if directory else ENTRIES_DIR
+    paths = sorted(directory.glob("*.md"))
+    items = [parse_entry(p) for p in paths]
+    _check_consistency(items, complete=complete)
+    return tuple(sorted(items, key=lambda e: e.number))
+
+
+def entries(area: str | None = None) -> tuple[Entry, ...]:
+    """All entries, or those of one area."""
+    items = load()
+    if area is None:
+        return items
+    if area not in AREAS:
+        raise ValueError(f"area must be one of {', '.join(AREAS)}, got {area!r}")
+    return tuple(e for e in items if e.area == area)
+
+
+@functools.lru_cache(maxsize=1)
+def _index() -> dict[str, Entry]:
+    index: dict[str, Entry] = {}
+    for e in load():
+        for name in (e.id, str(e.number), e.title, *e.aliases):
+            index[name.casefold()] = e
+        # "Convolutional Neural Network (CNN)" is also reachable as its short form "CNN".
+        m = re.search(r"\(([^)]+)\)\s*$", e.title)
+        if m:
+            index.setdefault(m.group(1).casefold(), e)
+            index.setdefault(e.title[: m.start()].strip().casefold(), e)
+    return index
+
+
+def get(name: str | int) -> Entry:
+    """Look up an entry by id, number, title or alias (case-insensitive).
+
+    Raises UnknownTermError with up to three close matches when nothing matches.
+    """
+    key = str(name).strip().casefold()
+    index = _index()
+    if key in index:
+        return index[key]
+    if key.replace(" ", "-") in index:
+        return index[key.replace(" ", "-")]
+    close = difflib.get_close_matches(key, list(index), n=8, cutoff=0.6)
+    seen: list[str] = []
+    for c in close:
+        if index[c].id not in seen:
+            seen.append(index[c].id)
+    if not seen:
+        seen = [e.id for e in load() if key and (key in e.id or key in e.title.casefold())]
+    raise UnknownTermError(str(name), seen[:3])
+
+
+def resolve_code(path: str):
+    """Import `pkg.module.Object` (or a module) and return it."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as exc:
+            if exc.name and ".".join(parts[:i]).startswith(exc.name) is False:
+                raise
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"cannot import {path!r}")
+
+
+def validate(deep: bool = True) -> list[str]:
+    """Check the whole glossary; return a list of problems (empty when all is well).
+
+    With deep=True every named code object must import and every named experiment must be
+    registered by its module.
+    """
+    problems: list[str] = []
+    try:
+        items = load()
+    except GlossaryError as exc:
+        return [str(exc)]
+    if not deep:
+        return problems
+    from dlterms import run as _run
+
+    for e in items:
+        for path in e.code:
+            try:
+                resolve_code(path)
+            except Exception as exc:  # noqa: BLE001 - any import failure is a problem to report
+                problems.append(f"{e.id}: code {path!r} does not import ({type(exc).__name__}: {exc})")
+        if e.experiment:
+            try:
+                _run.get_experiment(e.experiment)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"{e.id}: experiment {e.experiment!r} is not registered ({exc})")
+    return problems

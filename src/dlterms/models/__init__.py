@@ -1,0 +1,1 @@
+"""Models the experiments train, built from dlterms.nn layers."""

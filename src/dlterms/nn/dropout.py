@@ -1,0 +1,6 @@
+"""Inverted dropout.
+
+Not written yet (area `generalization`).
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,6 @@
+"""Embedding lookup table.
+
+Not written yet (area `sequences`).
+"""
+
+__all__: list[str] = []

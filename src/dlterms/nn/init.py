@@ -1,0 +1,6 @@
+"""Weight initialisers: uniform, Xavier/Glorot, He/Kaiming.
+
+Not written yet (area `foundations`).
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,6 @@
+"""Linear (affine) layer and a configurable multilayer perceptron.
+
+Not written yet (area `foundations`).
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Optimisers written from their update equations, with torch.optim's interface."""

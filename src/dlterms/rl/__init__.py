@@ -1,0 +1,1 @@
+"""Reinforcement learning on gymnasium's API."""

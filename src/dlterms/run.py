@@ -1,0 +1,533 @@
+"""Experiments: registration, the `Run` context they receive, and the plain-data `Result` they leave.
+
+An experiment is a function registered with `@experiment("<term id>")` in
+`dlterms/experiments/<area>/<id_with_underscores>.py`. It receives a `Run`, trains or measures
+something, and records what it found:
+
+    @experiment("dropout")
+    def dropout(run: Run) -> None:
+        ...
+        run.metric("test_acc_dropout", acc, key=True)
+        run.check("dropout narrows the train-test gap", gap_d < gap_plain,
+                  observed=gap_d, expected=f"< {gap_plain:.3f}")
+        with run.figure("curves", alt="train and test accuracy per epoch") as fig:
+            ax = fig.subplots(); ...
+
+`run_experiment` calls it with a fixed seed and one torch thread, times it, catches any exception
+(recorded as a failed Result with its traceback) and writes `results/<id>.json` and the figures
+(SVG) beside it, each through a temporary file and a rename. `run_many` does the same for many
+terms in separate worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import math
+import os
+import platform
+import random
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_SCHEMA = 1
+DEFAULT_SEED = 0
+
+ProgressFn = Callable[[str, float, str], None]
+"""progress(term_id, fraction_done in [0, 1], message)."""
+
+_REGISTRY: dict[str, Callable[[Run], None]] = {}
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def experiment(term_id: str) -> Callable[[Callable[[Run], None]], Callable[[Run], None]]:
+    """Register `fn(run)` as the experiment of glossary entry `term_id`."""
+
+    def register(fn: Callable[[Run], None]) -> Callable[[Run], None]:
+        if term_id in _REGISTRY and _REGISTRY[term_id] is not fn:
+            prev = _REGISTRY[term_id]
+            if (prev.__module__, prev.__qualname__) != (fn.__module__, fn.__qualname__):
+                raise ValueError(f"experiment {term_id!r} is registered twice")
+        _REGISTRY[term_id] = fn
+        fn.experiment_id = term_id  # type: ignore[attr-defined]
+        return fn
+
+    return register
+
+
+def get_experiment(term_id: str) -> Callable[[Run], None]:
+    """The registered function for `term_id`, importing its module on first use."""
+    if term_id in _REGISTRY:
+        return _REGISTRY[term_id]
+    from dlterms import glossary
+
+    entry = glossary.get(term_id)
+    if not entry.experiment:
+        raise LookupError(f"term {entry.id!r} has no experiment yet")
+    importlib.import_module(entry.module_name)
+    if entry.experiment not in _REGISTRY:
+        raise LookupError(f"module {entry.module_name} does not register experiment {entry.experiment!r}")
+    return _REGISTRY[entry.experiment]
+
+
+def registered_ids() -> list[str]:
+    """Ids of every entry that names an experiment, in glossary order."""
+    from dlterms import glossary
+
+    return [e.id for e in glossary.entries() if e.experiment]
+
+
+# --------------------------------------------------------------------------- plain data
+
+
+@dataclass
+class Check:
+    """A claim an experiment tests, what it observed, the threshold, and whether it held."""
+
+    claim: str
+    passed: bool
+    observed: Any = None
+    expected: str = ""
+
+    def to_dict(self) -> dict:
+        return {"claim": self.claim, "passed": self.passed, "observed": _jsonable(self.observed),
+                "expected": self.expected}
+
+
+@dataclass
+class Figure:
+    name: str
+    path: str  # relative to the results folder
+    alt: str = ""
+
+
+@dataclass
+class Result:
+    """Everything one experiment run leaves behind, JSON-serialisable."""
+
+    term: str
+    number: int
+    title: str
+    area: str
+    status: str  # "passed" (every check held), "failed" (a check failed), "error" (it raised)
+    seconds: float
+    seed: int
+    device: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    key_metric: str | None = None
+    checks: list[Check] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    error: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    started: str = ""
+    schema: int = RESULT_SCHEMA
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def n_passed(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["checks"] = [c.to_dict() for c in self.checks]
+        d["metrics"] = {k: _jsonable(v) for k, v in self.metrics.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Result:
+        d = dict(d)
+        d["checks"] = [Check(**c) for c in d.get("checks", [])]
+        d["figures"] = [Figure(**f) for f in d.get("figures", [])]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, strings, lists and dicts as JSON can hold them (numpy/torch scalars unwrapped)."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no inf/nan; keep them readable
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_result(result: Result, out: Path) -> Path:
+    path = Path(out) / f"{result.term}.json"
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load_result(term_id: str, out: Path) -> Result | None:
+    """The last saved Result of `term_id` in `out`, or None."""
+    path = Path(out) / f"{term_id}.json"
+    if not path.exists():
+        return None
+    return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_results(out: Path) -> dict[str, Result]:
+    out = Path(out)
+    results: dict[str, Result] = {}
+    if out.is_dir():
+        for p in sorted(out.glob("*.json")):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                d = json.loads(p.read_text(encoding="utf-8"))
+                if isinstance(d, dict) and "term" in d and "checks" in d:
+                    results[d["term"]] = Result.from_dict(d)
+    return results
+
+
+# --------------------------------------------------------------------------- the Run context
+
+
+def resolve_device(device: str) -> str:
+    """'cpu', 'cuda' or 'auto' (cuda when available) -> a torch device string."""
+    if device not in ("cpu", "cuda", "auto") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    import numpy as np
+    import torch
+
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Run:
+    """What an experiment receives: seed, device, progress, output folder, and the recorders.
+
+    Attributes:
+        term: the term id.
+        seed: base seed; derive others with `run.rng(k)` / `run.generator(k)`.
+        device: torch device string ("cpu" or "cuda").
+        out: folder where figures are written.
+        quick: True in smoke tests that only need the code path, not the claim.
+    """
+
+    def __init__(self, term: str, seed: int = DEFAULT_SEED, device: str = "cpu", out: Path | None = None,
+                 progress: ProgressFn | None = None, quick: bool = False):
+        self.term = term
+        self.seed = seed
+        self.device = device
+        self.out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="dlterms-"))
+        self.quick = quick
+        self._progress = progress
+        self.metrics: dict[str, Any] = {}
+        self.key_metric: str | None = None
+        self.checks: list[Check] = []
+        self.figures: list[Figure] = []
+
+    # -- randomness
+    def rng(self, offset: int = 0):
+        """A NumPy Generator seeded from the run's seed plus `offset`."""
+        import numpy as np
+
+        return np.random.default_rng(self.seed * 1000 + offset)
+
+    def generator(self, offset: int = 0):
+        """A torch.Generator (on the CPU) seeded from the run's seed plus `offset`."""
+        import torch
+
+        return torch.Generator().manual_seed(self.seed * 1000 + offset)
+
+    # -- recording
+    def metric(self, name: str, value: Any, key: bool = False) -> Any:
+        """Record a measured value. `key=True` marks the one shown in the summary table."""
+        self.metrics[name] = _jsonable(value)
+        if key or self.key_metric is None:
+            self.key_metric = name
+        return value
+
+    def check(self, claim: str, passed: bool, observed: Any = None, expected: str = "") -> bool:
+        """Record a claim and whether it held. Returns `passed` so callers can branch on it."""
+        passed = bool(passed)
+        self.checks.append(Check(claim=claim, passed=passed, observed=_jsonable(observed), expected=expected))
+        return passed
+
+    @contextlib.contextmanager
+    def figure(self, name: str, alt: str = "", figsize: tuple[float, float] = (6.4, 4.0)) -> Iterator[Any]:
+        """A matplotlib Figure that is saved as `<term>-<name>.svg` when the block ends."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure as MplFigure
+
+        fig = MplFigure(figsize=figsize, layout="constrained")
+        yield fig
+        import io
+
+        buf = io.BytesIO()
+        # A fixed hash salt and no date keep SVGs byte-identical between runs.
+        with matplotlib.rc_context({"svg.hashsalt": f"{self.term}-{name}"}):
+            fig.savefig(buf, format="svg", metadata={"Date": None})
+        filename = f"{self.term}-{name}.svg"
+        atomic_write_bytes(self.out / filename, buf.getvalue())
+        self.figures.append(Figure(name=name, path=filename, alt=alt or f"{self.term}: {name}"))
+
+    # -- progress
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the experiment is (0..1)."""
+        if self._progress is not None:
+            self._progress(self.term, min(max(float(fraction), 0.0), 1.0), message)
+
+    def track(self, iterable: Iterable, total: int | None = None, message: str = "") -> Iterator:
+        """Iterate while reporting progress: `for epoch in run.track(range(20), message="training")`."""
+        if total is None:
+            total = len(iterable)  # type: ignore[arg-type]
+        for i, item in enumerate(iterable):
+            yield item
+            self.progress((i + 1) / max(total, 1), message)
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    import dlterms
+
+    v = {"python": platform.python_version(), "dlterms": dlterms.__version__, "torch": torch.__version__,
+         "numpy": numpy.__version__}
+    with contextlib.suppress(ImportError):
+        import sklearn
+
+        v["scikit-learn"] = sklearn.__version__
+    return v
+
+
+def run_experiment(term_id: str, seed: int = DEFAULT_SEED, device: str = "cpu", out: Path | str = "results",
+                   progress: ProgressFn | None = None, save: bool = True, quick: bool = False) -> Result:
+    """Run one experiment and return (and by default save) its Result. Never raises for the experiment's
+    own errors: they become a Result with status "error" and the traceback."""
+    import torch
+
+    from dlterms import glossary
+
+    entry = glossary.get(term_id)
+    device = resolve_device(device)
+    out = Path(out)
+    run = Run(entry.id, seed=seed, device=device, out=out, progress=progress, quick=quick)
+    torch.set_num_threads(1)
+    seed_everything(seed)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    t0 = time.perf_counter()
+    error = None
+    try:
+        fn = get_experiment(entry.id)
+        fn(run)
+        if not run.checks:
+            raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
+    except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
+        error = traceback.format_exc()
+    seconds = time.perf_counter() - t0
+    if error is not None:
+        status = "error"
+    else:
+        status = "passed" if all(c.passed for c in run.checks) else "failed"
+    result = Result(term=entry.id, number=entry.number, title=entry.title, area=entry.area, status=status,
+                    seconds=round(seconds, 3), seed=seed, device=device, metrics=run.metrics,
+                    key_metric=run.key_metric, checks=run.checks, figures=run.figures, error=error,
+                    versions=versions(), started=started)
+    if save:
+        save_result(result, out)
+    return result
+
+
+# --------------------------------------------------------------------------- many at once
+
+_worker_queue = None
+
+
+def _worker_init(queue) -> None:  # pragma: no cover - runs in a child process
+    global _worker_queue
+    _worker_queue = queue
+    import signal
+
+    # Ctrl-C goes to the parent, which cancels what has not started and keeps what has finished.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_progress(term: str, fraction: float, message: str) -> None:  # pragma: no cover
+    if _worker_queue is not None:
+        _worker_queue.put((term, fraction, message))
+
+
+def _test_hook(term_id: str, seed: int, device: str) -> dict | None:  # pragma: no cover
+    """DLTERMS_TEST_HOOK="crash=<id>,stub=<id>" lets the runner's own tests kill a worker mid-run
+    or stand in a trivial passing Result, without adding fake terms to the glossary."""
+    hook = os.environ.get("DLTERMS_TEST_HOOK", "")
+    inverse = {v: k for k, v in (part.split("=", 1) for part in hook.split(",") if "=" in part)}
+    if inverse.get(term_id) == "crash":
+        time.sleep(0.5)  # let the "started" message reach the parent
+        os.kill(os.getpid(), 9)
+    if inverse.get(term_id) == "stub":
+        time.sleep(1.0)
+        r = _crash_result(term_id, seed, device, "")
+        r.status, r.error, r.checks = "passed", None, [Check("stub", True)]
+        return r.to_dict()
+    return None
+
+
+def _worker_run(term_id: str, seed: int, device: str, out: str) -> dict:  # pragma: no cover
+    _worker_progress(term_id, 0.0, "started")
+    hooked = _test_hook(term_id, seed, device)
+    if hooked is not None:
+        return hooked
+    result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress)
+    return result.to_dict()
+
+
+def _crash_result(term_id: str, seed: int, device: str, message: str) -> Result:
+    from dlterms import glossary
+
+    e = glossary.get(term_id)
+    return Result(term=e.id, number=e.number, title=e.title, area=e.area, status="error", seconds=0.0,
+                  seed=seed, device=device, error=message)
+
+
+def run_many(term_ids: list[str], jobs: int = 1, seed: int = DEFAULT_SEED, device: str = "cpu",
+             out: Path | str = "results", progress: ProgressFn | None = None,
+             on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Run several experiments, `jobs` at a time in worker processes (in-process when jobs == 1 and
+    there is one term). A crash of one worker is reported as that term's error and the rest go on.
+    Results come back in the order of `term_ids`."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    device = resolve_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Result] = {}
+
+    def done(r: Result) -> None:
+        results[r.term] = r
+        if on_result is not None:
+            on_result(r)
+
+    if jobs == 1 and len(term_ids) == 1:
+        done(run_experiment(term_ids[0], seed=seed, device=device, out=out, progress=progress))
+        return [results[t] for t in term_ids]
+
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import queue as queue_mod
+    import threading
+
+    ctx = mp.get_context("spawn")  # torch and fork do not mix; spawn is the same on every OS
+    manager_queue = ctx.Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set():
+            try:
+                item = manager_queue.get(timeout=0.1)
+            except queue_mod.Empty:
+                continue
+            except (EOFError, OSError, ValueError):
+                return
+            pump_item(item)
+
+    started: set[str] = set()
+
+    def pump_item(item) -> None:
+        if item[2] == "started":
+            started.add(item[0])
+        if progress is not None:
+            progress(*item)
+
+    pump_thread = threading.Thread(target=pump, daemon=True)
+    pump_thread.start()
+    pending = list(term_ids)
+    solo: list[str] = []  # terms that were running when a worker died: retried one at a time
+    try:
+        while pending:
+            batch = [solo[0]] if solo else pending
+            workers = 1 if solo else min(jobs, len(pending))
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                        initializer=_worker_init, initargs=(manager_queue,)) as pool:
+                futures = {pool.submit(_worker_run, t, seed, device, str(out)): t for t in batch}
+                broken = False
+                try:
+                    for fut in cf.as_completed(futures):
+                        term = futures[fut]
+                        try:
+                            done(Result.from_dict(fut.result()))
+                        except cf.process.BrokenProcessPool:
+                            broken = True
+                            break
+                        except Exception:  # noqa: BLE001 - e.g. a result that failed to pickle
+                            done(_crash_result(term, seed, device, traceback.format_exc()))
+                except KeyboardInterrupt:
+                    for f in futures:
+                        f.cancel()
+                    raise
+            if broken:
+                time.sleep(0.3)  # let the pump see the last "started" messages
+                lost = [t for t in batch if t in started and t not in results]
+                if len(batch) == 1 or len(lost) <= 1:
+                    for t in lost or [t for t in batch if t not in results][:1]:
+                        done(_crash_result(t, seed, device, "worker process crashed (killed or segfault)"))
+                else:
+                    solo.extend(t for t in lost if t not in solo)
+            pending = [t for t in pending if t not in results]
+            solo = [t for t in solo if t not in results]
+    finally:
+        stop.set()
+        pump_thread.join(timeout=1)
+    return [results[t] for t in term_ids]
+
+

@@ -1,0 +1,297 @@
+"""One training loop for every experiment: `fit`.
+
+    history = fit(model, (x_train, y_train), loss_fn=cross_entropy, optimizer=opt, epochs=20,
+                  batch_size=64, val=(x_val, y_val), seed=run.seed, callbacks=[EarlyStopping(5)])
+
+Per epoch it shuffles the training set with a seeded generator (so two runs with the same seed
+see the same batches), takes one optimizer step per mini-batch, and records the mean training
+loss and, when `val` is given, the validation loss and accuracy. `batch_size=None` means
+full-batch training (one step per epoch).
+
+Callbacks hook into the loop (`on_train_begin`, `on_epoch_begin`, `after_backward`,
+`on_batch_end`, `on_epoch_end`, `on_train_end`) and may stop it by setting `state.stop = True`.
+A non-finite loss stops training cleanly: `history.stop_reason` says so and
+`history.nonfinite_step` names the step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["fit", "evaluate", "accuracy", "predict", "History", "TrainState", "Callback", "EarlyStopping",
+           "GradientClipping", "ProgressCallback", "batches"]
+
+
+@dataclass
+class History:
+    """What `fit` measured, per epoch (lists of equal length) and per step."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
+    extra: dict[str, list[float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    steps: int = 0
+    stop_reason: str = "completed"  # "completed", "early stopping", "non-finite loss", or a callback's reason
+    nonfinite_step: int | None = None
+    best_epoch: int | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.nonfinite_step is not None
+
+    def log(self, name: str, value: float) -> None:
+        self.extra.setdefault(name, []).append(float(value))
+
+
+@dataclass
+class TrainState:
+    """Mutable state the loop shares with callbacks."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    history: History
+    epoch: int = 0
+    step: int = 0
+    batch_loss: float = float("nan")
+    stop: bool = False
+    stop_reason: str = ""
+    epochs: int = 0
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    def on_train_begin(self, state: TrainState) -> None: ...
+    def on_epoch_begin(self, state: TrainState) -> None: ...
+    def after_backward(self, state: TrainState) -> None: ...
+    def on_batch_end(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored validation loss has not improved by `min_delta` for `patience`
+    epochs; with `restore_best=True` put back the weights of the best epoch at the end."""
+
+    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True):
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if not state.history.val_loss:
+            raise ValueError("EarlyStopping needs validation data: pass val=(x_val, y_val) to fit")
+        current = state.history.val_loss[-1]
+        if current < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = current, state.epoch, 0
+            if self.restore_best:
+                self.best_state = copy.deepcopy(state.model.state_dict())
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                state.stop, state.stop_reason = True, "early stopping"
+                self.stopped_epoch = state.epoch
+
+    def on_train_end(self, state: TrainState) -> None:
+        state.history.best_epoch = self.best_epoch
+        if self.restore_best and self.best_state is not None:
+            state.model.load_state_dict(self.best_state)
+
+
+class GradientClipping(Callback):
+    """Clip gradients after backward: by global L2 norm (`max_norm`) or element-wise (`clip_value`)."""
+
+    def __init__(self, max_norm: float | None = None, clip_value: float | None = None):
+        if (max_norm is None) == (clip_value is None):
+            raise ValueError("give exactly one of max_norm and clip_value")
+        for name, v in (("max_norm", max_norm), ("clip_value", clip_value)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be > 0, got {v}")
+        self.max_norm, self.clip_value = max_norm, clip_value
+        self.norms: list[float] = []
+
+    def after_backward(self, state: TrainState) -> None:
+        from dlterms.optim import clip as _clip
+
+        params = [p for p in state.model.parameters() if p.grad is not None]
+        if self.max_norm is not None:
+            self.norms.append(float(_clip.clip_grad_norm_(params, self.max_norm)))
+        else:
+            _clip.clip_grad_value_(params, self.clip_value)
+
+
+class ProgressCallback(Callback):
+    """Report the fraction of epochs done to `report(fraction, message)` (e.g. `run.progress`)."""
+
+    def __init__(self, report: Callable[[float, str], None], label: str = "training"):
+        self.report, self.label = report, label
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        loss = state.history.train_loss[-1]
+        self.report((state.epoch + 1) / max(state.epochs, 1), f"{self.label} epoch {state.epoch + 1} loss {loss:.4f}")
+
+
+def batches(n: int, batch_size: int | None, generator: torch.Generator | None = None, shuffle: bool = True,
+            drop_last: bool = False) -> list[torch.Tensor]:
+    """Index tensors of one epoch: a seeded permutation cut into batches."""
+    if n < 1:
+        raise ValueError(f"need at least one example, got {n}")
+    bs = n if batch_size is None else batch_size
+    if bs < 1:
+        raise ValueError(f"batch_size must be >= 1 or None (full batch), got {batch_size}")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    parts = list(order.split(bs))
+    if drop_last and len(parts) > 1 and len(parts[-1]) < bs:
+        parts.pop()
+    return parts
+
+
+def _as_tensors(data) -> tuple[torch.Tensor, ...]:
+    if isinstance(data, torch.Tensor):
+        return (data,)
+    if isinstance(data, tuple | list) and all(isinstance(t, torch.Tensor) for t in data):
+        n = len(data[0])
+        if any(len(t) != n for t in data):
+            raise ValueError(f"all tensors in a dataset must have the same length, got {[len(t) for t in data]}")
+        return tuple(data)
+    raise ValueError(f"data must be a tensor or a tuple of tensors (x, y), got {type(data).__name__}")
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Model outputs for `x` in eval mode, in batches, on the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next((p.device for p in model.parameters()), x.device)
+        outs = [model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs)
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Fraction of `x` whose arg-max output equals `y`."""
+    logits = predict(model, x, batch_size)
+    return (logits.argmax(-1).cpu() == y.cpu()).float().mean().item()
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
+             batch_size: int = 1024) -> tuple[float, float | None]:
+    """(mean loss, accuracy or None when y is not integer class labels)."""
+    out = predict(model, x, batch_size)
+    y = y.to(out.device)
+    loss = float(loss_fn(out, y))
+    acc = None
+    if y.dtype == torch.int64 and out.dim() == y.dim() + 1:
+        acc = (out.argmax(-1) == y).float().mean().item()
+    return loss, acc
+
+
+def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.optim.Optimizer, epochs: int,
+        batch_size: int | None = 32, val=None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
+        callbacks: Iterable[Callback] = (), device: str | torch.device | None = None,
+        scheduler=None, max_steps: int | None = None, forward: Callable | None = None) -> History:
+    """Train `model` on `train` = (x, y) (or more tensors; the last one is the target).
+
+    Args:
+        loss_fn: loss(outputs, targets) -> scalar tensor.
+        batch_size: examples per step; None for the full batch.
+        val: optional (x_val, y_val), evaluated after every epoch.
+        seed: seeds the shuffling generator (weights are initialised by the caller).
+        scheduler: optional learning-rate scheduler, stepped once per epoch.
+        max_steps: stop after this many optimizer steps in total.
+        forward: optional `forward(model, *inputs) -> outputs` for models that take more than one input.
+        device: where to train (defaults to where the model's parameters are).
+    Returns:
+        History with per-epoch losses, per-step losses and why training stopped.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    tensors = _as_tensors(train)
+    if device is not None:
+        model.to(device)
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+    tensors = tuple(t.to(dev) for t in tensors)
+    *inputs, target = tensors if len(tensors) > 1 else (tensors[0], tensors[0])
+    gen = torch.Generator().manual_seed(seed)
+    history = History()
+    state = TrainState(model=model, optimizer=optimizer, history=history, epochs=epochs)
+    callbacks = list(callbacks)
+    call = forward or (lambda m, *xs: m(*xs))
+    for cb in callbacks:
+        cb.on_train_begin(state)
+    n = len(target)
+    for epoch in range(epochs):
+        state.epoch = epoch
+        model.train()
+        for cb in callbacks:
+            cb.on_epoch_begin(state)
+        total, count = 0.0, 0
+        for idx in batches(n, batch_size, gen, shuffle, drop_last):
+            idx = idx.to(dev)
+            optimizer.zero_grad(set_to_none=True)
+            out = call(model, *(t[idx] for t in inputs))
+            loss = loss_fn(out, target[idx])
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                history.nonfinite_step = state.step
+                state.stop, state.stop_reason = True, "non-finite loss"
+                break
+            loss.backward()
+            for cb in callbacks:
+                cb.after_backward(state)
+            optimizer.step()
+            state.step += 1
+            state.batch_loss = value
+            history.step_loss.append(value)
+            total += value * len(idx)
+            count += len(idx)
+            for cb in callbacks:
+                cb.on_batch_end(state)
+            if max_steps is not None and state.step >= max_steps:
+                state.stop, state.stop_reason = True, state.stop_reason or "max steps"
+                break
+            if state.stop:
+                break
+        if count:
+            history.train_loss.append(total / count)
+            if val is not None:
+                vx, vy = _as_tensors(val)[:-1], _as_tensors(val)[-1]
+                with torch.no_grad():
+                    model.eval()
+                    vout = call(model, *(t.to(dev) for t in vx))
+                    vy = vy.to(dev)
+                    history.val_loss.append(float(loss_fn(vout, vy)))
+                    if vy.dtype == torch.int64 and vout.dim() == vy.dim() + 1:
+                        history.val_acc.append((vout.argmax(-1) == vy).float().mean().item())
+            history.epochs_run = epoch + 1
+            if scheduler is not None:
+                scheduler.step()
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+        if state.stop:
+            break
+    history.steps = state.step
+    if state.stop:
+        history.stop_reason = state.stop_reason
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return history

@@ -1,0 +1,24 @@
+"""Shared fixtures.
+
+`suite_results` runs every registered experiment once per test session (two at a time, as
+`dlterms run --all --jobs 2` does) into a temporary folder; the experiment tests and the website
+tests read from it. Set DLTERMS_TEST_JOBS to change the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def suite_results(tmp_path_factory) -> Path:
+    from dlterms.run import registered_ids, run_many
+
+    out = tmp_path_factory.mktemp("results")
+    ids = registered_ids()
+    if ids:
+        run_many(ids, jobs=int(os.environ.get("DLTERMS_TEST_JOBS", "2")), out=out)
+    return out

@@ -1,0 +1,105 @@
+"""The runner: registration, Result round-trip, atomic writes, failures and crashes as data."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dlterms import run as runmod
+from dlterms.run import Check, Result, Run, atomic_write_text, experiment, load_result, save_result
+
+
+def test_result_round_trips_through_json(tmp_path):
+    r = Result(term="ann", number=1, title="ANN", area="foundations", status="passed", seconds=1.5, seed=0,
+               device="cpu", metrics={"acc": 0.98, "inf": float("inf")},
+               checks=[Check("acc high", True, 0.98, ">= 0.97")])
+    save_result(r, tmp_path)
+    back = load_result("ann", tmp_path)
+    assert back.to_dict() == json.loads((tmp_path / "ann.json").read_text())
+    assert back.checks[0].passed and back.metrics["inf"] == "inf"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    atomic_write_text(target, "old")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runmod.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_run_records_metrics_checks_and_figures(tmp_path):
+    run = Run("ann", seed=3, out=tmp_path)
+    run.metric("a", 1.0)
+    run.metric("b", 2.0, key=True)
+    assert run.key_metric == "b"
+    assert run.check("holds", 1 < 2, observed=1, expected="< 2") is True
+    assert run.check("fails", False) is False
+    with run.figure("curve", alt="a line") as fig:
+        fig.subplots().plot([0, 1], [1, 0])
+    svg = (tmp_path / "ann-curve.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and run.figures[0].alt == "a line"
+    assert run.rng(1).integers(1000) == Run("x", seed=3).rng(1).integers(1000)
+
+
+def test_run_experiment_turns_exceptions_and_failed_checks_into_results(tmp_path, monkeypatch):
+    @experiment("ann")
+    def broken(run):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setitem(runmod._REGISTRY, "ann", broken)
+    r = runmod.run_experiment("ann", out=tmp_path)
+    assert r.status == "error" and "kaboom" in r.error
+    assert (tmp_path / "ann.json").exists()
+
+    def failing(run):
+        run.check("impossible", False, observed=0, expected="> 1")
+
+    monkeypatch.setitem(runmod._REGISTRY, "ann", failing)
+    r = runmod.run_experiment("ann", out=tmp_path)
+    assert r.status == "failed" and r.n_passed == 0
+
+    def silent(run):
+        run.metric("x", 1)
+
+    monkeypatch.setitem(runmod._REGISTRY, "ann", silent)
+    r = runmod.run_experiment("ann", out=tmp_path)
+    assert r.status == "error" and "recorded no checks" in r.error
+
+
+def test_bad_device_and_jobs():
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'auto', got 'tpu'"):
+        runmod.resolve_device("tpu")
+    with pytest.raises(ValueError, match="jobs must be >= 1, got 0"):
+        runmod.run_many(["ann"], jobs=0)
+
+
+def test_experiment_registered_twice_is_an_error():
+    def one(run): ...
+
+    def two(run): ...
+
+    experiment("zz-test-term")(one)
+    with pytest.raises(ValueError, match="registered twice"):
+        experiment("zz-test-term")(two)
+    runmod._REGISTRY.pop("zz-test-term")
+
+
+def test_run_many_survives_a_crashing_worker(tmp_path, monkeypatch):
+    """A worker killed mid-run is reported as an error; the others still complete."""
+    monkeypatch.setenv("DLTERMS_TEST_HOOK", "crash=ann,stub=mlp,stub=tensor")
+    seen = []
+    results = runmod.run_many(["ann", "mlp", "tensor"], jobs=2, out=tmp_path, on_result=seen.append)
+    by = {r.term: r for r in results}
+    assert by["ann"].status == "error" and "crashed" in by["ann"].error
+    assert by["mlp"].status == "passed" and by["tensor"].status == "passed"
+    assert [r.term for r in results] == ["ann", "mlp", "tensor"]
+    assert sorted(r.term for r in seen) == ["ann", "mlp", "tensor"]
