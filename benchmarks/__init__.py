@@ -1,0 +1,1 @@
+"""Benchmarks: ours vs PyTorch / scikit-learn, side by side."""
