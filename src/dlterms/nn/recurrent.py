@@ -1,6 +1,443 @@
-"""RNN, LSTM and GRU from their gate equations.
+r"""Recurrent layers: Elman RNN, LSTM and GRU, written from their gate equations.
 
-Not written yet (area `sequences`).
+A recurrent layer reads a sequence $x_1, \dots, x_T$ one step at a time and carries a hidden state
+$h_t$ from step to step, with the same weights at every step. Batch first: inputs are (B, T, I),
+outputs (B, T, D*H) with D = 2 when bidirectional; states are (L*D, B, H) as in PyTorch.
+
+Elman RNN (Elman, 1990, "Finding structure in time"):
+
+$$h_t = \tanh(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})$$
+
+LSTM (Hochreiter & Schmidhuber, 1997, "Long short-term memory"; forget gate from Gers, Schmidhuber &
+Cummins, 2000), gates in PyTorch's order i, f, g, o:
+
+$$\begin{aligned}
+i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\
+f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\
+c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
+h_t &= o_t \odot \tanh(c_t)
+\end{aligned}$$
+
+GRU (Cho et al., 2014, "Learning phrase representations using RNN encoder-decoder"), gates r, z, n:
+
+$$\begin{aligned}
+r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
+h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+\end{aligned}$$
+
+The gate matrices are stacked row-wise into one $W_{ih}$ of shape (G*H, I) and one $W_{hh}$ of shape
+(G*H, H) (G = 1, 4, 3 gates), under PyTorch's names `weight_ih_l{k}`, `weight_hh_l{k}`,
+`bias_ih_l{k}`, `bias_hh_l{k}` (and `..._reverse` for the backward direction), so a state dict of
+`torch.nn.LSTM` loads into `dlterms.nn.LSTM` and back.
+
+Speed: the input half $W_{ih} x_t + b_{ih}$ does not depend on the state, so it is computed for all
+time steps at once in one matrix product before the time loop; inside the loop each step costs one
+fused (B, H) x (H, G*H) product for all gates together, then element-wise gate arithmetic.
+
+Variable-length batches: `forward(x, hx, lengths=...)` freezes each sequence's state once its
+length is reached (and, for the backward direction, leaves it at $h_0$ until its last real step),
+so padded positions change nothing; their outputs are zero, as with PyTorch's packed sequences.
+
+One difference from PyTorch: `batch_first` defaults to True, the project's dimension order.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "init_forget_gate_bias_"]
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+# --------------------------------------------------------------------------- one time step
+# Each step function takes the input half of the pre-activations already computed,
+# xp = W_ih x_t + b_ih (+ b_hh where it can be folded in), shape (B, G*H), and the previous state.
+
+
+def _rnn_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None, relu: bool) -> Tensor:
+    # a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    a = torch.addmm(xp, h, w_hh_t) if b_hh is None else torch.addmm(xp + b_hh, h, w_hh_t)  # (B, H)
+    # h_t = tanh(a_t)   (or relu(a_t) for nonlinearity="relu")
+    return torch.relu(a) if relu else torch.tanh(a)
+
+
+def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
+               b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    # all four gates' pre-activations in one product: (B, H) x (H, 4H) -> (B, 4H)
+    gates = torch.addmm(xp, h, w_hh_t) if b_hh is None else torch.addmm(xp + b_hh, h, w_hh_t)
+    H = h.shape[-1]
+    # i_t, f_t, o_t = sigma(.);  g_t = tanh(.)
+    s = torch.sigmoid(gates)
+    i, f, o = s[:, :H], s[:, H:2 * H], s[:, 3 * H:]
+    g = torch.tanh(gates[:, 2 * H:3 * H])
+    # c_t = f_t * c_{t-1} + i_t * g_t
+    c = torch.addcmul(f * c, i, g)
+    # h_t = o_t * tanh(c_t)
+    h = o * torch.tanh(c)
+    return h, c
+
+
+def _gru_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
+    H = h.shape[-1]
+    # W_hh h_{t-1} + b_hh for r, z, n together: (B, H) x (H, 3H) -> (B, 3H)
+    hh = torch.mm(h, w_hh_t) if b_hh is None else torch.addmm(b_hh, h, w_hh_t)
+    # r_t, z_t = sigma(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})
+    rz = torch.sigmoid(xp[:, :2 * H] + hh[:, :2 * H])
+    r, z = rz[:, :H], rz[:, H:]
+    # n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+    n = torch.tanh(torch.addcmul(xp[:, 2 * H:], r, hh[:, 2 * H:]))
+    # h_t = (1 - z_t) * n_t + z_t * h_{t-1}  =  n_t + z_t * (h_{t-1} - n_t)
+    return torch.addcmul(n, z, h - n)
+
+
+def _check_sizes(input_size: int, hidden_size: int) -> None:
+    if not isinstance(input_size, int) or input_size < 1:
+        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    if not isinstance(hidden_size, int) or hidden_size < 1:
+        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+
+
+# --------------------------------------------------------------------------- cells
+
+
+class _CellBase(torch.nn.Module):
+    """One time step: parameters `weight_ih` (G*H, I), `weight_hh` (G*H, H), `bias_ih`, `bias_hh`."""
+
+    mode = ""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+        super().__init__()
+        _check_sizes(input_size, hidden_size)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        G = _GATES[self.mode]
+        self.weight_ih = torch.nn.Parameter(torch.empty(G * hidden_size, input_size))
+        self.weight_hh = torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size))
+        if bias:
+            self.bias_ih = torch.nn.Parameter(torch.empty(G * hidden_size))
+            self.bias_hh = torch.nn.Parameter(torch.empty(G * hidden_size))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), as in PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            torch.nn.init.uniform_(p, -bound, bound)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def _prepare(self, input: Tensor) -> tuple[Tensor, bool]:
+        if input.dim() not in (1, 2):
+            raise ValueError(f"input must be (B, input_size) or (input_size,), "
+                             f"got shape {tuple(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input's last dimension must be input_size={self.input_size}, "
+                             f"got {input.shape[-1]}")
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)
+        # xp = W_ih x + b_ih: (B, I) x (I, G*H) -> (B, G*H)
+        w_ih_t = self.weight_ih.t()
+        xp = x @ w_ih_t if self.bias_ih is None else torch.addmm(self.bias_ih, x, w_ih_t)
+        return xp, batched
+
+    def _state(self, hx: Tensor | None, xp: Tensor, batched: bool) -> Tensor:
+        if hx is None:
+            return xp.new_zeros(xp.shape[0], self.hidden_size)
+        h = hx if batched else hx.unsqueeze(0)
+        if h.shape != (xp.shape[0], self.hidden_size):
+            raise ValueError(f"hidden state must have shape {(xp.shape[0], self.hidden_size)}, "
+                             f"got {tuple(h.shape)}")
+        return h
+
+
+class RNNCell(_CellBase):
+    """Elman cell: h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (or relu)."""
+
+    mode = "RNN_TANH"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias)
+
+    def extra_repr(self) -> str:
+        extra = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
+        return super().extra_repr() + extra
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        xp, batched = self._prepare(input)
+        h = _rnn_step(xp, self._state(hx, xp, batched), self.weight_hh.t(), self.bias_hh,
+                      self.nonlinearity == "relu")
+        return h if batched else h.squeeze(0)
+
+
+class LSTMCell(_CellBase):
+    """LSTM cell: (h', c') from x and (h, c); see the module docstring for the gate equations."""
+
+    mode = "LSTM"
+
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        xp, batched = self._prepare(input)
+        h, c = (None, None) if hx is None else hx
+        h, c = _lstm_step(xp, self._state(h, xp, batched), self._state(c, xp, batched),
+                          self.weight_hh.t(), self.bias_hh)
+        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
+
+
+class GRUCell(_CellBase):
+    """GRU cell: h' from x and h; see the module docstring for the gate equations."""
+
+    mode = "GRU"
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        xp, batched = self._prepare(input)
+        h = _gru_step(xp, self._state(hx, xp, batched), self.weight_hh.t(), self.bias_hh)
+        return h if batched else h.squeeze(0)
+
+
+# --------------------------------------------------------------------------- multi-layer
+
+
+class _RNNBase(torch.nn.Module):
+    """Stacked, optionally bidirectional recurrent layers over whole sequences."""
+
+    mode = ""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = True, dropout: float = 0.0, bidirectional: bool = False):
+        super().__init__()
+        _check_sizes(input_size, hidden_size)
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.dropout = float(dropout)
+        G, D = _GATES[self.mode], 2 if bidirectional else 1
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else hidden_size * D
+            for suffix in ("", "_reverse")[:D]:
+                self.register_parameter(f"weight_ih_l{layer}{suffix}",
+                                        torch.nn.Parameter(torch.empty(G * hidden_size, in_size)))
+                self.register_parameter(f"weight_hh_l{layer}{suffix}",
+                                        torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size)))
+                if bias:
+                    self.register_parameter(f"bias_ih_l{layer}{suffix}",
+                                            torch.nn.Parameter(torch.empty(G * hidden_size)))
+                    self.register_parameter(f"bias_hh_l{layer}{suffix}",
+                                            torch.nn.Parameter(torch.empty(G * hidden_size)))
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), as in PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            torch.nn.init.uniform_(p, -bound, bound)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        s += f", batch_first={self.batch_first}"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    def _params(self, layer: int, reverse: bool):
+        sfx = f"l{layer}" + ("_reverse" if reverse else "")
+        return (getattr(self, f"weight_ih_{sfx}"), getattr(self, f"weight_hh_{sfx}"),
+                getattr(self, f"bias_ih_{sfx}", None), getattr(self, f"bias_hh_{sfx}", None))
+
+    def _n_states(self) -> int:
+        return 2 if self.mode == "LSTM" else 1
+
+    def forward(self, input: Tensor, hx=None, lengths: Tensor | None = None):
+        """Run the layers over a whole sequence.
+
+        Args:
+            input: (B, T, I) if batch_first else (T, B, I); or (T, I) unbatched.
+            hx: initial state (L*D, B, H) (for LSTM a pair (h_0, c_0)); zeros when None.
+            lengths: optional (B,) true lengths of a right-padded batch; steps past a sequence's
+                length leave its state unchanged and give zero outputs.
+        Returns:
+            output (B, T, D*H) (or (T, B, D*H)), and h_n (L*D, B, H) (for LSTM the pair (h_n, c_n)).
+        """
+        if input.dim() not in (2, 3):
+            raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), "
+                             f"got shape {tuple(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input's last dimension must be input_size={self.input_size}, "
+                             f"got {input.shape[-1]}")
+        batched = input.dim() == 3
+        if not batched:
+            x = input.unsqueeze(1)  # (T, 1, I)
+        else:
+            x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I): time-major inside
+        T, B, _ = x.shape
+        L, D = self.num_layers, self.num_directions
+        states = self._initial_states(hx, B, x, batched)  # each (L*D, B, H)
+        mask = None
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=x.device)
+            if lengths.shape != (B,):
+                raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
+            if int(lengths.min()) < 1 or int(lengths.max()) > T:
+                raise ValueError(f"lengths must lie in [1, {T}], got min {int(lengths.min())} "
+                                 f"and max {int(lengths.max())}")
+            # mask[t, b] = t < length_b: (T, B, 1)
+            mask = (torch.arange(T, device=x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
+        finals: list[list[Tensor]] = [[] for _ in range(self._n_states())]
+        for layer in range(L):
+            outs = []
+            for d in range(D):
+                w_ih, w_hh, b_ih, b_hh = self._params(layer, reverse=d == 1)
+                state = tuple(s[layer * D + d] for s in states)
+                out, state = self._direction(x, state, w_ih, w_hh, b_ih, b_hh, reverse=d == 1, mask=mask)
+                outs.append(out)
+                for k, s in enumerate(state):
+                    finals[k].append(s)
+            x = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
+            if self.dropout and self.training and layer < L - 1:
+                x = torch.nn.functional.dropout(x, self.dropout, training=True)
+        if mask is not None:
+            x = x * mask  # zero outputs at padded steps
+        output = x.transpose(0, 1) if (batched and self.batch_first) else x
+        h_n = [torch.stack(f) for f in finals]  # each (L*D, B, H)
+        if not batched:
+            output, h_n = output.squeeze(1), [h.squeeze(1) for h in h_n]
+        return output, (tuple(h_n) if self.mode == "LSTM" else h_n[0])
+
+    def _initial_states(self, hx, B: int, x: Tensor, batched: bool) -> tuple[Tensor, ...]:
+        n, shape = self._n_states(), (self.num_layers * self.num_directions, B, self.hidden_size)
+        if hx is None:
+            return tuple(x.new_zeros(shape) for _ in range(n))
+        hs = tuple(hx) if n == 2 else (hx,)
+        if len(hs) != n:
+            raise ValueError(f"hx must be a pair (h_0, c_0) for LSTM, got {len(hs)} tensors")
+        out = []
+        for h in hs:
+            h = h if batched else h.unsqueeze(1)
+            if h.shape != shape:
+                raise ValueError(f"initial state must have shape {shape}, got {tuple(h.shape)}")
+            out.append(h)
+        return tuple(out)
+
+    def _direction(self, x: Tensor, state: tuple[Tensor, ...], w_ih: Tensor, w_hh: Tensor,
+                   b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool, mask: Tensor | None):
+        """One layer in one direction. x: (T, B, I) -> outputs (T, B, H), final state."""
+        T = x.shape[0]
+        # Input half for all steps at once: (T, B, I) x (I, G*H) -> (T, B, G*H).
+        # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
+        # GRU keeps b_hn inside r_t * (W_hn h + b_hn), so its b_hh stays in the step.
+        xp = x @ w_ih.t()
+        step_b_hh = b_hh
+        if b_ih is not None:
+            if self.mode == "GRU":
+                xp = xp + b_ih
+            else:
+                xp, step_b_hh = xp + (b_ih + b_hh), None
+        xs = xp.unbind(0)  # T views of (B, G*H)
+        w_hh_t = w_hh.t()
+        masks = mask.unbind(0) if mask is not None else None
+        outs: list[Tensor] = [None] * T  # type: ignore[list-item]
+        order = range(T - 1, -1, -1) if reverse else range(T)
+        if self.mode == "LSTM":
+            h, c = state
+            for t in order:
+                h_new, c_new = _lstm_step(xs[t], h, c, w_hh_t, step_b_hh)
+                if masks is not None:
+                    h, c = torch.where(masks[t], h_new, h), torch.where(masks[t], c_new, c)
+                else:
+                    h, c = h_new, c_new
+                outs[t] = h
+            final = (h, c)
+        else:
+            (h,) = state
+            relu = self.mode == "RNN_RELU"
+            for t in order:
+                h_new = (_gru_step(xs[t], h, w_hh_t, step_b_hh) if self.mode == "GRU"
+                         else _rnn_step(xs[t], h, w_hh_t, step_b_hh, relu))
+                h = torch.where(masks[t], h_new, h) if masks is not None else h_new
+                outs[t] = h
+            final = (h,)
+        return torch.stack(outs), final
+
+
+class RNN(_RNNBase):
+    """Multi-layer Elman RNN, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); drop-in for torch.nn.RNN
+    (except that `batch_first` defaults to True)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = True, dropout: float = 0.0,
+                 bidirectional: bool = False):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+
+    def extra_repr(self) -> str:
+        extra = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
+        return super().extra_repr() + extra
+
+
+class LSTM(_RNNBase):
+    """Multi-layer LSTM; returns (output, (h_n, c_n)); drop-in for torch.nn.LSTM without proj_size
+    (except that `batch_first` defaults to True)."""
+
+    mode = "LSTM"
+
+
+class GRU(_RNNBase):
+    """Multi-layer GRU; returns (output, h_n); drop-in for torch.nn.GRU (except that `batch_first`
+    defaults to True)."""
+
+    mode = "GRU"
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+@torch.no_grad()
+def init_forget_gate_bias_(module: torch.nn.Module, value: float = 1.0) -> torch.nn.Module:
+    """Set every LSTM forget-gate bias so that b_if + b_hf = `value`; returns the module.
+
+    With a large positive value, f_t = sigma(...) starts near 1, so c_t = f_t c_{t-1} + ... keeps
+    what it stored and gradients flow back through many steps from the first update (Gers et al.,
+    2000; Jozefowicz et al., 2015 recommend 1). Works on our LSTM/LSTMCell and on torch's, since
+    both use the same names and gate order (i, f, g, o).
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"value must be finite, got {value}")
+    kinds = LSTM | LSTMCell | torch.nn.LSTM | torch.nn.LSTMCell
+    lstms = [m for m in module.modules() if isinstance(m, kinds)]
+    if not lstms:
+        raise ValueError(f"module contains no LSTM or LSTMCell: {type(module).__name__}")
+    for m in lstms:
+        for name, p in m.named_parameters(recurse=False):
+            if name.startswith("bias_ih") or name.startswith("bias_hh"):
+                H = p.shape[0] // 4
+                # the forget gate is the second of four blocks (i, f, g, o): rows H..2H
+                p[H:2 * H] = value if name.startswith("bias_ih") else 0.0
+    return module
