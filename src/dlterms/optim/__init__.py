@@ -1,1 +1,14 @@
-"""Optimisers written from their update equations, with torch.optim's interface."""
+"""Optimisers written from their update equations, with torch.optim's interface.
+
+Every optimiser subclasses `torch.optim.Optimizer` (so `param_groups`, `zero_grad`, `step(closure)`,
+`state_dict`/`load_state_dict` and torch's schedulers work) and is checked against `torch.optim`
+in tests. Naming rule: PyTorch's argument names outside (`lr, betas, eps, weight_decay`), the
+papers' symbols inside (`m, v, beta1`).
+"""
+
+from dlterms.optim.adam import Adam, AdamW
+from dlterms.optim.clip import clip_grad_norm_, clip_grad_value_
+from dlterms.optim.rmsprop import RMSprop
+from dlterms.optim.sgd import SGD
+
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm_", "clip_grad_value_"]

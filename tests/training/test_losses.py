@@ -1,0 +1,179 @@
+"""Our losses equal torch.nn.functional's, in value and in gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlterms import losses
+
+TOL = 1e-6
+
+
+def _pair(ours_fn, ref_fn, *inputs):
+    """Values and gradients (w.r.t. the first input) of both functions."""
+    a = inputs[0].detach().clone().requires_grad_(True)
+    b = inputs[0].detach().clone().requires_grad_(True)
+    va, vb = ours_fn(a, *inputs[1:]), ref_fn(b, *inputs[1:])
+    va.sum().backward()
+    vb.sum().backward()
+    return va.detach(), vb.detach(), a.grad, b.grad
+
+
+def _close(ours, ref, tol=TOL):
+    assert ours.shape == ref.shape
+    assert torch.allclose(ours, ref, atol=tol, rtol=tol), (ours - ref).abs().max()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name,kw", [("mse_loss", {}), ("l1_loss", {}), ("huber_loss", {}),
+                                     ("huber_loss", {"delta": 0.3}), ("huber_loss", {"delta": 2.5})])
+def test_regression_losses_match_torch(name, kw, reduction):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64) * 2
+    y = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    va, vb, ga, gb = _pair(lambda a, b: getattr(losses, name)(a, b, reduction=reduction, **kw),
+                           lambda a, b: getattr(F, name)(a, b, reduction=reduction, **kw), x, y)
+    _close(va, vb)
+    _close(ga, gb)
+
+
+def test_huber_hand_worked():
+    r = torch.tensor([0.5, -2.0])
+    # 0.5 * 0.25 = 0.125 ; 1 * (2 - 0.5) = 1.5
+    assert torch.allclose(losses.huber_loss(r, torch.zeros(2), reduction="none"), torch.tensor([0.125, 1.5]))
+
+
+def test_hinge_matches_formula_and_sklearn():
+    from sklearn.metrics import hinge_loss as sk_hinge
+
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(50, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (50,), generator=g).double() * 2 - 1
+    ours = losses.hinge_loss(s, y)
+    assert abs(ours.item() - sk_hinge(y.numpy(), s.numpy())) < 1e-12
+    # hand-worked: y=+1, s=0.3 -> 0.7; y=-1, s=-2 -> 0; y=+1, s=-1 -> 2
+    hw = losses.hinge_loss(torch.tensor([0.3, -2.0, -1.0]), torch.tensor([1.0, -1.0, 1.0]), reduction="none")
+    assert torch.allclose(hw, torch.tensor([0.7, 0.0, 2.0]))
+    with pytest.raises(ValueError, match="must be -1 or \\+1"):
+        losses.hinge_loss(s, (y > 0).double())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_multi_margin_matches_torch(reduction):
+    g = torch.Generator().manual_seed(2)
+    x, t = torch.randn(9, 5, generator=g, dtype=torch.float64), torch.randint(0, 5, (9,), generator=g)
+    va, vb, ga, gb = _pair(lambda a, b: losses.multi_margin_loss(a, b, margin=0.7, reduction=reduction),
+                           lambda a, b: F.multi_margin_loss(a, b, margin=0.7, reduction=reduction), x, t)
+    _close(va, vb)
+    _close(ga, gb)
+
+
+def test_log_softmax_matches_torch_and_is_stable():
+    z = torch.tensor([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]])
+    _close(losses.log_softmax(z, 1), F.log_softmax(z, 1))
+    assert torch.isfinite(losses.log_softmax(z, 1)).all()
+
+
+CE_CASES = [
+    dict(),
+    dict(label_smoothing=0.1),
+    dict(weight=True),
+    dict(weight=True, label_smoothing=0.2),
+    dict(ignore_index=2),
+    dict(ignore_index=2, weight=True, label_smoothing=0.3),
+    dict(ignore_index=-100, label_smoothing=1.0),
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kw", CE_CASES)
+@pytest.mark.parametrize("shape", [(8, 5), (4, 5, 3), (5,)])
+def test_cross_entropy_class_targets_match_torch(kw, reduction, shape):
+    g = torch.Generator().manual_seed(3)
+    kw = dict(kw)
+    if kw.pop("weight", False):
+        kw["weight"] = torch.rand(5, generator=g, dtype=torch.float64) + 0.1
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * 3
+    tshape = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+    t = torch.randint(0, 5, tshape, generator=g)
+    if len(shape) > 1:
+        t.view(-1)[0] = 2  # so ignore_index=2 has something to ignore
+    va, vb, ga, gb = _pair(lambda a, b: losses.cross_entropy(a, b, reduction=reduction, **kw),
+                           lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kw), x, t)
+    _close(va, vb)
+    _close(ga, gb)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kw", [dict(), dict(label_smoothing=0.25), dict(weight=True)])
+def test_cross_entropy_probability_targets_match_torch(kw, reduction):
+    g = torch.Generator().manual_seed(4)
+    kw = dict(kw)
+    if kw.pop("weight", False):
+        kw["weight"] = torch.rand(6, generator=g, dtype=torch.float64) + 0.1
+    x = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    p = torch.softmax(torch.randn(10, 6, generator=g, dtype=torch.float64), 1)
+    va, vb, ga, gb = _pair(lambda a, b: losses.cross_entropy(a, b, reduction=reduction, **kw),
+                           lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kw), x, p)
+    _close(va, vb)
+    _close(ga, gb)
+
+
+def test_cross_entropy_gradient_is_softmax_minus_onehot():
+    z = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    losses.cross_entropy(z, y, reduction="sum").backward()
+    assert torch.allclose(z.grad, torch.softmax(z.detach(), 1) - F.one_hot(y, 4).double(), atol=1e-12)
+
+
+def test_cross_entropy_stable_for_huge_logits():
+    z = torch.tensor([[1000.0, -1000.0], [-1000.0, 1000.0]], requires_grad=True)
+    loss = losses.cross_entropy(z, torch.tensor([1, 1]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+    assert abs(loss.item() - 1000.0) < 1e-3  # (2000 + 0) / 2
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kw", [dict(), dict(pos_weight=True), dict(weight=True)])
+def test_bce_with_logits_matches_torch(kw, reduction):
+    g = torch.Generator().manual_seed(5)
+    kw = dict(kw)
+    if kw.pop("pos_weight", False):
+        kw["pos_weight"] = torch.rand(3, generator=g, dtype=torch.float64) * 3
+    if kw.pop("weight", False):
+        kw["weight"] = torch.rand(3, generator=g, dtype=torch.float64)
+    x = torch.randn(8, 3, generator=g, dtype=torch.float64) * 30  # large logits too
+    y = torch.rand(8, 3, generator=g, dtype=torch.float64)
+    ours, ref = losses.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits
+    va, vb, ga, gb = _pair(lambda a, b: ours(a, b, reduction=reduction, **kw),
+                           lambda a, b: ref(a, b, reduction=reduction, **kw), x, y)
+    _close(va, vb)
+    _close(ga, gb)
+
+
+def test_modules_match_functions():
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    w = torch.tensor([1.0, 2.0, 0.5])
+    m = losses.CrossEntropyLoss(weight=w, label_smoothing=0.1)
+    assert torch.allclose(m(x, y), torch.nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)(x, y), atol=1e-6)
+    assert "label_smoothing=0.1" in repr(m)
+    assert torch.allclose(losses.MSELoss()(x, x * 2), F.mse_loss(x, x * 2))
+    assert torch.allclose(losses.HuberLoss(delta=0.5)(x, -x), F.huber_loss(x, -x, delta=0.5))
+    assert torch.allclose(losses.L1Loss(reduction="sum")(x, -x), F.l1_loss(x, -x, reduction="sum"))
+
+
+def test_bad_arguments_raise():
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    with pytest.raises(ValueError, match="reduction must be one of .* got 'avg'"):
+        losses.cross_entropy(x, y, reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing must be in \\[0, 1\\], got 1.5"):
+        losses.cross_entropy(x, y, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="weight must have shape \\(3,\\)"):
+        losses.cross_entropy(x, y, weight=torch.ones(4))
+    with pytest.raises(ValueError, match="delta must be > 0, got 0"):
+        losses.huber_loss(x, x, delta=0)
+    with pytest.raises(ValueError, match="same shape"):
+        losses.mse_loss(x, x[:2])
