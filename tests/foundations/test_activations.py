@@ -1,0 +1,112 @@
+"""Activations, their derivatives and softmax against torch.nn.functional and torch.autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlterms.nn import activations as A
+
+# Inputs covering both signs, zero exactly, the saturated tails and large magnitudes.
+X = torch.cat([torch.linspace(-30, 30, 601, dtype=torch.float64),
+               torch.tensor([0.0, -1e-9, 1e-9, -700.0, 700.0], dtype=torch.float64)])
+
+REFERENCES = [
+    ("sigmoid", A.sigmoid, A.sigmoid_derivative, torch.sigmoid, {}),
+    ("tanh", A.tanh, A.tanh_derivative, torch.tanh, {}),
+    ("relu", A.relu, A.relu_derivative, F.relu, {}),
+    ("leaky_relu", A.leaky_relu, A.leaky_relu_derivative, F.leaky_relu, {"negative_slope": 0.1}),
+    ("gelu", A.gelu, A.gelu_derivative, F.gelu, {}),
+    ("gelu_tanh", A.gelu, A.gelu_derivative, F.gelu, {"approximate": "tanh"}),
+]
+
+
+@pytest.mark.parametrize("name,fn,dfn,ref,kw", REFERENCES, ids=[r[0] for r in REFERENCES])
+# float32: torch's own tanh-GELU gradient loses ~2e-6 to cancellation in the far tail (x near -5, where
+# ours keeps 1 - tanh^2 > 0), hence the absolute tolerance of 5e-6 there.
+@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float64, 1e-12, 1e-12), (torch.float32, 2e-6, 5e-6)])
+def test_values_and_derivatives_match_torch(name, fn, dfn, ref, kw, dtype, rtol, atol):
+    x = X.to(dtype).clone().requires_grad_(True)
+    xr = X.to(dtype).clone().requires_grad_(True)
+    y, yr = fn(x, **kw), ref(xr, **kw)
+    torch.testing.assert_close(y, yr, rtol=rtol, atol=atol)
+    # autograd through our forward, and our hand-written derivative, both equal torch's derivative
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (gr,) = torch.autograd.grad(yr.sum(), xr)
+    torch.testing.assert_close(g, gr, rtol=rtol, atol=atol)
+    torch.testing.assert_close(dfn(X.to(dtype), **kw), gr, rtol=rtol, atol=atol)
+    assert torch.isfinite(y).all() and torch.isfinite(g).all()
+
+
+def test_derivatives_at_zero_follow_torch_conventions():
+    z = torch.zeros(1, dtype=torch.float64)
+    assert A.relu_derivative(z).item() == 0.0
+    assert A.leaky_relu_derivative(z, 0.2).item() == pytest.approx(0.2)
+    assert A.sigmoid_derivative(z).item() == 0.25
+    assert A.tanh_derivative(z).item() == 1.0
+
+
+def test_sigmoid_derivative_never_exceeds_a_quarter():
+    assert A.sigmoid_derivative(X).max().item() == pytest.approx(0.25, abs=1e-15)
+
+
+def test_tanh_is_accurate_near_zero():
+    x = torch.tensor([1e-8, -3e-9], dtype=torch.float32)
+    torch.testing.assert_close(A.tanh(x), torch.tanh(x), rtol=1e-6, atol=0)
+
+
+def test_second_derivative_flows_through_our_forward():
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(A.sigmoid(x).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    s = torch.sigmoid(x.detach())
+    torch.testing.assert_close(h, s * (1 - s) * (1 - 2 * s), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,dim", [((7,), 0), ((4, 5), -1), ((4, 5), 0), ((2, 3, 6), 1), ((2, 3, 6), -1)])
+def test_softmax_and_log_softmax_match_torch(shape, dim):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * 10).requires_grad_(True)
+    xr = x.detach().clone().requires_grad_(True)
+    w = torch.randn(shape, generator=g, dtype=torch.float64)
+    for ours, ref in ((A.softmax, F.softmax), (A.log_softmax, F.log_softmax)):
+        y, yr = ours(x, dim=dim), ref(xr, dim=dim)
+        torch.testing.assert_close(y, yr, rtol=1e-12, atol=1e-14)
+        (gx,) = torch.autograd.grad((y * w).sum(), x)
+        (gr,) = torch.autograd.grad((yr * w).sum(), xr)
+        torch.testing.assert_close(gx, gr, rtol=1e-10, atol=1e-12)
+
+
+def test_softmax_is_stable_for_huge_logits_and_handles_minus_infinity():
+    z = torch.tensor([[1000.0, 999.0, -1000.0], [0.0, float("-inf"), 1.0]])
+    p = A.softmax(z)
+    assert torch.isfinite(p).all()
+    torch.testing.assert_close(p, F.softmax(z, dim=-1), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(A.log_softmax(z)[0], F.log_softmax(z, dim=-1)[0], rtol=1e-6, atol=1e-6)
+    naive = torch.exp(z[0]) / torch.exp(z[0]).sum()
+    assert torch.isnan(naive).any()
+
+
+def test_modules_match_functions_and_repr():
+    x = torch.randn(3, 4)
+    assert torch.equal(A.LeakyReLU(0.2)(x), A.leaky_relu(x, 0.2))
+    assert torch.equal(A.GELU("tanh")(x), A.gelu(x, "tanh"))
+    assert torch.equal(A.Softmax(dim=0)(x), A.softmax(x, 0))
+    assert torch.equal(A.LogSoftmax(dim=1)(x), A.log_softmax(x, 1))
+    assert "negative_slope=0.2" in repr(A.LeakyReLU(0.2))
+    assert "dim=0" in repr(A.Softmax(0))
+    assert isinstance(A.get_activation("ReLU"), A.ReLU)
+    assert isinstance(A.get_activation(None), A.Identity)
+    assert isinstance(A.get_activation(A.Tanh), A.Tanh)
+
+
+def test_bad_input_raises_value_error():
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got 'erf'"):
+        A.GELU("erf")
+    with pytest.raises(ValueError, match="negative_slope must be a finite number"):
+        A.LeakyReLU(float("nan"))
+    with pytest.raises(ValueError, match=r"dim must be an integer in \[-2, 1\].*got 2"):
+        A.softmax(torch.zeros(2, 3), dim=2)
+    with pytest.raises(ValueError, match="activation must be one of .* got 'swishy'"):
+        A.get_activation("swishy")
