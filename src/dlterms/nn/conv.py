@@ -1,6 +1,317 @@
-"""1-D and 2-D convolution by im2col/unfold.
+r"""Convolution, 1-D and 2-D, written as im2col followed by one matrix multiplication.
 
-Not written yet (area `vision`).
+A convolutional layer (LeCun et al., 1989; as computed by every deep-learning library, which is
+strictly a *cross-correlation*: the kernel is not flipped) maps an input
+$x \in \mathbb{R}^{B \times C_{in} \times H \times W}$ to
+
+$$y[b, o, i, j] = \beta_o + \sum_{c \in G(o)} \sum_{m=0}^{k_h-1} \sum_{n=0}^{k_w-1}
+    w[o, c, m, n]\; \tilde{x}[b, c,\; s_h i + d_h m,\; s_w j + d_w n]$$
+
+where $\tilde{x}$ is $x$ zero-padded by $p$ on each side, $s$ is the stride, $d$ the dilation, and
+$G(o)$ the $C_{in}/g$ input channels of output channel $o$'s group when the channels are split into
+$g$ groups. Each output position sees a window of $k_h \times k_w$ positions spaced $d$ apart.
+The output length along a dimension of input length $n$ is
+
+$$n_{out} = \left\lfloor \frac{n + 2p - d(k - 1) - 1}{s} \right\rfloor + 1 .$$
+
+im2col (Chellapilla et al., 2006, "High Performance Convolutional Neural Networks for Document
+Processing") turns the sum into one matrix product: copy every window into a row of a matrix
+$X_{col} \in \mathbb{R}^{(B\,n_{out}) \times (k\,C_{in})}$ and multiply by the kernels laid out as
+$W \in \mathbb{R}^{(k\,C_{in}) \times C_{out}}$: $Y = X_{col} W + \beta$. The backward pass of im2col
+(col2im) adds each window's gradient back onto the positions it was copied from.
+
+Layout: the public tensors are batch first and channels first, (B, C, L) and (B, C, H, W), with
+PyTorch's parameter names and shapes (`weight` (C_out, C_in/groups, *kernel_size), `bias` (C_out,)),
+so a state dict loads into `torch.nn.Conv2d` and back. Inside, windows are gathered channels-last,
+(B, *out, *kernel, C), because then each copied run of memory is a whole channel vector; the output
+is returned as a channels-first *view* of a channels-last tensor, so the next layer's permute is free.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Conv1d", "Conv2d", "conv1d", "conv2d", "conv_output_size", "im2col", "sliding_windows"]
+
+
+def _tuple(value, n: int, name: str) -> tuple[int, ...]:
+    """An int or a length-n sequence of ints as an n-tuple."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * n
+    if isinstance(value, Sequence) and len(value) == n and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
+
+
+def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    r"""$\lfloor (n + 2p - d(k-1) - 1) / s \rfloor + 1$: output length of a convolution or pooling window.
+
+    Raises ValueError when the (dilated) kernel does not fit in the padded input.
+    """
+    for name, v, low in (("n", n, 1), ("kernel_size", kernel_size, 1), ("stride", stride, 1),
+                         ("padding", padding, 0), ("dilation", dilation, 1)):
+        if not isinstance(v, int) or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    span = dilation * (kernel_size - 1) + 1  # extent of the dilated kernel
+    if n + 2 * padding < span:
+        raise ValueError(f"the kernel spans {span} positions (kernel_size={kernel_size}, "
+                         f"dilation={dilation}) "
+                         f"but the padded input has only {n + 2 * padding} (n={n}, padding={padding})")
+    return (n + 2 * padding - span) // stride + 1
+
+
+def _pad_channels_last(x: torch.Tensor, pads: Sequence[tuple[int, int]], value: float) -> torch.Tensor:
+    """Pad the spatial dims of a channels-last (B, *spatial, C) tensor by (before, after) each."""
+    if not any(a or b for a, b in pads):
+        return x.contiguous()
+    shape = [x.shape[0]] + [s + a + b for s, (a, b) in zip(x.shape[1:-1], pads)] + [x.shape[-1]]
+    out = x.new_full(shape, value)
+    inner = (slice(None),) + tuple(slice(a, a + s) for s, (a, _) in zip(x.shape[1:-1], pads))
+    out[inner] = x
+    return out
+
+
+def _window_slices(offset: Sequence[int], out: Sequence[int], stride: Sequence[int],
+                   dilation: Sequence[int]) -> tuple[slice, ...]:
+    """The input positions d*m + s*i (i = 0..out-1) that kernel offset m reads, one slice per dim."""
+    return tuple(slice(d * m, d * m + s * (o - 1) + 1, s)
+                 for m, o, s, d in zip(offset, out, stride, dilation))
+
+
+class _Im2col(torch.autograd.Function):
+    """im2col on a channels-last padded input: (B, *spatial, C) -> (B, *out, *kernel, C), a copy.
+
+    Forward is a strided view of the input copied into contiguous memory. Backward is col2im: each
+    kernel offset's slab of gradients is added back onto the input positions it was read from.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, kernel, stride, dilation, out):
+        ctx.meta = (xp.shape, kernel, stride, dilation, out)
+        nd = len(kernel)
+        sizes = (xp.shape[0], *out, *kernel, xp.shape[-1])
+        st = xp.stride()
+        # window (i, m) reads position s*i + d*m: stride s*st along i, d*st along m
+        strides = (st[0], *(s * st[1 + k] for k, s in enumerate(stride)),
+                   *(d * st[1 + k] for k, d in enumerate(dilation)), st[nd + 1])
+        return xp.as_strided(sizes, strides).contiguous()  # (B, *out, *kernel, C)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, kernel, stride, dilation, out = ctx.meta
+        nd = len(kernel)
+        gx = grad.new_zeros(shape)  # (B, *spatial, C)
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            sl = _window_slices(offset, out, stride, dilation)
+            # col2im: x~[b, s*i + d*m, c] += dX_col[b, i, m, c]
+            gx[(slice(None), *sl)] += grad[(slice(None),) * (nd + 1) + offset]
+        return gx, None, None, None, None
+
+
+def sliding_windows(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1,
+                    pad_value: float = 0.0) -> torch.Tensor:
+    """Every window of a channels-first input, gathered channels-last.
+
+    Args:
+        x: (B, C, *spatial) with 1 or 2 spatial dims.
+        padding: int, per-dim ints, or per-dim (before, after) pairs.
+        pad_value: what the padding holds (0 for convolution, -inf for max pooling).
+    Returns:
+        (B, *out, *kernel_size, C) where out is given by `conv_output_size` per dimension.
+    """
+    nd = x.dim() - 2
+    if nd not in (1, 2):
+        raise ValueError(f"expected input of shape (B, C, L) or (B, C, H, W), got {tuple(x.shape)}")
+    k = _tuple(kernel_size, nd, "kernel_size")
+    s = _tuple(stride, nd, "stride")
+    d = _tuple(dilation, nd, "dilation")
+    if isinstance(padding, Sequence) and len(padding) == nd and all(isinstance(p, tuple) for p in padding):
+        pads = [tuple(p) for p in padding]
+    else:
+        pads = [(p, p) for p in _tuple(padding, nd, "padding")]
+    out = []
+    for i in range(nd):
+        span = d[i] * (k[i] - 1) + 1
+        n = x.shape[2 + i] + pads[i][0] + pads[i][1]
+        if n < span:
+            raise ValueError(f"spatial dimension {i} (input dim {2 + i}) has size {x.shape[2 + i]} "
+                             f"(+{pads[i][0] + pads[i][1]} padding) but the kernel spans {span}")
+        if min(k[i], s[i], d[i]) < 1 or min(pads[i]) < 0:
+            raise ValueError(f"kernel_size, stride, dilation must be >= 1 and padding >= 0, got "
+                             f"{k}, {s}, {d}, {pads}")
+        out.append((n - span) // s[i] + 1)
+    x_cl = x.movedim(1, -1)  # (B, *spatial, C); free when x is a channels-first view of channels-last
+    xp = _pad_channels_last(x_cl, pads, pad_value)  # (B, *padded, C), contiguous
+    return _Im2col.apply(xp, k, s, d, tuple(out))  # (B, *out, *k, C)
+
+
+def im2col(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1) -> torch.Tensor:
+    """The im2col matrix in `torch.nn.functional.unfold`'s layout: (B, C * prod(kernel), L_out).
+
+    Rows are ordered channel-major then kernel position, columns are output positions (row-major).
+    """
+    cols = sliding_windows(x, kernel_size, stride, padding, dilation)  # (B, *out, *k, C)
+    nd = x.dim() - 2
+    b, c = x.shape[:2]
+    out = cols.shape[1:1 + nd]
+    # (B, *out, *k, C) -> (B, C, *k, *out) -> (B, C*prod(k), prod(out))
+    perm = (0, 2 * nd + 1, *range(nd + 1, 2 * nd + 1), *range(1, nd + 1))
+    return cols.permute(perm).reshape(b, -1, math.prod(out))
+
+
+def _resolve_padding(padding, kernel, dilation, stride, nd) -> list[tuple[int, int]]:
+    if padding == "valid":
+        return [(0, 0)] * nd
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+        pads = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)  # keeps n_out = n at stride 1; torch puts the odd one on the right
+            pads.append((total // 2, total - total // 2))
+        return pads
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}")
+    p = _tuple(padding, nd, "padding")
+    if min(p) < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    return [(v, v) for v in p]
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation,
+          groups: int, nd: int) -> torch.Tensor:
+    if x.dim() != nd + 2:
+        names = "(B, C, L)" if nd == 1 else "(B, C, H, W)"
+        raise ValueError(f"expected a {nd + 2}-D input {names}, got shape {tuple(x.shape)}")
+    if weight.dim() != nd + 2:
+        raise ValueError(f"weight must be (C_out, C_in/groups, *kernel_size) with {nd} kernel dims, "
+                         f"got shape {tuple(weight.shape)}")
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+    b, c_in = x.shape[:2]
+    c_out, c_g = weight.shape[:2]
+    if c_in != c_g * groups:
+        raise ValueError(f"input channel dimension (dim 1) is {c_in} but the weight expects "
+                         f"{c_g} x groups={groups} = {c_g * groups}")
+    if c_out % groups:
+        raise ValueError(f"out_channels={c_out} is not divisible by groups={groups}")
+    kernel = tuple(weight.shape[2:])
+    s = _tuple(stride, nd, "stride")
+    d = _tuple(dilation, nd, "dilation")
+    pads = _resolve_padding(padding, kernel, d, s, nd)
+    cols = sliding_windows(x, kernel, s, pads, d)  # (B, *out, *k, C_in)
+    out = cols.shape[1:1 + nd]
+    n, kk = b * math.prod(out), math.prod(kernel)
+    # kernels laid out to match the windows: (C_out, C_g, *k) -> (C_out, *k, C_g)
+    w = weight.movedim(1, -1)
+    if groups == 1:
+        # Y = X_col W: (B*prod(out), prod(k)*C_in) @ (prod(k)*C_in, C_out)
+        y = cols.reshape(n, kk * c_in) @ w.reshape(c_out, kk * c_in).t()  # (N, C_out)
+    else:
+        o_g = c_out // groups
+        xg = cols.reshape(n, kk, groups, c_g).permute(2, 0, 1, 3)  # (G, N, kk, C_g)
+        xg = xg.reshape(groups, n, kk * c_g)  # (G, N, kk*C_g)
+        wg = w.reshape(groups, o_g, kk * c_g).transpose(1, 2)  # (G, kk*C_g, O_g)
+        y = torch.bmm(xg, wg).permute(1, 0, 2).reshape(n, c_out)  # (G, N, O_g) -> (N, C_out)
+    if bias is not None:
+        y = y + bias  # + beta_o
+    y = y.view(b, *out, c_out)  # (B, *out, C_out)
+    return y.movedim(-1, 1)  # (B, C_out, *out), a channels-first view
+
+
+def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> torch.Tensor:
+    """1-D convolution (cross-correlation) of x (B, C_in, L) with weight (C_out, C_in/groups, k)."""
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> torch.Tensor:
+    """2-D convolution (cross-correlation) of x (B, C_in, H, W) with weight (C_out, C_in/groups, kh, kw)."""
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 2)
+
+
+class _ConvNd(nn.Module):
+    _nd = 0
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__()
+        nd = self._nd
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if in_channels % groups:
+            raise ValueError(f"in_channels={in_channels} must be divisible by groups={groups}")
+        if out_channels % groups:
+            raise ValueError(f"out_channels={out_channels} must be divisible by groups={groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f"only padding_mode='zeros' is implemented, got {padding_mode!r}")
+        self.kernel_size = _tuple(kernel_size, nd, "kernel_size")
+        self.stride = _tuple(stride, nd, "stride")
+        self.dilation = _tuple(dilation, nd, "dilation")
+        for name, v in (("kernel_size", self.kernel_size), ("stride", self.stride),
+                        ("dilation", self.dilation)):
+            if min(v) < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        _resolve_padding(padding, self.kernel_size, self.dilation, self.stride, nd)  # validates
+        self.padding = padding if isinstance(padding, str) else _tuple(padding, nd, "padding")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.padding_mode = padding_mode
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size,
+                                               **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias,
+        fan_in = C_in/groups * prod(kernel_size) (Kaiming-uniform with a = sqrt(5))."""
+        fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound)
+
+    def output_size(self, *spatial: int) -> tuple[int, ...]:
+        """Output spatial size for an input of the given spatial size."""
+        if len(spatial) != self._nd:
+            raise ValueError(f"give {self._nd} spatial sizes, got {spatial}")
+        pads = _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, self._nd)
+        return tuple((n + a + b - d * (k - 1) - 1) // s + 1
+                     for n, (a, b), k, s, d in zip(spatial, pads, self.kernel_size, self.stride,
+                                                   self.dilation))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                     self._nd)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0,) * self._nd, "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self._nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (B, C_in, L) -> (B, C_out, L_out); arguments as `torch.nn.Conv1d`."""
+
+    _nd = 1
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over (B, C_in, H, W) -> (B, C_out, H_out, W_out); arguments as `torch.nn.Conv2d`."""
+
+    _nd = 2

@@ -1,0 +1,156 @@
+"""Our im2col convolution against torch's conv1d/conv2d on random shapes, values and gradients."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlterms.nn import Conv1d, Conv2d, conv1d, conv2d, conv_output_size, im2col
+
+ATOL, RTOL = 1e-5, 1e-4
+
+
+def _random_case(rng: random.Random, nd: int):
+    groups = rng.choice([1, 1, 2, 3])
+    c_in = groups * rng.randint(1, 3)
+    c_out = groups * rng.randint(1, 3)
+    k = tuple(rng.randint(1, 4) for _ in range(nd))
+    s = tuple(rng.randint(1, 3) for _ in range(nd))
+    d = tuple(rng.randint(1, 3) for _ in range(nd))
+    p = tuple(rng.randint(0, 3) for _ in range(nd))
+    size = tuple(rng.randint(max(1, di * (ki - 1) + 1 - 2 * pi), 11) for ki, di, pi in zip(k, d, p))
+    b = rng.randint(1, 3)
+    return b, c_in, c_out, k, s, d, p, size, groups
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("case", range(25))
+def test_matches_torch_on_random_shapes(nd, case):
+    rng = random.Random(1000 * nd + case)
+    b, c_in, c_out, k, s, d, p, size, groups = _random_case(rng, nd)
+    torch.manual_seed(case)
+    x = torch.randn(b, c_in, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(c_out, c_in // groups, *k, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(c_out, dtype=torch.float64, requires_grad=True)
+    ours_fn, ref_fn = (conv1d, F.conv1d) if nd == 1 else (conv2d, F.conv2d)
+    y = ours_fn(x, w, bias, stride=s, padding=p, dilation=d, groups=groups)
+    ref = ref_fn(x, w, bias, stride=s, padding=p, dilation=d, groups=groups)
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref, atol=1e-10, rtol=1e-10)
+    g = torch.randn_like(ref)
+    ours_g = torch.autograd.grad(y, (x, w, bias), g)
+    ref_g = torch.autograd.grad(ref, (x, w, bias), g)
+    for a, r in zip(ours_g, ref_g):
+        torch.testing.assert_close(a, r, atol=1e-10, rtol=1e-10)
+    # the output-size formula holds on every dimension
+    for i in range(nd):
+        assert y.shape[2 + i] == conv_output_size(size[i], k[i], s[i], p[i], d[i])
+
+
+def test_float32_to_1e5_and_state_dict_swaps_with_torch():
+    torch.manual_seed(0)
+    ours = Conv2d(3, 8, 3, stride=2, padding=1, dilation=1, groups=1)
+    ref = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 3, 17, 13)
+    torch.testing.assert_close(ours(x), ref(x), atol=ATOL, rtol=RTOL)
+    ours.load_state_dict(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1).state_dict())
+    assert set(ours.state_dict()) == {"weight", "bias"}
+    c1 = Conv1d(2, 5, 4, padding=2, dilation=2, bias=False)
+    r1 = torch.nn.Conv1d(2, 5, 4, padding=2, dilation=2, bias=False)
+    r1.load_state_dict(c1.state_dict())
+    x1 = torch.randn(3, 2, 20)
+    torch.testing.assert_close(c1(x1), r1(x1), atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("k,d", [(3, 1), (4, 1), (3, 2), (2, 3)])
+def test_padding_same_and_valid(k, d):
+    torch.manual_seed(k + d)
+    ours = Conv2d(2, 3, k, padding="same", dilation=d)
+    ref = torch.nn.Conv2d(2, 3, k, padding="same", dilation=d)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 2, 9, 10)
+    torch.testing.assert_close(ours(x), ref(x), atol=ATOL, rtol=RTOL)
+    assert ours(x).shape[2:] == x.shape[2:]
+    v = Conv1d(2, 3, k, padding="valid", dilation=d)
+    rv = torch.nn.Conv1d(2, 3, k, padding="valid", dilation=d)
+    rv.load_state_dict(v.state_dict())
+    x1 = torch.randn(2, 2, 12)
+    torch.testing.assert_close(v(x1), rv(x1), atol=ATOL, rtol=RTOL)
+
+
+def test_default_init_matches_torch_bounds():
+    c = Conv2d(4, 6, (3, 5), groups=2)
+    bound = 1 / (2 * 3 * 5) ** 0.5
+    assert c.weight.shape == (6, 2, 3, 5)
+    assert c.weight.abs().max() <= bound and c.bias.abs().max() <= bound
+    assert c.weight.std() > bound / 3  # not all zeros
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_im2col_matches_unfold(case):
+    rng = random.Random(case)
+    b, c, _, k, s, d, p, size, _ = _random_case(rng, 2)
+    x = torch.randn(b, c, *size)
+    torch.testing.assert_close(im2col(x, k, s, p, d), F.unfold(x, k, dilation=d, padding=p, stride=s))
+
+
+def test_output_size_formula_by_hand():
+    # (n + 2p - d(k-1) - 1) // s + 1
+    assert conv_output_size(8, 3) == 6
+    assert conv_output_size(8, 3, padding=1) == 8
+    assert conv_output_size(28, 5, stride=2, padding=2) == 14
+    assert conv_output_size(40, 5, stride=2, padding=1) == 19
+    assert conv_output_size(32, 3, dilation=8, padding=8) == 32
+    c = Conv2d(1, 1, (3, 5), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+    assert c.output_size(15, 20) == tuple(c(torch.zeros(1, 1, 15, 20)).shape[2:]) == (8, 12)
+
+
+def test_hand_worked_example():
+    # a 1x2 kernel [1, -1] on a ramp gives a constant difference
+    x = torch.tensor([[[1.0, 2.0, 4.0, 7.0]]])
+    w = torch.tensor([[[1.0, -1.0]]])
+    assert conv1d(x, w).tolist() == [[[-1.0, -2.0, -3.0]]]
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="in_channels=3 must be divisible by groups=2"):
+        Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="out_channels=3 must be divisible by groups=2"):
+        Conv2d(4, 3, 3, groups=2)
+    with pytest.raises(ValueError, match="kernel_size must be >= 1"):
+        Conv2d(1, 1, 0)
+    with pytest.raises(ValueError, match="padding_mode"):
+        Conv2d(1, 1, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
+        Conv1d(1, 1, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="kernel_size must be an int or a sequence of 2 ints"):
+        Conv2d(1, 1, (3, 3, 3))
+    c = Conv2d(3, 4, 3)
+    with pytest.raises(ValueError, match=r"input channel dimension \(dim 1\) is 2"):
+        c(torch.zeros(1, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"expected a 4-D input \(B, C, H, W\)"):
+        c(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match=r"spatial dimension 1 \(input dim 3\) has size 2"):
+        c(torch.zeros(1, 3, 8, 2))
+    with pytest.raises(ValueError, match="kernel spans 5"):
+        conv_output_size(4, 3, dilation=2)
+    with pytest.raises(ValueError, match="stride must be an integer >= 1, got 0"):
+        conv_output_size(4, 3, stride=0)
+    assert "kernel_size=(3, 3)" in repr(c)
+
+
+def test_double_backward_matches_torch():
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    for fn in (conv2d, F.conv2d):
+        y = fn(x, w, None, 1, 1).tanh().sum()
+        (gx,) = torch.autograd.grad(y, x, create_graph=True)
+        (gw,) = torch.autograd.grad(gx.square().sum(), w)
+        if fn is conv2d:
+            ours = gw
+    torch.testing.assert_close(ours, gw, atol=1e-10, rtol=1e-10)
