@@ -1,0 +1,131 @@
+r"""Small convolutional networks for the project's grid data: 8x8 digits and MNIST-1D signals.
+
+A convolutional neural network (LeCun et al., 1989, "Backpropagation Applied to Handwritten Zip
+Code Recognition"; LeCun et al., 1998, LeNet-5) stacks blocks of
+
+$$h_\ell = \mathrm{pool}\big(\phi(w_\ell * h_{\ell-1} + \beta_\ell)\big)$$
+
+(convolution $*$ from `dlterms.nn.conv`, a nonlinearity $\phi$, optional pooling from
+`dlterms.nn.pooling`) and ends in a head, here a linear classifier on the flattened last feature
+map, or on its global average when `global_pool=True` (Lin et al., 2014, "Network in Network").
+
+`ConvNet` keeps the two parts separate, `features` (the backbone: input -> feature map) and `head`
+(feature map -> logits), so other code can hook, freeze or replace either. `digits_cnn` and
+`mnist1d_cnn` are the configurations the experiments use; `mnist1d_cnn` is the paper's
+`ConvBase` (Greydanus, 2020, "Scaling down deep learning"): three 1-D convolutions with stride 2
+and a linear layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from dlterms.nn.activations import get_activation
+from dlterms.nn.conv import Conv1d, Conv2d, _tuple
+from dlterms.nn.linear import Linear
+from dlterms.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
+
+__all__ = ["ConvNet", "digits_cnn", "mnist1d_cnn", "count_parameters"]
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (only those with requires_grad when `trainable_only`)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class ConvNet(nn.Module):
+    """Conv blocks (`features`) followed by a linear classifier (`head`).
+
+    Args:
+        in_channels: channels of the input (1 for grey images and 1-D signals).
+        n_classes: outputs of the head.
+        input_size: spatial size of the input, (L,) for 1-D or (H, W) for 2-D; fixes `dims` and the
+            head's input size.
+        channels: output channels of each conv block.
+        kernel_size, stride, padding, dilation: per block (one value for all blocks, or one per block).
+        pool: window of the pooling after each block (None or 1: no pooling); `pool_type` "max" or "avg".
+        activation: the nonlinearity after each convolution (name or module, see `get_activation`).
+        global_pool: average each channel over all positions before the head (else flatten).
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, input_size: Sequence[int], channels: Sequence[int] = (16, 32),
+                 kernel_size=3, stride=1, padding=1, dilation=1, pool: int | None = 2, pool_type: str = "max",
+                 activation="relu", global_pool: bool = False):
+        super().__init__()
+        input_size = tuple(input_size)
+        dims = len(input_size)
+        if dims not in (1, 2):
+            raise ValueError(f"input_size must be (L,) or (H, W), got {input_size}")
+        if not channels:
+            raise ValueError("channels must list at least one conv block")
+        if pool_type not in ("max", "avg"):
+            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+        n = len(channels)
+
+        def per_block(v, name):
+            return list(v) if isinstance(v, list) else [v] * n
+
+        ks, ss, ps, ds = (per_block(v, nm) for v, nm in ((kernel_size, "kernel_size"), (stride, "stride"),
+                                                          (padding, "padding"), (dilation, "dilation")))
+        if any(len(v) != n for v in (ks, ss, ps, ds)):
+            raise ValueError(f"per-block kernel_size/stride/padding/dilation lists must have {n} entries")
+        conv = Conv1d if dims == 1 else Conv2d
+        pool_cls = {("max", 1): MaxPool1d, ("max", 2): MaxPool2d, ("avg", 1): AvgPool1d, ("avg", 2): AvgPool2d}
+        layers: list[nn.Module] = []
+        size, c_prev = input_size, in_channels
+        for c, k, s, p, d in zip(channels, ks, ss, ps, ds):
+            layer = conv(c_prev, c, k, stride=s, padding=p, dilation=d)
+            layers += [layer, get_activation(activation)]
+            size = layer.output_size(*size)
+            if pool and pool > 1:
+                pl = pool_cls[pool_type, dims](pool)
+                size = pl.output_size(*size)
+                layers.append(pl)
+            if min(size) < 1:
+                raise ValueError(f"the feature map shrinks to {size} after {len(layers)} layers: input_size "
+                                 f"{input_size} is too small for these blocks")
+            c_prev = c
+        if global_pool:
+            layers.append(GlobalAvgPool())
+        self.features = nn.Sequential(*layers)
+        self.feature_shape = (c_prev,) if global_pool else (c_prev, *size)
+        self.n_features = math.prod(self.feature_shape)
+        self.head = Linear(self.n_features, n_classes)
+        self.input_size, self.in_channels, self.n_classes = input_size, in_channels, n_classes
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's output, flattened: (B, n_features)."""
+        if tuple(x.shape[2:]) != self.input_size or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input (B, {self.in_channels}, {', '.join(map(str, self.input_size))}), "
+                             f"got {tuple(x.shape)}")
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))  # (B, n_classes)
+
+    @property
+    def conv_layers(self) -> list[nn.Module]:
+        return [m for m in self.features if isinstance(m, Conv1d | Conv2d)]
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, n_features={self.n_features}"
+
+
+def digits_cnn(n_classes: int = 10, channels: Sequence[int] = (16, 32)) -> ConvNet:
+    """For 8x8 digits: two 3x3 conv (padding 1) + ReLU + 2x2 max-pool blocks, 8x8 -> 4x4 -> 2x2,
+    then a linear layer: 6,090 parameters with the default channels."""
+    return ConvNet(1, n_classes, (8, 8), channels=channels, kernel_size=3, padding=1, pool=2)
+
+
+def mnist1d_cnn(n_classes: int = 10, channels: int = 25) -> ConvNet:
+    """The MNIST-1D paper's ConvBase for length-40 signals: conv(k=5, s=2, p=1) then two conv(k=3, s=2,
+    p=1), ReLU after each, lengths 40 -> 19 -> 10 -> 5, and a linear layer on the 5*channels features
+    (5,210 parameters with 25 channels)."""
+    _tuple(channels, 1, "channels")
+    return ConvNet(1, n_classes, (40,), channels=(channels,) * 3, kernel_size=[5, 3, 3], stride=2,
+                   padding=1,
+                   pool=None)
