@@ -8,7 +8,24 @@ papers' symbols inside (`m, v, beta1`).
 
 from dlterms.optim.adam import Adam, AdamW
 from dlterms.optim.clip import clip_grad_norm_, clip_grad_value_
+from dlterms.optim.lookahead import Lookahead
+from dlterms.optim.lr_finder import LRFinderResult, lr_range_test
+from dlterms.optim.newton import Newton, hessian
 from dlterms.optim.rmsprop import RMSprop
+from dlterms.optim.schedules import CosineAnnealingLR, LambdaLR, LinearLR, LRSchedule, SequentialLR, StepLR
+from dlterms.optim.search import (
+    Choice,
+    IntUniform,
+    LogUniform,
+    SearchResult,
+    Trial,
+    Uniform,
+    grid_search,
+    random_search,
+)
 from dlterms.optim.sgd import SGD
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Lookahead", "Newton", "hessian", "clip_grad_norm_",
+           "clip_grad_value_", "LRSchedule", "StepLR", "CosineAnnealingLR", "LinearLR", "LambdaLR",
+           "SequentialLR", "lr_range_test", "LRFinderResult", "grid_search", "random_search", "Choice",
+           "Uniform", "LogUniform", "IntUniform", "Trial", "SearchResult"]

@@ -1,14 +1,17 @@
-r"""Gradient clipping, by global L2 norm and by value.
+r"""Gradient clipping, by global norm and by value.
 
-By norm (Pascanu et al., 2013): with $g$ all gradients concatenated,
+By norm (Pascanu, Mikolov & Bengio, 2013, *On the difficulty of training recurrent neural
+networks*): with $g$ all gradients concatenated into one vector and threshold $c$,
 
-$$g \leftarrow g \cdot \min\!\left(1, \frac{\text{max\_norm}}{\lVert g \rVert_2 + \epsilon}\right)$$
+$$g \leftarrow g \cdot \min\!\left(1, \frac{c}{\lVert g \rVert + \epsilon}\right)$$
 
-By value: every component is clamped to $[-c, c]$.
+which keeps the direction of $g$ and caps its length. By value: every component is clamped,
+$g_i \leftarrow \min(\max(g_i, -c), c)$, which can change the direction.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -23,21 +26,30 @@ def _grads(parameters) -> list[torch.Tensor]:
 
 
 def clip_grad_norm_(parameters: Iterable[torch.Tensor] | torch.Tensor, max_norm: float,
+                    norm_type: float = 2.0, error_if_nonfinite: bool = False,
                     eps: float = 1e-6) -> torch.Tensor:
-    """Scale all gradients together so their global L2 norm is at most `max_norm`.
+    """Scale all gradients together so their global `norm_type`-norm is at most `max_norm`.
 
-    Returns the norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
+    Returns the total norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    if not (norm_type == math.inf or norm_type > 0):
+        raise ValueError(f"norm_type must be > 0 or inf, got {norm_type}")
     grads = _grads(parameters)
     if not grads:
         return torch.tensor(0.0)
-    # ||g||_2 over every parameter's gradient at once
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+    # ||g|| over every parameter's gradient at once: the norm of the per-tensor norms
+    dev = grads[0].device
+    per_tensor = torch.stack([torch.linalg.vector_norm(g.detach(), norm_type).to(dev) for g in grads])
+    total = torch.linalg.vector_norm(per_tensor, norm_type)
+    if error_if_nonfinite and not torch.isfinite(total):
+        raise RuntimeError(f"the total gradient norm is {total.item()}; pass error_if_nonfinite=False to "
+                           "clip anyway, or find where the loss became non-finite")
+    # min(1, c / (||g|| + eps))
     coef = torch.clamp(max_norm / (total + eps), max=1.0)
     for g in grads:
-        g.detach().mul_(coef.to(g.device))
+        g.detach().mul_(coef.to(g.device, g.dtype))
     return total
 
 
@@ -46,4 +58,5 @@ def clip_grad_value_(parameters: Iterable[torch.Tensor] | torch.Tensor, clip_val
     if not clip_value > 0:
         raise ValueError(f"clip_value must be > 0, got {clip_value}")
     for g in _grads(parameters):
+        # g_i <- min(max(g_i, -c), c)
         g.detach().clamp_(-clip_value, clip_value)
