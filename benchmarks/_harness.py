@@ -64,5 +64,6 @@ def measure(case: Case) -> Measurement:
     ours, ts_o = _median_time(case.ours, case.repeats, case.warmup)
     ref, ts_r = _median_time(case.reference, case.repeats, case.warmup)
     diff = float(case.diff()) if case.diff is not None else None
-    return Measurement(case.component, case.size, case.reference_name, ours, ref, ours / ref if ref > 0 else float("inf"),
-                       diff, case.note, {"ours": ts_o, "reference": ts_r})
+    ratio = ours / ref if ref > 0 else float("inf")
+    return Measurement(case.component, case.size, case.reference_name, ours, ref, ratio, diff, case.note,
+                       {"ours": ts_o, "reference": ts_r})

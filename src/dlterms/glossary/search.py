@@ -82,7 +82,8 @@ class KeywordIndex:
             for w in terms:
                 f = tf.get(w, 0)
                 if f:
-                    score += self.idf[w] * f * (self.k1 + 1) / (f + self.k1 * (1 - self.b + self.b * length / self.avg_len))
+                    norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
+                    score += self.idf[w] * f * (self.k1 + 1) / (f + norm)
             names = {e.id, e.title.casefold(), *(a.casefold() for a in e.aliases)}
             if q in names or q.replace(" ", "-") in names:
                 score += 100.0
