@@ -38,6 +38,9 @@ from __future__ import annotations
 
 import torch
 
+# log q_k = z_k - max z - log sum_j e^{z_j - max z}: written once, in the activations module
+from dlterms.nn.activations import log_softmax
+
 __all__ = ["log_softmax", "mse_loss", "l1_loss", "huber_loss", "hinge_loss", "multi_margin_loss", "nll_loss",
            "cross_entropy", "binary_cross_entropy_with_logits", "MSELoss", "L1Loss", "HuberLoss", "HingeLoss",
            "CrossEntropyLoss", "BCEWithLogitsLoss"]
@@ -63,14 +66,6 @@ def _same_shape(input: torch.Tensor, target: torch.Tensor, who: str) -> None:
     if input.shape != target.shape:
         raise ValueError(f"{who}: input and target must have the same shape, got {tuple(input.shape)} and "
                          f"{tuple(target.shape)}")
-
-
-def log_softmax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """log softmax(z) along `dim`, computed with the log-sum-exp trick (finite for any finite z)."""
-    # subtract max_j z_j so the largest exponent is e^0 = 1: nothing overflows, the sum is >= 1
-    shifted = z - z.amax(dim=dim, keepdim=True).detach()
-    # log q_k = (z_k - max z) - log sum_j e^{z_j - max z}
-    return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
 def mse_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
