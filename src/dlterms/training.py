@@ -9,22 +9,29 @@ loss and, when `val` is given, the validation loss and accuracy. `batch_size=Non
 full-batch training (one step per epoch).
 
 Callbacks hook into the loop (`on_train_begin`, `on_epoch_begin`, `after_backward`,
-`on_batch_end`, `on_epoch_end`, `on_train_end`) and may stop it by setting `state.stop = True`.
-A non-finite loss stops training cleanly: `history.stop_reason` says so and
-`history.nonfinite_step` names the step.
+`on_batch_end`, `on_epoch_end`, `on_train_end`) and may stop it by setting `state.stop = True`;
+`state.batch_index` holds the indices of the current mini-batch. A non-finite loss stops
+training cleanly: `history.stop_reason` says so and `history.nonfinite_step` names the step.
+
+The history also keeps the learning rate and wall-clock seconds of every epoch. A scheduler is
+stepped once per epoch (`scheduler_interval="epoch"`) or once per optimizer step (`"step"`).
+Optimizers that need the loss function itself (`needs_closure = True`, e.g. Newton's method,
+which differentiates twice) get a closure that recomputes the mini-batch loss instead of a
+backward pass.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
 __all__ = ["fit", "evaluate", "accuracy", "predict", "History", "TrainState", "Callback", "EarlyStopping",
-           "GradientClipping", "ProgressCallback", "batches"]
+           "GradientClipping", "ProgressCallback", "GradientNormRecorder", "batches", "gradient_norms"]
 
 
 @dataclass
@@ -41,6 +48,8 @@ class History:
     stop_reason: str = "completed"  # "completed", "early stopping", "non-finite loss", or a callback's reason
     nonfinite_step: int | None = None
     best_epoch: int | None = None
+    lr: list[float] = field(default_factory=list)  # first group's learning rate during each epoch
+    epoch_seconds: list[float] = field(default_factory=list)  # wall-clock seconds of each epoch
 
     @property
     def diverged(self) -> bool:
@@ -63,6 +72,7 @@ class TrainState:
     stop: bool = False
     stop_reason: str = ""
     epochs: int = 0
+    batch_index: torch.Tensor | None = None  # indices of the current mini-batch into the training set
 
 
 class Callback:
@@ -77,15 +87,21 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when the monitored validation loss has not improved by `min_delta` for `patience`
-    epochs; with `restore_best=True` put back the weights of the best epoch at the end."""
+    """Stop when the monitored validation score has not improved by `min_delta` for `patience`
+    epochs; with `restore_best=True` put back the weights of the best epoch at the end.
 
-    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True):
+    `monitor="val_loss"` (lower is better, the default) or `"val_acc"` (higher is better).
+    """
+
+    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True,
+                 monitor: str = "val_loss"):
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         if min_delta < 0:
             raise ValueError(f"min_delta must be >= 0, got {min_delta}")
-        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
+        if monitor not in ("val_loss", "val_acc"):
+            raise ValueError(f"monitor must be 'val_loss' or 'val_acc', got {monitor!r}")
+        self.patience, self.min_delta, self.restore_best, self.monitor = patience, min_delta, restore_best, monitor
         self.best = math.inf
         self.best_epoch: int | None = None
         self.best_state: dict | None = None
@@ -93,9 +109,12 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, state: TrainState) -> None:
-        if not state.history.val_loss:
-            raise ValueError("EarlyStopping needs validation data: pass val=(x_val, y_val) to fit")
-        current = state.history.val_loss[-1]
+        values = getattr(state.history, self.monitor)
+        if not values:
+            raise ValueError(f"EarlyStopping(monitor={self.monitor!r}) needs validation data: pass "
+                             "val=(x_val, y_val) to fit (with integer labels for val_acc)")
+        # internally lower is better: negate accuracy
+        current = values[-1] if self.monitor == "val_loss" else -values[-1]
         if current < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = current, state.epoch, 0
             if self.restore_best:
@@ -143,6 +162,39 @@ class ProgressCallback(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         loss = state.history.train_loss[-1]
         self.report((state.epoch + 1) / max(state.epochs, 1), f"{self.label} epoch {state.epoch + 1} loss {loss:.4f}")
+
+
+def gradient_norms(model: torch.nn.Module, per: str = "parameter") -> dict[str, float]:
+    """L2 norm of the current gradients: per parameter (`per="parameter"`, keyed by name) or per
+    module that owns parameters directly (`per="module"`, all of its parameters together)."""
+    if per not in ("parameter", "module"):
+        raise ValueError(f"per must be 'parameter' or 'module', got {per!r}")
+    if per == "parameter":
+        return {name: float(p.grad.detach().norm()) for name, p in model.named_parameters() if p.grad is not None}
+    out = {}
+    for name, mod in model.named_modules():
+        grads = [p.grad.detach().reshape(-1) for p in mod.parameters(recurse=False) if p.grad is not None]
+        if grads:
+            out[name] = float(torch.cat(grads).norm())
+    return out
+
+
+class GradientNormRecorder(Callback):
+    """Log the gradient norm of every parameter-owning module after each backward (every `every` steps)
+    into `history.extra["grad_norm/<module name>"]`, and the global norm into `extra["grad_norm"]`."""
+
+    def __init__(self, every: int = 1):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        self.every = every
+
+    def after_backward(self, state: TrainState) -> None:
+        if state.step % self.every:
+            return
+        norms = gradient_norms(state.model, per="module")
+        for name, v in norms.items():
+            state.history.log(f"grad_norm/{name}", v)
+        state.history.log("grad_norm", math.sqrt(sum(v * v for v in norms.values())))
 
 
 def batches(n: int, batch_size: int | None, generator: torch.Generator | None = None, shuffle: bool = True,
@@ -206,7 +258,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
 def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.optim.Optimizer, epochs: int,
         batch_size: int | None = 32, val=None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
         callbacks: Iterable[Callback] = (), device: str | torch.device | None = None,
-        scheduler=None, max_steps: int | None = None, forward: Callable | None = None) -> History:
+        scheduler=None, max_steps: int | None = None, forward: Callable | None = None,
+        scheduler_interval: str = "epoch") -> History:
     """Train `model` on `train` = (x, y) (or more tensors; the last one is the target).
 
     Args:
@@ -214,7 +267,8 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
         batch_size: examples per step; None for the full batch.
         val: optional (x_val, y_val), evaluated after every epoch.
         seed: seeds the shuffling generator (weights are initialised by the caller).
-        scheduler: optional learning-rate scheduler, stepped once per epoch.
+        scheduler: optional learning-rate scheduler, stepped once per epoch (or per step with
+            scheduler_interval="step").
         max_steps: stop after this many optimizer steps in total.
         forward: optional `forward(model, *inputs) -> outputs` for models that take more than one input.
         device: where to train (defaults to where the model's parameters are).
@@ -225,6 +279,9 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    needs_closure = getattr(optimizer, "needs_closure", False)
     tensors = _as_tensors(train)
     if device is not None:
         model.to(device)
@@ -242,11 +299,14 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
     for epoch in range(epochs):
         state.epoch = epoch
         model.train()
+        t0 = time.perf_counter()
+        epoch_lr = float(optimizer.param_groups[0]["lr"]) if optimizer.param_groups else math.nan
         for cb in callbacks:
             cb.on_epoch_begin(state)
         total, count = 0.0, 0
         for idx in batches(n, batch_size, gen, shuffle, drop_last):
             idx = idx.to(dev)
+            state.batch_index = idx
             optimizer.zero_grad(set_to_none=True)
             out = call(model, *(t[idx] for t in inputs))
             loss = loss_fn(out, target[idx])
@@ -255,10 +315,17 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
                 history.nonfinite_step = state.step
                 state.stop, state.stop_reason = True, "non-finite loss"
                 break
-            loss.backward()
-            for cb in callbacks:
-                cb.after_backward(state)
-            optimizer.step()
+            if needs_closure:
+                # the optimizer differentiates the loss itself (e.g. twice, for a Hessian)
+                batch = tuple(t[idx] for t in inputs), target[idx]
+                optimizer.step(lambda batch=batch: loss_fn(call(model, *batch[0]), batch[1]))
+            else:
+                loss.backward()
+                for cb in callbacks:
+                    cb.after_backward(state)
+                optimizer.step()
+            if scheduler is not None and scheduler_interval == "step":
+                scheduler.step()
             state.step += 1
             state.batch_loss = value
             history.step_loss.append(value)
@@ -283,7 +350,9 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
                     if vy.dtype == torch.int64 and vout.dim() == vy.dim() + 1:
                         history.val_acc.append((vout.argmax(-1) == vy).float().mean().item())
             history.epochs_run = epoch + 1
-            if scheduler is not None:
+            history.lr.append(epoch_lr)
+            history.epoch_seconds.append(time.perf_counter() - t0)
+            if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             for cb in callbacks:
                 cb.on_epoch_end(state)

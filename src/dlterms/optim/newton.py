@@ -47,6 +47,8 @@ class Newton(torch.optim.Optimizer):
         damping: lambda >= 0 added to the Hessian's diagonal.
     """
 
+    needs_closure = True  # `fit` passes a closure that recomputes the loss instead of calling backward
+
     def __init__(self, params, lr: float = 1.0, damping: float = 0.0):
         _check_lr(lr)
         _check_nonneg("damping", damping)
