@@ -1,6 +1,90 @@
-"""Residual (skip-connection) blocks.
+r"""Residual (skip-connection) blocks and a deep residual MLP.
 
-Not written yet (area `training`).
+He, Zhang, Ren & Sun (2016), *Deep Residual Learning for Image Recognition*; the pre-activation
+order (activation before each weight layer, nothing after the addition) is from He et al. (2016),
+*Identity Mappings in Deep Residual Networks*.
+
+A residual block adds its input to what its layers compute:
+
+$$y = x + F(x), \qquad F(x) = W_n\,\phi(\cdots W_1\,\phi(x) + b_1 \cdots) + b_n$$
+
+so its Jacobian is $\partial y / \partial x = I + \partial F / \partial x$. Through $L$ blocks the gradient
+reaching the input is $\prod_\ell (I + J_\ell)$, which contains the identity path $I$ however small
+the $J_\ell$ are; a plain stack, $y = F(x)$, multiplies $\prod_\ell J_\ell$ and loses the signal when
+those factors are small. `residual=False` builds exactly that plain counterpart (the same layers
+and the same initialisation, without the $x +$), so the two can be compared one for one.
+
+Shapes: batch first, (B, features) in and out of every block.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dlterms.nn.activations import get_activation
+from dlterms.nn.linear import Linear
+
+__all__ = ["ResidualBlock", "ResidualMLP"]
+
+
+class ResidualBlock(torch.nn.Module):
+    """y = x + F(x) with F = (activation -> Linear) repeated `n_layers` times (pre-activation).
+
+    Args:
+        features: width of x and y.
+        activation: the nonlinearity phi (a name or module class, see `dlterms.nn.get_activation`).
+        n_layers: weight layers inside F (>= 1).
+        residual: add the skip connection (False gives the plain block y = F(x)).
+    """
+
+    def __init__(self, features: int, activation="relu", n_layers: int = 2, residual: bool = True):
+        super().__init__()
+        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
+            raise ValueError(f"features must be a positive integer, got {features!r}")
+        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+            raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+        layers: list[torch.nn.Module] = []
+        for _ in range(n_layers):
+            layers += [get_activation(activation), Linear(features, features)]
+        self.body = torch.nn.Sequential(*layers)  # F
+        self.features, self.n_layers, self.residual = features, n_layers, residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.residual:
+            # y = x + F(x)
+            return x + self.body(x)  # (B, features)
+        # plain: y = F(x)
+        return self.body(x)
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, n_layers={self.n_layers}, residual={self.residual}"
+
+
+class ResidualMLP(torch.nn.Module):
+    """A deep MLP of `n_blocks` blocks between an input and an output layer:
+    Linear(in, width) -> blocks -> activation -> Linear(width, out).
+
+    With `residual=False` it is a plain MLP with n_blocks * n_layers + 2 weight layers.
+    """
+
+    def __init__(self, in_features: int, width: int, out_features: int, n_blocks: int, activation="relu",
+                 n_layers: int = 1, residual: bool = True):
+        super().__init__()
+        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
+            raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
+        self.stem = Linear(in_features, width)
+        self.blocks = torch.nn.Sequential(*[ResidualBlock(width, activation, n_layers, residual)
+                                            for _ in range(n_blocks)])
+        self.head = torch.nn.Sequential(get_activation(activation), Linear(width, out_features))
+        self.residual = residual
+
+    @property
+    def linear_layers(self) -> list[Linear]:
+        """Every Linear layer, input to output."""
+        return [m for m in self.modules() if isinstance(m, Linear)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.stem(x)  # (B, width)
+        h = self.blocks(h)  # (B, width)
+        return self.head(h)  # (B, out_features)
