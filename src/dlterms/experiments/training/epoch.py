@@ -1,0 +1,94 @@
+"""Epoch: one pass in which every training example is used exactly once.
+
+An MLP (64-64-10) is trained with `fit` on scikit-learn's digits (1347 training images) for 12
+epochs at batch size 50, while a callback counts how often each example index appears in each
+epoch's mini-batches. Checks: every count is exactly 1 in every epoch; the mean training loss falls
+from each epoch to the next; and, at six batch sizes including ones that do not divide N (so the
+last batch is smaller), one epoch takes ceil(N / B) optimizer steps. The shuffle is re-drawn every
+epoch, so the order differs between epochs (reported) while the set does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from dlterms.data.datasets import digits
+from dlterms.losses import cross_entropy
+from dlterms.nn import MLP
+from dlterms.optim import SGD
+from dlterms.run import Run, experiment
+from dlterms.training import Callback, TrainState, fit
+
+
+class _CountVisits(Callback):
+    """Per epoch: how many times each training index appeared in a mini-batch, and the order."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.counts: list[torch.Tensor] = []
+        self.orders: list[torch.Tensor] = []
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        self.counts.append(torch.zeros(self.n, dtype=torch.long))
+        self.orders.append(torch.empty(0, dtype=torch.long))
+
+    def on_batch_end(self, state: TrainState) -> None:
+        idx = state.batch_index.cpu()
+        self.counts[-1].index_add_(0, idx, torch.ones_like(idx))
+        self.orders[-1] = torch.cat([self.orders[-1], idx])
+
+
+@experiment("epoch")
+def epoch(run: Run) -> None:
+    split = digits(seed=run.seed).to(run.device)
+    n = len(split.y_train)
+    epochs, batch = 12, 50
+    torch.manual_seed(run.seed)
+    model = MLP([64, 64, 10]).to(run.device)
+    counter = _CountVisits(n)
+    h = fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy,
+            optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9), epochs=epochs, batch_size=batch,
+            seed=run.seed, callbacks=[counter])
+    counts = torch.stack(counter.counts)  # (epochs, N)
+    lo, hi = int(counts.min()), int(counts.max())
+    run.metric("n_train", n)
+    run.metric("visits_per_example_min_max", [lo, hi])
+    run.check(f"every one of the {n} examples is seen exactly once in each of {epochs} epochs", lo == hi == 1,
+              observed=f"min {lo}, max {hi}", expected="min = max = 1")
+    same_order = sum(torch.equal(counter.orders[0], o) for o in counter.orders[1:])
+    run.metric("epochs_with_the_first_epochs_order", same_order)
+    run.metric("train_loss_per_epoch", [round(v, 4) for v in h.train_loss], key=False)
+    drops = [b < a for a, b in zip(h.train_loss, h.train_loss[1:])]
+    run.metric("train_loss_first_last", [round(h.train_loss[0], 4), round(h.train_loss[-1], 4)], key=True)
+    run.check("the mean training loss falls from every epoch to the next", all(drops),
+              observed=f"{sum(drops)}/{len(drops)} epochs lower, {h.train_loss[0]:.3f} -> {h.train_loss[-1]:.3f}",
+              expected=f"{len(drops)}/{len(drops)}")
+
+    sizes = [1, 32, 50, 64, 500, n]
+    steps = {}
+    for b in sizes:
+        torch.manual_seed(run.seed)
+        m = MLP([64, 64, 10]).to(run.device)
+        hb = fit(m, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=SGD(m.parameters(), lr=0.01),
+                 epochs=1, batch_size=b, seed=run.seed)
+        steps[b] = hb.steps
+    expected = {b: math.ceil(n / b) for b in sizes}
+    run.metric("steps_per_epoch", {str(b): s for b, s in steps.items()})
+    run.check("steps per epoch = ceil(N / B) for B in " + ", ".join(map(str, sizes)), steps == expected,
+              observed=list(steps.values()), expected=str(list(expected.values())))
+
+    with run.figure("loss", alt="training loss per mini-batch step, with the epoch means falling epoch by "
+                    "epoch; vertical lines mark epoch boundaries") as fig:
+        ax = fig.subplots()
+        per_epoch = math.ceil(n / batch)
+        ax.plot(range(1, len(h.step_loss) + 1), h.step_loss, lw=0.6, alpha=0.6, label="mini-batch loss")
+        ax.plot([per_epoch * (e + 0.5) for e in range(epochs)], h.train_loss, "o-", label="epoch mean")
+        for e in range(1, epochs):
+            ax.axvline(per_epoch * e, color="grey", lw=0.5, alpha=0.5)
+        ax.set_xlabel(f"step ({per_epoch} per epoch: ceil({n}/{batch}))")
+        ax.set_ylabel("cross-entropy")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.grid(alpha=0.3)
