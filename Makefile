@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint install install-dev clean
+.PHONY: demo test bench lint install install-dev clean browser
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11) on PATH, or run: make PY=python3 ..."; exit 1; }
@@ -29,7 +29,10 @@ demo: $(STAMP)
 	@echo "site: $(CURDIR)/site-build/index.html"
 	$(BIN)/dlterms summary --results results
 
-test: $(DEVSTAMP)
+browser:
+	bash scripts/install-browser.sh
+
+test: $(DEVSTAMP) browser
 	$(BIN)/python -m pytest -q
 
 bench: $(DEVSTAMP)
@@ -39,4 +42,4 @@ lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) results site-build .pytest_cache
+	rm -rf $(VENV) results site-build .pytest_cache test-artifacts

@@ -2,7 +2,9 @@
 
 `suite_results` runs every registered experiment once per test session (two at a time, as
 `dlterms run --all --jobs 2` does) into a temporary folder; the experiment tests and the website
-tests read from it. Set DLTERMS_TEST_JOBS to change the number of worker processes.
+tests read from it. Set DLTERMS_TEST_JOBS to change the number of worker processes, or
+DLTERMS_TEST_RESULTS to a folder of saved results to reuse them instead of running (for quick
+iteration on the website tests; `make test` never sets it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import pytest
 def suite_results(tmp_path_factory) -> Path:
     from dlterms.run import registered_ids, run_many
 
+    reuse = os.environ.get("DLTERMS_TEST_RESULTS")
+    if reuse:
+        return Path(reuse)
     out = tmp_path_factory.mktemp("results")
     ids = registered_ids()
     if ids:

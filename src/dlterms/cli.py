@@ -299,27 +299,9 @@ def cmd_run(args) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def coverage_rows(results_dir: Path) -> list[dict]:
-    """Per term: definition, code, reference test, experiment, figure, last result."""
-    from dlterms import glossary
-    from dlterms.run import load_results
-
-    results = load_results(results_dir)
-    tests_dir = Path(__file__).resolve().parents[2] / "tests"
-    test_text = ""
-    if tests_dir.is_dir():
-        test_text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in tests_dir.rglob("test_*.py"))
-    rows = []
-    for e in glossary.entries():
-        r = results.get(e.id)
-        tested = any(path.rsplit(".", 1)[-1] in test_text for path in e.code) if e.code else False
-        rows.append({"number": e.number, "id": e.id, "area": e.area, "definition": bool(e.definition),
-                     "code": e.implemented, "reference_test": tested, "experiment": bool(e.experiment),
-                     "figure": bool(r and r.figures), "last_result": r.status if r else None})
-    return rows
-
-
 def cmd_coverage(args) -> int:
+    from dlterms.glossary.coverage import coverage_rows
+
     rows = coverage_rows(Path(args.results))
     if args.json:
         print(json.dumps(rows, indent=1))

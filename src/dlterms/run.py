@@ -442,10 +442,10 @@ def _crash_result(term_id: str, seed: int, device: str, message: str) -> Result:
 
 def run_many(term_ids: list[str], jobs: int = 1, seed: int = DEFAULT_SEED, device: str = "cpu",
              out: Path | str = "results", progress: ProgressFn | None = None,
-             on_result: Callable[[Result], None] | None = None) -> list[Result]:
+             on_result: Callable[[Result], None] | None = None, isolate: bool = False) -> list[Result]:
     """Run several experiments, `jobs` at a time in worker processes (in-process when jobs == 1 and
-    there is one term). A crash of one worker is reported as that term's error and the rest go on.
-    Results come back in the order of `term_ids`."""
+    there is one term, unless `isolate`). A crash of one worker is reported as that term's error and
+    the rest go on. Results come back in the order of `term_ids`."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     device = resolve_device(device)
@@ -458,7 +458,7 @@ def run_many(term_ids: list[str], jobs: int = 1, seed: int = DEFAULT_SEED, devic
         if on_result is not None:
             on_result(r)
 
-    if jobs == 1 and len(term_ids) == 1:
+    if jobs == 1 and len(term_ids) == 1 and not isolate:
         done(run_experiment(term_ids[0], seed=seed, device=device, out=out, progress=progress))
         return [results[t] for t in term_ids]
 

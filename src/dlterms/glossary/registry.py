@@ -91,9 +91,12 @@ class Entry:
             return None
         return f"dlterms.experiments.{self.area}.{self.experiment.replace('-', '_')}"
 
-    def summary(self) -> str:
-        """The definition's first sentence, for tables and search results."""
+    def summary(self, keep_math: bool = False) -> str:
+        """The definition's first sentence, for tables and search results (LaTeX shown as its source
+        unless `keep_math`, which keeps the $ delimiters for a renderer)."""
         text = " ".join(self.definition.split())
+        if not keep_math:
+            text = text.replace("$", "")
         m = re.search(r"(?<=[.!?])\s", text)
         return text[: m.start()] if m else text
 

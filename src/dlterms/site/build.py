@@ -1,0 +1,169 @@
+"""Build the static website from the glossary entries and the saved results.
+
+    out/index.html               areas, instant search (assets/search-index.js)
+    out/terms/<id>.html          definition, related terms both ways, code, checks, metrics, figures
+    out/coverage.html            100 rows: what exists for each term
+    out/figures/<id>-<name>.svg  copied from the results folder
+    out/assets/                  CSS and scripts
+
+Every link is relative, so the site works opened from disk, served, or published anywhere. The
+whole site is written to a temporary folder beside `out` and swapped in by renames, so a reader
+never sees half a site.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from dlterms import glossary
+from dlterms.site import render
+
+ASSETS = Path(__file__).with_name("assets")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list) and len(value) > 12:
+        return json.dumps(value[:12])[:-1] + ", ...]"
+    return str(value)
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("dlterms.site", "templates"),
+                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    env.globals["fmt"] = _fmt
+    env.filters["summary_html"] = lambda e: Markup(render.inline_html(e.summary(keep_math=True)))
+    return env
+
+
+def _code_blocks(entry) -> list[dict]:
+    blocks = []
+    for path in entry.code:
+        src, file = render.source_of(path)
+        blocks.append({"path": path, "file": file, "html": render.highlight_python(src)})
+    return blocks
+
+
+def search_index(entries) -> list[dict]:
+    """What the in-page search needs: names, first sentence, and the definition text."""
+    return [{"id": e.id, "number": e.number, "title": e.title, "aliases": list(e.aliases), "area": e.area,
+             "summary": e.summary(), "text": " ".join(e.definition.split())} for e in entries]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def build_site(out: Path | str = "site-build", results: Path | str = "results") -> Path:
+    """Write the whole site to `out` (replacing what was there) and return the index path."""
+    from dlterms import __version__
+    from dlterms.glossary.coverage import coverage_rows
+    from dlterms.run import load_results
+
+    out, results_dir = Path(out).resolve(), Path(results)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder, got the file {out}")
+    items = glossary.entries()
+    by_id = {e.id: e for e in items}
+    results_by_id = load_results(results_dir)
+    env = _environment()
+    common = {"built": time.strftime("%Y-%m-%d %H:%M"), "n_entries": len(items), "n_results": len(results_by_id),
+              "version": __version__}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        shutil.copytree(ASSETS, tmp / "assets")
+        _write(tmp / "assets" / "pygments.css", render.pygments_css())
+        _write(tmp / "assets" / "search-index.js",
+               "window.DLTERMS_INDEX = " + json.dumps(search_index(items), ensure_ascii=True) + ";\n")
+
+        # Figures: only those a saved result names, copied under the same file name.
+        (tmp / "figures").mkdir()
+        figures: dict[str, list] = {}
+        for term, r in results_by_id.items():
+            kept = []
+            for f in r.figures:
+                src = results_dir / f.path
+                if src.is_file() and "/" not in f.path and "\\" not in f.path:
+                    shutil.copyfile(src, tmp / "figures" / f.path)
+                    kept.append(f)
+            figures[term] = kept
+
+        # "Referenced by": every entry that lists this one as related (links go both ways).
+        backlinks: dict[str, list] = {e.id: [] for e in items}
+        for e in items:
+            for r in e.related:
+                backlinks[r].append(e)
+
+        term_tpl = env.get_template("term.html")
+        for e in items:
+            related = [by_id[r] for r in e.related]
+            back = [b for b in backlinks[e.id] if b.id not in e.related]
+            html = term_tpl.render(root="../", e=e, definition_html=render.markdown_to_html(e.definition),
+                                   related=related, backlinks=back, result=results_by_id.get(e.id),
+                                   figures=figures.get(e.id, []), code=_code_blocks(e), **common)
+            _write(tmp / "terms" / f"{e.id}.html", html)
+
+        status = {t: r.status for t, r in results_by_id.items()}
+        areas = [(a, [e for e in items if e.area == a]) for a in glossary.AREAS]
+        _write(tmp / "index.html", env.get_template("index.html").render(
+            root="", areas=areas, status=status, n_passed=sum(s == "passed" for s in status.values()),
+            n_with_result=len(status), **common))
+
+        rows = coverage_rows(results_dir)
+        totals = {k: sum(bool(r[k]) for r in rows) for k in ("definition", "code", "reference_test", "experiment",
+                                                              "figure")}
+        totals["passed"] = sum(r["last_result"] == "passed" for r in rows)
+        _write(tmp / "coverage.html", env.get_template("coverage.html").render(root="", rows=rows, totals=totals,
+                                                                                 **common))
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links.extend(v for k, v in attrs if k in ("href", "src") and v)
+
+
+def internal_links(html: str) -> list[str]:
+    """The relative href/src targets of a page (what must exist for the site to have no broken link)."""
+    p = _LinkParser()
+    p.feed(html)
+    return [u for u in p.links if not urlparse(u).scheme and not u.startswith(("#", "//"))]
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Replace `out` by `new` with renames: the old site stays complete until the new one is whole."""
+    new.chmod(0o755)
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{time.time_ns()}")
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)

@@ -1,0 +1,77 @@
+"""Turn entry Markdown (with $...$ / $$...$$ LaTeX) into safe HTML, and code into highlighted HTML.
+
+Math is cut out before Markdown sees it (so `_` and `*` inside equations are not emphasis),
+converted to MathML by latex2mathml, and put back. Raw HTML in entries is escaped, never passed
+through.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import re
+
+from markdown_it import MarkdownIt
+
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$", re.DOTALL)
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+
+def latex_to_mathml(tex: str, display: bool = False) -> str:
+    """MathML for one LaTeX formula; the escaped source in <code> if it cannot be converted."""
+    from latex2mathml.converter import convert
+
+    try:
+        return convert(tex.strip(), display="block" if display else "inline")
+    except Exception:  # noqa: BLE001 - a formula the converter cannot read is shown as source
+        return f'<code class="tex">{html.escape(tex)}</code>'
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown with LaTeX math to HTML (raw HTML in the source is escaped)."""
+    formulas: list[str] = []
+
+    def stash(m: re.Match) -> str:
+        display = m.group(1) is not None
+        formulas.append(latex_to_mathml(m.group(1) if display else m.group(2), display))
+        return f"@@MATH{len(formulas) - 1}@@"
+
+    protected = _MATH.sub(stash, text)
+    rendered = _md.render(protected)
+    return re.sub(r"@@MATH(\d+)@@", lambda m: formulas[int(m.group(1))], rendered)
+
+
+def inline_html(text: str) -> str:
+    """Markdown with math for a single paragraph, without the surrounding <p>."""
+    html_text = markdown_to_html(text).strip()
+    if html_text.startswith("<p>") and html_text.endswith("</p>") and html_text.count("<p>") == 1:
+        html_text = html_text[3:-4]
+    return html_text
+
+
+def source_of(dotted: str) -> tuple[str, str]:
+    """(source code, file path relative to the package) of a dotted library path."""
+    from dlterms.glossary.registry import resolve_code
+
+    obj = resolve_code(dotted)
+    try:
+        src = inspect.getsource(obj)
+        path = inspect.getsourcefile(obj) or ""
+    except (TypeError, OSError):
+        return f"# source not available for {dotted}", ""
+    m = re.search(r"(dlterms/.*)$", path.replace("\\", "/"))
+    return src, m.group(1) if m else path
+
+
+def highlight_python(code: str) -> str:
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    return highlight(code, PythonLexer(), HtmlFormatter(cssclass="highlight", nowrap=False))
+
+
+def pygments_css() -> str:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(style="friendly").get_style_defs(".highlight")

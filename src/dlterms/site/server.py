@@ -1,0 +1,190 @@
+"""`dlterms serve`: the static site plus what a static page cannot do.
+
+    GET  /api/search?q=...&limit=N   terms ranked by meaning (keywords, with a notice, without the model)
+    GET  /api/status                 the current or last experiment job
+    POST /api/run  {"term": "<id>"}  run one registered experiment; 202 started, 409 one is running,
+                                     400 not a registered experiment
+
+One job at a time, in a separate worker process (a crashing experiment cannot take the server
+down). When it finishes, the site is rebuilt so the term's page shows the new result. The server
+binds to loopback unless another host is asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import json
+import sys
+import threading
+import time
+import traceback
+from functools import partial
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+MAX_BODY = 4096
+
+
+class JobRunner:
+    """Runs at most one experiment at a time and remembers the last job's state."""
+
+    def __init__(self, results: Path, site: Path):
+        self.results, self.site = Path(results), Path(site)
+        self._lock = threading.Lock()
+        self.job: dict | None = None
+
+    def snapshot(self) -> dict | None:
+        with self._lock:
+            return dict(self.job) if self.job else None
+
+    def start(self, term: str) -> tuple[bool, dict]:
+        """Start `term` if nothing runs; (started?, job or the running job)."""
+        with self._lock:
+            if self.job and self.job["state"] == "running":
+                return False, dict(self.job)
+            self.job = {"term": term, "state": "running", "fraction": 0.0, "message": "starting",
+                        "started": time.time()}
+            job = dict(self.job)
+        threading.Thread(target=self._run, args=(term,), daemon=True).start()
+        return True, job
+
+    def _update(self, **fields) -> None:
+        with self._lock:
+            if self.job:
+                self.job.update(fields)
+
+    def _run(self, term: str) -> None:
+        from dlterms.run import run_many
+        from dlterms.site.build import build_site
+
+        try:
+            (result,) = run_many([term], jobs=1, out=self.results, isolate=True,
+                                 progress=lambda t, f, m: self._update(fraction=f, message=m))
+            self._update(fraction=1.0, message="rebuilding the site")
+            build_site(self.site, self.results)
+            self._update(state="done", status=result.status, message=f"{result.status}: "
+                         f"{result.n_passed}/{len(result.checks)} checks in {result.seconds:.1f} s")
+        except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps serving
+            traceback.print_exc()
+            self._update(state="error", message=f"{type(exc).__name__}: {exc}")
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    runner: JobRunner
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    def _json(self, code: int, payload) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        url = urlparse(self.path)
+        if url.path == "/api/status":
+            return self._json(200, {"job": self.server.runner.snapshot()})
+        if url.path == "/api/search":
+            return self._search(parse_qs(url.query))
+        if url.path.startswith("/api/"):
+            return self._json(404, {"error": f"no such endpoint {url.path}"})
+        return super().do_GET()
+
+    def _search(self, qs: dict) -> None:
+        from dlterms.glossary.search import keyword_search
+
+        query = (qs.get("q") or [""])[0]
+        try:
+            limit = int((qs.get("limit") or ["10"])[0])
+        except ValueError:
+            return self._json(400, {"error": f"limit must be an integer, got {qs.get('limit')[0]!r}"})
+        if not query.strip():
+            return self._json(400, {"error": "q must be a non-empty query"})
+        if not 1 <= limit <= 100:
+            return self._json(400, {"error": f"limit must be in 1..100, got {limit}"})
+        try:
+            from dlterms.site import semantic
+
+            hits, mode, notice = semantic.search(query, limit=limit), "semantic", None
+        except Exception as exc:  # noqa: BLE001 - any model failure falls back to keywords, with a notice
+            hits, mode, notice = keyword_search(query, limit), "keywords", f"language model unavailable: {exc}"
+        return self._json(200, {"query": query, "mode": mode, "notice": notice, "hits": [h.to_dict() for h in hits]})
+
+    def do_POST(self):  # noqa: N802
+        url = urlparse(self.path)
+        if url.path != "/api/run":
+            return self._json(404, {"error": f"no such endpoint {url.path}"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self._json(413, {"error": "request body too large"})
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            term = body["term"]
+            if not isinstance(term, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return self._json(400, {"error": 'send JSON like {"term": "dropout"}'})
+        from dlterms import glossary
+
+        try:
+            entry = glossary.get(term)
+        except glossary.UnknownTermError as exc:
+            return self._json(400, {"error": str(exc)})
+        if entry.id != term or not entry.experiment:
+            return self._json(400, {"error": f"{term!r} is not the id of a registered experiment"})
+        started, job = self.server.runner.start(entry.id)
+        if not started:
+            return self._json(409, {"error": f"an experiment is already running: {job['term']}", "job": job})
+        return self._json(202, {"job": job})
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler, runner: JobRunner, verbose: bool = False):
+        super().__init__(address, handler)
+        self.runner = runner
+        self.verbose = verbose
+
+
+def make_server(host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"),
+                site: Path = Path("site-build"), verbose: bool = False) -> Server:
+    """A ready server (not yet serving). Builds the site first if it does not exist. Port 0 picks a free port."""
+    from dlterms.site.build import build_site
+
+    site, results = Path(site).resolve(), Path(results).resolve()
+    if not (site / "index.html").exists():
+        build_site(site, results)
+    handler = partial(Handler, directory=str(site))
+    return Server((host, port), handler, JobRunner(results, site), verbose=verbose)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"),
+          site: Path = Path("site-build")) -> int:
+    if not _is_loopback(host):
+        print(f"warning: serving on {host}, reachable from other machines; experiments can be started "
+              "by anyone who can reach it", file=sys.stderr)
+    server = make_server(host, port, results, site, verbose=True)
+    print(f"serving {site} on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
