@@ -19,6 +19,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def _startup_seconds(repeats: int = 5) -> float:
+    """Wall time of a fresh `dlterms list --json` process (imports included)."""
+    import subprocess
+
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dlterms.cli", "list", "--json"], check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     p.add_argument("names", nargs="*", help="benchmark modules (e.g. vision for bench_vision.py)")
@@ -67,17 +79,19 @@ def main(argv: list[str] | None = None) -> int:
             cells.append("-" if prev is None else f"{prev:.2f}")
         cells.append(r["note"])
         t.add_row(*cells)
-    Console().print(t)
+    Console(width=max(Console().width, 150)).print(t)
     if rows:
         ratios = [r["ratio"] for r in rows]
         print(f"median ratio {statistics.median(ratios):.2f}, max {max(ratios):.2f} over {len(rows)} cases")
+    startup = _startup_seconds()
+    print(f"start-up: `dlterms list --json` takes {startup:.2f} s (median of 5; budget 1 s)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import dlterms
     from dlterms.run import atomic_write_text
 
     payload = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
-               "torch": torch.__version__, "dlterms": dlterms.__version__, "rows": rows}
+               "torch": torch.__version__, "dlterms": dlterms.__version__, "startup_list_s": startup, "rows": rows}
     atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
     print(f"saved {out}")
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -256,8 +257,6 @@ def cmd_run(args) -> int:
         raise UsageError(str(exc)) from None
     terms = _select_terms(args)
     out = Path(args.out)
-    import time
-
     t0 = time.perf_counter()
     if args.json:
         results = run_many(terms, jobs=args.jobs, seed=args.seed, device=device, out=out)
@@ -288,6 +287,9 @@ def cmd_run(args) -> int:
         wall = time.perf_counter() - t0
         c = _console()
         c.print(_summary_table(results, f"{len(results)} experiments, {wall:.1f} s wall, results in {out}/"))
+        if len(results) > 1:
+            slow = sorted(results, key=lambda r: -r.seconds)[:5]
+            c.print("slowest: " + ", ".join(f"{r.term} {r.seconds:.1f} s" for r in slow))
         for r in results:
             if r.status == "error":
                 last = (r.error or "").strip().splitlines()[-1:] or ["?"]
@@ -295,8 +297,22 @@ def cmd_run(args) -> int:
             for ch in r.checks:
                 if not ch.passed:
                     c.print(f"[red]{r.term}: FAILED: {ch.claim}: observed {ch.observed}, expected {ch.expected}[/red]")
+    if len(results) > 1:
+        _save_timing(results, time.perf_counter() - t0, args, out)
     ok = all(r.passed for r in results)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _save_timing(results, wall: float, args, out: Path) -> None:
+    """`<out>/suite-timing.json`: wall time of the whole run and each experiment's seconds."""
+    from dlterms.run import atomic_write_text
+
+    rows = sorted(({"term": r.term, "seconds": r.seconds, "status": r.status} for r in results),
+                  key=lambda r: -r["seconds"])
+    payload = {"wall_seconds": round(wall, 2), "jobs": args.jobs, "device": args.device, "n": len(results),
+               "sum_seconds": round(sum(r.seconds for r in results), 2), "slowest": [r["term"] for r in rows[:5]],
+               "experiments": rows}
+    atomic_write_text(out / "suite-timing.json", json.dumps(payload, indent=1) + "\n")
 
 
 def cmd_coverage(args) -> int:
