@@ -29,9 +29,9 @@ convention). With probability targets $p$: $\ell_i = -\sum_k w_k\, p'_{i,k} \log
 $p' = (1-\varepsilon) p + \varepsilon / K$. Its gradient with respect to the logits is
 $q - \text{onehot}(y)$ (per example, unweighted, no smoothing).
 
-Binary cross-entropy from a logit $x$, stable for any $x$:
-$\ell = \max(x, 0) - x y + \log(1 + e^{-|x|})$, with `pos_weight` $p_w$ scaling the positive term:
-$\ell = (1 - y) x + (1 + (p_w - 1) y)\,\bigl(\log(1 + e^{-|x|}) + \max(-x, 0)\bigr)$.
+Binary cross-entropy from a logit $x$, stable for any $x$ (log-sum-exp again):
+$\ell = (1 - y) x + \log(1 + e^{-x})$, with `pos_weight` $p_w$ scaling the positive term:
+$\ell = (1 - y) x + (1 + (p_w - 1) y) \log(1 + e^{-x})$.
 """
 
 from __future__ import annotations
@@ -207,10 +207,11 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: torch.Tensor,
     """Binary cross-entropy of sigmoid(input) against target in [0, 1], computed stably from the logit."""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
     x, y = input, target
-    # log(1 + e^{-|x|}) + max(-x, 0) = -log sigmoid(x), stable for any x
-    neg_log_sig = torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+    # -log sigmoid(x) = log(1 + e^{-x}) = log(e^0 + e^{-x}), by log-sum-exp: stable for any x, and (unlike
+    # the equal form log(1 + e^{-|x|}) + max(-x, 0)) twice differentiable at x = 0 under autograd
+    neg_log_sig = torch.logaddexp(torch.zeros_like(x), -x)
     if pos_weight is None:
-        # (1 - y) x - log sigmoid(x) = max(x, 0) - x y + log(1 + e^{-|x|})
+        # (1 - y) x - log sigmoid(x)
         loss = (1 - y) * x + neg_log_sig
     else:
         # (1 - y) x + (1 + (p_w - 1) y) (-log sigmoid(x))

@@ -154,6 +154,16 @@ def test_bce_with_logits_matches_torch(kw, reduction):
     _close(ga, gb)
 
 
+def test_bce_with_logits_at_zero_has_the_right_first_and_second_derivative():
+    """At x = 0 exactly (e.g. zero-initialised weights): dl/dx = sigmoid(0) - y, d2l/dx2 = 1/4."""
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float64)
+    (g,) = torch.autograd.grad(losses.binary_cross_entropy_with_logits(x, y, reduction="sum"), x, create_graph=True)
+    assert torch.allclose(g, 0.5 - y, atol=1e-12)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    assert torch.allclose(h, torch.full((3,), 0.25, dtype=torch.float64), atol=1e-12)
+
+
 def test_modules_match_functions():
     x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
     w = torch.tensor([1.0, 2.0, 0.5])
