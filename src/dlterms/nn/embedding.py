@@ -46,7 +46,8 @@ class _EmbeddingLookup(torch.autograd.Function):
             flat, g = flat[keep], g[keep]
         if ctx.sparse:
             # dL/dE as its non-zero rows only: one (i_k, g_k) entry per lookup, summed on coalesce
-            grad_w = torch.sparse_coo_tensor(flat.unsqueeze(0), g, (ctx.num_embeddings, d))
+            grad_w = torch.sparse_coo_tensor(flat.unsqueeze(0), g, (ctx.num_embeddings, d),
+                                             check_invariants=False)  # indices valid by construction
         else:
             # dL/dE_r = sum_{k: i_k = r} g_k
             grad_w = torch.zeros(ctx.num_embeddings, d, dtype=g.dtype, device=g.device).index_add_(0, flat, g)
