@@ -1,0 +1,145 @@
+"""Gradient descent: first-order steps against Newton's second-order steps on logistic regression.
+
+Data: scikit-learn's breast-cancer set (569 tumours, 30 standardised features; 75 % for training),
+float64. The objective is the mean logistic loss plus an L2 penalty lambda/2 ||w||^2 (lambda = 1e-2,
+bias not penalised), which makes it strictly convex with a finite minimiser (without it the
+nearly separable data would send the weights to infinity). Both methods start from zero weights and
+take full-batch steps through `fit`:
+
+- gradient descent with the classical constant step 1/L, L = lambda_max(X^T X)/(4N) + lambda the
+  largest curvature the loss can have;
+- Newton's method, w <- w - H^{-1} g (`dlterms.optim.Newton`).
+
+Check (TERMS.md): Newton reaches ||grad|| < 1e-8 in <= 15 iterations, and gradient descent needs at
+least 10x as many. Its 30 correlated features make the problem ill-conditioned (the ratio of the
+largest to smallest curvature is reported), which is exactly where first-order steps crawl.
+Mini-batch (B = 32) and stochastic (B = 1) gradient descent at the same step are also shown for
+context: with a constant step they stall at a noise floor instead of converging.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer
+
+from dlterms.data.datasets import make_split
+from dlterms.losses import binary_cross_entropy_with_logits
+from dlterms.nn import Linear
+from dlterms.optim import SGD, Newton
+from dlterms.run import Run, experiment
+from dlterms.training import Callback, TrainState, fit
+
+LAMBDA = 1e-2  # L2 penalty
+TOL = 1e-8  # gradient-norm target
+GD_CAP = 1000  # gradient-descent iterations allowed
+
+
+class _GradNorm(Callback):
+    """Full-data gradient norm after every epoch; stops when it is below `tol`."""
+
+    def __init__(self, objective, tol: float):
+        self.objective, self.tol, self.norms = objective, tol, []
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        params = list(state.model.parameters())
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self.objective(state.model), params)
+        self.norms.append(float(torch.cat([g.reshape(-1) for g in grads]).norm()))
+        if self.norms[-1] < self.tol:
+            state.stop, state.stop_reason = True, "gradient norm below tolerance"
+
+
+@experiment("gradient-descent")
+def gradient_descent(run: Run) -> None:
+    d = load_breast_cancer()
+    split = make_split(d.data, d.target.astype(np.int64), test_size=0.25, seed=run.seed)
+    x = split.x_train.double()
+    x = ((x - x.mean(0)) / x.std(0)).to(run.device)
+    y = split.y_train.double().to(run.device)
+    n, p = x.shape
+
+    def loss_fn(model):
+        def f(out, target):
+            # mean logistic loss + lambda/2 ||w||^2
+            return binary_cross_entropy_with_logits(out.squeeze(1), target) + LAMBDA / 2 * model.weight.pow(2).sum()
+        return f
+
+    def objective(model):
+        return loss_fn(model)(model(x), y)
+
+    def new_model():
+        m = Linear(p, 1, dtype=torch.float64).to(run.device)
+        with torch.no_grad():
+            m.weight.zero_()
+            m.bias.zero_()
+        return m
+
+    # curvature bounds: the Hessian is X~^T S X~ / N + lambda I with S = diag(s(1-s)) <= 1/4
+    xb = torch.cat([x, torch.ones(n, 1, dtype=x.dtype, device=x.device)], 1)
+    L = float(torch.linalg.eigvalsh(xb.T @ xb / n).max()) / 4 + LAMBDA
+
+    newton_model = new_model()
+    track_n = _GradNorm(objective, TOL)
+    fit(newton_model, (x, y), loss_fn=loss_fn(newton_model), optimizer=Newton(newton_model.parameters()),
+        epochs=50, batch_size=None, seed=run.seed, callbacks=[track_n])
+    it_newton = next((i + 1 for i, g in enumerate(track_n.norms) if g < TOL), None)
+    run.progress(0.2, "Newton done")
+
+    with torch.enable_grad():
+        from dlterms.optim import hessian
+
+        _, H = hessian(objective(newton_model), list(newton_model.parameters()))
+    eig = torch.linalg.eigvalsh(H)
+    run.metric("hessian_condition_number_at_optimum", round(float(eig.max() / eig.min()), 1))
+    run.metric("step_1_over_L", 1 / L)
+
+    gd_model = new_model()
+    track_g = _GradNorm(objective, TOL)
+    fit(gd_model, (x, y), loss_fn=loss_fn(gd_model), optimizer=SGD(gd_model.parameters(), lr=1 / L),
+        epochs=GD_CAP, batch_size=None, seed=run.seed, callbacks=[track_g])
+    it_gd = next((i + 1 for i, g in enumerate(track_g.norms) if g < TOL), None)
+    run.progress(0.7, "gradient descent done")
+
+    stochastic = {}
+    for b in (32, 1):
+        m = new_model()
+        tr = _GradNorm(objective, TOL)
+        fit(m, (x, y), loss_fn=loss_fn(m), optimizer=SGD(m.parameters(), lr=1 / L), epochs=4 if b == 1 else 40,
+            batch_size=b, seed=run.seed, callbacks=[tr])
+        stochastic[b] = tr.norms
+        run.metric(f"grad_norm_after_{len(tr.norms)}_epochs_batch_{b}", tr.norms[-1])
+
+    run.metric("iterations_newton", it_newton, key=True)
+    run.metric("iterations_gradient_descent", it_gd if it_gd is not None else f"> {GD_CAP}")
+    run.metric("grad_norm_gd_at_cap_or_end", track_g.norms[-1])
+    if it_newton is not None and len(track_g.norms) >= 10 * it_newton:
+        run.metric(f"grad_norm_gd_after_{10 * it_newton}_iterations", track_g.norms[10 * it_newton - 1])
+    if it_gd is None:
+        # linear convergence: extrapolate the rate of the last half of the run to the tolerance
+        half = len(track_g.norms) // 2
+        rate = (track_g.norms[-1] / track_g.norms[half]) ** (1 / (len(track_g.norms) - 1 - half))
+        est = len(track_g.norms) + np.log(TOL / track_g.norms[-1]) / np.log(rate)
+        run.metric("iterations_gradient_descent_extrapolated", int(round(est)))
+    run.check(f"Newton reaches ||grad|| < {TOL:g} in <= 15 iterations", it_newton is not None and it_newton <= 15,
+              observed=it_newton, expected="<= 15")
+    gd_text = str(it_gd) if it_gd is not None else f"> {GD_CAP} (||grad|| {track_g.norms[-1]:.1e} at {GD_CAP})"
+    run.check("first-order gradient descent needs at least 10x more iterations",
+              it_newton is not None and (it_gd is None or it_gd >= 10 * it_newton),
+              observed=gd_text, expected=f">= {10 * it_newton if it_newton else '10x Newton'}")
+
+    with run.figure("convergence", alt="gradient norm against iteration on a log scale: Newton falls to 1e-8 "
+                    "within a handful of iterations, gradient descent declines slowly and linearly, "
+                    "mini-batch and stochastic descent stall at a noise floor") as fig:
+        ax = fig.subplots()
+        ax.semilogy(range(1, len(track_n.norms) + 1), track_n.norms, "o-", label="Newton (full batch)")
+        ax.semilogy(range(1, len(track_g.norms) + 1), track_g.norms, label="gradient descent, step 1/L")
+        for b, norms in stochastic.items():
+            ax.semilogy(range(1, len(norms) + 1), norms, alpha=0.8,
+                        label=f"{'mini-batch' if b > 1 else 'stochastic'} (B={b}), step 1/L, per epoch")
+        ax.axhline(TOL, color="k", ls=":", lw=0.8, label=f"tolerance {TOL:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("iteration (epoch for the mini-batch runs)")
+        ax.set_ylabel("||gradient|| of the full objective")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
