@@ -82,5 +82,7 @@ def test_marked_recall_and_parity():
     marked = x[..., -1].argmax(1)
     assert (marked < 5).all()
     assert torch.equal(x[torch.arange(50), marked, :4].argmax(-1), y)
+    xb, yb = st.marked_recall(50, delay=20, n_symbols=4, seed=0, distractors=False)
+    assert torch.equal(yb, y) and (xb.sum((1, 2)) == 2).all()  # one symbol + its marker, the rest blank
     b, p = st.parity(10, 6, seed=0)
     assert torch.equal(p, b[..., 0].sum(1).long() % 2)

@@ -304,12 +304,14 @@ def best_order_blind_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     return correct / len(y)
 
 
-def marked_recall(n: int, delay: int, n_symbols: int = 8, seed: int = 0, lead: int = 5):
+def marked_recall(n: int, delay: int, n_symbols: int = 8, seed: int = 0, lead: int = 5,
+                  distractors: bool = True):
     """Recall the marked symbol: x (n, lead + delay, n_symbols + 1), y (n,).
 
-    Each step shows one of `n_symbols` symbols (one-hot); one step among the first `lead` also has
-    the marker channel (the last) set to 1, and y is the symbol shown there. At least `delay` steps
-    of random distractor symbols follow it, so the model must hold the symbol that long.
+    One step among the first `lead` shows one of `n_symbols` symbols (one-hot) with the marker channel
+    (the last) set to 1, and y is that symbol. At least `delay` more steps follow before the end, so
+    the model must hold the symbol that long. With `distractors` every other step shows a random
+    symbol without the marker (the model must also learn what not to store); without, they are blank.
     """
     if delay < 1 or n_symbols < 2 or lead < 1:
         raise ValueError(f"need delay >= 1, n_symbols >= 2, lead >= 1, got {delay}, {n_symbols}, {lead}")
@@ -318,7 +320,10 @@ def marked_recall(n: int, delay: int, n_symbols: int = 8, seed: int = 0, lead: i
     sym = rng.integers(0, n_symbols, size=(n, T))
     pos = rng.integers(0, lead, size=n)
     x = np.zeros((n, T, n_symbols + 1), dtype=np.float32)
-    x[np.arange(n)[:, None], np.arange(T)[None, :], sym] = 1.0
+    if distractors:
+        x[np.arange(n)[:, None], np.arange(T)[None, :], sym] = 1.0
+    else:
+        x[np.arange(n), pos, sym[np.arange(n), pos]] = 1.0
     x[np.arange(n), pos, n_symbols] = 1.0
     y = sym[np.arange(n), pos].astype(np.int64)
     return torch.from_numpy(x), torch.from_numpy(y)
