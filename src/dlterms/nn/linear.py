@@ -28,6 +28,7 @@ from torch import Tensor
 
 from dlterms.nn import init
 from dlterms.nn.activations import get_activation
+from dlterms.nn.dropout import Dropout
 
 __all__ = ["Linear", "MLP"]
 
@@ -78,15 +79,6 @@ class Linear(torch.nn.Module):
                 f"bias={self.bias is not None}")
 
 
-def _dropout(p: float) -> torch.nn.Module:
-    """The project's Dropout layer when it is available, else torch's (same semantics: inverted dropout)."""
-    try:
-        from dlterms.nn.dropout import Dropout  # type: ignore[attr-defined]
-    except ImportError:
-        Dropout = torch.nn.Dropout  # noqa: N806 - a class
-    return Dropout(p)
-
-
 class MLP(torch.nn.Sequential):
     """A multilayer perceptron: Linear -> activation (-> dropout) for each hidden layer, then a Linear.
 
@@ -120,7 +112,7 @@ class MLP(torch.nn.Sequential):
             if i < len(sizes) - 2:  # hidden layer
                 layers.append(get_activation(activation))
                 if dropout:
-                    layers.append(_dropout(dropout))
+                    layers.append(Dropout(dropout))
         if output_activation is not None:
             layers.append(get_activation(output_activation))
         super().__init__(*layers)
