@@ -9,17 +9,19 @@ from dlterms.models.cnn import ConvNet, count_parameters, digits_cnn, mnist1d_cn
 
 
 def test_digits_cnn_shapes_and_parameters():
-    m = digits_cnn()
+    m = digits_cnn(batch_norm=False)
     assert m(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
     assert m.feature_shape == (32, 2, 2)
     # conv 1*16*9+16, conv 16*32*9+32, linear 128*10+10
     assert count_parameters(m) == (16 * 9 + 16) + (16 * 32 * 9 + 32) + (128 * 10 + 10)
 
 
-def test_mnist1d_cnn_is_the_papers_convbase():
-    m = mnist1d_cnn(channels=25)
-    assert m.forward_features(torch.zeros(2, 1, 40)).shape == (2, 125)  # 40 -> 19 -> 10 -> 5 positions
+def test_mnist1d_cnn_shapes_and_parameters():
+    m = mnist1d_cnn(channels=25, batch_norm=False)
+    assert m.forward_features(torch.zeros(2, 1, 40)).shape == (2, 125)  # 40 -> 20 -> 10 -> 5 positions
     assert count_parameters(m) == (25 * 5 + 25) + 2 * (25 * 25 * 3 + 25) + (125 * 10 + 10)
+    assert count_parameters(mnist1d_cnn()) == 8010 + 3 * 2 * 32  # + BN scale and shift per channel
+    assert count_parameters(digits_cnn()) == 6090 + 2 * (16 + 32)
 
 
 def test_global_pool_and_avg_pool_options():
@@ -50,5 +52,7 @@ def test_errors():
         ConvNet(1, 10, (4, 4), channels=(4, 4, 4), padding=0)
     with pytest.raises(ValueError, match=r"expected input \(B, 1, 8, 8\)"):
         digits_cnn()(torch.zeros(1, 1, 9, 8))
+    with pytest.raises(ValueError, match="dropout must be in"):
+        ConvNet(1, 10, (8, 8), dropout=1.0)
     with pytest.raises(ValueError, match="pool_type"):
         ConvNet(1, 10, (8, 8), pool_type="median")

@@ -11,9 +11,8 @@ map, or on its global average when `global_pool=True` (Lin et al., 2014, "Networ
 
 `ConvNet` keeps the two parts separate, `features` (the backbone: input -> feature map) and `head`
 (feature map -> logits), so other code can hook, freeze or replace either. `digits_cnn` and
-`mnist1d_cnn` are the configurations the experiments use; `mnist1d_cnn` is the paper's
-`ConvBase` (Greydanus, 2020, "Scaling down deep learning"): three 1-D convolutions with stride 2
-and a linear layer.
+`mnist1d_cnn` are the configurations the experiments use (MNIST-1D: Greydanus, 2020, "Scaling
+down deep learning").
 """
 
 from __future__ import annotations
@@ -25,8 +24,10 @@ import torch
 from torch import nn
 
 from dlterms.nn.activations import get_activation
-from dlterms.nn.conv import Conv1d, Conv2d, _tuple
+from dlterms.nn.conv import Conv1d, Conv2d
+from dlterms.nn.dropout import Dropout
 from dlterms.nn.linear import Linear
+from dlterms.nn.normalization import BatchNorm1d, BatchNorm2d
 from dlterms.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 
 __all__ = ["ConvNet", "digits_cnn", "mnist1d_cnn", "count_parameters"]
@@ -47,14 +48,18 @@ class ConvNet(nn.Module):
             head's input size.
         channels: output channels of each conv block.
         kernel_size, stride, padding, dilation: per block (one value for all blocks, or one per block).
-        pool: window of the pooling after each block (None or 1: no pooling); `pool_type` "max" or "avg".
+        pool: window of the pooling after each block (None or 1: no pooling), or a list, one per block;
+            `pool_type` "max" or "avg".
         activation: the nonlinearity after each convolution (name or module, see `get_activation`).
         global_pool: average each channel over all positions before the head (else flatten).
+        batch_norm: batch-normalise each convolution's output before the nonlinearity.
+        dropout: dropout probability on the features before the head (None: none).
     """
 
     def __init__(self, in_channels: int, n_classes: int, input_size: Sequence[int], channels: Sequence[int] = (16, 32),
                  kernel_size=3, stride=1, padding=1, dilation=1, pool: int | None = 2, pool_type: str = "max",
-                 activation="relu", global_pool: bool = False):
+                 activation="relu", global_pool: bool = False, batch_norm: bool = False,
+                 dropout: float | None = None):
         super().__init__()
         input_size = tuple(input_size)
         dims = len(input_size)
@@ -69,20 +74,24 @@ class ConvNet(nn.Module):
         def per_block(v, name):
             return list(v) if isinstance(v, list) else [v] * n
 
-        ks, ss, ps, ds = (per_block(v, nm) for v, nm in ((kernel_size, "kernel_size"), (stride, "stride"),
-                                                          (padding, "padding"), (dilation, "dilation")))
-        if any(len(v) != n for v in (ks, ss, ps, ds)):
-            raise ValueError(f"per-block kernel_size/stride/padding/dilation lists must have {n} entries")
+        ks, ss, ps, ds, pools = (per_block(v, nm) for v, nm in (
+            (kernel_size, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation"),
+            (pool, "pool")))
+        if any(len(v) != n for v in (ks, ss, ps, ds, pools)):
+            raise ValueError(f"per-block kernel_size/stride/padding/dilation/pool lists must have {n} entries")
         conv = Conv1d if dims == 1 else Conv2d
         pool_cls = {("max", 1): MaxPool1d, ("max", 2): MaxPool2d, ("avg", 1): AvgPool1d, ("avg", 2): AvgPool2d}
         layers: list[nn.Module] = []
         size, c_prev = input_size, in_channels
-        for c, k, s, p, d in zip(channels, ks, ss, ps, ds):
+        for c, k, s, p, d, pool_k in zip(channels, ks, ss, ps, ds, pools):
             layer = conv(c_prev, c, k, stride=s, padding=p, dilation=d)
-            layers += [layer, get_activation(activation)]
+            layers.append(layer)
+            if batch_norm:
+                layers.append((BatchNorm1d if dims == 1 else BatchNorm2d)(c))
+            layers.append(get_activation(activation))
             size = layer.output_size(*size)
-            if pool and pool > 1:
-                pl = pool_cls[pool_type, dims](pool)
+            if pool_k and pool_k > 1:
+                pl = pool_cls[pool_type, dims](pool_k)
                 size = pl.output_size(*size)
                 layers.append(pl)
             if min(size) < 1:
@@ -94,7 +103,10 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.feature_shape = (c_prev,) if global_pool else (c_prev, *size)
         self.n_features = math.prod(self.feature_shape)
+        if dropout is not None and not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1) or None, got {dropout}")
         self.head = Linear(self.n_features, n_classes)
+        self.dropout = Dropout(dropout) if dropout else None
         self.input_size, self.in_channels, self.n_classes = input_size, in_channels, n_classes
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +117,10 @@ class ConvNet(nn.Module):
         return self.features(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))  # (B, n_classes)
+        h = self.forward_features(x)  # (B, n_features)
+        if self.dropout is not None:
+            h = self.dropout(h)
+        return self.head(h)  # (B, n_classes)
 
     @property
     def conv_layers(self) -> list[nn.Module]:
@@ -115,17 +130,27 @@ class ConvNet(nn.Module):
         return f"input_size={self.input_size}, n_features={self.n_features}"
 
 
-def digits_cnn(n_classes: int = 10, channels: Sequence[int] = (16, 32)) -> ConvNet:
-    """For 8x8 digits: two 3x3 conv (padding 1) + ReLU + 2x2 max-pool blocks, 8x8 -> 4x4 -> 2x2,
-    then a linear layer: 6,090 parameters with the default channels."""
-    return ConvNet(1, n_classes, (8, 8), channels=channels, kernel_size=3, padding=1, pool=2)
+def digits_cnn(n_classes: int = 10, channels: Sequence[int] = (16, 32), batch_norm: bool = True) -> ConvNet:
+    """For 8x8 digits: two blocks of 3x3 conv (padding 1), batch norm, ReLU and 2x2 max-pool,
+    8x8 -> 4x4 -> 2x2, then a linear layer: 6,186 parameters with the default channels.
+
+    Measured: with batch norm 0.989-0.991 test accuracy on three seeds in 12 epochs; without it
+    0.973-0.987 in 20-40 epochs.
+    """
+    return ConvNet(1, n_classes, (8, 8), channels=channels, kernel_size=3, padding=1, pool=2,
+                   batch_norm=batch_norm)
 
 
-def mnist1d_cnn(n_classes: int = 10, channels: int = 25) -> ConvNet:
-    """The MNIST-1D paper's ConvBase for length-40 signals: conv(k=5, s=2, p=1) then two conv(k=3, s=2,
-    p=1), ReLU after each, lengths 40 -> 19 -> 10 -> 5, and a linear layer on the 5*channels features
-    (5,210 parameters with 25 channels)."""
-    _tuple(channels, 1, "channels")
-    return ConvNet(1, n_classes, (40,), channels=(channels,) * 3, kernel_size=[5, 3, 3], stride=2,
-                   padding=1,
-                   pool=None)
+def mnist1d_cnn(n_classes: int = 10, channels: int = 32, batch_norm: bool = True) -> ConvNet:
+    """For length-40 MNIST-1D signals: three blocks of conv (k = 5, 3, 3, stride 1, length-preserving
+    padding), batch norm, ReLU and max-pool(2), lengths 40 -> 20 -> 10 -> 5, and a linear layer on
+    the 5*channels features (8,202 parameters with 32 channels).
+
+    The paper's ConvBase downsamples with stride-2 convolutions instead of pooling and has no batch
+    norm; trained for 20-40 epochs here it overfit (train 99.6 %, test 89-92 %). This version reached
+    95-97 % in 8 epochs on three seeds (94-95 % in 20 epochs without batch norm).
+    """
+    if not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels!r}")
+    return ConvNet(1, n_classes, (40,), channels=(channels,) * 3, kernel_size=[5, 3, 3], stride=1,
+                   padding=[2, 1, 1], pool=2, batch_norm=batch_norm)
