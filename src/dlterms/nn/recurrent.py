@@ -73,11 +73,10 @@ def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
                b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     # all four gates' pre-activations in one product: (B, H) x (H, 4H) -> (B, 4H)
     gates = torch.addmm(xp, h, w_hh_t) if b_hh is None else torch.addmm(xp + b_hh, h, w_hh_t)
-    H = h.shape[-1]
+    # (chunk, not four slices: its backward is one concatenation instead of four zero-filled copies)
+    i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
     # i_t, f_t, o_t = sigma(.);  g_t = tanh(.)
-    s = torch.sigmoid(gates)
-    i, f, o = s[:, :H], s[:, H:2 * H], s[:, 3 * H:]
-    g = torch.tanh(gates[:, 2 * H:3 * H])
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     # c_t = f_t * c_{t-1} + i_t * g_t
     c = torch.addcmul(f * c, i, g)
     # h_t = o_t * tanh(c_t)
@@ -89,11 +88,12 @@ def _gru_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Ten
     H = h.shape[-1]
     # W_hh h_{t-1} + b_hh for r, z, n together: (B, H) x (H, 3H) -> (B, 3H)
     hh = torch.mm(h, w_hh_t) if b_hh is None else torch.addmm(b_hh, h, w_hh_t)
+    x_rz, x_n = xp.split([2 * H, H], dim=1)  # (B, 2H), (B, H)
+    h_rz, h_n = hh.split([2 * H, H], dim=1)
     # r_t, z_t = sigma(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})
-    rz = torch.sigmoid(xp[:, :2 * H] + hh[:, :2 * H])
-    r, z = rz[:, :H], rz[:, H:]
+    r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=1)
     # n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-    n = torch.tanh(torch.addcmul(xp[:, 2 * H:], r, hh[:, 2 * H:]))
+    n = torch.tanh(torch.addcmul(x_n, r, h_n))
     # h_t = (1 - z_t) * n_t + z_t * h_{t-1}  =  n_t + z_t * (h_{t-1} - n_t)
     return torch.addcmul(n, z, h - n)
 

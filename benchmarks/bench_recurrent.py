@@ -1,0 +1,46 @@
+"""Our RNN, LSTM and GRU (a Python loop over time steps) against torch's (a C++ loop), forward and
+backward, at the sizes the experiments use and with 10x the batch."""
+
+from __future__ import annotations
+
+import torch
+
+import dlterms.nn as dnn
+from benchmarks._harness import Case
+
+# (name, ours, torch's, input size, hidden, batch, steps, bidirectional, where it is used)
+_SIZES = [
+    ("RNN", dnn.RNN, torch.nn.RNN, 1, 16, 64, 20, False, "rnn experiment"),
+    ("LSTM", dnn.LSTM, torch.nn.LSTM, 9, 32, 32, 55, False, "lstm experiment"),
+    ("GRU", dnn.GRU, torch.nn.GRU, 1, 64, 50, 40, False, "sequence-modeling experiment"),
+    ("GRU bidirectional", dnn.GRU, torch.nn.GRU, 32, 64, 64, 40, True, "seq2seq encoder"),
+]
+
+_NOTE = ("the time loop runs in Python: each step is a handful of tensor calls whose dispatch overhead "
+         "torch's C++ loop does not pay; that overhead shrinks relative to the work as the batch grows")
+
+
+def _case(name, ours_cls, ref_cls, I, H, B, T, bidir, label, scale):
+    torch.manual_seed(0)
+    ref = ref_cls(I, H, batch_first=True, bidirectional=bidir)
+    ours = ours_cls(I, H, batch_first=True, bidirectional=bidir)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(B * scale, T, I)
+
+    def run(m):
+        def go():
+            m.zero_grad(set_to_none=True)
+            m(x)[0].sum().backward()
+        return go
+
+    def diff():
+        with torch.no_grad():
+            return (ours(x)[0] - ref(x)[0]).abs().max().item()
+
+    size = f"B={B * scale} T={T} I={I} H={H}" + (" bi" if bidir else "") + (f" ({label})" if scale == 1 else " (10x)")
+    return Case(f"{name} fwd+bwd", size, run(ours), run(ref), diff=diff, reference_name=f"torch.nn.{ref_cls.__name__}",
+                note=_NOTE)
+
+
+def cases() -> list[Case]:
+    return [_case(*s, scale=k) for s in _SIZES for k in (1, 10)]
