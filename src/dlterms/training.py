@@ -255,6 +255,25 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: 
     return loss, acc
 
 
+def _data_parallel_shard(n: int, batch_size: int | None, drop_last: bool) -> tuple[int, int]:
+    """(rank, world size) when launched by torchrun with a process group, else (0, 1).
+
+    Equal slices are needed for the averaged gradient to equal the global batch's, so every
+    global batch must split evenly across the processes.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
+    rank, world = dist.get_rank(), dist.get_world_size()
+    bs = n if batch_size is None else batch_size
+    last = n % bs
+    if bs % world or (last and not drop_last and last % world):
+        raise ValueError(f"batch_size={batch_size} over {n} examples does not split evenly across {world} "
+                         "processes; choose a batch size (and dataset size, or drop_last=True) divisible by it")
+    return rank, world
+
+
 def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.optim.Optimizer, epochs: int,
         batch_size: int | None = 32, val=None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
         callbacks: Iterable[Callback] = (), device: str | torch.device | None = None,
@@ -272,6 +291,10 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
         max_steps: stop after this many optimizer steps in total.
         forward: optional `forward(model, *inputs) -> outputs` for models that take more than one input.
         device: where to train (defaults to where the model's parameters are).
+
+    Launched by `torchrun` with an initialised process group and a model wrapped in
+    DistributedDataParallel (see `dlterms.distributed`), each process trains on its slice of
+    every global batch of `batch_size` examples, so the result equals a one-process run.
     Returns:
         History with per-epoch losses, per-step losses and why training stopped.
     """
@@ -296,6 +319,7 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
     for cb in callbacks:
         cb.on_train_begin(state)
     n = len(target)
+    rank, world = _data_parallel_shard(n, batch_size, drop_last)
     for epoch in range(epochs):
         state.epoch = epoch
         model.train()
@@ -305,6 +329,10 @@ def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.op
             cb.on_epoch_begin(state)
         total, count = 0.0, 0
         for idx in batches(n, batch_size, gen, shuffle, drop_last):
+            if world > 1:
+                # Data parallel: every process draws the same global batch and keeps its slice;
+                # DistributedDataParallel averages the slices' gradients = the global batch's gradient.
+                idx = idx[rank::world]
             idx = idx.to(dev)
             state.batch_index = idx
             optimizer.zero_grad(set_to_none=True)
