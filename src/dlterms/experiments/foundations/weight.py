@@ -1,0 +1,142 @@
+r"""Weight: what the learned numbers mean, and why their starting scale matters.
+
+1. Recovering known weights. Data are made from a known linear rule, $y = x^\top w^* + b^* +
+   \varepsilon$ with $x \sim \mathcal{N}(0, I_5)$ and noise $\varepsilon \sim \mathcal{N}(0, 0.1^2)$
+   (1000 examples). A single linear neuron (`dlterms.nn.Linear(5, 1)`) trained by full-batch gradient
+   descent on the squared error must find $w^*$ and $b^*$ again: max error < 0.05 (TERMS.md). The
+   least-squares solution is reported beside it.
+2. Initial scale. 500 inputs from $\mathcal{N}(0, 1)$ pass through 20 linear layers of width 256
+   (no bias), each followed by a ReLU, in float64. He et al. (2015) track the mean square of the
+   activations, $\mathbb{E}[h_\ell^2]$ (the variance, for zero-mean signals such as the input; ReLU
+   outputs are not zero-mean):
+   $$\mathbb{E}[h_\ell^2] = \tfrac12 \mathrm{Var}(z_\ell) = \tfrac12 n_{in} \mathrm{Var}(W)\,\mathbb{E}[h_{\ell-1}^2].$$
+   He/Kaiming initialisation ($\mathrm{Var}\,W = 2/n_{in}$) makes the factor 1, so layer 20's activations
+   keep the input's scale (within 2x, TERMS.md); a naive $\mathcal{N}(0, 1)$ multiplies it by
+   $n_{in}/2 = 128$ per layer and it explodes (> 1e10 at layer 20); Xavier/Glorot
+   ($\mathrm{Var}\,W = 2/(n_{in} + n_{out})$), derived for symmetric activations, halves it per layer.
+   The factor 1 holds in expectation: one finite-width net drifts from it like a random walk in
+   $\log \mathbb{E}[h^2]$ (spread growing with depth/width), so the check uses the mean over 16
+   independently initialised nets and the metrics report the single nets' range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dlterms.losses import mse_loss
+from dlterms.nn import MLP, Linear, ReLU, init
+from dlterms.optim import SGD
+from dlterms.run import Run, experiment
+from dlterms.training import fit
+
+
+@dataclass
+class Config:
+    n: int = 1000  # examples for the linear neuron
+    d: int = 5  # input dimension
+    noise: float = 0.1  # std of the label noise
+    epochs: int = 300  # full-batch gradient-descent steps
+    lr: float = 0.1
+    width: int = 256  # units per layer of the deep ReLU net
+    depth: int = 20  # linear layers, each followed by a ReLU
+    n_probe: int = 500  # inputs pushed through the deep net
+    n_nets: int = 16  # independently initialised He nets (4 for the other two)
+
+
+INITS = {
+    "He/Kaiming normal": lambda w, g: init.kaiming_normal_(w, nonlinearity="relu", generator=g),
+    "Xavier/Glorot normal": lambda w, g: init.xavier_normal_(w, generator=g),
+    "naive N(0, 1)": lambda w, g: init.normal_(w, 0.0, 1.0, generator=g),
+}
+
+
+@torch.no_grad()
+def activation_mean_squares(net: MLP, x: torch.Tensor) -> list[float]:
+    """E[h^2] of the output of each ReLU of `net` for inputs x."""
+    out, h = [], x
+    for module in net:
+        h = module(h)
+        if isinstance(module, ReLU):
+            out.append(h.square().mean().item())
+    return out
+
+
+@experiment("weight")
+def weight(run: Run) -> None:
+    cfg = Config()
+    rng = run.rng(0)
+
+    # 1. A linear neuron recovers the weights the data were made from.
+    w_true = rng.uniform(-2, 2, cfg.d)
+    b_true = rng.uniform(-1, 1)
+    x = rng.standard_normal((cfg.n, cfg.d))
+    y = x @ w_true + b_true + cfg.noise * rng.standard_normal(cfg.n)
+    xt = torch.tensor(x, dtype=torch.float32, device=run.device)
+    yt = torch.tensor(y, dtype=torch.float32, device=run.device).unsqueeze(1)  # (n, 1)
+    torch.manual_seed(run.seed)
+    neuron = Linear(cfg.d, 1).to(run.device)
+    hist = fit(neuron, (xt, yt), loss_fn=mse_loss, optimizer=SGD(neuron.parameters(), lr=cfg.lr), epochs=cfg.epochs,
+               batch_size=None, seed=run.seed)
+    w_hat = neuron.weight.detach().cpu().numpy().ravel()
+    b_hat = neuron.bias.item()
+    err = float(np.max(np.abs(np.r_[w_hat - w_true, b_hat - b_true])))
+    lstsq, *_ = np.linalg.lstsq(np.c_[x, np.ones(cfg.n)], y, rcond=None)
+    err_lstsq = float(np.max(np.abs(lstsq - np.r_[w_true, b_true])))
+    run.metric("max_abs_weight_error", round(err, 5), key=True)
+    run.metric("max_abs_weight_error_least_squares", round(err_lstsq, 5))
+    run.metric("final_mse", round(hist.train_loss[-1], 5))
+    run.check("a linear neuron trained by gradient descent recovers the generating weights and bias", err < 0.05,
+              observed=round(err, 5), expected="< 0.05")
+    run.progress(0.4, "linear neuron trained")
+
+    # 2. Activation scale through 20 ReLU layers under three initialisations.
+    probe = torch.randn(cfg.n_probe, cfg.width, generator=run.generator(1), dtype=torch.float64)
+    ms_in = probe.square().mean().item()  # E[x^2], = Var(x) for this zero-mean input
+    ratios = {}  # name -> (n_nets, depth) array of E[h_l^2] / E[x^2]
+    gen = run.generator(2)
+    for name, fill in INITS.items():
+        runs = []
+        for _ in range(cfg.n_nets if name.startswith("He") else 4):  # the others' trends need few nets
+            net = MLP([cfg.width] * (cfg.depth + 1), activation="relu", bias=False, output_activation="relu")
+            net = net.double()
+            for layer in net.linear_layers:
+                fill(layer.weight, gen)
+            runs.append(np.array(activation_mean_squares(net, probe)) / ms_in)
+        ratios[name] = np.stack(runs)
+    he = ratios["He/Kaiming normal"][:, -1]
+    naive = float(ratios["naive N(0, 1)"][:, -1].mean())
+    xavier = float(ratios["Xavier/Glorot normal"][:, -1].mean())
+    run.metric("scale_ratio_layer20_he", round(float(he.mean()), 4))
+    run.metric("scale_ratio_layer20_he_single_nets_min", round(float(he.min()), 4))
+    run.metric("scale_ratio_layer20_he_single_nets_max", round(float(he.max()), 4))
+    run.metric("scale_ratio_layer20_xavier", xavier)
+    run.metric("scale_ratio_layer20_naive", naive)
+    run.check("He init keeps layer 20's activation scale E[h^2] within 2x of the input's (mean of 16 nets)",
+              0.5 <= he.mean() <= 2.0, observed=round(float(he.mean()), 4), expected="0.5 to 2")
+    run.check("naive N(0, 1) init makes it explode", naive > 1e10, observed=f"{naive:.2e}", expected="> 1e10")
+
+    with run.figure("weights-and-init", alt="left: true against learned weights of a linear neuron, on the diagonal; "
+                    "right: activation variance per layer on a log scale for He, Xavier and N(0,1) initialisation",
+                    figsize=(10, 4)) as fig:
+        ax1, ax2 = fig.subplots(1, 2)
+        truth, learned = np.r_[w_true, b_true], np.r_[w_hat, b_hat]
+        ax1.plot([-2.2, 2.2], [-2.2, 2.2], color="grey", lw=0.8)
+        ax1.scatter(truth[:-1], learned[:-1], color="tab:blue", label="weights $w_i$", zorder=3)
+        ax1.scatter(truth[-1:], learned[-1:], color="tab:red", marker="s", label="bias $b$", zorder=3)
+        ax1.set_xlabel("generating value")
+        ax1.set_ylabel("learned value")
+        ax1.set_title(f"linear neuron: max error {err:.4f}", fontsize=10)
+        ax1.legend(fontsize=8)
+        layers = np.arange(1, cfg.depth + 1)
+        for (name, r), color in zip(ratios.items(), ("tab:green", "tab:orange", "tab:red"), strict=True):
+            for single in r:
+                ax2.semilogy(layers, single, color=color, lw=0.5, alpha=0.3)
+            ax2.semilogy(layers, r.mean(0), marker="o", ms=3, color=color, label=f"{name} (mean of {len(r)})")
+        ax2.axhspan(0.5, 2.0, color="tab:green", alpha=0.12, label="within 2x of the input")
+        ax2.set_xlabel("layer")
+        ax2.set_ylabel(r"$E[h^2]$ / $E[x^2]$")
+        ax2.set_title(f"{cfg.depth} ReLU layers of width {cfg.width}", fontsize=10)
+        ax2.legend(fontsize=8)
