@@ -56,3 +56,12 @@ def test_errors():
         ConvNet(1, 10, (8, 8), dropout=1.0)
     with pytest.raises(ValueError, match="pool_type"):
         ConvNet(1, 10, (8, 8), pool_type="median")
+
+
+def test_count_macs_by_hand():
+    from dlterms.models.cnn import count_macs
+
+    m = digits_cnn(batch_norm=False)
+    macs = count_macs(m, torch.zeros(2, 1, 8, 8))
+    # conv1: 8*8 positions * 16 * 1 * 9; conv2: 4*4 * 32 * 16 * 9; head 128 * 10; times batch 2
+    assert macs == {"features.0": 2 * 64 * 16 * 9, "features.3": 2 * 16 * 32 * 16 * 9, "head": 2 * 1280}

@@ -30,12 +30,40 @@ from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import BatchNorm1d, BatchNorm2d
 from dlterms.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 
-__all__ = ["ConvNet", "digits_cnn", "mnist1d_cnn", "count_parameters"]
+__all__ = ["ConvNet", "digits_cnn", "mnist1d_cnn", "count_parameters", "count_macs"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters (only those with requires_grad when `trainable_only`)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Multiply-accumulates of one forward pass on `x`, per conv/linear layer (by forward hooks).
+
+    A convolution costs prod(out positions) * C_out * (C_in / groups) * prod(kernel) MACs per example,
+    a linear layer in_features * out_features; pooling and activations are not counted.
+    """
+    macs: dict[str, int] = {}
+    handles = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, Conv1d | Conv2d):
+            def hook(m, inp, out, name=name):
+                per_pos = m.out_channels * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+                macs[name] = math.prod(out.shape[2:]) * per_pos * out.shape[0]
+        elif isinstance(mod, Linear):
+            def hook(m, inp, out, name=name):
+                macs[name] = m.in_features * m.out_features * out[..., 0].numel()
+        else:
+            continue
+        handles.append(mod.register_forward_hook(hook))
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return macs
 
 
 class ConvNet(nn.Module):
