@@ -30,10 +30,12 @@ def train_classifier(model: torch.nn.Module, split, *, lr: float, epochs: int, b
 
 @torch.no_grad()
 def plot_decision_regions(ax, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, title: str,
-                          steps: int = 150) -> None:
+                          steps: int = 150, include_origin: bool = False) -> None:
     """Shade where `model` predicts class 1 (2-D inputs, 2 classes) and scatter the points on top."""
     xs = x.cpu().numpy()
     lo, hi = xs.min(0) - 0.5, xs.max(0) + 0.5
+    if include_origin:
+        lo, hi = np.minimum(lo, -1.0), np.maximum(hi, 1.0)
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], steps), np.linspace(lo[1], hi[1], steps))
     grid = torch.tensor(np.c_[gx.ravel(), gy.ravel()], dtype=torch.float32)
     dev = next(model.parameters()).device
