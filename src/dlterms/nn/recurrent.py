@@ -60,11 +60,19 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 # --------------------------------------------------------------------------- one time step
 # Each step function takes the input half of the pre-activations already computed,
 # xp = W_ih x_t + b_ih (+ b_hh where it can be folded in), shape (B, G*H), and the previous state.
+# The same functions serve a stack of directions: xp (D, B, G*H), h (D, B, H), w_hh_t (D, H, G*H).
+
+
+def _affine(bias: Tensor | None, h: Tensor, w_t: Tensor) -> Tensor:
+    """bias + h w_t in one call: (B, H) x (H, G*H) (addmm) or (D, B, H) x (D, H, G*H) (baddbmm)."""
+    if h.dim() == 2:
+        return torch.mm(h, w_t) if bias is None else torch.addmm(bias, h, w_t)
+    return torch.bmm(h, w_t) if bias is None else torch.baddbmm(bias, h, w_t)
 
 
 def _rnn_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None, relu: bool) -> Tensor:
     # a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
-    a = torch.addmm(xp, h, w_hh_t) if b_hh is None else torch.addmm(xp + b_hh, h, w_hh_t)  # (B, H)
+    a = _affine(xp if b_hh is None else xp + b_hh, h, w_hh_t)  # (B, H)
     # h_t = tanh(a_t)   (or relu(a_t) for nonlinearity="relu")
     return torch.relu(a) if relu else torch.tanh(a)
 
@@ -72,9 +80,9 @@ def _rnn_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None, relu: 
 def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
                b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     # all four gates' pre-activations in one product: (B, H) x (H, 4H) -> (B, 4H)
-    gates = torch.addmm(xp, h, w_hh_t) if b_hh is None else torch.addmm(xp + b_hh, h, w_hh_t)
+    gates = _affine(xp if b_hh is None else xp + b_hh, h, w_hh_t)
     # (chunk, not four slices: its backward is one concatenation instead of four zero-filled copies)
-    i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+    i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
     # i_t, f_t, o_t = sigma(.);  g_t = tanh(.)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     # c_t = f_t * c_{t-1} + i_t * g_t
@@ -87,11 +95,11 @@ def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
 def _gru_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
     H = h.shape[-1]
     # W_hh h_{t-1} + b_hh for r, z, n together: (B, H) x (H, 3H) -> (B, 3H)
-    hh = torch.mm(h, w_hh_t) if b_hh is None else torch.addmm(b_hh, h, w_hh_t)
-    x_rz, x_n = xp.split([2 * H, H], dim=1)  # (B, 2H), (B, H)
-    h_rz, h_n = hh.split([2 * H, H], dim=1)
+    hh = _affine(b_hh, h, w_hh_t)
+    x_rz, x_n = xp.split([2 * H, H], dim=-1)  # (B, 2H), (B, H)
+    h_rz, h_n = hh.split([2 * H, H], dim=-1)
     # r_t, z_t = sigma(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})
-    r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=1)
+    r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=-1)
     # n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
     n = torch.tanh(torch.addcmul(x_n, r, h_n))
     # h_t = (1 - z_t) * n_t + z_t * h_{t-1}  =  n_t + z_t * (h_{t-1} - n_t)
@@ -309,21 +317,16 @@ class _RNNBase(torch.nn.Module):
             mask = (torch.arange(T, device=x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
         finals: list[list[Tensor]] = [[] for _ in range(self._n_states())]
         for layer in range(L):
-            outs = []
-            for d in range(D):
-                w_ih, w_hh, b_ih, b_hh = self._params(layer, reverse=d == 1)
-                state = tuple(s[layer * D + d] for s in states)
-                out, state = self._direction(x, state, w_ih, w_hh, b_ih, b_hh, reverse=d == 1, mask=mask)
-                outs.append(out)
-                for k, s in enumerate(state):
-                    finals[k].append(s)
-            x = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
+            state = tuple(st[layer * D:(layer + 1) * D] for st in states)  # each (D, B, H)
+            x, state = self._layer(x, state, layer, mask)  # (T, B, D*H)
+            for k, st in enumerate(state):
+                finals[k].append(st)
             if self.dropout and self.training and layer < L - 1:
                 x = torch.nn.functional.dropout(x, self.dropout, training=True)
         if mask is not None:
             x = x * mask  # zero outputs at padded steps
         output = x.transpose(0, 1) if (batched and self.batch_first) else x
-        h_n = [torch.stack(f) for f in finals]  # each (L*D, B, H)
+        h_n = [torch.cat(f) for f in finals]  # each (L*D, B, H)
         if not batched:
             output, h_n = output.squeeze(1), [h.squeeze(1) for h in h_n]
         return output, (tuple(h_n) if self.mode == "LSTM" else h_n[0])
@@ -343,45 +346,62 @@ class _RNNBase(torch.nn.Module):
             out.append(h)
         return tuple(out)
 
-    def _direction(self, x: Tensor, state: tuple[Tensor, ...], w_ih: Tensor, w_hh: Tensor,
-                   b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool, mask: Tensor | None):
-        """One layer in one direction. x: (T, B, I) -> outputs (T, B, H), final state."""
-        T = x.shape[0]
-        # Input half for all steps at once: (T, B, I) x (I, G*H) -> (T, B, G*H).
-        # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
-        # GRU keeps b_hn inside r_t * (W_hn h + b_hn), so its b_hh stays in the step.
-        xp = x @ w_ih.t()
-        step_b_hh = b_hh
-        if b_ih is not None:
+    def _layer(self, x: Tensor, state: tuple[Tensor, ...], layer: int, mask: Tensor | None):
+        """One layer, all its directions together. x: (T, B, I) -> outputs (T, B, D*H), final states (D, B, H).
+
+        The directions are stacked on a leading axis and step together, the backward one reading time
+        reversed, so a bidirectional layer makes as many tensor calls per step as a unidirectional one.
+        """
+        T, B, I = x.shape
+        D = self.num_directions
+        params = [self._params(layer, reverse=d == 1) for d in range(D)]
+        w_ih = torch.stack([p[0] for p in params])  # (D, G*H, I)
+        w_hh_t = torch.stack([p[1] for p in params]).transpose(1, 2)  # (D, H, G*H)
+        # Input half for all steps at once: (1, T*B, I) x (D, I, G*H) -> (D, T*B, G*H).
+        xp = torch.matmul(x.reshape(1, T * B, I), w_ih.transpose(1, 2))
+        step_b_hh = None
+        if self.bias:
+            b_ih = torch.stack([p[2] for p in params]).unsqueeze(1)  # (D, 1, G*H)
+            b_hh = torch.stack([p[3] for p in params]).unsqueeze(1)
+            # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
+            # GRU keeps b_hn inside r_t * (W_hn h + b_hn), so its b_hh stays in the step.
             if self.mode == "GRU":
-                xp = xp + b_ih
+                xp, step_b_hh = xp + b_ih, b_hh
             else:
-                xp, step_b_hh = xp + (b_ih + b_hh), None
-        xs = xp.unbind(0)  # T views of (B, G*H)
-        w_hh_t = w_hh.t()
+                xp = xp + (b_ih + b_hh)
+        xp = xp.view(D, T, B, -1)
+        if D == 2:  # loop step t reads time t forwards and time T-1-t backwards
+            xp = torch.stack([xp[0], xp[1].flip(0)], dim=1)  # (T, 2, B, G*H)
+            mask = None if mask is None else torch.stack([mask, mask.flip(0)], dim=1)  # (T, 2, B, 1)
+        else:
+            xp = xp.transpose(0, 1)  # (T, 1, B, G*H)
+            mask = None if mask is None else mask.unsqueeze(1)  # (T, 1, B, 1)
+        xs = xp.unbind(0)  # T views of (D, B, G*H)
         masks = mask.unbind(0) if mask is not None else None
-        outs: list[Tensor] = [None] * T  # type: ignore[list-item]
-        order = range(T - 1, -1, -1) if reverse else range(T)
+        outs: list[Tensor] = []
         if self.mode == "LSTM":
             h, c = state
-            for t in order:
+            for t in range(T):
                 h_new, c_new = _lstm_step(xs[t], h, c, w_hh_t, step_b_hh)
-                if masks is not None:
+                if masks is not None:  # past its length a sequence keeps its state
                     h, c = torch.where(masks[t], h_new, h), torch.where(masks[t], c_new, c)
                 else:
                     h, c = h_new, c_new
-                outs[t] = h
+                outs.append(h)
             final = (h, c)
         else:
             (h,) = state
             relu = self.mode == "RNN_RELU"
-            for t in order:
+            for t in range(T):
                 h_new = (_gru_step(xs[t], h, w_hh_t, step_b_hh) if self.mode == "GRU"
                          else _rnn_step(xs[t], h, w_hh_t, step_b_hh, relu))
                 h = torch.where(masks[t], h_new, h) if masks is not None else h_new
-                outs[t] = h
+                outs.append(h)
             final = (h,)
-        return torch.stack(outs), final
+        out = torch.stack(outs)  # (T, D, B, H)
+        if D == 1:
+            return out[:, 0], final
+        return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), final  # (T, B, 2H)
 
 
 class RNN(_RNNBase):
