@@ -1,0 +1,95 @@
+"""Early stopping: on an overfitting run it stops early and restores the best validation weights.
+
+The generalisation area's overfitting setup (`experiments/generalization/_common.py`): a 64-512-512-10
+MLP trained with Adam on 200 digits whose labels are 30 % wrong, which it memorises. The held-out
+1597 digits (true labels) are split into a validation set (600) and a test set (997). `fit` runs with
+`EarlyStopping(patience=10)` and an epoch limit of 150. Checks (TERMS.md): it stops before the limit;
+the restored model's validation loss equals the minimum over the run (to 1e-6); its test accuracy is
+>= that of the last epoch's weights. (Trained for all 150 epochs, this network ends near 0.68 test
+accuracy: see the overfitting experiment.)
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from dlterms.experiments.generalization._common import OverfitConfig, noisy_digits
+from dlterms.losses import cross_entropy
+from dlterms.nn import MLP
+from dlterms.optim import Adam
+from dlterms.run import Run, experiment
+from dlterms.training import Callback, EarlyStopping, TrainState, accuracy, evaluate, fit
+
+N_VAL = 600
+PATIENCE = 10
+
+
+class _LastWeights(Callback):
+    """The weights at the end of the latest epoch, and test accuracy per epoch."""
+
+    def __init__(self, x_test, y_test):
+        self.x_test, self.y_test, self.state, self.test_acc = x_test, y_test, None, []
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.state = copy.deepcopy(state.model.state_dict())
+        self.test_acc.append(accuracy(state.model, self.x_test, self.y_test))
+
+
+@experiment("early-stopping")
+def early_stopping(run: Run) -> None:
+    cfg = OverfitConfig()
+    split, y_noisy = noisy_digits(cfg, run.seed)
+    split, y_noisy = split.to(run.device), y_noisy.to(run.device)
+    g = torch.Generator().manual_seed(run.seed)
+    perm = torch.randperm(len(split.y_test), generator=g).to(run.device)
+    xv, yv = split.x_test[perm[:N_VAL]], split.y_test[perm[:N_VAL]]
+    xt, yt = split.x_test[perm[N_VAL:]], split.y_test[perm[N_VAL:]]
+
+    torch.manual_seed(run.seed)
+    model = MLP([64, *cfg.hidden, 10]).to(run.device)
+    es, last = EarlyStopping(patience=PATIENCE), _LastWeights(xt, yt)
+    h = fit(model, (split.x_train, y_noisy), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
+            epochs=cfg.epochs, batch_size=cfg.batch_size, val=(xv, yv), seed=run.seed, callbacks=[es, last])
+    run.progress(0.5, "early-stopped run done")
+    restored_val, _ = evaluate(model, xv, yv, cross_entropy)
+    restored_test = accuracy(model, xt, yt)
+    final = MLP([64, *cfg.hidden, 10]).to(run.device)
+    final.load_state_dict(last.state)
+    last_test = accuracy(final, xt, yt)
+    min_val = min(h.val_loss)
+
+    run.metric("stopped_after_epochs", h.epochs_run, key=True)
+    run.metric("best_epoch", (h.best_epoch or 0) + 1)
+    run.metric("min_val_loss", round(min_val, 5))
+    run.metric("restored_val_loss", round(restored_val, 5))
+    run.metric("restored_test_acc", round(restored_test, 4))
+    run.metric("last_epoch_test_acc", round(last_test, 4))
+    run.check(f"it stops before the {cfg.epochs}-epoch limit", h.stop_reason == "early stopping" and
+              h.epochs_run < cfg.epochs, observed=f"{h.stop_reason} after {h.epochs_run} epochs",
+              expected=f"< {cfg.epochs}")
+    run.check("the restored model's validation loss is the run's minimum", abs(restored_val - min_val) < 1e-6,
+              observed=f"{restored_val:.6f} vs min {min_val:.6f}", expected="equal within 1e-6")
+    run.check("its test accuracy >= the last epoch's", restored_test >= last_test,
+              observed=f"{restored_test:.4f} vs {last_test:.4f}", expected=">=")
+
+    with run.figure("curves", alt="validation loss per epoch falls to a minimum and then climbs as the network "
+                    "memorises the noisy labels; the run ends a patience window after the minimum, whose weights are "
+                    "restored; test accuracy peaks near the same epoch") as fig:
+        ax1, ax2 = fig.subplots(1, 2)
+        ax1.plot(range(1, len(h.val_loss) + 1), h.val_loss, color="C0", label="validation loss")
+        ax1.plot(range(1, len(h.train_loss) + 1), h.train_loss, color="C0", ls="--", label="train loss (noisy labels)")
+        ax1.axvline((h.best_epoch or 0) + 1, color="C2", ls=":", label="best epoch (restored)")
+        ax1.axvline(h.epochs_run, color="C3", ls=":", label="stopped")
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("cross-entropy")
+        ax1.set_yscale("log")
+        ax1.legend(fontsize=7)
+        ax1.grid(alpha=0.3)
+        ax2.plot(range(1, len(last.test_acc) + 1), last.test_acc, color="C0")
+        ax2.axhline(restored_test, color="C2", ls=":", label=f"restored: {restored_test:.3f}")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("test accuracy")
+        ax2.legend(fontsize=8)
+        ax2.grid(alpha=0.3)
