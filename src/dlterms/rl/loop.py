@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Agent", "Episode", "run_episode", "evaluate"]
+__all__ = ["Agent", "Episode", "TrainLog", "run_episode", "evaluate", "train"]
 
 
 class Agent(Protocol):
@@ -58,3 +58,53 @@ def evaluate(env, agent: Agent, episodes: int, seed: int = 0) -> list[float]:
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     return [run_episode(env, agent, learn=False, greedy=True, seed=seed + i).ret for i in range(episodes)]
+
+
+@dataclass
+class TrainLog:
+    """What `train` recorded: one entry per training episode, and the greedy evaluations."""
+
+    returns: list[float]  # training (exploring) return of each episode
+    end_steps: list[int]  # environment steps taken when each episode ended
+    evals: list[tuple[int, float]]  # (steps, mean greedy return of the quick check)
+    solved_step: int | None = None  # steps when the confirmed evaluation first reached the threshold
+    confirm_returns: list[float] | None = None  # the confirming evaluation's returns
+    steps: int = 0
+
+
+def train(env, agent: Agent, *, max_steps: int, seed: int = 0, eval_env=None, eval_every: int = 20,
+          eval_episodes: int = 5, confirm_episodes: int = 20, threshold: float | None = None,
+          eval_seed: int = 1_000_000, on_episode=None) -> TrainLog:
+    """Train `agent` on `env` for at most `max_steps` environment steps (whole episodes).
+
+    Stopping rule: after every `eval_every` training episodes the greedy policy plays `eval_episodes`
+    episodes on `eval_env` (env seeds eval_seed, eval_seed+1, ...); if their mean return reaches
+    `threshold`, `confirm_episodes` greedy episodes (seeds eval_seed, ...) decide, and training stops
+    when their mean reaches it too. Training episode i uses env seed seed + i.
+    `agent.steps` is not assumed: steps are counted here.
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if eval_every < 1 or eval_episodes < 1 or confirm_episodes < 1:
+        raise ValueError("eval_every, eval_episodes and confirm_episodes must be >= 1, got "
+                         f"{eval_every}, {eval_episodes}, {confirm_episodes}")
+    log = TrainLog([], [], [])
+    steps, i = 0, 0
+    while steps < max_steps:
+        ep = run_episode(env, agent, learn=True, seed=seed + i)
+        i += 1
+        steps += ep.length
+        log.returns.append(ep.ret)
+        log.end_steps.append(steps)
+        if on_episode is not None:
+            on_episode(steps, ep)
+        if eval_env is not None and i % eval_every == 0:
+            quick = sum(evaluate(eval_env, agent, eval_episodes, eval_seed)) / eval_episodes
+            log.evals.append((steps, quick))
+            if threshold is not None and quick >= threshold:
+                confirm = evaluate(eval_env, agent, confirm_episodes, eval_seed)
+                if sum(confirm) / confirm_episodes >= threshold:
+                    log.solved_step, log.confirm_returns = steps, confirm
+                    break
+    log.steps = steps
+    return log
