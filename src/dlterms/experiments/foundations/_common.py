@@ -30,7 +30,7 @@ def train_classifier(model: torch.nn.Module, split, *, lr: float, epochs: int, b
 
 @torch.no_grad()
 def plot_decision_regions(ax, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, title: str,
-                          steps: int = 150, include_origin: bool = False) -> None:
+                          steps: int = 150, include_origin: bool = False, point_size: float = 8) -> None:
     """Shade where `model` predicts class 1 (2-D inputs, 2 classes) and scatter the points on top."""
     xs = x.cpu().numpy()
     lo, hi = xs.min(0) - 0.5, xs.max(0) + 0.5
@@ -45,8 +45,8 @@ def plot_decision_regions(ax, model: torch.nn.Module, x: torch.Tensor, y: torch.
     shade.set_rasterized(True)  # a small embedded image instead of thousands of SVG paths
     ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.2)
     ys = y.cpu().numpy()
-    ax.scatter(xs[ys == 0, 0], xs[ys == 0, 1], s=8, c="tab:blue", label="class 0")
-    ax.scatter(xs[ys == 1, 0], xs[ys == 1, 1], s=8, c="tab:red", label="class 1")
+    ax.scatter(xs[ys == 0, 0], xs[ys == 0, 1], s=point_size, c="tab:blue", label="class 0")
+    ax.scatter(xs[ys == 1, 0], xs[ys == 1, 1], s=point_size, c="tab:red", label="class 1")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
