@@ -1,0 +1,113 @@
+"""Pooling: which invariances does it actually give? Translation, rotation and scale, measured apart.
+
+The source definition says pooling makes a network invariant to scale and orientation. We measure it:
+a bank of 16 zero-mean random 5x5 filters + ReLU (a first conv layer) runs on six bundled photos and
+on the same photos shifted, rotated or rescaled about their centre (bilinear, reflected borders). For
+each pooling (none, 4x4 max, 4x4 average, global max, global average) we record the relative change
+of the pooled features, ||P(f(Tx)) - P(f(x))|| / ||P(f(x))||, on the central 96x96 feature region.
+
+An invariance "holds" here when pooling at least halves the change the unpooled features show.
+The checks state both sides: local pooling absorbs 1-pixel shifts and global pooling absorbs shifts
+almost entirely, but neither removes the change caused by rotation or rescaling, because the filters
+themselves respond differently to a rotated or rescaled pattern; pooling only forgets *where*.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dlterms.data.images import photo
+from dlterms.nn.conv import conv2d
+from dlterms.nn.pooling import AvgPool2d, GlobalAvgPool, GlobalMaxPool, MaxPool2d
+from dlterms.run import Run, experiment
+
+PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "rocket", "brick")
+SIZE, CROP = 160, 32  # image size; feature border dropped on each side (rotation corners, padding)
+TRANSFORMS = {"shift (px)": (1, 2, 4), "rotation (degrees)": (5, 15, 30), "scale (factor)": (1.05, 1.1, 1.25)}
+POOLS = {"none": lambda f: f, "max 4x4": MaxPool2d(4), "avg 4x4": AvgPool2d(4), "global max": GlobalMaxPool(),
+         "global avg": GlobalAvgPool()}
+
+
+def _warp(img: np.ndarray, kind: str, v: float) -> np.ndarray:
+    """Shift right by v px, rotate by v degrees, or scale by v, about the image centre."""
+    from skimage.transform import AffineTransform, warp
+
+    c = np.array(img.shape[::-1]) / 2 - 0.5
+    to0, back = AffineTransform(translation=-c), AffineTransform(translation=c)
+    if kind.startswith("shift"):
+        tf = AffineTransform(translation=(v, 0))
+    elif kind.startswith("rotation"):
+        tf = to0 + AffineTransform(rotation=np.deg2rad(v)) + back
+    else:
+        tf = to0 + AffineTransform(scale=v) + back
+    return warp(img, tf.inverse, order=1, mode="reflect")
+
+
+@experiment("pooling")
+def pooling(run: Run) -> None:
+    w = torch.randn(16, 1, 5, 5, generator=run.generator(1))
+    w = (w - w.mean(dim=(2, 3), keepdim=True)).to(run.device)  # zero-mean: edge/texture detectors
+
+    def features(img: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(img, dtype=torch.float32, device=run.device)[None, None]
+        f = conv2d(x, w, padding=2).relu()  # (1, 16, SIZE, SIZE)
+        return f[:, :, CROP:SIZE - CROP, CROP:SIZE - CROP]  # (1, 16, 96, 96)
+
+    imgs = [photo(n, size=SIZE, grey=True)[0].numpy().astype(np.float64) for n in PHOTOS]
+    base = [features(im) for im in imgs]
+    change = {kind: {p: [] for p in POOLS} for kind in TRANSFORMS}  # kind -> pool -> [mean change per level]
+    for t, (kind, levels) in enumerate(TRANSFORMS.items()):
+        for v in levels:
+            moved = [features(_warp(im, kind, v)) for im in imgs]
+            for pname, pool in POOLS.items():
+                rel = [((pool(a) - pool(b)).norm() / pool(a).norm()).item() for a, b in zip(base, moved)]
+                change[kind][pname].append(float(np.mean(rel)))
+        run.progress((t + 1) / len(TRANSFORMS), f"{kind} measured")
+
+    def reduction(kind: str, pool: str, level: int) -> float:
+        return change[kind]["none"][level] / change[kind][pool][level]
+
+    for kind, levels in TRANSFORMS.items():
+        short = kind.split()[0]
+        for i, v in enumerate(levels):
+            for pname in POOLS:
+                run.metric(f"change_{short}_{v}_{pname.replace(' ', '_')}", round(change[kind][pname][i], 4))
+    holds = {kind.split()[0]: reduction(kind, "max 4x4", 0) >= 2 for kind in TRANSFORMS}
+    run.metric("invariance_holds_local_max_pool_smallest_change", holds, key=True)
+
+    shift, rot, scale = TRANSFORMS
+    r_shift1 = reduction(shift, "max 4x4", 0)
+    run.check("4x4 max pooling at least halves the feature change under a 1-px shift (translation holds)",
+              r_shift1 >= 2, observed=round(r_shift1, 2), expected=">= 2x reduction")
+    g_shift = max(change[shift]["global max"] + change[shift]["global avg"])
+    run.check("global pooling is nearly translation-invariant (shifts up to 4 px)", g_shift <= 0.05,
+              observed=round(g_shift, 4), expected="relative change <= 0.05")
+    r_shift4 = reduction(shift, "max 4x4", 2)
+    run.check("local pooling's translation invariance is only local: at a 4-px shift (one pool width) "
+              "4x4 max pooling no longer halves the change", r_shift4 < 2, observed=round(r_shift4, 2),
+              expected="< 2x reduction")
+    r_rot = reduction(rot, "max 4x4", 1)
+    run.check("rotation invariance does not hold: 4x4 max pooling removes less than half the change at 15 degrees",
+              r_rot < 2, observed=round(r_rot, 2), expected="< 2x reduction")
+    r_scale = reduction(scale, "max 4x4", 1)
+    run.check("scale invariance does not hold: 4x4 max pooling removes less than half the change at 1.1x",
+              r_scale < 2, observed=round(r_scale, 2), expected="< 2x reduction")
+    g_rot, g_scale = change[rot]["global max"][1], change[scale]["global max"][1]
+    run.check("even global max pooling changes >= 5x more under a 15-degree rotation than under any shift",
+              g_rot >= 5 * max(change[shift]["global max"]), observed=round(g_rot, 4),
+              expected=f">= {5 * max(change[shift]['global max']):.4f}")
+    run.check("even global max pooling changes >= 5x more under 1.1x scaling than under any shift",
+              g_scale >= 5 * max(change[shift]["global max"]), observed=round(g_scale, 4),
+              expected=f">= {5 * max(change[shift]['global max']):.4f}")
+
+    with run.figure("invariance", alt="relative change of conv features after pooling, against the size of a "
+                    "shift, rotation and rescaling, for no pooling, local max/avg pooling and global pooling",
+                    figsize=(11, 3.4)) as fig:
+        axes = fig.subplots(1, 3, sharey=True)
+        for ax, (kind, levels) in zip(axes, TRANSFORMS.items()):
+            for pname in POOLS:
+                ax.plot(levels, change[kind][pname], "o-", label=pname)
+            ax.set(xlabel=kind, title=kind.split()[0])
+        axes[0].set_ylabel("relative feature change")
+        axes[0].legend(fontsize=7)
