@@ -1,0 +1,20 @@
+"""Shared set-ups of the paradigms experiments."""
+
+from __future__ import annotations
+
+import torch
+
+from dlterms.data.datasets import Split, digits
+
+
+def permuted_digits(n_tasks: int, seed: int, test_size: float = 0.3) -> list[Split]:
+    """Tasks made from scikit-learn's digits: task 0 is the original 8x8 images (flattened to 64),
+    task t > 0 applies a fixed random permutation of the 64 pixels to every image (Goodfellow et al.
+    2013; Kirkpatrick et al. 2017). Same labels, same split; only the input layout differs."""
+    base = digits(test_size=test_size, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    tasks = [base]
+    for _ in range(n_tasks - 1):
+        perm = torch.randperm(64, generator=g)
+        tasks.append(Split(base.x_train[:, perm], base.y_train, base.x_test[:, perm], base.y_test))
+    return tasks
