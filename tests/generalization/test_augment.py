@@ -1,0 +1,114 @@
+"""Augmentations: shifts against torch.roll, rotation against torch's affine_grid/grid_sample and rot90,
+crops as shifts, seeded reproducibility, errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlterms.data.augment import (
+    Compose,
+    GaussianNoise,
+    RandomCrop,
+    RandomRotation,
+    RandomShift,
+    RandomSignalShift,
+    rotate_images,
+    shift_images,
+    shift_signals,
+)
+
+
+def _imgs(b=4, c=2, h=8, w=8, seed=0):
+    return torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def _roll_zero(x, dy, dx):
+    out = torch.roll(x, (dy, dx), dims=(-2, -1))
+    H, W = x.shape[-2:]
+    if dy > 0:
+        out[..., :dy, :] = 0
+    if dy < 0:
+        out[..., H + dy:, :] = 0
+    if dx > 0:
+        out[..., :, :dx] = 0
+    if dx < 0:
+        out[..., :, W + dx:] = 0
+    return out
+
+
+def test_shift_images_matches_roll_with_zero_fill():
+    x = _imgs()
+    dy, dx = torch.tensor([1, -1, 0, 2]), torch.tensor([0, 1, -2, -1])
+    out = shift_images(x, dy, dx)
+    for b in range(4):
+        torch.testing.assert_close(out[b], _roll_zero(x[b], int(dy[b]), int(dx[b])), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("deg", [-20.0, 7.5, 45.0])
+def test_rotation_matches_torch_grid_sample(deg):
+    x = _imgs(b=1, h=9, w=9).double()
+    t = torch.tensor(deg, dtype=torch.float64) * torch.pi / 180
+    theta = torch.tensor([[[torch.cos(t), -torch.sin(t), 0.0], [torch.sin(t), torch.cos(t), 0.0]]],
+                         dtype=torch.float64)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    torch.testing.assert_close(rotate_images(x, torch.tensor([deg])), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_rotation_by_90_is_rot90_counter_clockwise_and_0_is_identity():
+    x = _imgs(b=2, h=7, w=7)
+    torch.testing.assert_close(rotate_images(x, torch.tensor([90.0, 90.0])), torch.rot90(x, 1, dims=(2, 3)),
+                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(rotate_images(x, torch.zeros(2)), x, rtol=0, atol=1e-6)
+
+
+def test_crop_with_padding_is_a_shift_and_without_is_identity():
+    x = _imgs()
+    torch.testing.assert_close(RandomCrop(8, 0)(x, torch.Generator().manual_seed(0)), x, rtol=0, atol=0)
+    out = RandomCrop(8, padding=1)(x, torch.Generator().manual_seed(5))
+    for b in range(4):  # each output is one of the 9 shifts of its input
+        assert any(torch.equal(out[b], _roll_zero(x[b], dy, dx)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert RandomCrop((5, 6), padding=0)(x).shape == (4, 2, 5, 6)
+
+
+def test_signal_shift_matches_roll():
+    x = torch.arange(2 * 10, dtype=torch.float32).view(2, 10)
+    s = torch.tensor([3, -2])
+    circ = shift_signals(x, s, circular=True)
+    torch.testing.assert_close(circ[0], torch.roll(x[0], 3))
+    torch.testing.assert_close(circ[1], torch.roll(x[1], -2))
+    zero = shift_signals(x.unsqueeze(1), s)  # (B, 1, L)
+    assert zero[0, 0, :3].eq(0).all() and torch.equal(zero[0, 0, 3:], x[0, :7])
+    assert zero[1, 0, -2:].eq(0).all() and torch.equal(zero[1, 0, :-2], x[1, 2:])
+
+
+def test_seeded_and_composable():
+    x = _imgs(b=16)
+    aug = Compose([RandomShift(1), RandomRotation(10), GaussianNoise(0.1)])
+    a = aug(x, torch.Generator().manual_seed(7))
+    b = aug(x, torch.Generator().manual_seed(7))
+    c = aug(x, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    shifts = RandomShift(1)(x, torch.Generator().manual_seed(0))
+    assert not torch.equal(shifts, x)
+    noise = GaussianNoise(0.5)(torch.zeros(20000), torch.Generator().manual_seed(0))
+    assert abs(noise.std().item() - 0.5) < 0.01
+    sig = RandomSignalShift(2)(torch.randn(8, 1, 40), torch.Generator().manual_seed(0))
+    assert sig.shape == (8, 1, 40)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="max_shift must be a non-negative integer"):
+        RandomShift(0.5)
+    with pytest.raises(ValueError, match="expects images"):
+        RandomShift(1)(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="degrees must be >= 0"):
+        RandomRotation(-1)
+    with pytest.raises(ValueError, match="larger than the padded image"):
+        RandomCrop(10)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        GaussianNoise(-0.1)
+    with pytest.raises(ValueError, match="signals"):
+        shift_signals(torch.zeros(1, 1, 1, 4), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="callable"):
+        Compose([1])
