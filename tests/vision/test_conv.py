@@ -154,3 +154,21 @@ def test_double_backward_matches_torch():
         if fn is conv2d:
             ours = gw
     torch.testing.assert_close(ours, gw, atol=1e-10, rtol=1e-10)
+
+
+def test_receptive_field_formula():
+    from dlterms.nn.conv import receptive_field
+
+    assert receptive_field([3, 3, 3, 3]) == 9
+    assert receptive_field([3, 3, 3, 3], [1, 2, 4, 8]) == 31
+    assert receptive_field([3, 3], strides=[2, 1]) == 7  # second layer's step is 2 input positions
+    # measured by gradient support of a linear stack
+    from dlterms.models.cnn import DilatedStack
+
+    for dil, rf in (((1, 1, 1, 1), 9), ((1, 2, 4, 8), 31)):
+        m = DilatedStack(1, 1, channels=2, dilations=dil, activation="identity").double()
+        x = torch.randn(1, 1, 64, dtype=torch.float64, requires_grad=True)
+        m(x)[0, 0, 32].backward()
+        assert int((x.grad[0, 0] != 0).sum()) == rf
+    with pytest.raises(ValueError, match="one dilation and stride per layer"):
+        receptive_field([3, 3], [1])

@@ -30,7 +30,7 @@ from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import BatchNorm1d, BatchNorm2d
 from dlterms.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 
-__all__ = ["ConvNet", "digits_cnn", "mnist1d_cnn", "count_parameters", "count_macs"]
+__all__ = ["ConvNet", "DilatedStack", "digits_cnn", "mnist1d_cnn", "count_parameters", "count_macs"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -156,6 +156,39 @@ class ConvNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, n_features={self.n_features}"
+
+
+class DilatedStack(nn.Module):
+    """Length-preserving 1-D conv layers (ReLU between), then a 1x1 conv: per-position outputs.
+
+    With kernel size k and dilations d_1..d_L the output at t sees inputs t - r//2 .. t + r//2,
+    r = 1 + sum d_l (k - 1) (`dlterms.nn.conv.receptive_field`). Dilations 1, 2, 4, 8 widen the
+    field from 9 to 31 with exactly the parameters of four undilated layers.
+
+    Args:
+        dilations: one per layer; all 1 gives the plain stack.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int = 16, kernel_size: int = 3,
+                 dilations: Sequence[int] = (1, 2, 4, 8), activation="relu"):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd so padding d*(k-1)/2 keeps the length, got {kernel_size}")
+        layers: list[nn.Module] = []
+        c_prev = in_channels
+        for d in dilations:
+            layers += [Conv1d(c_prev, channels, kernel_size, padding=d * (kernel_size - 1) // 2, dilation=d),
+                       get_activation(activation)]
+            c_prev = channels
+        self.features = nn.Sequential(*layers)
+        self.head = Conv1d(channels, out_channels, 1)  # per-position linear read-out
+        self.kernel_size, self.dilations = kernel_size, tuple(dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, out_channels, L)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, dilations={self.dilations}"
 
 
 def digits_cnn(n_classes: int = 10, channels: Sequence[int] = (16, 32), batch_norm: bool = True) -> ConvNet:

@@ -36,7 +36,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Conv1d", "Conv2d", "conv1d", "conv2d", "conv_output_size", "im2col", "sliding_windows"]
+__all__ = ["Conv1d", "Conv2d", "conv1d", "conv2d", "conv_output_size", "im2col", "sliding_windows",
+           "receptive_field"]
 
 
 def _tuple(value, n: int, name: str) -> tuple[int, ...]:
@@ -63,6 +64,30 @@ def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0
                          f"dilation={dilation}) "
                          f"but the padded input has only {n + 2 * padding} (n={n}, padding={padding})")
     return (n + 2 * padding - span) // stride + 1
+
+
+def receptive_field(kernel_sizes: Sequence[int], dilations: Sequence[int] | None = None,
+                    strides: Sequence[int] | None = None) -> int:
+    r"""Input positions one output of a stack of convolutions depends on (along one dimension).
+
+    $$r = 1 + \sum_\ell d_\ell (k_\ell - 1) \prod_{j < \ell} s_j$$
+
+    e.g. four 3-wide layers: 9 positions with dilations 1, 1, 1, 1 and 31 with 1, 2, 4, 8 (Yu &
+    Koltun, 2016, "Multi-Scale Context Aggregation by Dilated Convolutions").
+    """
+    n = len(kernel_sizes)
+    dilations = [1] * n if dilations is None else list(dilations)
+    strides = [1] * n if strides is None else list(strides)
+    if len(dilations) != n or len(strides) != n:
+        raise ValueError(f"give one dilation and stride per layer: {n} kernel sizes, {len(dilations)} "
+                         f"dilations, {len(strides)} strides")
+    r, jump = 1, 1  # jump: input distance between neighbouring outputs of the layers so far
+    for k, d, s in zip(kernel_sizes, dilations, strides):
+        if min(k, d, s) < 1:
+            raise ValueError(f"kernel sizes, dilations and strides must be >= 1, got {k}, {d}, {s}")
+        r += d * (k - 1) * jump  # each layer widens the field by its dilated span, in input units
+        jump *= s
+    return r
 
 
 def _pad_channels_last(x: torch.Tensor, pads: Sequence[tuple[int, int]], value: float) -> torch.Tensor:
