@@ -10,7 +10,7 @@ and the loss is smoothed by a bias-corrected exponential moving average,
 $a_i = \beta a_{i-1} + (1 - \beta)\ell_i$, $\bar\ell_i = a_i / (1 - \beta^{i+1})$.
 The test stops once $\bar\ell_i$ exceeds `diverge_threshold` times its minimum (or the loss turns
 non-finite). The suggested learning rate is where the smoothed loss falls fastest against
-$\log\eta$ (steepest negative slope): large enough to learn quickly, still below the point where
+$\log\eta$ (steepest negative slope, before its minimum): large enough to learn quickly, still below the point where
 it diverges. The model's weights and the optimiser's state are put back afterwards.
 """
 
@@ -99,10 +99,12 @@ def lr_range_test(model: torch.nn.Module, train, *, loss_fn, optimizer: torch.op
 
 
 def _steepest(lrs: list[float], smoothed: list[float]) -> float | None:
-    """The learning rate where d(smoothed loss)/d(log lr) is most negative."""
-    if len(lrs) < 3:
+    """The learning rate where d(smoothed loss)/d(log lr) is most negative, searched only up to the
+    smoothed loss's minimum (past it the loss is already blowing up and its slope means nothing)."""
+    end = int(torch.tensor(smoothed).argmin()) + 1 if smoothed else 0
+    if end < 3:
         return None
-    x = torch.log(torch.tensor(lrs, dtype=torch.float64))
-    y = torch.tensor(smoothed, dtype=torch.float64)
+    x = torch.log(torch.tensor(lrs[:end], dtype=torch.float64))
+    y = torch.tensor(smoothed[:end], dtype=torch.float64)
     slope = (y[2:] - y[:-2]) / (x[2:] - x[:-2])  # central differences, one per interior point
     return lrs[int(slope.argmin()) + 1]

@@ -1,0 +1,95 @@
+"""Learning rate: a sweep shows too small under-trains, too large diverges, the best is in between.
+
+Model: an MLP (64-64-10) on scikit-learn's digits (1347 training images), plain SGD, batch 64, the same
+initial weights and batches for every learning rate, 4 epochs (88 steps). Eleven learning rates,
+log-spaced from 1e-4 to 100. The final loss is the mean training loss over the last epoch (a
+non-finite loss counts as infinite). Checks (TERMS.md): the smallest rate under-trains (its loss is
+still >= 90 % of the initial loss), the largest diverges (non-finite or above the initial loss), and
+the best rate is interior. The LR range test (`dlterms.optim.lr_range_test`: one run of 100 steps
+with the rate growing exponentially from 1e-4 to 100) is run on the same model; its suggestion must
+lie within a factor of 10 of the sweep's best rate, for a fraction of the sweep's cost.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dlterms.data.datasets import digits
+from dlterms.losses import cross_entropy
+from dlterms.nn import MLP
+from dlterms.optim import SGD, lr_range_test
+from dlterms.run import Run, experiment
+from dlterms.training import evaluate, fit
+
+LRS = [float(v) for v in np.geomspace(1e-4, 100, 11)]
+EPOCHS = 4
+
+
+@experiment("learning-rate")
+def learning_rate(run: Run) -> None:
+    split = digits(seed=run.seed).to(run.device)
+    x, y = split.x_train, split.y_train
+    torch.manual_seed(run.seed)
+    loss0 = evaluate(MLP([64, 64, 10]).to(run.device), x, y, cross_entropy)[0]
+    final, histories = [], []
+    for i, lr in enumerate(LRS):
+        torch.manual_seed(run.seed)
+        model = MLP([64, 64, 10]).to(run.device)
+        h = fit(model, (x, y), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=lr), epochs=EPOCHS,
+                batch_size=64, seed=run.seed)
+        last = h.train_loss[-1] if (not h.diverged and len(h.train_loss) == EPOCHS) else math.inf
+        final.append(last if math.isfinite(last) else math.inf)
+        histories.append(h)
+        run.progress((i + 1) / (len(LRS) + 2), f"lr {lr:.3g}")
+    best = int(np.argmin(final))
+    run.metric("initial_loss", round(loss0, 4))
+    run.metric("final_loss_per_lr", {f"{lr:.3g}": (round(v, 4) if math.isfinite(v) else "non-finite")
+                                     for lr, v in zip(LRS, final)})
+    run.metric("best_lr", float(f"{LRS[best]:.3g}"), key=True)
+    run.metric("best_final_loss", round(final[best], 4))
+    run.check(f"the smallest lr ({LRS[0]:g}) under-trains: loss still >= 90 % of the initial loss",
+              final[0] >= 0.9 * loss0, observed=f"{final[0]:.4f} vs initial {loss0:.4f}", expected=">= 90 %")
+    top = histories[-1]
+    run.check(f"the largest lr ({LRS[-1]:g}) diverges: loss non-finite or above the initial loss",
+              top.diverged or final[-1] > loss0,
+              observed=("non-finite" if top.diverged else f"{final[-1]:.4f} vs initial {loss0:.4f}"),
+              expected="non-finite or > initial")
+    run.check("the best lr is interior to the sweep", 0 < best < len(LRS) - 1, observed=f"{LRS[best]:.3g} "
+              f"(index {best} of 0..{len(LRS) - 1})", expected="not an end point")
+
+    torch.manual_seed(run.seed)
+    model = MLP([64, 64, 10]).to(run.device)
+    rt = lr_range_test(model, (x, y), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=0.1),
+                       start_lr=1e-4, end_lr=100.0, num_iter=100, batch_size=64, seed=run.seed)
+    sug = rt.suggestion
+    run.metric("range_test_suggestion", float(f"{sug:.3g}") if sug else None)
+    run.metric("range_test_steps", len(rt.lrs))
+    run.check("the LR range test's suggestion is within 10x of the sweep's best lr",
+              sug is not None and LRS[best] / 10 <= sug <= LRS[best] * 10,
+              observed=f"{sug:.3g} vs {LRS[best]:.3g}" if sug else "none", expected="within 10x")
+
+    with run.figure("sweep", alt="left: final training loss against learning rate on log axes, U-shaped with the "
+                    "minimum near 0.3-1 and divergence above; right: the LR range test's smoothed loss against the "
+                    "growing learning rate, with its suggestion marked") as fig:
+        ax1, ax2 = fig.subplots(1, 2)
+        shown = [v if math.isfinite(v) else np.nan for v in final]
+        ax1.plot(LRS, shown, "o-")
+        ax1.axhline(loss0, color="grey", ls=":", label="initial loss")
+        ax1.plot([LRS[best]], [final[best]], "r*", ms=12, label=f"best lr {LRS[best]:.3g}")
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
+        ax1.set_xlabel("learning rate")
+        ax1.set_ylabel(f"training loss after {EPOCHS} epochs")
+        ax1.legend(fontsize=8)
+        ax1.grid(alpha=0.3)
+        ax2.plot(rt.lrs, rt.smoothed)
+        if sug:
+            ax2.axvline(sug, color="r", ls="--", label=f"suggestion {sug:.3g}")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("learning rate (growing each step)")
+        ax2.set_ylabel("smoothed loss")
+        ax2.legend(fontsize=8)
+        ax2.grid(alpha=0.3)
