@@ -70,7 +70,6 @@ def seq2seq_model(run: Run) -> None:
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("exact match")
         ax.set_title(f"written date -> ISO date (overall {em:.3f})")
-        fig.subplots_adjust(bottom=0.32)
 
 
 def _per_format(pairs, ok):
