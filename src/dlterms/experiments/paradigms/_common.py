@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dlterms.data.datasets import Split, digits
+from dlterms.training import Callback, accuracy
 
 
 def permuted_digits(n_tasks: int, seed: int, test_size: float = 0.3) -> list[Split]:
@@ -18,3 +19,15 @@ def permuted_digits(n_tasks: int, seed: int, test_size: float = 0.3) -> list[Spl
         perm = torch.randperm(64, generator=g)
         tasks.append(Split(base.x_train[:, perm], base.y_train, base.x_test[:, perm], base.y_test))
     return tasks
+
+
+class TaskAccuracy(Callback):
+    """Test accuracy on every task after every epoch."""
+
+    def __init__(self, tasks: list[Split]):
+        self.tasks = tasks
+        self.curves: list[list[float]] = [[] for _ in tasks]
+
+    def on_epoch_end(self, state) -> None:
+        for curve, t in zip(self.curves, self.tasks):
+            curve.append(accuracy(state.model, t.x_test, t.y_test))

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import torch
 
 from dlterms.data.datasets import Split, digits
-from dlterms.experiments.paradigms._common import permuted_digits
+from dlterms.experiments.paradigms._common import TaskAccuracy, permuted_digits
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, accuracy, fit
+from dlterms.training import accuracy, fit
 
 
 @dataclass
@@ -33,18 +33,6 @@ class Config:
     epochs: int = 20  # epochs per task
     lr: float = 1e-3  # Adam step size
     batch_size: int = 32
-
-
-class TaskAccuracy(Callback):
-    """Test accuracy on every task after every epoch."""
-
-    def __init__(self, tasks: list[Split]):
-        self.tasks = tasks
-        self.curves: list[list[float]] = [[] for _ in tasks]
-
-    def on_epoch_end(self, state) -> None:
-        for curve, t in zip(self.curves, self.tasks):
-            curve.append(accuracy(state.model, t.x_test, t.y_test))
 
 
 def _split(s: Split, classes: range) -> Split:
