@@ -66,7 +66,7 @@ def epoch(run: Run) -> None:
               observed=f"{sum(drops)}/{len(drops)} epochs lower, {h.train_loss[0]:.3f} -> {h.train_loss[-1]:.3f}",
               expected=f"{len(drops)}/{len(drops)}")
 
-    sizes = [1, 32, 50, 64, 500, n]
+    sizes = [7, 32, 50, 64, 500, n]
     steps = {}
     for b in sizes:
         torch.manual_seed(run.seed)

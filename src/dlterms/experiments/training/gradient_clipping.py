@@ -60,7 +60,9 @@ def gradient_clipping(run: Run) -> None:
                           accuracy(model, split.x_test, split.y_test) if not h.diverged else None)
     plain, (clipped, norms, acc) = results["no clipping"][0], results["clip norm 1.0"]
     run.metric("no_clipping_stop", f"{plain.stop_reason} at step {plain.nonfinite_step}")
-    run.metric("clipped_train_loss_per_epoch", [float(f"{v:.4g}") for v in clipped.train_loss], key=True)
+    run.metric("clipped_train_loss_per_epoch", [float(f"{v:.4g}") for v in clipped.train_loss])
+    run.metric("clipped_train_loss_first_last", [float(f"{clipped.train_loss[0]:.4g}"),
+                                                 float(f"{clipped.train_loss[-1]:.4g}")], key=True)
     run.metric("clipped_test_acc_after_6_epochs", acc)
     run.metric("clipped_grad_norm_before_clipping_first_last", [float(f"{norms[0]:.3g}"), float(f"{norms[-1]:.3g}")])
     hv = results["clip value 0.01"][0]
