@@ -26,7 +26,7 @@ from sklearn.datasets import load_breast_cancer
 from dlterms.data.datasets import make_split
 from dlterms.losses import binary_cross_entropy_with_logits
 from dlterms.nn import Linear
-from dlterms.optim import SGD, Newton
+from dlterms.optim import SGD, Newton, hessian
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, TrainState, fit
 
@@ -87,8 +87,6 @@ def gradient_descent(run: Run) -> None:
     run.progress(0.2, "Newton done")
 
     with torch.enable_grad():
-        from dlterms.optim import hessian
-
         _, H = hessian(objective(newton_model), list(newton_model.parameters()))
     eig = torch.linalg.eigvalsh(H)
     run.metric("hessian_condition_number_at_optimum", round(float(eig.max() / eig.min()), 1))
