@@ -38,11 +38,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dlterms.data.tokenizers import WordPieceTokenizer
+from dlterms.losses import cross_entropy
+from dlterms.nn.activations import gelu
+from dlterms.nn.dropout import Dropout
 from dlterms.nn.embedding import Embedding
+from dlterms.nn.linear import Linear
+from dlterms.nn.normalization import LayerNorm
 from dlterms.nn.transformer import TransformerEncoderLayer
 
 __all__ = ["BertConfig", "BertOutput", "BertEmbeddings", "BertModel", "BertForMaskedLM",
@@ -109,8 +113,8 @@ class BertEmbeddings(nn.Module):
         self.word_embeddings = Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
         self.position_embeddings = Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.LayerNorm = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
         self.max_len = cfg.max_position_embeddings
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -126,7 +130,7 @@ class BertEmbeddings(nn.Module):
 
 
 def _norm(d: int, eps: float) -> nn.Module:
-    return nn.LayerNorm(d, eps=eps)
+    return LayerNorm(d, eps=eps)
 
 
 class BertModel(nn.Module):
@@ -142,7 +146,7 @@ class BertModel(nn.Module):
                                     dropout=cfg.hidden_dropout_prob, activation="gelu",
                                     layer_norm_eps=cfg.layer_norm_eps, norm_first=False, norm_layer=_norm)
             for _ in range(cfg.num_hidden_layers))
-        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)  # W_p
+        self.pooler = Linear(cfg.hidden_size, cfg.hidden_size)  # W_p
         self.apply(functools.partial(_init_weights, std=cfg.initializer_range))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -200,7 +204,7 @@ def _hf_to_ours(sd: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.T
 
 def _init_weights(m: nn.Module, std: float) -> None:
     """BERT's initialisation: N(0, std^2) weights, zero biases, unit layer norms."""
-    if isinstance(m, nn.Linear):
+    if isinstance(m, Linear):
         nn.init.normal_(m.weight, 0.0, std)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
@@ -209,7 +213,7 @@ def _init_weights(m: nn.Module, std: float) -> None:
         if m.padding_idx is not None:
             with torch.no_grad():
                 m.weight[m.padding_idx].zero_()
-    elif isinstance(m, nn.LayerNorm):
+    elif isinstance(m, LayerNorm):
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
     elif hasattr(m, "in_proj_weight"):
@@ -249,7 +253,9 @@ class SentenceEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         h = self.bert(input_ids, attention_mask).last_hidden_state  # (B, T, C)
         u = mean_pool(h, attention_mask)  # (B, C)
-        return F.normalize(u, p=2, dim=1, eps=1e-12) if normalize else u  # e = u / max(||u||, eps)
+        if not normalize:
+            return u
+        return u / u.norm(dim=1, keepdim=True).clamp(min=1e-12)  # e = u / max(||u||_2, eps)
 
     @torch.no_grad()
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> torch.Tensor:
@@ -322,20 +328,20 @@ class BertForMaskedLM(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.bert = BertModel(cfg)
-        self.transform = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.transform_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.transform = Linear(cfg.hidden_size, cfg.hidden_size)
+        self.transform_norm = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.decoder_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         _init_weights(self.transform, cfg.initializer_range)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.bert(input_ids, attention_mask).last_hidden_state  # (B, T, C)
-        h = self.transform_norm(F.gelu(self.transform(h)))
+        h = self.transform_norm(gelu(self.transform(h)))
         return h @ self.bert.embeddings.word_embeddings.weight.T + self.decoder_bias  # (B, T, V) logits
 
     @staticmethod
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the predicted (label != -100) positions."""
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
 class BertForSequenceClassification(nn.Module):
@@ -348,8 +354,8 @@ class BertForSequenceClassification(nn.Module):
         if num_labels < 2:
             raise ValueError(f"num_labels must be >= 2, got {num_labels}")
         self.bert, self.num_labels = bert, num_labels
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(bert.config.hidden_size, num_labels)  # the one added layer
+        self.dropout = Dropout(dropout)
+        self.classifier = Linear(bert.config.hidden_size, num_labels)  # the one added layer
         _init_weights(self.classifier, bert.config.initializer_range)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

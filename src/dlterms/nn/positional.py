@@ -25,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from dlterms.nn.dropout import Dropout
 from dlterms.nn.embedding import Embedding
 
 __all__ = ["sinusoidal_encoding", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding"]
@@ -56,7 +57,7 @@ class SinusoidalPositionalEncoding(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.d_model, self.max_len = d_model, max_len
         self.register_buffer("pe", sinusoidal_encoding(max_len, d_model, base), persistent=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.d_model:
@@ -81,7 +82,7 @@ class LearnedPositionalEncoding(nn.Module):
         self.embedding = Embedding(max_len, d_model)
         with torch.no_grad():
             self.embedding.weight.normal_(0.0, init_std)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.d_model:

@@ -35,10 +35,13 @@ import copy
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from dlterms.nn.activations import gelu, relu
 from dlterms.nn.attention import scaled_dot_product_attention
+from dlterms.nn.dropout import Dropout
+from dlterms.nn.linear import Linear
+from dlterms.nn.normalization import LayerNorm
 
 __all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
            "TransformerDecoder", "Transformer", "merge_masks"]
@@ -80,6 +83,11 @@ def merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor |
     return out
 
 
+def _project(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    y = x @ w.T  # (B, T, E) @ (E, E)
+    return y if b is None else y + b
+
+
 class MultiheadAttention(nn.Module):
     """Multi-head attention with PyTorch's parameters: `in_proj_weight` (3E, E), `in_proj_bias` (3E,),
     `out_proj` (E -> E). Inputs are batch first: query (B, T_q, E), key and value (B, T_k, E).
@@ -109,7 +117,7 @@ class MultiheadAttention(nn.Module):
         # [W^Q; W^K; W^V] stacked (3E, E); head i uses rows i*hs:(i+1)*hs of each block
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **kw))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **kw)) if bias else None
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **kw)  # W^O
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, **kw)  # W^O
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -148,9 +156,9 @@ class MultiheadAttention(nn.Module):
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (E, E)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
         # Q W^Q, K W^K, V W^V for all heads at once
-        q = self._heads(F.linear(query, w_q, b_q))  # (B, nh, T_q, hs)
-        k = self._heads(F.linear(key, w_k, b_k))  # (B, nh, T_k, hs)
-        v = self._heads(F.linear(value, w_v, b_v))  # (B, nh, T_k, hs)
+        q = self._heads(_project(query, w_q, b_q))  # (B, nh, T_q, hs)
+        k = self._heads(_project(key, w_k, b_k))  # (B, nh, T_k, hs)
+        v = self._heads(_project(value, w_v, b_v))  # (B, nh, T_k, hs)
         mask = merge_masks(attn_mask, key_padding_mask, B, T_q, T_k, is_causal, dtype=q.dtype, device=q.device)
         # head_i = softmax(q_i k_i^T / sqrt(hs) + M) v_i
         y, w = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=self.dropout, training=self.training,
@@ -169,9 +177,9 @@ def _activation(activation: str | Callable[[torch.Tensor], torch.Tensor]) -> Cal
     if callable(activation):
         return activation
     if activation == "relu":
-        return F.relu
+        return relu
     if activation == "gelu":
-        return F.gelu
+        return gelu
     raise ValueError(f"activation must be 'relu', 'gelu' or a callable, got {activation!r}")
 
 
@@ -180,7 +188,7 @@ NormFactory = Callable[[int, float], nn.Module]
 
 
 def _default_norm(d_model: int, eps: float) -> nn.Module:
-    return nn.LayerNorm(d_model, eps=eps)
+    return LayerNorm(d_model, eps=eps)
 
 
 def _check_block_args(d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
@@ -204,13 +212,13 @@ class TransformerEncoderLayer(nn.Module):
         _check_block_args(d_model, nhead, dim_feedforward, dropout)
         norm_layer = norm_layer or _default_norm
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)  # W_1
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)  # W_2
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)  # W_1
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)  # W_2
         self.norm1 = norm_layer(d_model, layer_norm_eps)
         self.norm2 = norm_layer(d_model, layer_norm_eps)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
         self.norm_first = norm_first
         self.activation = _activation(activation)
         self.last_attn_weights: torch.Tensor | None = None  # (B, nh, T, T) when keep_weights
@@ -251,15 +259,15 @@ class TransformerDecoderLayer(nn.Module):
         norm_layer = norm_layer or _default_norm
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
         self.norm1 = norm_layer(d_model, layer_norm_eps)
         self.norm2 = norm_layer(d_model, layer_norm_eps)
         self.norm3 = norm_layer(d_model, layer_norm_eps)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        self.dropout3 = Dropout(dropout)
         self.norm_first = norm_first
         self.activation = _activation(activation)
         self.last_cross_weights: torch.Tensor | None = None  # (B, nh, T, S) when keep_weights
