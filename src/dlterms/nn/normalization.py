@@ -60,17 +60,18 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
                              f"{tuple(x.shape)}")
         # mu_c = (1/m) sum_i x_ic
         mu = x.mean(dim=dims)  # (C,)
+        xc = x - mu.view(shape)  # x_ic - mu_c
         # sigma_c^2 = (1/m) sum_i (x_ic - mu_c)^2   (biased: used to normalise)
-        var = ((x - mu.view(shape)) ** 2).mean(dim=dims)  # (C,)
+        var = (xc * xc).mean(dim=dims)  # (C,)
         if training and running_mean is not None and running_var is not None:
             with torch.no_grad():
                 # running <- (1 - alpha) running + alpha * batch statistic; variance unbiased: m/(m-1)
                 running_mean.mul_(1.0 - momentum).add_(momentum * mu.detach())
                 running_var.mul_(1.0 - momentum).add_(momentum * var.detach() * m / (m - 1))
     else:
-        mu, var = running_mean, running_var
+        xc, var = x - running_mean.view(shape), running_var
     # x_hat = (x - mu) / sqrt(sigma^2 + eps)
-    x_hat = (x - mu.view(shape)) / torch.sqrt(var.view(shape) + eps)
+    x_hat = xc * torch.rsqrt(var.view(shape) + eps)
     if weight is not None:
         x_hat = x_hat * weight.view(shape)  # gamma_c
     if bias is not None:
@@ -161,9 +162,10 @@ def layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weight: torch
     dims = tuple(range(-len(normalized_shape), 0))
     # mu = (1/H) sum_j x_j ;  sigma^2 = (1/H) sum_j (x_j - mu)^2   (biased)
     mu = x.mean(dim=dims, keepdim=True)  # (..., 1, ..., 1)
-    var = ((x - mu) ** 2).mean(dim=dims, keepdim=True)
+    xc = x - mu
+    var = (xc * xc).mean(dim=dims, keepdim=True)
     # y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta
-    y = (x - mu) / torch.sqrt(var + eps)
+    y = xc * torch.rsqrt(var + eps)
     if weight is not None:
         y = y * weight
     if bias is not None:
