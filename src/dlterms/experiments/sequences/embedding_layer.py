@@ -1,0 +1,115 @@
+"""Embedding layer: (1) the lookup equals one-hot times the matrix, exactly, and its row-sparse gradient
+equals torch.nn.Embedding(sparse=True)'s; (2) after training, symbols that play the same role end up near
+each other. 40 symbols secretly fall into 4 classes (a random assignment, so ids reveal nothing); a
+model that sees only two symbols' embeddings learns whether they share a class. Measured: how often a
+symbol's nearest neighbour (cosine) shares its class, before (chance: 9 of the other 39 symbols share
+it) and after training; and the gap between within-class and between-class cosine similarity.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dlterms.losses import cross_entropy
+from dlterms.nn import MLP, Embedding
+from dlterms.run import Run, experiment
+from dlterms.training import fit
+
+N_SYMBOLS, N_CLASSES, DIM = 40, 4, 8
+
+
+class _PairModel(torch.nn.Module):
+    """Embed two symbols, concatenate, classify same class or not."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = Embedding(N_SYMBOLS, DIM)
+        self.mlp = MLP([2 * DIM, 32, 2])
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        e = self.emb(pair)  # (B, 2, d)
+        return self.mlp(e.flatten(1))  # (B, 2)
+
+
+def _neighbour_stats(weight: torch.Tensor, cls: torch.Tensor) -> tuple[float, float]:
+    w = torch.nn.functional.normalize(weight.detach(), dim=1)
+    sim = w @ w.T  # (V, V) cosine
+    same = cls[:, None] == cls[None, :]
+    eye = torch.eye(len(cls), dtype=torch.bool)
+    nn_idx = sim.masked_fill(eye, -2).argmax(1)
+    purity = float((cls[nn_idx] == cls).float().mean())
+    gap = float(sim[same & ~eye].mean() - sim[~same].mean())
+    return purity, gap
+
+
+@experiment("embedding-layer")
+def embedding_layer(run: Run) -> None:
+    torch.manual_seed(run.seed)
+    g = run.generator(1)
+    # ---- 1. lookup == one-hot @ E, and the sparse gradient equals torch's
+    emb = Embedding(N_SYMBOLS, DIM, sparse=True)
+    ref = torch.nn.Embedding(N_SYMBOLS, DIM, sparse=True)
+    ref.load_state_dict(emb.state_dict())
+    g0 = run.generator(3)
+    idx = torch.randint(N_SYMBOLS, (4, 3), generator=g0)  # a few rows only: the rest get no gradient
+    onehot = torch.nn.functional.one_hot(idx, N_SYMBOLS).float()
+    diff = float((emb(idx) - onehot @ emb.weight).abs().max())
+    run.check("lookup equals one-hot times the matrix", diff == 0.0, observed=diff, expected="exactly 0")
+    up = torch.randn(4, 3, DIM, generator=g0)
+    (emb(idx) * up).sum().backward()
+    (ref(idx) * up).sum().backward()
+    gdiff = float((emb.weight.grad.to_dense() - ref.weight.grad.to_dense()).abs().max())
+    rows_ours = emb.weight.grad.coalesce().indices().flatten().tolist()
+    rows_ref = ref.weight.grad.coalesce().indices().flatten().tolist()
+    run.metric("rows_with_gradient", len(rows_ours))
+    run.check("sparse gradient equals torch.nn.Embedding(sparse=True)'s, on the same rows",
+              gdiff <= 1e-6 and rows_ours == rows_ref and emb.weight.grad.is_sparse,
+              observed=f"max diff {gdiff:.1e}, {len(rows_ours)} of {N_SYMBOLS} rows", expected="<= 1e-6, same rows")
+
+    # ---- 2. related symbols end up near each other
+    cls = torch.from_numpy(run.rng(2).permutation(N_SYMBOLS) % N_CLASSES)  # hidden class of each symbol
+    n = 6000
+    a = torch.randint(N_SYMBOLS, (n,), generator=g)
+    # half the pairs share a class: pick b from a's class, else uniformly
+    same_pick = torch.rand(n, generator=g) < 0.5
+    members = [torch.nonzero(cls == c).flatten() for c in range(N_CLASSES)]
+    b = torch.randint(N_SYMBOLS, (n,), generator=g)
+    for i in torch.nonzero(same_pick).flatten().tolist():
+        m = members[int(cls[a[i]])]
+        b[i] = m[torch.randint(len(m), (1,), generator=g)]
+    x = torch.stack([a, b], 1)
+    y = (cls[a] == cls[b]).long()
+    model = _PairModel().to(run.device)
+    purity0, gap0 = _neighbour_stats(model.emb.weight.cpu(), cls)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    n_tr = 5000
+    hist = fit(model, (x[:n_tr], y[:n_tr]), loss_fn=cross_entropy, optimizer=opt, epochs=2 if run.quick else 15,
+               batch_size=128, val=(x[n_tr:], y[n_tr:]), seed=run.seed)
+    purity1, gap1 = _neighbour_stats(model.emb.weight.cpu(), cls)
+    acc = hist.val_acc[-1]
+    run.metric("val_acc_same_class", acc)
+    run.metric("nn_same_class_before", purity0)
+    run.metric("nn_same_class_after", purity1, key=True)
+    run.metric("cos_gap_before", gap0)
+    run.metric("cos_gap_after", gap1)
+    run.check("the task is learned", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
+    run.check("after training, a symbol's nearest neighbour shares its hidden class", purity1 >= 0.9,
+              observed=round(purity1, 3), expected=f">= 0.9 (before training {purity0:.3f}; chance 9/39 = 0.23)")
+    run.check("same-class symbols are more similar than other pairs", gap1 >= 0.3 and gap1 > gap0 + 0.2,
+              observed=round(gap1, 3), expected=f">= 0.3 and > before ({gap0:.3f}) + 0.2")
+
+    with run.figure("embeddings", alt="the 40 learned symbol vectors projected on their first two principal "
+                    "components, coloured by hidden class") as fig:
+        w = model.emb.weight.detach().cpu()
+        w = w - w.mean(0)
+        _, _, vt = torch.linalg.svd(w, full_matrices=False)
+        p = w @ vt[:2].T
+        ax = fig.subplots()
+        for c in range(N_CLASSES):
+            m = cls == c
+            ax.scatter(p[m, 0], p[m, 1], label=f"class {c}")
+            for i in torch.nonzero(m).flatten().tolist():
+                ax.annotate(str(i), (float(p[i, 0]), float(p[i, 1])), fontsize=7)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+        ax.legend()
