@@ -14,7 +14,7 @@ seeded by the run's seed:
 - CNN: three blocks Conv1d -> BatchNorm1d -> ReLU -> MaxPool1d(2) (16, 32, 32 channels; lengths
   40 -> 20 -> 10 -> 5), then a Linear 160 -> 10, all from `dlterms.nn`. The paper's ConvBase
   (strided convolutions, no normalisation) needs far more steps; batch normalisation reaches 94 %
-  in 8 epochs on every seed we tried (0, 1, 2: 96.0-96.8 %).
+  in 8 epochs on every seed we tried (0, 1, 2: 96-97 %).
 
 All three use Adam with a cosine-annealed step size and batches of 100, through `dlterms.training.fit`.
 """
