@@ -11,7 +11,7 @@ import torch
 from dlterms.data.seqtasks import CharVocab, Seq2SeqData, date_pairs, make_seq2seq_data
 from dlterms.methods.decoding import beam_search, greedy_search
 from dlterms.models.seq2seq import Seq2Seq, seq2seq_loss
-from dlterms.optim import Adam
+from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.training import Callback, GradientClipping, History, fit
 
 ISO_CHARS = "0123456789-"
@@ -33,11 +33,14 @@ def date_task(seed: int, n_train: int, n_test: int, device, formats=None):
 
 
 def train(model: Seq2Seq, data: Seq2SeqData, *, epochs: int, seed: int, lr: float = 3e-3, batch_size: int = 64,
-          callbacks: Sequence[Callback] = (), max_steps: int | None = None, optimizer=None) -> History:
-    """Train with `fit`: inputs (src, src_len, tgt), target tgt, per-token cross-entropy, clipping at 1."""
+          callbacks: Sequence[Callback] = (), max_steps: int | None = None, optimizer=None,
+          cosine: bool = False) -> History:
+    """Train with `fit`: inputs (src, src_len, tgt), target tgt, per-token cross-entropy, clipping at 1;
+    `cosine` anneals the learning rate to 0 over the epochs."""
     opt = optimizer or Adam(model.parameters(), lr=lr)
+    scheduler = CosineAnnealingLR(opt, T_max=epochs) if cosine else None
     return fit(model, (data.src, data.src_len, data.tgt, data.tgt), loss_fn=seq2seq_loss, optimizer=opt,
-               epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
+               epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps, scheduler=scheduler,
                forward=lambda m, src, src_len, tgt: m(src, src_len, tgt),
                callbacks=[GradientClipping(max_norm=1.0), *callbacks])
 
