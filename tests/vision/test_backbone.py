@@ -53,3 +53,16 @@ def test_errors():
         Backbone.from_model(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="features have 128 dimensions"):
         Backbone(digits_cnn().features, 64)(torch.zeros(1, 1, 8, 8))
+
+
+def test_freeze_batch_norm_keeps_statistics_but_trains_weights():
+    torch.manual_seed(0)
+    bb = Backbone.from_model(digits_cnn()).freeze_batch_norm()
+    stats = {k: v.clone() for k, v in bb.state_dict().items() if "running" in k}
+    w = bb.features[0].weight.clone()
+    bb.train()
+    opt = torch.optim.SGD(trainable_parameters(bb), lr=0.1)
+    bb(torch.randn(8, 1, 8, 8)).square().mean().backward()
+    opt.step()
+    assert all(torch.equal(stats[k], bb.state_dict()[k]) for k in stats)
+    assert not torch.equal(w, bb.features[0].weight)

@@ -54,6 +54,7 @@ class Backbone(nn.Module):
         self.features = features
         self.out_features = out_features
         self.frozen = False
+        self.norm_frozen = False
 
     @classmethod
     def from_model(cls, model: nn.Module) -> Backbone:
@@ -81,10 +82,20 @@ class Backbone(nn.Module):
         self.frozen = False
         return self.train(self.training)
 
+    def freeze_batch_norm(self) -> Backbone:
+        """Keep normalisation layers in eval mode (their running statistics fixed) while the weights
+        still train: the usual choice when fine-tuning on batches too small for good statistics."""
+        self.norm_frozen = True
+        return self.train(self.training)
+
     def train(self, mode: bool = True) -> Backbone:
         super().train(mode)
         if self.frozen:
             self.features.eval()  # a frozen backbone never updates batch-norm running statistics
+        elif self.norm_frozen:
+            for m in self.features.modules():
+                if hasattr(m, "running_mean"):
+                    m.eval()
         return self
 
     def extra_repr(self) -> str:
