@@ -62,6 +62,13 @@ def test_mlp_matches_torch_sequential_and_counts_parameters():
     assert len(ours.linear_layers) == 3
 
 
+def test_mlp_copies_an_activation_instance_per_layer():
+    m = MLP([2, 3, 3, 1], activation=torch.nn.PReLU())
+    prelus = [layer for layer in m if isinstance(layer, torch.nn.PReLU)]
+    assert len(prelus) == 2 and prelus[0] is not prelus[1]
+    assert sum(p.numel() for p in m.parameters()) == (2 * 3 + 3) + (3 * 3 + 3) + (3 + 1) + 2
+
+
 def test_mlp_options():
     m = MLP([2, 4, 1], activation=ReLU, bias=False, dropout=0.5, output_activation="sigmoid")
     assert all(layer.bias is None for layer in m.linear_layers)

@@ -21,6 +21,7 @@ $$h_0 = x, \qquad h_\ell = \phi(W_\ell h_{\ell-1} + b_\ell)\ (\ell < L), \qquad 
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -89,7 +90,8 @@ class MLP(torch.nn.Sequential):
         sizes: [in_features, hidden_1, ..., hidden_k, out_features]; at least two entries (two give
             a single linear layer, i.e. a linear model).
         activation: the hidden layers' nonlinearity: a name ('relu', 'tanh', 'sigmoid', 'gelu',
-            'leaky_relu', 'identity'), a module class, or None for identity.
+            'leaky_relu', 'identity'), a module class, a module instance (copied for each layer), or
+            None for identity.
         dropout: probability of zeroing each hidden unit during training, or None for no dropout.
         bias: give every linear layer a bias.
         output_activation: applied after the last layer (None: raw outputs, e.g. logits).
@@ -110,7 +112,8 @@ class MLP(torch.nn.Sequential):
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layers.append(Linear(n_in, n_out, bias=bias))
             if i < len(sizes) - 2:  # hidden layer
-                layers.append(get_activation(activation))
+                # a module instance is copied, so layers never share one (e.g. one with parameters)
+                layers.append(copy.deepcopy(get_activation(activation)))
                 if dropout:
                     layers.append(Dropout(dropout))
         if output_activation is not None:
