@@ -102,13 +102,37 @@ def digits(test_size: float | int = 0.25, seed: int = 0, images: bool = False) -
 
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(seed: int):
+    """Generate MNIST-1D (a few seconds), cached per process and on disk (DLTERMS_CACHE or
+    ~/.cache/dlterms), keyed by the generator's version and seed."""
+    import io
+    import os
+    from importlib.metadata import version
+    from pathlib import Path
+
+    cache = Path(os.environ.get("DLTERMS_CACHE", Path.home() / ".cache" / "dlterms"))
+    path = cache / f"mnist1d-{version('mnist1d')}-seed{seed}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as d:
+                return d["x"], d["y"], d["x_test"], d["y_test"]
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache file is regenerated below
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.seed = seed
     d = make_dataset(args)
-    return (d["x"].astype(np.float32), d["y"].astype(np.int64), d["x_test"].astype(np.float32),
-            d["y_test"].astype(np.int64))
+    arrays = (d["x"].astype(np.float32), d["y"].astype(np.int64), d["x_test"].astype(np.float32),
+              d["y_test"].astype(np.int64))
+    try:
+        from dlterms.run import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError:
+        pass  # a read-only home still works, just slower
+    return arrays
 
 
 def mnist1d(seed: int = 42, channels: bool = False) -> Split:
