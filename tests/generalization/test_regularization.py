@@ -113,3 +113,19 @@ def test_errors():
         ridge(X, y[:10])
     with pytest.raises(ValueError, match="weight_decay must be >= 0"):
         l2_penalty(torch.nn.Linear(2, 2), -0.1)
+
+
+def test_adam_plus_decoupled_decay_callback_is_torch_adamw():
+    from dlterms.optim import Adam
+    from dlterms.training import fit
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5), torch.randn(64, 2)
+    ours, ref = torch.nn.Linear(5, 2), torch.nn.Linear(5, 2)
+    ref.load_state_dict(ours.state_dict())
+    fit(ours, (x, y), loss_fn=torch.nn.functional.mse_loss, optimizer=Adam(ours.parameters(), lr=0.05), epochs=5,
+        batch_size=16, seed=0, callbacks=[DecoupledWeightDecay(0.1, all_parameters=True)])
+    fit(ref, (x, y), loss_fn=torch.nn.functional.mse_loss,
+        optimizer=torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.1), epochs=5, batch_size=16, seed=0)
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

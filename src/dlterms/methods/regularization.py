@@ -77,7 +77,7 @@ def l1_penalty(params: torch.nn.Module | Iterable[torch.Tensor], weight_decay: f
 @torch.no_grad()
 def decoupled_weight_decay_(params: torch.nn.Module | Iterable[torch.Tensor], lr: float,
                             weight_decay: float) -> None:
-    r"""Shrink `params` in place, $\theta \leftarrow (1 - \eta\lambda)\,\theta$ (after `optimizer.step()`)."""
+    r"""Shrink `params` in place, $\theta \leftarrow (1 - \eta\lambda)\,\theta$."""
     if lr < 0:
         raise ValueError(f"lr must be >= 0, got {lr}")
     if weight_decay < 0:
@@ -87,17 +87,22 @@ def decoupled_weight_decay_(params: torch.nn.Module | Iterable[torch.Tensor], lr
 
 
 class DecoupledWeightDecay(Callback):
-    """`fit` callback applying decoupled weight decay after every optimiser step, with the learning rate
-    of the optimiser's first parameter group (so schedules are followed)."""
+    """`fit` callback applying decoupled weight decay at every step, with the learning rate of the
+    optimiser's first parameter group (so schedules are followed).
 
-    def __init__(self, weight_decay: float):
+    The shrink happens after the backward pass and before `optimizer.step()` (the gradient was taken at
+    the unshrunk weights), the order `torch.optim.AdamW` uses, so Adam plus this callback on every
+    parameter is AdamW. `all_parameters=False` (default) shrinks only weight matrices."""
+
+    def __init__(self, weight_decay: float, all_parameters: bool = False):
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.weight_decay = weight_decay
+        self.weight_decay, self.all_parameters = weight_decay, all_parameters
 
-    def on_batch_end(self, state: TrainState) -> None:
+    def after_backward(self, state: TrainState) -> None:
         lr = state.optimizer.param_groups[0]["lr"]
-        decoupled_weight_decay_(state.model, lr, self.weight_decay)
+        params = state.model.parameters() if self.all_parameters else state.model
+        decoupled_weight_decay_(params, lr, self.weight_decay)
 
 
 # --------------------------------------------------------------------------- ridge and lasso
