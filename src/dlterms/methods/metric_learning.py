@@ -1,0 +1,146 @@
+r"""Losses that learn an embedding by distances: contrastive, triplet (with batch-hard mining), NT-Xent.
+
+Embeddings are (batch, dim), batch first. Naming: `*_loss` lower is better.
+
+**Contrastive loss** (Hadsell, Chopra & LeCun, 2006) on pairs with $y = 1$ for "same" and $y = 0$ for
+"different", $d = \lVert f(x_1) - f(x_2) \rVert_2$:
+
+$$L = y\, d^2 + (1 - y) \max(0,\ m - d)^2 .$$
+
+**Triplet margin loss** (Schroff et al., 2015, FaceNet; torch's `TripletMarginLoss`) on an anchor $a$,
+positive $p$ and negative $n$, with $d(u, v) = \lVert u - v + \epsilon \rVert_p$ (torch adds $\epsilon$ to
+the difference) and, with `swap` (Balntas et al., 2016), the negative's distance taken to whichever of
+anchor and positive is closer:
+
+$$L = \max\big(0,\ d(a, p) - d(a, n) + m\big), \qquad d(a, n) \leftarrow \min\big(d(a, n), d(p, n)\big) \text{ if swap}.$$
+
+**Batch-hard mining** (Hermans, Beyer & Leibe, 2017, "In defense of the triplet loss"): for every
+anchor $i$ in a labelled batch, the hardest positive and the hardest negative,
+
+$$L = \frac1B \sum_i \max\Big(0,\ m + \max_{j \ne i:\, y_j = y_i} d_{ij} - \min_{k:\, y_k \ne y_i} d_{ik}\Big).$$
+
+**NT-Xent** (Chen et al., 2020, SimCLR): for $2N$ embeddings where rows $i$ and $i + N$ are two
+augmented views of one example, with cosine similarity $s_{ij}$ and temperature $\tau$,
+
+$$\ell_{i} = -\log \frac{\exp(s_{i,\,j(i)}/\tau)}{\sum_{k \ne i} \exp(s_{ik}/\tau)}, \qquad L = \frac{1}{2N}\sum_i \ell_i ,$$
+
+where $j(i)$ is $i$'s other view: a softmax cross-entropy whose "class" is the other view.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["pairwise_distance", "contrastive_loss", "triplet_margin_loss", "batch_hard_triplet_loss",
+           "nt_xent_loss", "TripletMarginLoss"]
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(x: Tensor, reduction: str) -> Tensor:
+    return x.mean() if reduction == "mean" else x.sum() if reduction == "sum" else x
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6) -> Tensor:
+    """||x1 - x2 + eps||_p over the last dimension (torch's `pairwise_distance`), (B, D) -> (B,)."""
+    if not p > 0:
+        raise ValueError(f"p must be > 0, got {p}")
+    return (x1 - x2 + eps).abs().pow(p).sum(dim=-1).pow(1.0 / p)
+
+
+def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
+    """y d^2 + (1 - y) max(0, m - d)^2 for pairs (x1, x2) with same = y in {0, 1}, each (B, D), (B,)."""
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    _check_reduction(reduction)
+    y = same.to(x1.dtype)
+    d = pairwise_distance(x1, x2, 2.0, eps=0.0)  # Euclidean distance, (B,)
+    loss = y * d.pow(2) + (1 - y) * torch.clamp(margin - d, min=0).pow(2)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2.0,
+                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean") -> Tensor:
+    """max(0, d(a, p) - d(a, n) + margin), as torch.nn.functional.triplet_margin_loss."""
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    _check_reduction(reduction)
+    if not (anchor.shape == positive.shape == negative.shape):
+        raise ValueError(f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
+                         f"{tuple(positive.shape)}, {tuple(negative.shape)}")
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:  # use the positive as anchor when it is closer to the negative
+        d_an = torch.minimum(d_an, pairwise_distance(positive, negative, p, eps))
+    return _reduce(torch.clamp(d_ap - d_an + margin, min=0), reduction)
+
+
+class TripletMarginLoss(torch.nn.Module):
+    """Module form of `triplet_margin_loss`, with torch.nn.TripletMarginLoss's arguments."""
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 reduction: str = "mean"):
+        super().__init__()
+        if not margin > 0:
+            raise ValueError(f"margin must be > 0, got {margin}")
+        if not p > 0:
+            raise ValueError(f"p must be > 0, got {p}")
+        _check_reduction(reduction)
+        self.margin, self.p, self.eps, self.swap, self.reduction = margin, p, eps, swap, reduction
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap,
+                                   self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, p={self.p}, eps={self.eps}, swap={self.swap}, reduction={self.reduction!r}"
+
+
+def _distance_matrix(x: Tensor) -> Tensor:
+    """Euclidean distances between all rows, (B, D) -> (B, B), with a safe gradient at 0."""
+    sq = (x * x).sum(dim=1)
+    d2 = (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0)  # (B, B)
+    return torch.sqrt(d2 + 1e-12)
+
+
+def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 1.0,
+                            reduction: str = "mean") -> Tensor:
+    """Hardest positive and hardest negative for every anchor in the batch (anchors with no positive or
+    no negative in the batch are skipped)."""
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    _check_reduction(reduction)
+    B = embeddings.shape[0]
+    D = _distance_matrix(embeddings)  # d_ij, (B, B)
+    same = labels[:, None] == labels[None, :]  # (B, B)
+    eye = torch.eye(B, dtype=torch.bool, device=embeddings.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    hardest_pos = torch.where(pos_mask, D, torch.full_like(D, -float("inf"))).max(dim=1).values  # max_j d_ij
+    hardest_neg = torch.where(neg_mask, D, torch.full_like(D, float("inf"))).min(dim=1).values  # min_k d_ik
+    valid = pos_mask.any(dim=1) & neg_mask.any(dim=1)
+    if not bool(valid.any()):
+        raise ValueError("batch_hard_triplet_loss needs a batch with at least two examples of one class "
+                         "and one of another; sample batches with several examples per class")
+    loss = torch.clamp(margin + hardest_pos - hardest_neg, min=0)[valid]
+    return _reduce(loss, reduction)
+
+
+def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+    """NT-Xent of two views z1, z2 (N, D) of the same N examples (row i of z1 pairs with row i of z2)."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    N = z1.shape[0]
+    z = torch.cat([z1, z2], dim=0)  # (2N, D)
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)  # unit vectors: dot product = cosine similarity
+    logits = z @ z.T / temperature  # s_ij / tau, (2N, 2N)
+    eye = torch.eye(2 * N, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(eye, -float("inf"))  # k != i in the denominator
+    target = torch.cat([torch.arange(N, 2 * N), torch.arange(0, N)]).to(z.device)  # j(i): the other view
+    # -log softmax at the other view, averaged over the 2N rows
+    return -(logits.log_softmax(dim=1).gather(1, target[:, None])).mean()

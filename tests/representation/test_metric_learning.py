@@ -1,0 +1,83 @@
+"""Metric-learning losses against torch's TripletMarginLoss, brute-force loops and hand-worked values."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlterms.methods.metric_learning import (
+    TripletMarginLoss,
+    batch_hard_triplet_loss,
+    contrastive_loss,
+    nt_xent_loss,
+    triplet_margin_loss,
+)
+
+
+@pytest.mark.parametrize("p,eps,swap,margin,reduction", [(2.0, 1e-6, False, 1.0, "mean"), (1.0, 1e-3, True, 0.5, "sum"),
+                                                         (3.0, 0.0, True, 2.0, "none"), (2.0, 1e-6, True, 1.0, "mean")])
+def test_triplet_matches_torch(p, eps, swap, margin, reduction):
+    g = torch.Generator().manual_seed(0)
+    a, pos, neg = (torch.randn(32, 8, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    ours = TripletMarginLoss(margin, p, eps, swap, reduction)(a, pos, neg)
+    ref = torch.nn.TripletMarginLoss(margin, p, eps, swap, reduction=reduction)(a, pos, neg)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    g1 = torch.autograd.grad(ours.sum(), (a, pos, neg))
+    g2 = torch.autograd.grad(ref.sum(), (a, pos, neg))
+    for x, y in zip(g1, g2):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+
+
+def test_contrastive_hand_worked():
+    x1 = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    x2 = torch.tensor([[3.0, 4.0], [0.3, 0.4], [3.0, 4.0]])
+    same = torch.tensor([1, 0, 0])
+    # d = 5, 0.5, 5: same pair 25; different at 0.5 < m=1: 0.25; different at 5 > m: 0
+    torch.testing.assert_close(contrastive_loss(x1, x2, same, margin=1.0, reduction="none"),
+                               torch.tensor([25.0, 0.25, 0.0]))
+
+
+def test_batch_hard_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(12, 4, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    losses = []
+    for i in range(12):
+        dp = max(float((x[i] - x[j]).norm()) for j in range(12) if j != i and y[j] == y[i])
+        dn = min(float((x[i] - x[k]).norm()) for k in range(12) if y[k] != y[i])
+        losses.append(max(0.0, 0.5 + dp - dn))
+    assert float(batch_hard_triplet_loss(x, y, margin=0.5)) == pytest.approx(sum(losses) / 12, rel=1e-9)
+    # and it is the largest loss over all valid triplets of each anchor
+    for i in range(12):
+        worst = max(float(triplet_margin_loss(x[[i]], x[[j]], x[[k]], 0.5, eps=0.0))
+                    for j, k in itertools.product(range(12), range(12)) if j != i and y[j] == y[i] and y[k] != y[i])
+        assert worst == pytest.approx(losses[i], rel=1e-6, abs=1e-9)
+
+
+def test_nt_xent_matches_loop():
+    g = torch.Generator().manual_seed(2)
+    z1, z2 = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    tau, N, total = 0.3, 5, 0.0
+    for i in range(2 * N):
+        j = (i + N) % (2 * N)
+        den = sum(torch.exp(z[i] @ z[k] / tau) for k in range(2 * N) if k != i)
+        total += float(-torch.log(torch.exp(z[i] @ z[j] / tau) / den))
+    assert float(nt_xent_loss(z1, z2, tau)) == pytest.approx(total / (2 * N), rel=1e-10)
+
+
+def test_errors():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        TripletMarginLoss(margin=0)
+    with pytest.raises(ValueError, match="reduction must be"):
+        triplet_margin_loss(x, x, x, reduction="avg")
+    with pytest.raises(ValueError, match="same shape"):
+        triplet_margin_loss(x, x, torch.randn(3, 2))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        nt_xent_loss(x, x, 0.0)
+    with pytest.raises(ValueError, match="at least two examples of one class"):
+        batch_hard_triplet_loss(x, torch.arange(4))
