@@ -45,12 +45,12 @@ def _hessian_stats(x: np.ndarray) -> tuple[float, float]:
     return float(ev[-1] / ev[0]), float(ev[-1])
 
 
-def _gd_steps(x: np.ndarray, y: np.ndarray, lr: float, seed: int) -> tuple[int | None, list[float]]:
+def _gd_steps(x: np.ndarray, y: np.ndarray, lr: float, seed: int, device: str) -> tuple[int | None, list[float]]:
     w, b = ridge(x, y, alpha=0.0)  # least-squares optimum L*
     best = float(np.mean((x @ w + b - y) ** 2))
     start = float(np.mean(y ** 2))  # L0 at w = 0, b = 0
-    xt, yt = torch.tensor(x), torch.tensor(y).unsqueeze(1)  # float64
-    model = Linear(x.shape[1], 1, dtype=torch.float64)
+    xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device).unsqueeze(1)  # float64
+    model = Linear(x.shape[1], 1, dtype=torch.float64).to(device)
     with torch.no_grad():
         model.weight.zero_()
         model.bias.zero_()
@@ -73,7 +73,7 @@ def feature_scaling(run: Run) -> None:
     steps, curves, kappas = {}, {}, {}
     for i, (name, xv) in enumerate(variants.items()):
         kappas[name], lam_max = _hessian_stats(xv)
-        steps[name], curves[name] = _gd_steps(xv, y_tr, 1.0 / lam_max, run.seed)
+        steps[name], curves[name] = _gd_steps(xv, y_tr, 1.0 / lam_max, run.seed, run.device)
         run.progress((i + 1) / len(variants), f"{name}: {steps[name]} steps")
         run.metric(f"condition_number_{name}", float(f"{kappas[name]:.4g}"))
         run.metric(f"gd_steps_{name}", steps[name] if steps[name] is not None else f"> {MAX_STEPS}")

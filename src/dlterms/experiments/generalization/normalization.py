@@ -46,12 +46,13 @@ class _StopAtLoss(Callback):
             state.stop, state.stop_reason = True, "target loss reached"
 
 
-def _steps_to_target(x: torch.Tensor, y: torch.Tensor, lr: float, seed: int) -> tuple[int | None, list[float]]:
+def _steps_to_target(x: torch.Tensor, y: torch.Tensor, lr: float, seed: int,
+                     device: str) -> tuple[int | None, list[float]]:
     torch.manual_seed(seed)
-    model = Linear(x.shape[1], 2)
+    model = Linear(x.shape[1], 2).to(device)
     stop = _StopAtLoss(TARGET_LOSS)
-    h = fit(model, (x, y), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=lr), epochs=MAX_STEPS,
-            batch_size=None, seed=seed, callbacks=[stop])
+    h = fit(model, (x.to(device), y.to(device)), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=lr),
+            epochs=MAX_STEPS, batch_size=None, seed=seed, callbacks=[stop])
     return stop.reached, h.step_loss
 
 
@@ -104,7 +105,7 @@ def normalization(run: Run) -> None:
     best: dict[str, tuple[int, float, list[float]]] = {}
     for i, (name, x) in enumerate(variants.items()):
         for lr in LRS:
-            steps, curve = _steps_to_target(x, y, lr, run.seed)
+            steps, curve = _steps_to_target(x, y, lr, run.seed, run.device)
             count = steps if steps is not None else MAX_STEPS + 1  # not reached: worse than the cap
             if name not in best or count < best[name][0]:
                 best[name] = (count, lr, curve)
