@@ -1,0 +1,94 @@
+"""Attention layers: accuracy against sequence length for a GRU classifier with and without an
+attention layer, and where the source's "remember long sequences without data loss" holds.
+
+Task (`marked_recall`, blank delay): one of 8 symbols, marked, in the first 5 steps, then 5-95 blank
+steps; name the symbol at the end (chance 1/8). Both models are the same GRU (32 units, same steps);
+one classifies from its final state, the other through an attention layer (attention pooling: a
+learned query scores every step's state, the softmax-weighted sum is classified). Without attention
+the symbol must survive in the state to the end; with it, the model can read the state of the marked
+step directly, however far back.
+
+Thresholds: with attention >= 0.95 at every length, with >= 0.90 of the attention weight (mean) on
+the marked step; without, >= 0.95 at the shortest length and <= 0.25 (2x chance) at the longest.
+Where "without data loss" holds: retrieving one stored item, at every distance tried (to 100 steps).
+What attention reads is a weighted average of the recurrent states; it adds no memory of its own, so
+it is lossless only for what those states hold and what one average can carry (one item here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dlterms.data.seqtasks import marked_recall
+from dlterms.losses import cross_entropy
+from dlterms.models.sequence_classifier import RecurrentClassifier
+from dlterms.optim import Adam
+from dlterms.run import Run, experiment
+from dlterms.training import GradientClipping, ProgressCallback, accuracy, fit, predict
+
+
+@dataclass
+class Config:
+    delays: tuple[int, ...] = (5, 20, 45, 95)  # blank steps after the marked window (length = delay + 5)
+    n_symbols: int = 8
+    n_train: int = 1500
+    n_test: int = 500
+    hidden: int = 32
+    epochs: int = 3          # 47 steps of 32 sequences each per epoch
+    lr: float = 3e-3
+
+
+@experiment("attention-layers")
+def attention_layers(run: Run) -> None:
+    cfg = Config()
+    acc = {"final state": [], "attention layer": []}
+    mass = []
+    jobs = len(cfg.delays) * 2
+    for i, delay in enumerate(cfg.delays):
+        x, y = marked_recall(cfg.n_train, delay, cfg.n_symbols, seed=run.seed, distractors=False)
+        xt, yt = marked_recall(cfg.n_test, delay, cfg.n_symbols, seed=run.seed + 1, distractors=False)
+        for j, (name, readout) in enumerate([("final state", "last"), ("attention layer", "attention")]):
+            torch.manual_seed(run.seed)
+            model = RecurrentClassifier("gru", cfg.n_symbols + 1, cfg.hidden, cfg.n_symbols,
+                                        readout=readout).to(run.device)
+            k = 2 * i + j
+            fit_cb = ProgressCallback(lambda f, m, k=k: run.progress((k + f) / jobs, m), f"{name}, T={delay + 5}")
+            fit(model, (x, y), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
+                epochs=cfg.epochs, batch_size=32, seed=run.seed,
+                callbacks=[GradientClipping(max_norm=1.0), fit_cb])
+            acc[name].append(accuracy(model, xt, yt))
+            if readout == "attention":
+                predict(model, xt)  # fills model.last_attention with the (N, T) weights
+                marked = xt[..., -1].argmax(1).to(run.device)  # where the marker is
+                w = model.last_attention
+                mass.append(w[torch.arange(len(w), device=w.device), marked].mean().item())
+    lengths = [d + 5 for d in cfg.delays]
+    run.metric("sequence_lengths", lengths)
+    run.metric("test_acc_final_state", [round(a, 4) for a in acc["final state"]])
+    run.metric("test_acc_attention_layer", [round(a, 4) for a in acc["attention layer"]])
+    run.metric("attention_weight_on_marked_step", [round(m, 4) for m in mass])
+    run.metric("test_acc_attention_layer_longest", acc["attention layer"][-1], key=True)
+    chance = 1 / cfg.n_symbols
+    a, f = acc["attention layer"], acc["final state"]
+    run.check("with an attention layer: accuracy >= 0.95 at every length", min(a) >= 0.95,
+              observed=round(min(a), 4), expected=">= 0.95")
+    run.check("the attention layer puts >= 0.90 of its weight on the marked step at every length",
+              min(mass) >= 0.90, observed=round(min(mass), 4), expected=">= 0.90")
+    run.check("without it: >= 0.95 at the shortest length", f[0] >= 0.95, observed=round(f[0], 4),
+              expected=">= 0.95")
+    run.check(f"without it: near chance at the longest length ({lengths[-1]} steps)", f[-1] <= 2 * chance,
+              observed=round(f[-1], 4), expected=f"<= {2 * chance:.3f} (2x chance)")
+
+    with run.figure("by_length", alt="test accuracy of recalling a marked symbol against sequence length, "
+                    "for a GRU read from its final state and through an attention layer") as fig:
+        ax = fig.subplots()
+        for name, vals in acc.items():
+            ax.plot(lengths, vals, "o-", label=name)
+        ax.plot(lengths, mass, "s:", color="C2", label="attention weight on the marked step")
+        ax.axhline(chance, color="gray", ls="--", label="chance")
+        ax.set_xlabel("sequence length (steps)")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1.05)
+        ax.legend()
