@@ -4,7 +4,8 @@
 leaving out test suites, GUI toolkits, codecs, `__main__` scripts and modules with import side
 effects), then collects, in sorted order of module and member names, the module docstring and the
 docstrings of its public functions, classes and their public methods, each text once. The result
-depends only on the Python version, not on what was imported before, and is cached per process.
+depends only on the Python version: it is collected in a fresh isolated interpreter (`python -I`), so
+libraries the caller imported cannot change it, and it is cached per process.
 
 On CPython 3.11 this gives about 6,000 docstrings and over 200,000 words of technical English.
 `words()` lower-cases and splits it into alphabetic words; `sentences()` cuts it into sentences.
@@ -17,10 +18,13 @@ import functools
 import importlib
 import inspect
 import io
+import json
 import pkgutil
 import re
+import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 __all__ = ["docstrings", "text", "words", "sentences", "varied_sentences"]
 
@@ -66,6 +70,14 @@ def _import_quietly(name: str):
 
 @functools.lru_cache(maxsize=1)
 def _docstrings() -> tuple[str, ...]:
+    # Collected in a fresh, isolated interpreter: libraries imported here (torch, transformers, ...)
+    # patch standard-library objects (e.g. logging.Logger), which would otherwise change the corpus.
+    out = subprocess.run([sys.executable, "-I", str(Path(__file__).resolve())],
+                         capture_output=True, check=True, timeout=300)
+    return tuple(json.loads(out.stdout.decode("ascii")))
+
+
+def _collect_here() -> list[str]:
     seen: set[str] = set()
     docs: list[str] = []
 
@@ -79,7 +91,7 @@ def _docstrings() -> tuple[str, ...]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reading some attributes warns (e.g. typing.io is deprecated)
         _collect(add)
-    return tuple(docs)
+    return docs
 
 
 def _collect(add) -> None:
@@ -177,3 +189,8 @@ def varied_sentences(n: int = 250) -> list[str]:
         step = max(len(pool) // k, 1)
         out.extend(pool[::step][:k])
     return out
+
+
+if __name__ == "__main__":  # run by _docstrings() in a fresh interpreter
+    _docs = _collect_here()
+    sys.stdout.write(json.dumps(_docs, ensure_ascii=True))
