@@ -56,7 +56,7 @@ def bias_variance_tradeoff(run: Run) -> None:
         mean_pred = preds.mean(0)  # f_bar(x)
         v = preds.var(0, ddof=1)  # per grid point, unbiased over the R sets
         # (f_bar - f)^2 overestimates bias^2 by Var/R (f_bar is itself a noisy mean): subtract it
-        bias2.append(float(((mean_pred - _f(X_GRID)) ** 2 - v / N_SETS).mean()))
+        bias2.append(max(0.0, float(((mean_pred - _f(X_GRID)) ** 2 - v / N_SETS).mean())))  # >= 0 by definition
         var.append(float(v.mean()))
         total.append(bias2[-1] + var[-1] + SIGMA ** 2)
         measured.append(float(((preds - y_test) ** 2).mean()))
@@ -90,12 +90,14 @@ def bias_variance_tradeoff(run: Run) -> None:
     with run.figure("decomposition", alt="bias squared falls and variance rises with polynomial degree; their sum "
                     "plus the noise is U-shaped with its minimum at a middle degree", figsize=(10, 4)) as fig:
         ax1, ax2 = fig.subplots(1, 2)
-        ax1.plot(degs, bias2, "o-", label="bias^2")
+        floor = 1e-4  # a log axis cannot show the ~0 bias^2 of the high degrees: draw it at the floor
+        ax1.plot(degs, np.maximum(bias2, floor), "o-", label=f"bias^2 (shown >= {floor:g})")
         ax1.plot(degs, var, "s-", label="variance")
         ax1.plot(degs, total, "k^-", label="bias^2 + variance + sigma^2")
         ax1.plot(degs, measured, "x", color="grey", label="measured test MSE")
         ax1.axhline(SIGMA ** 2, color="grey", linestyle=":", linewidth=0.8)
         ax1.set_yscale("log")
+        ax1.set_ylim(bottom=floor / 2)
         ax1.set_xlabel("polynomial degree (capacity)")
         ax1.set_ylabel("squared error")
         ax1.legend(fontsize=8)
