@@ -1,7 +1,7 @@
 """Dropout: inverted dropout keeps the mean activation, and on the overfitting setup it raises test
 accuracy and narrows the train-test gap.
 
-Two measurements (TERMS.md): (1) the ReLU activations of the plain network's first hidden layer on the
+Two measurements (TERMS.md): (1) the ReLU activations of the setup MLP's first hidden layer (at initialisation) on the
 1597 test digits keep their mean within 1 % when dropout (p = 0.5, training mode) is applied, because
 survivors are scaled by 1/(1-p); (2) the shared overfitting setup (`_common.py`, 200 digits with 30 %
 wrong labels, MLP 512-512) trained with and without dropout p = 0.5 after each hidden layer: with

@@ -6,7 +6,7 @@ example; and a classifier trained on raw, wildly scaled inputs needs >= 5x more 
 channel |mean| < 1e-6 and |std - 1| < 1e-6 on them; on the held-out photograph the same statistics give
 values near, not exactly at, 0 and 1 (reported). (2) Per example: `dlterms.nn.LayerNorm` on the raw
 patches (those with any spread: std > 1 grey level) gives each patch mean 0 and std 1 and equals
-`torch.nn.LayerNorm` to 1e-5. (3) Steps: logistic
+`torch.nn.LayerNorm` to 1e-5 (in float64). (3) Steps: logistic
 regression on scikit-learn's breast-cancer data (30 features whose scales run from 1e-3 to 1e3),
 full-batch SGD, each input variant with its best learning rate from the same grid, counting steps
 until the training cross-entropy falls to 0.08 (cap 500). TERMS.md asks for >= 5x more steps raw.
