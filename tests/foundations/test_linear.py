@@ -96,3 +96,16 @@ def test_bad_input_raises_value_error():
         MLP([3, 4, 2], dropout=1.0)
     with pytest.raises(ValueError, match="activation must be one of"):
         MLP([3, 4, 2], activation="nope")
+
+
+def test_mlp_slice_gives_the_hidden_layers():
+    import torch
+
+    from dlterms.nn import MLP
+
+    mlp = MLP([4, 8, 3])
+    head = mlp[:2]
+    x = torch.randn(5, 4)
+    assert isinstance(head, torch.nn.Sequential) and len(head) == 2
+    torch.testing.assert_close(mlp[2](head(x)), mlp(x))
+    assert mlp[0] is head[0]

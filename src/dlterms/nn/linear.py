@@ -124,6 +124,13 @@ class MLP(torch.nn.Sequential):
             activation, "__name__", type(activation).__name__)
         self.dropout = dropout
 
+    def __getitem__(self, idx):
+        """A layer, or for a slice (`mlp[:2]`, e.g. to read hidden features) a plain Sequential of
+        the same layers (torch's slice would call this class's constructor with the wrong arguments)."""
+        if isinstance(idx, slice):
+            return torch.nn.Sequential(*list(self._modules.values())[idx])
+        return super().__getitem__(idx)
+
     @property
     def linear_layers(self) -> list[Linear]:
         """The Linear layers, input to output."""
