@@ -30,7 +30,7 @@ from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import BatchNorm1d, BatchNorm2d
 from dlterms.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 
-__all__ = ["ConvNet", "DilatedStack", "digits_cnn", "mnist1d_cnn", "count_parameters", "count_macs"]
+__all__ = ["ConvNet", "DilatedStack", "CapsNet", "digits_cnn", "mnist1d_cnn", "count_parameters", "count_macs"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -189,6 +189,30 @@ class DilatedStack(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, dilations={self.dilations}"
+
+
+class CapsNet(nn.Module):
+    """A small CapsNet for 8x8 digits (Sabour et al., 2017, scaled down): conv 3x3 (64) + ReLU ->
+    primary capsules (8 types x 8-D, 3x3 stride 2: 4x4 positions, 128 capsules) -> 10 digit capsules
+    of 16-D by dynamic routing. `forward` returns the capsule lengths |v_k| (B, 10), the class scores
+    for `margin_loss`; `capsules(x)` returns the vectors themselves.
+    """
+
+    def __init__(self, n_classes: int = 10, iterations: int = 3, input_size: int = 8):
+        super().__init__()
+        from dlterms.nn.capsules import PrimaryCapsules, RoutingCapsules
+
+        self.conv = Conv2d(1, 64, 3, padding=1)
+        self.act = get_activation("relu")
+        self.primary = PrimaryCapsules(64, 8, 8, 3, stride=2, padding=1)
+        side = (input_size + 2 - 3) // 2 + 1
+        self.digits = RoutingCapsules(8 * side * side, 8, n_classes, 16, iterations=iterations)
+
+    def capsules(self, x: torch.Tensor, iterations: int | None = None) -> torch.Tensor:
+        return self.digits(self.primary(self.act(self.conv(x))), iterations)  # (B, K, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.capsules(x).norm(dim=-1)  # |v_k|, (B, K)
 
 
 def digits_cnn(n_classes: int = 10, channels: Sequence[int] = (16, 32), batch_norm: bool = True) -> ConvNet:
