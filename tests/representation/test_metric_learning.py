@@ -81,3 +81,26 @@ def test_errors():
         nt_xent_loss(x, x, 0.0)
     with pytest.raises(ValueError, match="at least two examples of one class"):
         batch_hard_triplet_loss(x, torch.arange(4))
+
+
+def test_simclr_views_and_training_step():
+    from dlterms.data.augment import GaussianNoise
+    from dlterms.methods.metric_learning import SimCLR
+
+    torch.manual_seed(0)
+    model = SimCLR(torch.nn.Linear(6, 4), 4, 3, GaussianNoise(0.5), torch.Generator().manual_seed(0))
+    x = torch.randn(16, 6)
+    z1, z2 = model(x)
+    assert z1.shape == z2.shape == (16, 3) and not torch.allclose(z1, z2)  # two different views
+    assert model.features(x).shape == (16, 4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = nt_xent_loss(*model(x), 0.5)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="augment must be a callable"):
+        SimCLR(torch.nn.Linear(6, 4), 4, 3, None)

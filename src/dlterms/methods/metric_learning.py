@@ -12,7 +12,9 @@ positive $p$ and negative $n$, with $d(u, v) = \lVert u - v + \epsilon \rVert_p$
 the difference) and, with `swap` (Balntas et al., 2016), the negative's distance taken to whichever of
 anchor and positive is closer:
 
-$$L = \max\big(0,\ d(a, p) - d(a, n) + m\big), \qquad d(a, n) \leftarrow \min\big(d(a, n), d(p, n)\big) \text{ if swap}.$$
+$$L = \max\big(0,\ d(a, p) - d(a, n) + m\big),$$
+
+$$d(a, n) \leftarrow \min\big(d(a, n), d(p, n)\big) \text{ if swap}.$$
 
 **Batch-hard mining** (Hermans, Beyer & Leibe, 2017, "In defense of the triplet loss"): for every
 anchor $i$ in a labelled batch, the hardest positive and the hardest negative,
@@ -22,7 +24,8 @@ $$L = \frac1B \sum_i \max\Big(0,\ m + \max_{j \ne i:\, y_j = y_i} d_{ij} - \min_
 **NT-Xent** (Chen et al., 2020, SimCLR): for $2N$ embeddings where rows $i$ and $i + N$ are two
 augmented views of one example, with cosine similarity $s_{ij}$ and temperature $\tau$,
 
-$$\ell_{i} = -\log \frac{\exp(s_{i,\,j(i)}/\tau)}{\sum_{k \ne i} \exp(s_{ik}/\tau)}, \qquad L = \frac{1}{2N}\sum_i \ell_i ,$$
+$$\ell_{i} = -\log \frac{\exp(s_{i,\,j(i)}/\tau)}{\sum_{k \ne i} \exp(s_{ik}/\tau)},
+\qquad L = \frac{1}{2N}\sum_i \ell_i ,$$
 
 where $j(i)$ is $i$'s other view: a softmax cross-entropy whose "class" is the other view.
 """
@@ -33,7 +36,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["pairwise_distance", "contrastive_loss", "triplet_margin_loss", "batch_hard_triplet_loss",
-           "nt_xent_loss", "TripletMarginLoss"]
+           "nt_xent_loss", "TripletMarginLoss", "SimCLR"]
 
 
 def _check_reduction(reduction: str) -> None:
@@ -144,3 +147,38 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     target = torch.cat([torch.arange(N, 2 * N), torch.arange(0, N)]).to(z.device)  # j(i): the other view
     # -log softmax at the other view, averaged over the 2N rows
     return -(logits.log_softmax(dim=1).gather(1, target[:, None])).mean()
+
+
+class SimCLR(torch.nn.Module):
+    r"""Contrastive self-supervision (Chen et al., 2020): two random views of each input, an encoder
+    $h = f(x)$, a projection head $z = g(h)$, and the NT-Xent loss between the two views' $z$.
+
+    forward(x) -> (z1, z2), the projections of two independently augmented views (B, P) each, so
+    `fit(model, x, loss_fn=lambda out, _: nt_xent_loss(*out, temperature), ...)` trains it without
+    labels. `features(x)` returns $h$, the representation used downstream (the head is discarded).
+
+    Args:
+        encoder: f, mapping (B, ...) -> (B, feature_dim).
+        feature_dim: size of h.
+        projection_dim: size of z; the head is Linear-ReLU-Linear (SimCLR's).
+        augment: a callable `augment(x, generator) -> view` (e.g. `dlterms.data.augment.Compose`).
+        generator: torch.Generator for the augmentations.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, feature_dim: int, projection_dim: int = 32, augment=None,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if augment is None or not callable(augment):
+            raise ValueError(f"augment must be a callable augment(x, generator) -> view, got {augment!r}")
+        from dlterms.nn.linear import MLP
+
+        self.encoder = encoder
+        self.head = MLP([feature_dim, feature_dim, projection_dim])  # g
+        self.augment, self.generator = augment, generator
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        v1, v2 = self.augment(x, self.generator), self.augment(x, self.generator)  # two views of each input
+        return self.head(self.encoder(v1)), self.head(self.encoder(v2))

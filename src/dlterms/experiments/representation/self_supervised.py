@@ -1,0 +1,81 @@
+"""Self-supervised learning: SimCLR-style contrastive pre-training on MNIST-1D, judged by linear probes.
+
+Pre-training uses the 4000 training signals without labels: two random views of each signal (a shift of
+up to 10 steps and Gaussian noise of std 0.3, from `dlterms.data.augment`), an MLP encoder 40-256-128
+(ReLU), a projection head, and the NT-Xent loss (temperature 0.1), 30 epochs. Then the same linear
+probe (logistic regression on standardised features, full batch, 100 Adam steps, with labels) is trained
+on three representations: the raw signal, the encoder's features at random initialisation (same seed,
+before pre-training) and the self-supervised features. Claim: the self-supervised features give the most
+accurate probe on the 1000 test signals (the MNIST-1D paper's logistic regression on raw input: 32 %).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dlterms.data.augment import Compose, GaussianNoise, RandomSignalShift
+from dlterms.data.datasets import mnist1d
+from dlterms.losses import cross_entropy
+from dlterms.methods.metric_learning import SimCLR, nt_xent_loss
+from dlterms.nn import MLP, Linear, ReLU
+from dlterms.optim import Adam
+from dlterms.run import Run, experiment
+from dlterms.training import ProgressCallback, fit
+
+TAU = 0.1
+
+
+def _probe(run: Run, ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor) -> float:
+    """Test accuracy of a linear classifier trained on frozen, standardised features."""
+    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
+    ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
+    torch.manual_seed(run.seed)
+    m = Linear(ftr.shape[1], 10).to(run.device)
+    fit(m, (ftr, ytr), loss_fn=cross_entropy, optimizer=Adam(m.parameters(), lr=1e-2), epochs=100, batch_size=None,
+        seed=run.seed)
+    with torch.no_grad():
+        return float((m(fte).argmax(1) == yte).float().mean())
+
+
+@experiment("self-supervised")
+def self_supervised(run: Run) -> None:
+    d = mnist1d().to(run.device)
+    torch.manual_seed(run.seed)
+    encoder = torch.nn.Sequential(MLP([40, 256, 128]), ReLU())
+    model = SimCLR(encoder, 128, 32, Compose([RandomSignalShift(10), GaussianNoise(0.3)]),
+                   run.generator(1)).to(run.device)
+    with torch.no_grad():
+        rand_tr, rand_te = model.features(d.x_train), model.features(d.x_test)
+    hist = fit(model, d.x_train, loss_fn=lambda out, _: nt_xent_loss(*out, TAU),
+               optimizer=Adam(model.parameters(), lr=1e-3), epochs=3 if run.quick else 30, batch_size=256,
+               seed=run.seed,
+               callbacks=[ProgressCallback(lambda f, m: run.progress(0.85 * f, m), "SimCLR")])
+    model.eval()
+    with torch.no_grad():
+        ssl_tr, ssl_te = model.features(d.x_train), model.features(d.x_test)
+    acc = {"raw input": _probe(run, d.x_train, d.y_train, d.x_test, d.y_test),
+           "random-init features": _probe(run, rand_tr, d.y_train, rand_te, d.y_test),
+           "self-supervised features": _probe(run, ssl_tr, d.y_train, ssl_te, d.y_test)}
+    run.metric("probe_acc_raw", acc["raw input"])
+    run.metric("probe_acc_random_init", acc["random-init features"])
+    run.metric("probe_acc_self_supervised", acc["self-supervised features"], key=True)
+    run.metric("nt_xent_first_epoch", hist.train_loss[0])
+    run.metric("nt_xent_last_epoch", hist.train_loss[-1])
+    ssl = acc["self-supervised features"]
+    run.check("the contrastive loss falls during pre-training", hist.train_loss[-1] < hist.train_loss[0],
+              observed=round(hist.train_loss[-1], 4), expected=f"< {hist.train_loss[0]:.4f}")
+    for other in ("random-init features", "raw input"):
+        run.check(f"a linear probe on self-supervised features beats one on {other}", ssl > acc[other],
+                  observed=round(ssl, 4), expected=f"> {acc[other]:.4f} ({other})")
+
+    with run.figure("probes", alt="linear-probe test accuracy on MNIST-1D for raw input, random-init "
+                    "features and self-supervised features, and the NT-Xent loss per epoch", figsize=(10, 4)) as fig:
+        a1, a2 = fig.subplots(1, 2)
+        names = list(acc)
+        a1.bar(range(3), [acc[n] for n in names], color=["gray", "tab:orange", "tab:blue"])
+        a1.set_xticks(range(3), names, fontsize=8)
+        for k, n in enumerate(names):
+            a1.text(k, acc[n] + 0.01, f"{acc[n]:.3f}", ha="center")
+        a1.set(ylabel="linear probe test accuracy", ylim=(0, 1), title="MNIST-1D, labels only in the probe")
+        a2.plot(range(1, len(hist.train_loss) + 1), hist.train_loss, "o-", ms=3)
+        a2.set(xlabel="epoch", ylabel="NT-Xent loss", title="contrastive pre-training (no labels)")
