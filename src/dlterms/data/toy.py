@@ -48,24 +48,25 @@ def assign_to_modes(x: torch.Tensor, n_modes: int = 8, radius: float = 2.0, std:
     return k, d <= n_std * std
 
 
-def two_modalities(n: int, n_classes: int = 4, dim_a: int = 8, dim_b: int = 8, noise: float = 0.5,
+def two_modalities(n: int, dim_a: int = 8, dim_b: int = 16, noise: float = 1.0, interaction: bool = False,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Two views of n examples whose label y in {0..C-1} (C = 4) is split between them.
+    """Two views of n examples, each showing one hidden bit: modality A shows bit a, modality B bit b,
+    as a bit-specific mean vector (drawn once, unit Gaussian entries) plus Gaussian noise of std `noise`.
 
-    y has two bits, y = 2 a + b. Modality A shows bit a (and noise), modality B shows bit b, each as a
-    class-mean vector plus Gaussian noise and a random rotation, so each alone can reach at most 50 %
-    accuracy and only a model that fuses both can reach ~100 %. Returns (x_a (n, dim_a), x_b (n, dim_b), y (n,)).
+    The label combines the bits: y = 2a + b (4 classes; each modality alone can tell at best which 2
+    classes remain, <= 50 % accuracy plus noise-free luck), or, with `interaction=True`, y = a XOR b
+    (2 classes; each modality alone carries no information about y at all). Returns
+    (x_a (n, dim_a), x_b (n, dim_b), y (n,)).
     """
-    if n_classes != 4:
-        raise ValueError(f"n_classes must be 4 (two bits, one per modality), got {n_classes}")
     if n < 1 or dim_a < 1 or dim_b < 1:
         raise ValueError(f"n, dim_a and dim_b must be >= 1, got n={n}, dim_a={dim_a}, dim_b={dim_b}")
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
-    y = torch.randint(n_classes, (n,), generator=generator)
-    bit_a, bit_b = y // 2, y % 2
-    mu_a = torch.randn(2, dim_a, generator=generator)  # one mean per value of bit a
+    bits = torch.randint(2, (n, 2), generator=generator)
+    bit_a, bit_b = bits[:, 0], bits[:, 1]
+    mu_a = torch.randn(2, dim_a, generator=generator)  # one mean per value of bit a, (2, dim_a)
     mu_b = torch.randn(2, dim_b, generator=generator)
     x_a = mu_a[bit_a] + noise * torch.randn(n, dim_a, generator=generator)
     x_b = mu_b[bit_b] + noise * torch.randn(n, dim_b, generator=generator)
+    y = bit_a ^ bit_b if interaction else 2 * bit_a + bit_b
     return x_a, x_b, y
