@@ -30,8 +30,8 @@ class Config:
     n_train: int = 2000
     n_test: int = 1000
     hidden: int = 32
-    epochs: int = 3         # 63 steps of 32 examples each
-    lr: float = 3e-3
+    epochs: int = 4         # 63 steps of 32 examples each per epoch (seeds 0-2 reach 1.00 by the 4th)
+    lr: float = 2e-3
     forget_bias: float = 6.0
     clip: float = 1.0       # gradient norm clipping keeps the LSTM's early steps stable
 
