@@ -34,7 +34,7 @@ class Config:
     digit: int = 16  # the 8x8 digit is drawn at this size
     max_angle: float = 45.0  # degrees
     max_shift: int = 3  # pixels
-    epochs: int = 10
+    epochs: int = 8
     lr: float = 5e-3
 
 
