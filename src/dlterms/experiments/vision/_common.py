@@ -95,3 +95,60 @@ def few_shot_comparison(run: Run, pretrained: ConvNet, target: Split, n_per_clas
             acc[mode].append(accuracy(model, t.x_test, t.y_test))
         run.progress(0.4 + 0.6 * (draw + 1) / N_DRAWS, f"draw {draw + 1}/{N_DRAWS}")
     return acc
+
+
+# ---- a small text-classification task for transfer from the pretrained MiniLM sentence encoder
+
+DOC_MODULES = ("asyncio", "unittest", "logging", "tarfile", "pathlib")  # stdlib modules with >= 50 docstrings
+DOCS_PER_CLASS = 50
+
+
+def _first_sentence(doc: str) -> str:
+    import re
+
+    text = " ".join(doc.split())
+    return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0][:200]
+
+
+def docstring_task() -> tuple[list[str], torch.Tensor]:
+    """First sentences of the docstrings of the public members of the `DOC_MODULES` (and of their
+    classes' public methods), labelled by module: `DOCS_PER_CLASS` per class, sorted, deduplicated.
+    The task: from one sentence, tell which module it documents."""
+    import importlib
+    import inspect
+
+    texts: list[str] = []
+    labels: list[int] = []
+    for k, name in enumerate(DOC_MODULES):
+        mod = importlib.import_module(name)
+        found: set[str] = set()
+        for member, obj in inspect.getmembers(mod):
+            if member.startswith("_"):
+                continue
+            objs = [obj]
+            if inspect.isclass(obj):
+                objs += [v for n, v in inspect.getmembers(obj) if not n.startswith("_") and inspect.isfunction(v)]
+            for o in objs:
+                doc = inspect.getdoc(o)
+                if doc and len(doc.split()) > 3 and str(getattr(o, "__module__", "")).startswith(name):
+                    found.add(_first_sentence(doc))
+        chosen = sorted(found)[:DOCS_PER_CLASS]
+        texts += chosen
+        labels += [k] * len(chosen)
+    return texts, torch.tensor(labels)
+
+
+def bag_of_words(texts: Sequence[str]) -> torch.Tensor:
+    """Word-count vectors (N, V) over the lower-cased alphabetic words of `texts`."""
+    import re
+
+    tokens = [re.findall(r"[a-z]+", t.lower()) for t in texts]
+    vocab: dict[str, int] = {}
+    for ts in tokens:
+        for w in ts:
+            vocab.setdefault(w, len(vocab))
+    x = torch.zeros(len(texts), len(vocab))
+    for i, ts in enumerate(tokens):
+        for w in ts:
+            x[i, vocab[w]] += 1
+    return x

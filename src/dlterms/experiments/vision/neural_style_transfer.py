@@ -18,6 +18,7 @@ from dlterms.methods.style_transfer import content_loss, random_features, styliz
 from dlterms.run import Run, experiment
 
 SIZE, STEPS = 96, 150
+STYLE_WEIGHT = 300.0  # beta / alpha: the balance between style and content
 
 
 @experiment("neural-style-transfer")
@@ -25,7 +26,7 @@ def neural_style_transfer(run: Run) -> None:
     net = random_features(generator=run.generator(1)).to(run.device)
     content = photo("astronaut", size=SIZE)[None].to(run.device)  # (1, 3, 96, 96)
     style = photo("hubble_deep_field", size=SIZE)[None].to(run.device)
-    res = stylize(net, content, style, steps=STEPS, lr=0.03, style_weight=1e3)
+    res = stylize(net, content, style, steps=STEPS, lr=0.03, style_weight=STYLE_WEIGHT)
     with torch.no_grad():
         style_as_content = content_loss(net(style)[-1], net(content)[-1]).item()  # L_content(s, c)
     s0, s1 = res.style_loss[0], res.style_loss[-1]
