@@ -1,19 +1,22 @@
 """Attention mechanism: at the same training budget, an encoder-decoder with attention keeps its
-accuracy as inputs grow longer; without attention it falls behind, most on the longest inputs.
+accuracy as inputs grow longer; without attention it falls far behind, at every length.
 
 Task: written dates (10-67 characters, twelve formats) to ISO dates, as in seq2seq-model. Two
 models identical but for attention (Luong "general" scores over the bidirectional encoder's states)
-train for the same 189 steps; test exact match is measured per input-length bucket. The model without
-attention must squeeze the whole input into the decoder's initial state. Then the model without
-attention trains on to 3x the budget, to see how far more training closes the gap (TERMS.md
-measured ~1.00 there on its set-up: we report what we measure). The heat-map shows where the
-decoder looks for each output character of one long input.
+train for the same 315 steps (cosine-annealed learning rate); test exact match is measured per
+input-length bucket. The model without attention must squeeze the whole input into the decoder's
+initial state. Then the model without attention trains on to 2x the budget, to see how far more
+training closes the gap (TERMS.md measured ~1.00 at 3x on its set-up; 3x does not fit our time
+budget here, and a probe at 3x of an earlier 189-step budget reached only 0.19: we report what we
+measure). The heat-map shows where the decoder looks for each output character of one long input.
 
 Thresholds: with attention, exact match >= 0.85 in every length bucket and the longest bucket within
 0.10 of the shortest; without attention at the same budget, a gap to the attention model of >= 0.30
-on the longest bucket; at 3x the budget it is still below the attention model, with the longest
-bucket >= 0.05 below its shortest. (Measured: with attention 0.97 -> 0.91 from shortest to longest;
-without, 0.00 at the same budget and 0.19 -> 0.10 at 3x: on this set-up 3x is far from enough.)
+on the longest bucket; at 2x the budget it is still below the attention model. What we did not find:
+the model without attention degrading *with length*: at this budget it fails at every length (exact
+match near 0), and with more training its accuracy by length was not reliably lower on long inputs
+(3x of a 189-step budget, seed 0: 0.19 on the shortest, 0.10 on the longest; seed 1: no drop). On
+this set-up more training is far from the ~1.00 TERMS.md measured; the metrics record the numbers.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ class Config:
     n_test: int = 1000
     embedding_dim: int = 32
     hidden: int = 48
-    epochs: int = 3         # the shared budget: 63 steps of 64 pairs per epoch
-    longer: int = 3         # the model without attention also trains to this multiple of the budget
-    lr: float = 3e-3
+    epochs: int = 5         # the shared budget (seq2seq-model's): 63 steps of 64 pairs per epoch
+    longer: int = 2         # the model without attention also trains to this multiple of the budget
+    lr: float = 3e-3        # annealed by a cosine over each training run
 
 
 def _by_bucket(values: torch.Tensor, lengths: np.ndarray) -> list[float]:
@@ -63,18 +66,16 @@ def attention_mechanism(run: Run) -> None:
     for name, att in [("with attention", "general"), ("without attention", None)]:
         torch.manual_seed(run.seed)
         model = Seq2Seq(len(sv), len(tv), cfg.embedding_dim, cfg.hidden, attention=att).to(run.device)
-        common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr, callbacks=[progress(name)])
+        common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr, cosine=True,
+                     callbacks=[progress(name)])
         done[0] += cfg.epochs
         tokens, _ = common.decode(model, test)
         results[name] = (common.exact(tokens, test).cpu(), (tokens == test.tgt).float().mean(1).cpu())
         models[name] = model
-    # the model without attention trains on (a second fit on the same model and optimizer state is
-    # what continuing looks like; its shuffling seed differs so it sees new batch orders)
+    # the model without attention trains on for twice the budget again (a second cosine cycle, with a
+    # different shuffling seed so it sees new batch orders)
     model = models["without attention"]
-    from dlterms.optim import Adam
-
-    opt = Adam(model.parameters(), lr=cfg.lr)
-    common.train(model, train, epochs=cfg.epochs * (cfg.longer - 1), seed=run.seed + 1, optimizer=opt,
+    common.train(model, train, epochs=cfg.epochs * (cfg.longer - 1), seed=run.seed + 1, lr=cfg.lr, cosine=True,
                  callbacks=[ProgressCallback(lambda f, m: run.progress((2 * cfg.epochs + f * 2 * cfg.epochs) / total,
                                                                         m), "without attention, longer")])
     tokens, _ = common.decode(model, test)
@@ -99,8 +100,6 @@ def attention_mechanism(run: Run) -> None:
               observed=round(att[0] - att[-1], 4), expected="<= 0.10")
     run.check("same budget without attention: gap on the longest inputs >= 0.30", att[-1] - plain[-1] >= 0.30,
               observed=round(att[-1] - plain[-1], 4), expected=">= 0.30")
-    run.check(f"without attention ({cfg.longer}x budget): longest inputs >= 0.05 below the shortest",
-              longer[0] - longer[-1] >= 0.05, observed=round(longer[0] - longer[-1], 4), expected=">= 0.05")
     run.check(f"without attention, even {cfg.longer}x the budget leaves it below the attention model",
               sum(longer) < sum(att), observed=round(results[f"without attention, {cfg.longer}x budget"][0]
                                                       .float().mean().item(), 4),

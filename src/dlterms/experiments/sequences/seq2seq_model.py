@@ -29,8 +29,9 @@ class Config:
     embedding_dim: int = 32
     hidden: int = 48        # encoder GRU units per direction (decoder: 96)
     attention: str = "general"
-    epochs: int = 4         # 63 steps of 64 pairs each per epoch
-    lr: float = 3e-3
+    epochs: int = 5         # 63 steps of 64 pairs each per epoch
+    lr: float = 3e-3        # annealed to 0 by a cosine over the epochs (constant 3e-3 for 4 epochs gave
+                            # 0.973 at seed 0 but 0.949 at seed 1)
 
 
 @experiment("seq2seq-model")
@@ -39,7 +40,7 @@ def seq2seq_model(run: Run) -> None:
     train, test, sv, tv = common.date_task(run.seed, cfg.n_train, cfg.n_test, run.device)
     torch.manual_seed(run.seed)
     model = Seq2Seq(len(sv), len(tv), cfg.embedding_dim, cfg.hidden, attention=cfg.attention).to(run.device)
-    hist = common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr,
+    hist = common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr, cosine=True,
                         callbacks=[ProgressCallback(run.progress, "seq2seq")])
     tokens, _ = common.decode(model, test)
     ok = common.exact(tokens, test).cpu()
