@@ -62,3 +62,28 @@ def test_errors():
         EpisodeSampler(x, y, 2, 0, 1)
     with pytest.raises(ValueError, match="every class"):
         prototypes(torch.zeros(2, 3), torch.tensor([0, 0]), 2)
+
+
+def test_zero_shot_predict_is_argmax_cosine_like_sklearn():
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from dlterms.methods.protonets import zero_shot_predict
+
+    torch.manual_seed(2)
+    a, b = torch.randn(30, 6), torch.randn(4, 6) * torch.tensor([[1.0], [5.0], [0.1], [2.0]])
+    ref = cosine_similarity(a.numpy(), b.numpy()).argmax(1)
+    assert zero_shot_predict(a, b).tolist() == ref.tolist()
+    with pytest.raises(ValueError, match="class embeddings"):
+        zero_shot_predict(a, torch.zeros(4, 5))
+
+
+def test_side_info_prototypes_logits_and_shape_check():
+    from dlterms.methods.protonets import SideInfoPrototypes
+
+    torch.manual_seed(3)
+    m = SideInfoPrototypes(torch.nn.Linear(5, 3), torch.nn.Linear(4, 3))
+    x, info = torch.randn(7, 5), torch.randn(6, 4)
+    ref = -torch.cdist(m.encoder(x), m.side_encoder(info)) ** 2
+    torch.testing.assert_close(m(x, info), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="class_info"):
+        m(x, torch.zeros(4))

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 __all__ = ["Episode", "EpisodeSampler", "prototypes", "prototypical_logits", "episode_logits",
-           "train_episodic", "evaluate_episodes"]
+           "train_episodic", "evaluate_episodes", "SideInfoPrototypes",
+           "zero_shot_predict"]
 
 
 @dataclass
@@ -136,3 +137,43 @@ def evaluate_episodes(encoder: nn.Module, sampler: EpisodeSampler, episodes: int
         accs.append((episode_logits(encoder, ep).argmax(1) == ep.query_y).float().mean())
     encoder.train(was)
     return torch.stack(accs)
+
+
+class SideInfoPrototypes(nn.Module):
+    r"""Zero-shot prototypes from class side information (Snell et al. 2017, section 2.4).
+
+    With no examples of a class, its prototype is computed from a description vector $v_k$ of the
+    class (attributes, or a text embedding): $c_k = g_\theta(v_k)$. Inputs are embedded by
+    $f_\phi$ and scored as before, $\mathrm{logit}_k(x) = -\lVert f_\phi(x) - c_k\rVert^2$.
+    Trained on the seen classes' descriptions, it classifies unseen classes by swapping in theirs.
+
+    Args:
+        encoder: f_phi, inputs -> (B, D).
+        side_encoder: g_theta, descriptions (K, A) -> (K, D).
+    """
+
+    def __init__(self, encoder: nn.Module, side_encoder: nn.Module):
+        super().__init__()
+        self.encoder, self.side_encoder = encoder, side_encoder
+
+    def forward(self, x: torch.Tensor, class_info: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) over the K classes described by `class_info` (K, A)."""
+        if class_info.dim() != 2:
+            raise ValueError(f"class_info must be (K, A) with one description per class, got {tuple(class_info.shape)}")
+        return prototypical_logits(self.encoder(x), self.side_encoder(class_info))
+
+
+def zero_shot_predict(input_emb: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+    r"""Zero-shot classification in a shared embedding space: $\hat y = \arg\max_k \cos(f(x), g(c_k))$.
+
+    `input_emb` (B, D) embeds the inputs, `class_emb` (K, D) the class descriptions, by encoders that
+    never saw these classes' labels (e.g. a pretrained sentence encoder for both). Returns (B,) class
+    indices. With unit-length embeddings this is the nearest prototype, the prototypes coming from the
+    side information alone.
+    """
+    if input_emb.dim() != 2 or class_emb.dim() != 2 or input_emb.size(1) != class_emb.size(1):
+        raise ValueError(f"need (B, D) inputs and (K, D) class embeddings, got {tuple(input_emb.shape)} and "
+                         f"{tuple(class_emb.shape)}")
+    a = input_emb / input_emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    b = class_emb / class_emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (a @ b.t()).argmax(dim=1)  # (B,)
