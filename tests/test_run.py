@@ -51,7 +51,6 @@ def test_run_records_metrics_checks_and_figures(tmp_path):
 
 
 def test_run_experiment_turns_exceptions_and_failed_checks_into_results(tmp_path, monkeypatch):
-    @experiment("ann")
     def broken(run):
         raise RuntimeError("kaboom")
 
