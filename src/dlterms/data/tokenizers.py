@@ -27,7 +27,10 @@ on every punctuation character. Each word is then cut greedily into the longest 
 from the left, continuation pieces carrying the prefix `##` ("unaffable" -> un ##aff ##able); a word
 with no such cut, or longer than 100 characters, becomes `[UNK]`. The normalisation order and
 character classes follow the `tokenizers` library's BertNormalizer and BertPreTokenizer, so ids are
-identical to the reference tokenizer's. WordPiece is lossy: lower-casing and accent stripping cannot be undone.
+identical to the reference tokenizer's, except for the few characters whose Unicode category differs
+between Python's `unicodedata` tables and the Rust library's (e.g. U+A9BD, a mark in one and not the
+other). Special tokens written in the text ("[MASK]") stay whole, as in the reference. WordPiece is
+lossy: lower-casing and accent stripping cannot be undone.
 """
 
 from __future__ import annotations
@@ -368,8 +371,11 @@ class WordPieceTokenizer:
         self.sep_token_id = self.token_to_id[sep_token]
         self.pad_token_id = self.token_to_id[pad_token]
         self.mask_token_id = self.token_to_id.get(mask_token)
-        self.special_ids = {self.token_to_id[t] for t in (unk_token, cls_token, sep_token, pad_token, mask_token)
-                            if t in self.token_to_id}
+        specials = [t for t in (pad_token, unk_token, cls_token, sep_token, mask_token) if t in self.token_to_id]
+        self.special_ids = {self.token_to_id[t] for t in specials}
+        # special tokens written in the raw text stay whole (as in `tokenizers`' added tokens)
+        self._special_re = re.compile("(" + "|".join(re.escape(t) for t in specials) + ")")
+        self._specials = set(specials)
         self._cache: dict[str, list[str]] = {}
 
     @classmethod
@@ -456,7 +462,13 @@ class WordPieceTokenizer:
         return pieces
 
     def tokenize(self, text: str) -> list[str]:
-        return [p for w in self.pre_tokenize(self.normalize(text)) for p in self.wordpiece(w)]
+        out: list[str] = []
+        for part in self._special_re.split(text):  # odd parts are special tokens such as "[MASK]"
+            if part in self._specials:
+                out.append(part)
+            elif part:
+                out.extend(p for w in self.pre_tokenize(self.normalize(part)) for p in self.wordpiece(w))
+        return out
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         return [self.token_to_id.get(t, self.unk_token_id) for t in tokens]
