@@ -122,6 +122,8 @@ def nll_loss(log_probs: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     keep = t != ignore_index
     safe = t.masked_fill(~keep, 0)  # any valid index; masked out below
     picked = lp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # log q_{i, y_i}
+    # Ignored targets are removed, not multiplied by 0: their log q may be -inf (a masked logit).
+    picked = picked.masked_fill(~keep, 0.0)
     w = torch.ones_like(picked) if weight is None else weight.to(lp.dtype)[safe]  # w_{y_i}
     w = w * keep
     loss = -w * picked
@@ -188,7 +190,7 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     # smoothing term: - sum_k w_k log q_ik, zero for ignored targets
     smooth = -(log_q if w is None else log_q * w).sum(class_dim)
     keep = target != ignore_index
-    smooth = smooth * keep
+    smooth = smooth.masked_fill(~keep, 0.0)
     if reduction == "mean":
         if weight is None:
             smooth = smooth.sum() / keep.sum()

@@ -187,3 +187,22 @@ def test_bad_arguments_raise():
         losses.huber_loss(x, x, delta=0)
     with pytest.raises(ValueError, match="same shape"):
         losses.mse_loss(x, x[:2])
+
+
+def test_cross_entropy_ignores_targets_whose_logits_are_minus_inf():
+    """A decoder masks impossible tokens with -inf; ignored positions must not turn the loss into NaN."""
+    import torch
+    import torch.nn.functional as F
+
+    from dlterms.losses import cross_entropy
+
+    masked = torch.randn(4, 5)
+    masked[1, 0] = float("-inf")
+    masked.requires_grad_(True)
+    target = torch.tensor([2, -100, 4, 1])
+    ours = cross_entropy(masked, target)
+    ref = F.cross_entropy(masked, target)
+    torch.testing.assert_close(ours, ref)
+    (g_ours,) = torch.autograd.grad(ours, masked)
+    (g_ref,) = torch.autograd.grad(ref, masked)
+    torch.testing.assert_close(g_ours, g_ref)
