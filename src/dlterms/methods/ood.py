@@ -70,7 +70,7 @@ class MahalanobisScorer:
         self.means = torch.stack([feats[labels == c].mean(0) for c in classes])  # (C, D) mu_c
         centred = feats - self.means[torch.searchsorted(classes, labels)]  # h(x) - mu_{y(x)}
         cov = centred.t() @ centred / len(feats)  # (D, D) shared Sigma (maximum likelihood)
-        cov += self.eps * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
+        cov += self.eps * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
         self.precision = torch.linalg.inv(cov)  # Sigma^-1
         return self
 
