@@ -22,6 +22,13 @@ settings.register_profile("explore", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_configure(config) -> None:
+    """One torch thread, as experiments run: faster on a shared 2-core machine, and reproducible."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def suite_results(tmp_path_factory) -> Path:
     from dlterms.run import registered_ids, run_many
