@@ -69,7 +69,8 @@ def auc(run: Run) -> None:
     run.metric("time_slope_rank_auc", slope_rank, key=True)
     run.metric("time_slope_pair_count", slope_pair)
     run.metric("cpu_seconds_rank_auc_80k", t_rank[-1])
-    # n log n has a log-log slope of about 1.1 here; memory traffic of the sort adds up to ~0.2. Counting pairs is n^2 (slope 2). The check separates the two classes.
+    # n log n has a log-log slope of about 1.1 here; memory traffic of the sort adds up to ~0.2. Counting
+    # pairs is n^2 (slope 2). The check separates the two classes.
     run.check("rank-based AUC time grows like n log n, not n^2", slope_rank <= 1.6,
               observed=round(slope_rank, 3), expected="<= 1.6 (n log n ~ 1.1; n^2 = 2)")
     run.check("counting every pair grows like n^2", slope_pair >= 1.7, observed=round(slope_pair, 3),

@@ -5,7 +5,8 @@ noise 0.1) twice: with the identity as activation and with ReLU. With the identi
 multiply out to one affine map $W_4 W_3 W_2 W_1 x + b'$; we form that single matrix from the trained
 weights and compare its outputs with the network's (max error < 1e-5, TERMS.md, both for a float64
 copy and for the trained float32 network), and its accuracy stays where logistic regression's is
-(within 2 points, and <= 0.90). With ReLU the same architecture reaches >= 0.97. Our sigmoid, tanh, ReLU, leaky ReLU and GELU, and their hand-written
+(within 2 points, and <= 0.90). With ReLU the same architecture reaches >= 0.97. Our sigmoid, tanh, ReLU,
+leaky ReLU and GELU, and their hand-written
 derivatives, are also compared with torch's on a grid (max error < 1e-6).
 """
 

@@ -15,12 +15,12 @@ faster here: its zeros still go through a dense matrix product.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from dlterms.data.datasets import digits
+from dlterms.experiments.paradigms._common import best_forward_seconds
 from dlterms.losses import cross_entropy
 from dlterms.methods.pruning import MaskCallback, apply_masks, magnitude_masks, prune_neurons, sparsity
 from dlterms.nn import MLP, ReLU
@@ -40,16 +40,6 @@ class Config:
     structured_epochs: int = 10  # fine-tuning epochs of the smaller dense network
     timing_batch: int = 4096  # inputs per timed forward pass
     repeats: int = 30  # timing repeats (best taken)
-
-
-def _best_time(model, x, repeats):
-    best = float("inf")
-    with torch.no_grad():
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model(x)
-            best = min(best, time.perf_counter() - t)
-    return best
 
 
 @experiment("model-pruning")
@@ -96,8 +86,7 @@ def model_pruning(run: Run) -> None:
         epochs=cfg.structured_epochs, batch_size=64, seed=run.seed + 100)
     acc_small = accuracy(small, xt, yt)
     xb = torch.rand(cfg.timing_batch, cfg.sizes[0], generator=run.generator(5)).to(run.device)
-    t_dense, t_small, t_masked = (_best_time(dense, xb, cfg.repeats), _best_time(small, xb, cfg.repeats),
-                                  _best_time(model, xb, cfg.repeats))
+    t_dense, t_small, t_masked = (best_forward_seconds(m, xb, cfg.repeats) for m in (dense, small, model))
     speedup = t_dense / t_small
 
     at80 = [(s, a) for s, _, a in rows if s >= 0.8]

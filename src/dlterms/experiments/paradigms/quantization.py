@@ -16,13 +16,13 @@ few bits per channel (per tensor it breaks first), which is reported rather than
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 
 import torch
 
 from dlterms.data.datasets import digits
+from dlterms.experiments.paradigms._common import best_forward_seconds
 from dlterms.losses import cross_entropy
 from dlterms.methods.quantization import model_size_bytes, quantize_dynamic
 from dlterms.nn import MLP
@@ -38,16 +38,6 @@ class Config:
     lr: float = 1e-3  # Adam step size
     bit_widths: tuple[int, ...] = (8, 6, 5, 4, 3, 2)  # weight bits in the sweep
     repeats: int = 20  # timing repeats (best taken)
-
-
-def _time(model, x, repeats):
-    best = float("inf")
-    with torch.no_grad():
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model(x)
-            best = min(best, time.perf_counter() - t)
-    return best
 
 
 @experiment("quantization")
@@ -78,9 +68,9 @@ def quantization(run: Run) -> None:
         acc_ref = accuracy(ref_q, xt, yt)
         size_ref = sum(m.weight().int_repr().numel() + 8 + 4 * m.bias().numel()
                        for m in ref_q.modules() if type(m).__name__ == "Linear" and hasattr(m, "_packed_params"))
-        t_ref = _time(ref_q, xt, cfg.repeats)
+        t_ref = best_forward_seconds(ref_q, xt, cfg.repeats)
     size_f, size_pc, size_pt = model_size_bytes(model), model_size_bytes(q_pc), model_size_bytes(q_pt)
-    t_f, t_pc = _time(model, xt, cfg.repeats), _time(q_pc, xt, cfg.repeats)
+    t_f, t_pc = best_forward_seconds(model, xt, cfg.repeats), best_forward_seconds(q_pc, xt, cfg.repeats)
     run.progress(0.6, "int8 done")
 
     sweep, err = {}, {}

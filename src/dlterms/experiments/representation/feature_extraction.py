@@ -14,23 +14,12 @@ from __future__ import annotations
 import torch
 
 from dlterms.data.datasets import mnist1d
+from dlterms.experiments.representation._common import linear_probe
 from dlterms.losses import cross_entropy
 from dlterms.models.cnn import mnist1d_cnn
-from dlterms.nn import Linear
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import ProgressCallback, accuracy, fit
-
-
-def _probe(run: Run, ftr, ytr, fte, yte) -> float:
-    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
-    ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
-    torch.manual_seed(run.seed)
-    m = Linear(ftr.shape[1], 10).to(run.device)
-    fit(m, (ftr, ytr), loss_fn=cross_entropy, optimizer=Adam(m.parameters(), lr=1e-2), epochs=100, batch_size=None,
-        seed=run.seed)
-    with torch.no_grad():
-        return float((m(fte).argmax(1) == yte).float().mean())
 
 
 @experiment("feature-extraction")
@@ -48,9 +37,9 @@ def feature_extraction(run: Run) -> None:
     cnn.eval()
     with torch.no_grad():
         f_tr, f_te = cnn.forward_features(d.x_train), cnn.forward_features(d.x_test)  # (N, 125)
-    acc_raw = _probe(run, d.x_train.flatten(1), d.y_train, d.x_test.flatten(1), d.y_test)
-    acc_untrained = _probe(run, f0_tr, d.y_train, f0_te, d.y_test)
-    acc_feat = _probe(run, f_tr, d.y_train, f_te, d.y_test)
+    acc_raw = linear_probe(run, d.x_train.flatten(1), d.y_train, d.x_test.flatten(1), d.y_test)
+    acc_untrained = linear_probe(run, f0_tr, d.y_train, f0_te, d.y_test)
+    acc_feat = linear_probe(run, f_tr, d.y_train, f_te, d.y_test)
     run.metric("linear_on_raw_input", acc_raw)
     run.metric("linear_on_untrained_cnn_features", acc_untrained)
     run.metric("linear_on_trained_cnn_features", acc_feat, key=True)

@@ -15,26 +15,14 @@ import torch
 
 from dlterms.data.augment import Compose, GaussianNoise, RandomSignalShift
 from dlterms.data.datasets import mnist1d
-from dlterms.losses import cross_entropy
+from dlterms.experiments.representation._common import linear_probe
 from dlterms.methods.metric_learning import SimCLR, nt_xent_loss
-from dlterms.nn import MLP, Linear, ReLU
+from dlterms.nn import MLP, ReLU
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import ProgressCallback, fit
 
 TAU = 0.1
-
-
-def _probe(run: Run, ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor) -> float:
-    """Test accuracy of a linear classifier trained on frozen, standardised features."""
-    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
-    ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
-    torch.manual_seed(run.seed)
-    m = Linear(ftr.shape[1], 10).to(run.device)
-    fit(m, (ftr, ytr), loss_fn=cross_entropy, optimizer=Adam(m.parameters(), lr=1e-2), epochs=100, batch_size=None,
-        seed=run.seed)
-    with torch.no_grad():
-        return float((m(fte).argmax(1) == yte).float().mean())
 
 
 @experiment("self-supervised")
@@ -53,9 +41,9 @@ def self_supervised(run: Run) -> None:
     model.eval()
     with torch.no_grad():
         ssl_tr, ssl_te = model.features(d.x_train), model.features(d.x_test)
-    acc = {"raw input": _probe(run, d.x_train, d.y_train, d.x_test, d.y_test),
-           "random-init features": _probe(run, rand_tr, d.y_train, rand_te, d.y_test),
-           "self-supervised features": _probe(run, ssl_tr, d.y_train, ssl_te, d.y_test)}
+    acc = {"raw input": linear_probe(run, d.x_train, d.y_train, d.x_test, d.y_test),
+           "random-init features": linear_probe(run, rand_tr, d.y_train, rand_te, d.y_test),
+           "self-supervised features": linear_probe(run, ssl_tr, d.y_train, ssl_te, d.y_test)}
     run.metric("probe_acc_raw", acc["raw input"])
     run.metric("probe_acc_random_init", acc["random-init features"])
     run.metric("probe_acc_self_supervised", acc["self-supervised features"], key=True)

@@ -1,13 +1,17 @@
 """Shared set-ups of the training experiments: the exploding deep ReLU network (exploding-gradient,
-gradient-clipping) and per-layer backpropagated gradient norms."""
+gradient-clipping), per-layer backpropagated gradient norms, and the regularised logistic regression
+(gradient-descent, sgd)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from sklearn.datasets import load_breast_cancer
 
-from dlterms.losses import cross_entropy
+from dlterms.data.datasets import make_split
+from dlterms.losses import binary_cross_entropy_with_logits, cross_entropy
 from dlterms.nn import MLP, Linear, init
 
 
@@ -46,3 +50,49 @@ def preactivation_grad_norms(model: torch.nn.Sequential, x: torch.Tensor, y: tor
     loss = cross_entropy(h, y)
     grads = torch.autograd.grad(loss, zs)
     return [float(g.norm()) for g in grads]
+
+
+LOGISTIC_LAMBDA = 1e-2  # L2 penalty of the regularised logistic-regression problem
+
+
+class LogisticProblem:
+    """L2-regularised logistic regression on scikit-learn's breast-cancer set (75 % for training, 30
+    standardised features, float64): a strictly convex objective with a finite minimiser, shared by
+    the gradient-descent and SGD experiments.
+
+    objective(w, b) = mean logistic loss + lambda/2 ||w||^2 (the bias is not penalised).
+    """
+
+    def __init__(self, seed: int, device: str, lam: float = LOGISTIC_LAMBDA):
+        d = load_breast_cancer()
+        split = make_split(d.data, d.target.astype(np.int64), test_size=0.25, seed=seed)
+        x = split.x_train.double()
+        self.x = ((x - x.mean(0)) / x.std(0)).to(device)
+        self.y = split.y_train.double().to(device)
+        self.n, self.p = self.x.shape
+        self.lam = lam
+        # The largest curvature the loss can have: the Hessian is X~^T S X~ / N + lambda I with
+        # S = diag(s(1 - s)) <= 1/4, so L = lambda_max(X~^T X~ / N) / 4 + lambda.
+        xb = torch.cat([self.x, torch.ones(self.n, 1, dtype=self.x.dtype, device=self.x.device)], 1)
+        self.L = float(torch.linalg.eigvalsh(xb.T @ xb / self.n).max()) / 4 + lam
+
+    def loss_fn(self, model):
+        """The objective as `fit`'s loss(outputs, targets), for `model`'s weights."""
+        def f(out, target):
+            # mean logistic loss + lambda/2 ||w||^2
+            penalty = self.lam / 2 * model.weight.pow(2).sum()
+            return binary_cross_entropy_with_logits(out.squeeze(1), target) + penalty
+
+        return f
+
+    def objective(self, model) -> torch.Tensor:
+        """The full-data objective at `model`'s weights."""
+        return self.loss_fn(model)(model(self.x), self.y)
+
+    def new_model(self):
+        """A linear model (float64) starting from zero weights."""
+        m = Linear(self.p, 1, dtype=torch.float64).to(self.x.device)
+        with torch.no_grad():
+            m.weight.zero_()
+            m.bias.zero_()
+        return m

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_breast_cancer
 
-from dlterms.data.datasets import make_split
-from dlterms.losses import binary_cross_entropy_with_logits
-from dlterms.nn import Linear
+from dlterms.experiments.training._common import LogisticProblem
 from dlterms.optim import SGD, Newton, hessian
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, TrainState, fit
@@ -52,32 +49,9 @@ class _GradNorm(Callback):
 
 @experiment("gradient-descent")
 def gradient_descent(run: Run) -> None:
-    d = load_breast_cancer()
-    split = make_split(d.data, d.target.astype(np.int64), test_size=0.25, seed=run.seed)
-    x = split.x_train.double()
-    x = ((x - x.mean(0)) / x.std(0)).to(run.device)
-    y = split.y_train.double().to(run.device)
-    n, p = x.shape
-
-    def loss_fn(model):
-        def f(out, target):
-            # mean logistic loss + lambda/2 ||w||^2
-            return binary_cross_entropy_with_logits(out.squeeze(1), target) + LAMBDA / 2 * model.weight.pow(2).sum()
-        return f
-
-    def objective(model):
-        return loss_fn(model)(model(x), y)
-
-    def new_model():
-        m = Linear(p, 1, dtype=torch.float64).to(run.device)
-        with torch.no_grad():
-            m.weight.zero_()
-            m.bias.zero_()
-        return m
-
-    # curvature bounds: the Hessian is X~^T S X~ / N + lambda I with S = diag(s(1-s)) <= 1/4
-    xb = torch.cat([x, torch.ones(n, 1, dtype=x.dtype, device=x.device)], 1)
-    L = float(torch.linalg.eigvalsh(xb.T @ xb / n).max()) / 4 + LAMBDA
+    prob = LogisticProblem(run.seed, run.device, LAMBDA)
+    x, y, L = prob.x, prob.y, prob.L
+    loss_fn, objective, new_model = prob.loss_fn, prob.objective, prob.new_model
 
     newton_model = new_model()
     track_n = _GradNorm(objective, TOL)

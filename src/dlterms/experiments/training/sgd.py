@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_breast_cancer
 
-from dlterms.data.datasets import make_split
-from dlterms.losses import binary_cross_entropy_with_logits
-from dlterms.nn import Linear
+from dlterms.experiments.training._common import LogisticProblem
 from dlterms.optim import SGD, Newton
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, TrainState, fit
@@ -45,28 +42,9 @@ class _Objective(Callback):
 
 @experiment("sgd")
 def sgd(run: Run) -> None:
-    d = load_breast_cancer()
-    split = make_split(d.data, d.target.astype(np.int64), test_size=0.25, seed=run.seed)
-    x = split.x_train.double()
-    x = ((x - x.mean(0)) / x.std(0)).to(run.device)
-    y = split.y_train.double().to(run.device)
-    n, p = x.shape
-
-    def loss_fn(model):
-        def f(out, t):
-            # mean logistic loss + lambda/2 ||w||^2
-            return binary_cross_entropy_with_logits(out.squeeze(1), t) + LAMBDA / 2 * model.weight.pow(2).sum()
-        return f
-
-    def objective(model):
-        return loss_fn(model)(model(x), y)
-
-    def new_model():
-        m = Linear(p, 1, dtype=torch.float64).to(run.device)
-        with torch.no_grad():
-            m.weight.zero_()
-            m.bias.zero_()
-        return m
+    prob = LogisticProblem(run.seed, run.device, LAMBDA)
+    x, y, n, L = prob.x, prob.y, prob.n, prob.L
+    loss_fn, objective, new_model = prob.loss_fn, prob.objective, prob.new_model
 
     opt_model = new_model()
     fit(opt_model, (x, y), loss_fn=loss_fn(opt_model), optimizer=Newton(opt_model.parameters()), epochs=20,
@@ -76,8 +54,6 @@ def sgd(run: Run) -> None:
     target = (1 + TOL) * l_star
     run.metric("optimum_loss", round(l_star, 6))
 
-    xb = torch.cat([x, torch.ones(n, 1, dtype=x.dtype, device=x.device)], 1)
-    L = float(torch.linalg.eigvalsh(xb.T @ xb / n).max()) / 4 + LAMBDA
     gd = new_model()
     track_gd = _Objective(objective, 1)
     h_gd = fit(gd, (x, y), loss_fn=loss_fn(gd), optimizer=SGD(gd.parameters(), lr=1 / L), epochs=150, batch_size=None,

@@ -6,7 +6,8 @@ those labels (the same draws for both models), tested on everything else:
 1. Text (the check): the pretrained all-MiniLM-L6-v2 sentence encoder (our BERT, loading the shipped
    weights; trained by its authors on about a billion sentence pairs) is frozen, and a linear head on
    its 384-D embeddings learns which of five standard-library modules (asyncio, unittest, logging,
-   tarfile, pathlib; 50 sentences each) a docstring's first sentence documents. The model trained from scratch is a linear classifier on
+   tarfile, pathlib; 50 sentences each) a docstring's first sentence documents. The model trained from scratch
+   is a linear classifier on
    bag-of-words counts, the usual from-scratch text model. TERMS.md: transfer must win by >= 10 points.
 2. Signals (measured and reported, with a weaker check): a CNN pretrained on MNIST-1D classes 0-4,
    frozen, with a new linear head for classes 5-9, against the same CNN trained from scratch. Measured
