@@ -58,7 +58,8 @@ def _code_blocks(entry) -> list[dict]:
 def search_index(entries) -> list[dict]:
     """What the in-page search needs: names, first sentence, and the definition text."""
     return [{"id": e.id, "number": e.number, "title": e.title, "aliases": list(e.aliases), "area": e.area,
-             "summary": e.summary(), "text": " ".join(e.definition.split())} for e in entries]
+             "summary": e.summary(), "summary_html": render.inline_html(e.summary(keep_math=True)),
+             "text": " ".join(e.definition.split())} for e in entries]
 
 
 def _write(path: Path, text: str) -> None:

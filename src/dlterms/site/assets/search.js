@@ -8,6 +8,8 @@
   var note = document.getElementById("search-note");
   var served = location.protocol === "http:" || location.protocol === "https:";
   var pending = null;
+  var byId = {};
+  index.forEach(function (e) { byId[e.id] = e; });
   var STOP = new Set("a an and are as at be by can do does for from how i in is it its my of on or the to what when where which why with you your this that".split(" "));
 
   function words(text) {
@@ -44,7 +46,10 @@
       li.appendChild(a);
       var s = document.createElement("span");
       s.className = "summary";
-      s.textContent = h.summary || "";
+      // The page's own index carries the summary rendered at build time (escaped Markdown, MathML).
+      var known = byId[h.id];
+      if (known && known.summary_html) s.innerHTML = known.summary_html;
+      else s.textContent = h.summary || "";
       li.appendChild(s);
       list.appendChild(li);
     });
