@@ -16,8 +16,9 @@ from dlterms.data.datasets import digits
 from dlterms.methods.pca import PCA
 from dlterms.methods.tsne import TSNE, kl_divergence
 
-_TSNE_NOTE = ("ours uses the exact O(N^2) gradient (dense N x N matrices every iteration); scikit-learn and "
-              "openTSNE use Barnes-Hut / FFT-interpolated O(N log N) gradients in compiled code")
+_TSNE_NOTE = ("ours: exact gradient, the attractive term over the non-zero p_ij (sparse product), the "
+              "repulsive term over all N^2 pairs in float32 in one reused buffer; scikit-learn and openTSNE "
+              "approximate the repulsion (Barnes-Hut / FFT interpolation, O(N log N)) in compiled code")
 
 
 def _digits_x() -> np.ndarray:
