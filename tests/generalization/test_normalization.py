@@ -19,7 +19,7 @@ def _pair(ours_cls, ref_cls, *args, **kw):
     return ours, ref
 
 
-def _compare_steps(ours, ref, shapes, scale=3.0, shift=1.5):
+def _compare_steps(ours, ref, shapes, scale=3.0, shift=1.5, tol=TOL):
     """Several training batches then eval: outputs, input and parameter gradients, running stats."""
     g = torch.Generator().manual_seed(1)
     for shape in shapes:
@@ -27,14 +27,14 @@ def _compare_steps(ours, ref, shapes, scale=3.0, shift=1.5):
         xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
         w = torch.randn(shape, generator=g)  # random upstream gradient
         yo, yr = ours(xo), ref(xr)
-        torch.testing.assert_close(yo, yr, **TOL)
+        torch.testing.assert_close(yo, yr, **tol)
         (yo * w).sum().backward()
         (yr * w).sum().backward()
-        torch.testing.assert_close(xo.grad, xr.grad, **TOL)
+        torch.testing.assert_close(xo.grad, xr.grad, **tol)
         for p_o, p_r in zip(ours.parameters(), ref.parameters(), strict=True):
-            torch.testing.assert_close(p_o.grad, p_r.grad, **TOL)
+            torch.testing.assert_close(p_o.grad, p_r.grad, **tol)
         for name, b_r in ref.named_buffers():
-            torch.testing.assert_close(dict(ours.named_buffers())[name], b_r, **TOL)
+            torch.testing.assert_close(dict(ours.named_buffers())[name], b_r, **tol)
 
 
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])
@@ -118,3 +118,100 @@ def test_layernorm_without_bias_and_errors():
         LayerNorm(0)
     with pytest.raises(ValueError, match="last dimensions are"):
         LayerNorm(6)(torch.randn(3, 5))
+
+
+# --- the hand-written backwards (_BatchNormTrain, _LayerNormRows) -------------------------------------------------
+
+from dlterms.nn.normalization import _BatchNormTrain, _LayerNormRows  # noqa: E402
+
+
+def _bn_y(x, w, b):
+    return _BatchNormTrain.apply(x, w, b, 1e-5)[0]
+
+
+def _ln_y(x, w, b):
+    return _LayerNormRows.apply(x, w, b, 1e-5)
+
+
+def _f64(*shape, shift=0.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=g, dtype=torch.float64) * 2 + shift).requires_grad_()
+
+
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+@pytest.mark.parametrize("fn,shape,channels", [(_bn_y, (5, 3, 4), 3), (_bn_y, (6, 4, 1), 4), (_ln_y, (4, 7), 7),
+                                                (_ln_y, (1, 5), 5)])
+def test_closed_form_backward_passes_gradcheck(fn, shape, channels, affine):
+    """Finite differences in float64 agree with the closed-form backward (and, through create_graph, with the
+    autograd fallback for second derivatives), for every combination of gamma and beta."""
+    x = _f64(*shape, shift=1.5)
+    w = _f64(channels, seed=1) if affine in ("both", "weight") else None
+    b = _f64(channels, seed=2) if affine in ("both", "bias") else None
+    inputs = (x, w, b)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradgradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(1, 768), (1, 3, 8), (311, 768)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layernorm_backward_matches_torch_including_batch_of_one(shape, affine):
+    ours, ref = _pair(LayerNorm, torch.nn.LayerNorm, shape[-1], elementwise_affine=affine)
+    # gamma's and beta's gradients sum up to 311 float32 products, summed in a different order than torch's
+    _compare_steps(ours, ref, [shape], tol=TOL if shape[0] == 1 else dict(rtol=1e-4, atol=1e-4))
+
+
+@pytest.mark.parametrize("cls,ref_cls,shape", [(BatchNorm1d, torch.nn.BatchNorm1d, (64, 256)),
+                                               (BatchNorm1d, torch.nn.BatchNorm1d, (2, 5, 3)),
+                                               (BatchNorm2d, torch.nn.BatchNorm2d, (64, 16, 8, 8))])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_backward_matches_torch_train_then_eval(cls, ref_cls, shape, affine):
+    ours, ref = _pair(cls, ref_cls, shape[1], affine=affine)
+    tol = dict(rtol=1e-4, atol=1e-4)  # gamma's and beta's gradients sum up to 4096 float32 products
+    _compare_steps(ours, ref, [shape, shape], tol=tol)
+    ours.eval(), ref.eval()  # eval: the running statistics are constants, gradients still flow to x and gamma
+    for p in [*ours.parameters(), *ref.parameters()]:
+        p.grad = None
+    _compare_steps(ours, ref, [shape], tol=tol)
+
+
+def test_normalization_backward_far_from_zero_mean():
+    """The backward writes dl/dx as r (gamma g + p x + q), as torch's kernel does; with mean 1e3 and std 2 it
+    still matches torch's gradients in float32 to 1e-3 (float64 is exact, gradcheck above)."""
+    for ours, ref, shape in [(*_pair(LayerNorm, torch.nn.LayerNorm, 32), (16, 32)),
+                             (*_pair(BatchNorm1d, torch.nn.BatchNorm1d, 8), (64, 8))]:
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(3)) * 2 + 1e3
+        xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        g = torch.randn(shape, generator=torch.Generator().manual_seed(4))
+        (ours(xo) * g).sum().backward()
+        (ref(xr) * g).sum().backward()
+        torch.testing.assert_close(xo.grad, xr.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_backward_twice_with_retain_graph_and_only_parameter_gradients():
+    """The saved tensors are not overwritten: a second backward gives the same gradients; and an input that
+    does not require a gradient gets none while gamma and beta still do."""
+    for m, shape in [(LayerNorm(6), (4, 6)), (BatchNorm2d(3), (4, 3, 2, 2))]:
+        x = torch.randn(shape).requires_grad_()
+        y = (m(x) * torch.randn(shape)).sum()
+        (gx1,) = torch.autograd.grad(y, x, retain_graph=True)
+        (gx2,) = torch.autograd.grad(y, x)
+        torch.testing.assert_close(gx1, gx2, rtol=0, atol=0)
+        x = torch.randn(shape)
+        m.zero_grad()
+        m(x).square().sum().backward()
+        assert m.weight.grad is not None and m.bias.grad is not None and x.grad is None
+
+
+def test_second_derivative_through_the_modules_matches_torch():
+    """create_graph=True (Hessians, gradient penalties) goes through autograd of the equations."""
+    for ours, ref, shape in [(*_pair(LayerNorm, torch.nn.LayerNorm, 5), (3, 5)),
+                             (*_pair(BatchNorm1d, torch.nn.BatchNorm1d, 4), (6, 4))]:
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+        out = []
+        for m in (ours, ref):
+            xi = x.clone().requires_grad_()
+            (gx,) = torch.autograd.grad(m(xi).tanh().sum(), xi, create_graph=True)
+            (gw,) = torch.autograd.grad(gx.square().sum(), m.weight)
+            out.append((gx.detach(), gw))
+        torch.testing.assert_close(out[0][0], out[1][0], **TOL)
+        torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-4, atol=1e-4)
