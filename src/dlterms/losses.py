@@ -138,55 +138,98 @@ def _classes_last(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tens
     """Move the class dimension (1, or 0 when unbatched) last and flatten: (M, C) and (M,)."""
     if input.dim() == 1:
         return input.unsqueeze(0), target.reshape(1)
+    if input.dim() == 2:  # already (N, C)
+        return input, target
     c = input.shape[1]
     return input.movedim(1, -1).reshape(-1, c), target.reshape(-1)
 
 
-def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                  ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy between softmax(input) and the target, as torch.nn.functional.cross_entropy.
+class _CrossEntropyIndex(torch.autograd.Function):
+    r"""Cross-entropy of logit rows z (M, K) against class indices y (M,), with its closed-form backward.
 
-    Args:
-        input: logits, (N, C), (N, C, d1, ...) or unbatched (C,).
-        target: class indices (int64, shape of input without the class dim) or class
-            probabilities (float, same shape as input).
-        weight: per-class weights w, shape (C,).
-        ignore_index: class-index targets equal to it contribute nothing (not to the mean either).
-        label_smoothing: epsilon in [0, 1]: mix the target with the uniform distribution.
+    Every variant here is $\ell_i = -\sum_k t_{ik} \log q_{ik}$ for a target row $t_i$:
+    $t_{ik} = (1-\varepsilon)\, w_{y_i} [k = y_i] + \frac{\varepsilon}{K} w_k$ (zero for ignored rows). Since
+    $\log q_{ik} = z_{ik} - \mathrm{lse}_i$ with $\mathrm{lse}_i = \log\sum_k e^{z_{ik}}$,
+
+    $$\ell_i = (1-\varepsilon)\, w_{y_i} (\mathrm{lse}_i - z_{i y_i})
+              + \frac{\varepsilon}{K}\Bigl(\mathrm{lse}_i \sum_k w_k - \sum_k w_k z_{ik}\Bigr), \qquad
+      \frac{\partial \ell_i}{\partial z_{ik}} = q_{ik} \sum_j t_{ij} - t_{ik}$$
+
+    (softmax minus the target, scaled by the target's total weight). The forward needs no (M, K)
+    log-probabilities, only the log-sum-exp, the picked logit and (with smoothing) $z_i \cdot w$; the
+    backward writes $q$ once and subtracts the target in place.
     """
-    _check_reduction(reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    class_dim = 0 if input.dim() == 1 else 1
-    k = input.shape[class_dim]
-    if weight is not None and weight.shape != (k,):
-        raise ValueError(f"weight must have shape ({k},), one per class, got {tuple(weight.shape)}")
-    log_q = log_softmax(input, dim=class_dim)
-    wshape = [1] * input.dim()
-    wshape[class_dim] = k
-    w = None if weight is None else weight.to(log_q.dtype).view(wshape)
 
-    if target.is_floating_point():  # class probabilities p
-        if target.shape != input.shape:
-            raise ValueError(f"probability targets must have the input's shape {tuple(input.shape)}, got "
-                             f"{tuple(target.shape)}")
-        # p' = (1 - eps) p + eps / K
-        p = target * (1 - label_smoothing) + label_smoothing / k if label_smoothing > 0 else target
-        # l_i = - sum_k w_k p'_{ik} log q_{ik}
-        terms = -(log_q * p) if w is None else -(log_q * p * w)
-        loss = terms.sum(class_dim)
-        if reduction == "mean":
-            return loss.sum() / (input.numel() / k)
-        return loss.sum() if reduction == "sum" else loss
+    @staticmethod
+    def forward(ctx, z, y, weight, ignore_index, reduction, eps):
+        K = z.shape[1]
+        keep = y != ignore_index  # (M,)
+        safe = torch.where(keep, y, 0)  # any valid index where ignored; those rows are zeroed below
+        # lse_i = m_i + log sum_k e^{z_ik - m_i},  m_i = max_k z_ik   (the log-sum-exp trick)
+        m = z.amax(dim=1)  # (M,)
+        lse = (z - m[:, None]).exp_().sum(dim=1).log_().add_(m)  # (M,)
+        z_y = z.gather(1, safe[:, None]).squeeze(1)  # z_{i, y_i}, (M,)
+        # w_{y_i} for kept rows, 0 for ignored ones
+        kw = keep.to(z.dtype) if weight is None else weight[safe] * keep  # (M,)
+        # -log q_{i, y_i} = lse_i - z_{i, y_i}: `where`, not a product, so an ignored row's -inf logit gives 0
+        loss = torch.where(keep, lse - z_y, 0.0)
+        if weight is not None or eps > 0:
+            loss.mul_(kw * (1 - eps))  # (1 - eps) w_{y_i}
+        if eps > 0:
+            W = K if weight is None else weight.sum()  # sum_k w_k
+            zw = z.sum(dim=1) if weight is None else z @ weight  # sum_k w_k z_ik, (M,)
+            # + eps/K (lse_i sum_k w_k - sum_k w_k z_ik)
+            loss = loss + torch.where(keep, (eps / K) * (W * lse - zw), 0.0)
+        denom = kw.sum()  # the mean divides by sum_i w_{y_i} over kept rows (torch's convention)
+        ctx.save_for_backward(z, safe, keep, kw, lse, denom, weight)
+        ctx.reduction, ctx.eps, ctx.ignore_index = reduction, eps, ignore_index
+        if reduction == "none":
+            return loss
+        return loss.sum() if reduction == "sum" else loss.sum() / denom
 
-    if target.is_complex() or target.dtype == torch.bool:
-        raise ValueError(f"target must hold class indices (int64) or probabilities (float), "
-                         f"got {target.dtype}")
+    @staticmethod
+    def backward(ctx, g):
+        z, safe, keep, kw, lse, denom, weight = ctx.saved_tensors
+        reduction, eps = ctx.reduction, ctx.eps
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
+            with torch.enable_grad():
+                y = torch.where(keep, safe, ctx.ignore_index)
+                loss = _cross_entropy_equations(z, y, weight, ctx.ignore_index, reduction, eps)
+                (dz,) = torch.autograd.grad(loss, z, g, create_graph=True)
+            return dz, None, None, None, None, None
+        K = z.shape[1]
+        # c_i: the upstream gradient of row i's loss (1/denominator for the mean)
+        c = g / denom if reduction == "mean" else g  # scalar, or (M,) for "none"
+        a = kw * c if eps == 0 else kw * (c * (1 - eps))  # c_i (1 - eps) w_{y_i}: the target's own term
+        # dl/dz_ik = c_i (q_ik sum_j t_ij - t_ik),  sum_j t_ij = (1 - eps) w_{y_i} + eps/K sum_k w_k
+        dz = (z - lse[:, None]).exp_()  # q, (M, K)
+        if eps == 0:
+            dz.mul_(a[:, None])
+        else:
+            b = keep * (c * (eps / K))  # c_i eps / K: the smoothing term's factor of w_k
+            W = K if weight is None else weight.sum()
+            dz.mul_((a + b * W)[:, None])
+            if weight is None:  # - c_i eps/K w_k
+                dz.sub_(b[:, None])
+            else:
+                dz.addr_(b, weight, alpha=-1.0)
+        dz.scatter_add_(1, safe[:, None], a.neg_()[:, None])  # - c_i (1 - eps) w_{y_i} at k = y_i
+        return dz, None, None, None, None, None
+
+
+def _cross_entropy_equations(log_in: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+                             ignore_index: int, reduction: str, label_smoothing: float) -> torch.Tensor:
+    """Class-index cross-entropy as the module docstring writes it, for autograd (class dim 1)."""
+    class_dim = 0 if log_in.dim() == 1 else 1
+    k = log_in.shape[class_dim]
+    log_q = log_softmax(log_in, dim=class_dim)
     # (1 - eps) * (-w_y log q_y), normalised as nll_loss
     nll = nll_loss(log_q, target, weight, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
+    wshape = [1] * log_in.dim()
+    wshape[class_dim] = k
+    w = None if weight is None else weight.to(log_q.dtype).view(wshape)
     # smoothing term: - sum_k w_k log q_ik, zero for ignored targets
     smooth = -(log_q if w is None else log_q * w).sum(class_dim)
     keep = target != ignore_index
@@ -201,6 +244,58 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         smooth = smooth.sum()
     # l = (1 - eps) nll + eps / K * smooth
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / k)
+
+
+def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy between softmax(input) and the target, as torch.nn.functional.cross_entropy.
+
+    Args:
+        input: logits, (N, C), (N, C, d1, ...) or unbatched (C,).
+        target: class indices (int64, shape of input without the class dim) or class
+            probabilities (float, same shape as input).
+        weight: per-class weights w, shape (C,).
+        ignore_index: class-index targets equal to it contribute nothing (not to the mean either).
+        label_smoothing: epsilon in [0, 1]: mix the target with the uniform distribution.
+
+    Class-index targets go through `_CrossEntropyIndex` (closed-form backward); probability targets,
+    and class weights that need a gradient themselves, through autograd of the equations.
+    """
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_dim = 0 if input.dim() == 1 else 1
+    k = input.shape[class_dim]
+    if weight is not None and weight.shape != (k,):
+        raise ValueError(f"weight must have shape ({k},), one per class, got {tuple(weight.shape)}")
+
+    if target.is_floating_point():  # class probabilities p
+        if target.shape != input.shape:
+            raise ValueError(f"probability targets must have the input's shape {tuple(input.shape)}, got "
+                             f"{tuple(target.shape)}")
+        log_q = log_softmax(input, dim=class_dim)
+        wshape = [1] * input.dim()
+        wshape[class_dim] = k
+        w = None if weight is None else weight.to(log_q.dtype).view(wshape)
+        # p' = (1 - eps) p + eps / K
+        p = target * (1 - label_smoothing) + label_smoothing / k if label_smoothing > 0 else target
+        # l_i = - sum_k w_k p'_{ik} log q_{ik}
+        terms = -(log_q * p) if w is None else -(log_q * p * w)
+        loss = terms.sum(class_dim)
+        if reduction == "mean":
+            return loss.sum() / (input.numel() / k)
+        return loss.sum() if reduction == "sum" else loss
+
+    if target.is_complex() or target.dtype == torch.bool:
+        raise ValueError(f"target must hold class indices (int64) or probabilities (float), "
+                         f"got {target.dtype}")
+    if weight is not None and weight.requires_grad:  # the closed form gives no gradient for w
+        return _cross_entropy_equations(input, target, weight, ignore_index, reduction, label_smoothing)
+    z, y = _classes_last(input, target)  # (M, C), (M,)
+    w = None if weight is None else weight.to(z.dtype)
+    loss = _CrossEntropyIndex.apply(z, y, w, ignore_index, reduction, float(label_smoothing))
+    return loss.reshape(target.shape) if reduction == "none" else loss
 
 
 def binary_cross_entropy_with_logits(input: torch.Tensor, target: torch.Tensor,
