@@ -36,7 +36,9 @@ The gate matrices are stacked row-wise into one $W_{ih}$ of shape (G*H, I) and o
 
 Speed: the input half $W_{ih} x_t + b_{ih}$ does not depend on the state, so it is computed for all
 time steps at once in one matrix product before the time loop; inside the loop each step costs one
-fused (B, H) x (H, G*H) product for all gates together, then element-wise gate arithmetic.
+fused (B, H) x (H, G*H) product for all gates together, then element-wise gate arithmetic. The LSTM
+(without `lengths`) goes further: `_LSTMSequence` runs the loop without recording an autograd graph
+and backpropagates through time by hand, with the gate derivatives written out (see its docstring).
 
 Variable-length batches: `forward(x, hx, lengths=...)` freezes each sequence's state once its
 length is reached (and, for the backward direction, leaves it at $h_0$ until its last real step),
@@ -104,6 +106,110 @@ def _gru_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Ten
     n = torch.tanh(torch.addcmul(x_n, r, h_n))
     # h_t = (1 - z_t) * n_t + z_t * h_{t-1}  =  n_t + z_t * (h_{t-1} - n_t)
     return torch.addcmul(n, z, h - n)
+
+
+# --------------------------------------------------------------------------- LSTM, whole sequence
+
+
+class _LSTMSequence(torch.autograd.Function):
+    r"""An LSTM over a whole sequence with hand-written backpropagation through time.
+
+    Autograd would record ~10 small operations per time step and replay them one by one backwards;
+    here the forward loop builds no graph and keeps only the gate activations, and the backward loop
+    is the chain rule written out. Everything that does not depend on the neighbouring step (the
+    local derivatives of the gates, the weight gradient) is computed for all steps at once.
+
+    Inputs, with D directions stacked on the second axis and the gates in PyTorch's order (i, f, g, o):
+    xp (T, D, B, 4H) the input half $W_{ih} x_t + b_{ih} + b_{hh}$; h0, c0 (D, B, H); w_hh (D, 4H, H).
+    Returns all $h_t$ (T, D, B, H), $h_T$ and $c_T$ (D, B, H).
+
+    One sigmoid call covers all four gates: $g_t = \tanh(a^g_t) = 2\sigma(2a^g_t) - 1$, so the g rows
+    are doubled and $c_t = f_t c_{t-1} + i_t g_t = f_t c_{t-1} + 2 i_t \sigma(2a^g_t) - i_t$.
+
+    Backward, with $\bar{x} = \partial L / \partial x$, $a_t$ the pre-activations, $\tau_t = \tanh c_t$:
+
+    $$\begin{aligned}
+    \bar h_t &= \bar y_t + \bar a_{t+1} W_{hh}
+        && \text{(the output's gradient, plus what step } t+1 \text{ sends back)} \\
+    \bar c_t &= \bar h_t\, o_t (1 - \tau_t^2) + \bar c_{t+1} f_{t+1} \\
+    \bar a^i_t &= \bar c_t\, g_t\, i_t (1 - i_t), \quad
+    \bar a^f_t = \bar c_t\, c_{t-1} f_t (1 - f_t), \quad
+    \bar a^g_t = \bar c_t\, i_t (1 - g_t^2), \quad
+    \bar a^o_t = \bar h_t\, \tau_t\, o_t (1 - o_t) \\
+    \bar W_{hh} &= \textstyle\sum_t \bar a_t^\top h_{t-1}, \qquad \bar{xp}_t = \bar a_t, \qquad
+    \bar h_0 = \bar a_1 W_{hh}, \quad \bar c_0 = \bar c_1 f_1 .
+    \end{aligned}$$
+    """
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+        T, D, B, G = xp.shape
+        H = G // 4
+        two = torch.ones(G, dtype=xp.dtype, device=xp.device)
+        two[2 * H:3 * H] = 2  # doubles the g rows: sigma(2 a^g) gives tanh(a^g)
+        gates = xp * two  # (T, D, B, 4H): xp_t, then a_t, then the activations, step by step
+        w_hh_t = w_hh.transpose(1, 2) * two  # (D, H, 4H)
+        hs = xp.new_empty(T + 1, D, B, H)  # h_0 .. h_T
+        cs = xp.new_empty(T + 1, D, B, H)  # c_0 .. c_T
+        tcs = xp.new_empty(T, D, B, H)  # tanh(c_1) .. tanh(c_T)
+        hs[0], cs[0] = h0, c0
+        # per-step views, made once (indexing a tensor inside the loop costs as much as the arithmetic);
+        # i, f, s_g, o each (D, B, H)
+        i, f, sg, o = (x.unbind(0) for x in gates.view(T, D, B, 4, H).unbind(3))
+        a, h, c, tc = gates.unbind(0), hs.unbind(0), cs.unbind(0), tcs.unbind(0)
+        for t in range(T):
+            # a_t = xp_t + h_{t-1} W_hh^T: (D, B, H) x (D, H, 4H) -> (D, B, 4H)
+            a[t].baddbmm_(h[t], w_hh_t)
+            # i_t, f_t, o_t = sigma(a_t);  s_g = sigma(2 a^g_t), g_t = 2 s_g - 1
+            a[t].sigmoid_()
+            # c_t = f_t * c_{t-1} + i_t * g_t = f_t * c_{t-1} + 2 i_t s_g - i_t
+            torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], sg[t], value=2).sub_(i[t])
+            # h_t = o_t * tanh(c_t)
+            torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
+        ctx.save_for_backward(gates, hs, cs, tcs, w_hh)
+        return hs[1:].clone(), hs[T].clone(), cs[T].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor):
+        gates, hs, cs, tcs, w_hh = ctx.saved_tensors
+        T, D, B, G = gates.shape
+        H = G // 4
+        i, f, sg, o = gates.view(T, D, B, 4, H).unbind(3)  # each (T, D, B, H)
+        g = 2 * sg - 1
+        # Local derivatives for all steps at once (none depends on the gradient flowing back), laid out
+        # so that each step is four calls: K_c multiplies dc_t, K_h multiplies dh_t.
+        K_c = torch.stack([f, g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g)], dim=3)  # (T, D, B, 4, H)
+        K_h = torch.stack([tcs * o * (1 - o), o * (1 - tcs * tcs)], dim=3)  # (T, D, B, 2, H)
+        # E_t = [dc_t f_t, da^i_t, da^f_t, da^g_t, da^o_t, dh_t o_t (1 - tanh^2 c_t)]: (T, D, B, 6, H);
+        # slots 1..4 are da_t in PyTorch's gate order
+        E = gates.new_empty(T, D, B, 6, H)
+        dc = gates.new_empty(T, D, B, 1, H)
+        dh = d_out.clone()  # dh_t, completed backwards, (T, D, B, H)
+        dh[T - 1] += d_hT
+        dh_col = dh.unsqueeze(3).unbind(0)  # (D, B, 1, H) views of the same
+        dh, dc_t, K_c, K_h = dh.unbind(0), dc.unbind(0), K_c.unbind(0), K_h.unbind(0)
+        E_c, E_h = E[:, :, :, 0:4].unbind(0), E[:, :, :, 4:6].unbind(0)
+        da = E[:, :, :, 1:5].flatten(3).unbind(0)  # (D, B, 4H), rows 6H apart
+        dcf = E[:, :, :, 0:1].unbind(0)  # dc_t f_t, (D, B, 1, H)
+        dhA = E[:, :, :, 5:6].unbind(0)
+        for t in range(T - 1, -1, -1):
+            # dh_t = dy_t + da_{t+1} W_hh: (D, B, 4H) x (D, 4H, H) -> (D, B, H)
+            if t < T - 1:
+                dh[t].baddbmm_(da[t + 1], w_hh)
+            # da^o_t = dh_t tanh(c_t) o_t (1 - o_t), and dh_t o_t (1 - tanh^2 c_t)
+            torch.mul(K_h[t], dh_col[t], out=E_h[t])
+            # dc_t = dh_t o_t (1 - tanh^2 c_t) + dc_{t+1} f_{t+1}
+            torch.add(dhA[t], d_cT.unsqueeze(2) if t == T - 1 else dcf[t + 1], out=dc_t[t])
+            # dc_t f_t (for step t - 1) and da^{i,f,g}_t = dc_t * (their local derivatives)
+            torch.mul(K_c[t], dc_t[t], out=E_c[t])
+        d_a = E[:, :, :, 1:5].reshape(T, D, B, G)  # (T, D, B, 4H)
+        d_h0 = torch.bmm(d_a[0], w_hh)  # (D, B, 4H) x (D, 4H, H) -> (D, B, H)
+        d_c0 = dcf[0].squeeze(2)
+        # dW_hh = sum_t da_t^T h_{t-1}: (D, 4H, T*B) x (D, T*B, H) -> (D, 4H, H)
+        d_w = torch.bmm(d_a.transpose(0, 1).reshape(D, T * B, G).transpose(1, 2),
+                        hs[:-1].transpose(0, 1).reshape(D, T * B, H))
+        return d_a, d_h0, d_c0, d_w
 
 
 def _check_sizes(input_size: int, hidden_size: int) -> None:
@@ -355,20 +461,27 @@ class _RNNBase(torch.nn.Module):
         T, B, I = x.shape
         D = self.num_directions
         params = [self._params(layer, reverse=d == 1) for d in range(D)]
-        w_ih = torch.stack([p[0] for p in params])  # (D, G*H, I)
-        w_hh_t = torch.stack([p[1] for p in params]).transpose(1, 2)  # (D, H, G*H)
-        # Input half for all steps at once: (1, T*B, I) x (D, I, G*H) -> (D, T*B, G*H).
-        xp = torch.matmul(x.reshape(1, T * B, I), w_ih.transpose(1, 2))
+
+        def stack(k: int) -> Tensor:  # parameter k of each direction on a leading axis (a view when D = 1)
+            return params[0][k].unsqueeze(0) if D == 1 else torch.stack([p[k] for p in params])
+
+        w_ih, w_hh = stack(0), stack(1)  # (D, G*H, I), (D, G*H, H)
+        fused = self.mode == "LSTM" and mask is None  # an LSTM without `lengths` runs as one _LSTMSequence
+        w_hh_t = w_hh.transpose(1, 2)  # (D, H, G*H)
+        # Input half for all steps at once: (D, T*B, I) x (D, I, G*H) -> (D, T*B, G*H), plus the bias.
+        # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
+        # GRU keeps b_hn inside r_t * (W_hn h + b_hn), so its b_hh stays in the step.
+        x_all = x.reshape(1, T * B, I).expand(D, T * B, I)
         step_b_hh = None
         if self.bias:
-            b_ih = torch.stack([p[2] for p in params]).unsqueeze(1)  # (D, 1, G*H)
-            b_hh = torch.stack([p[3] for p in params]).unsqueeze(1)
-            # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
-            # GRU keeps b_hn inside r_t * (W_hn h + b_hn), so its b_hh stays in the step.
+            b_ih, b_hh = stack(2).unsqueeze(1), stack(3).unsqueeze(1)  # (D, 1, G*H)
             if self.mode == "GRU":
-                xp, step_b_hh = xp + b_ih, b_hh
+                bias, step_b_hh = b_ih, b_hh
             else:
-                xp = xp + (b_ih + b_hh)
+                bias = b_ih + b_hh
+            xp = torch.baddbmm(bias, x_all, w_ih.transpose(1, 2))
+        else:
+            xp = torch.bmm(x_all, w_ih.transpose(1, 2))
         xp = xp.view(D, T, B, -1)
         if D == 2:  # loop step t reads time t forwards and time T-1-t backwards
             xp = torch.stack([xp[0], xp[1].flip(0)], dim=1)  # (T, 2, B, G*H)
@@ -376,6 +489,11 @@ class _RNNBase(torch.nn.Module):
         else:
             xp = xp.transpose(0, 1)  # (T, 1, B, G*H)
             mask = None if mask is None else mask.unsqueeze(1)  # (T, 1, B, 1)
+        if fused:
+            out, h, c = _LSTMSequence.apply(xp, *state, w_hh)  # (T, D, B, H), (D, B, H), (D, B, H)
+            if D == 1:
+                return out[:, 0], (h, c)
+            return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), (h, c)  # (T, B, 2H)
         xs = xp.unbind(0)  # T views of (D, B, G*H)
         masks = mask.unbind(0) if mask is not None else None
         outs: list[Tensor] = []
