@@ -1,6 +1,6 @@
 """Shared set-up of the sequence-to-sequence experiments (seq2seq-model, seq2seq-learning,
-teacher-forcing, beam-search, attention-mechanism): the written-dates task, training with `fit`,
-and exact-match evaluation."""
+teacher-forcing, beam-search, attention-mechanism): the written-dates and number-words tasks,
+training with `fit`, and exact-match evaluation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dlterms.data.seqtasks import CharVocab, Seq2SeqData, date_pairs, make_seq2seq_data
+from dlterms.data.seqtasks import CharVocab, Seq2SeqData, date_pairs, make_seq2seq_data, number_pairs
 from dlterms.methods.decoding import beam_search, greedy_search
 from dlterms.models.seq2seq import Seq2Seq, seq2seq_loss
 from dlterms.optim import Adam, CosineAnnealingLR
@@ -29,6 +29,13 @@ def date_task(seed: int, n_train: int, n_test: int, device, formats=None):
     """(train, test, src_vocab, tgt_vocab) for written dates -> ISO dates."""
     train, test = date_pairs(n_train, seed=seed, formats=formats), date_pairs(n_test, seed=seed + 1000, formats=formats)
     sv, tv = vocab_for(train + test), CharVocab(ISO_CHARS)
+    return encode(train, sv, tv, device), encode(test, sv, tv, device), sv, tv
+
+
+def number_task(seed: int, n_train: int, n_test: int, device):
+    """(train, test, src_vocab, tgt_vocab) for numbers in words -> digits (1-6 digits)."""
+    train, test = number_pairs(n_train, seed=seed), number_pairs(n_test, seed=seed + 1000)
+    sv, tv = vocab_for(train + test), CharVocab("0123456789")
     return encode(train, sv, tv, device), encode(test, sv, tv, device), sv, tv
 
 
