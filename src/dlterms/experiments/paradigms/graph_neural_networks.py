@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from dlterms.nn.graph import GCN, edge_index_from_networkx, normalized_adjacency
+from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -32,7 +33,7 @@ class Config:
 
 
 def _train(model, forward, labelled, y, cfg, seed):
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     fit(model, (labelled, y[labelled]), loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=cfg.epochs,
         batch_size=None, seed=seed, forward=lambda m, idx: forward(m)[idx])
     with torch.no_grad():

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from dlterms.optim import Adam
 from dlterms.rl.gridworld import GridWorld
 from dlterms.rl.loop import run_episode
 from dlterms.rl.policy_gradient import REINFORCE
@@ -81,7 +82,7 @@ def reinforcement_learning(run: Run) -> None:
     torch.manual_seed(run.seed)
     net = torch.nn.Linear(nS, nA, bias=False)  # a softmax policy with one logit per (state, action)
     torch.nn.init.zeros_(net.weight)  # uniform policy at the start
-    pg = REINFORCE(net.to(run.device), torch.optim.Adam(net.parameters(), lr=cfg.pg_lr), gamma=cfg.gamma,
+    pg = REINFORCE(net.to(run.device), Adam(net.parameters(), lr=cfg.pg_lr), gamma=cfg.gamma,
                    obs_fn=lambda o: torch.nn.functional.one_hot(torch.tensor(o), nS).float(),
                    generator=run.generator(7))
     pg_returns = []

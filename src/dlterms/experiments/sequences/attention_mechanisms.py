@@ -17,6 +17,7 @@ import torch
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP, Embedding, MultiheadAttention
 from dlterms.nn.positional import LearnedPositionalEncoding
+from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -77,8 +78,8 @@ def attention_mechanisms(run: Run) -> None:
     ys = (torch.roll(xs, 1, dims=1) + xs[:, :1]) % K  # y_t = (x_{t-1} + x_0) mod K; y_0 unused
     model = _TwoLookups().to(run.device)
     epochs = 2 if run.quick else 12
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    opt = Adam(model.parameters(), lr=3e-3)
+    sched = CosineAnnealingLR(opt, T_max=epochs)
     fit(model, (xs[:n_tr], ys[:n_tr]), loss_fn=_loss, optimizer=opt, epochs=epochs, batch_size=64, seed=run.seed,
         scheduler=sched)
     model.eval()

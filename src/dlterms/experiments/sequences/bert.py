@@ -26,6 +26,7 @@ from dlterms.models.bert import (
     mask_tokens,
     minilm_path,
 )
+from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -112,7 +113,7 @@ def bert(run: Run) -> None:
     freq = torch.bincount(y_tr[y_tr != -100], minlength=V).double() + 1.0
     logp = (freq / freq.sum()).log()
     loss_unigram = float(-logp[y_te[y_te != -100]].mean())
-    opt = torch.optim.Adam(mlm.parameters(), lr=2e-3)
+    opt = Adam(mlm.parameters(), lr=2e-3)
     hist = fit(mlm, (x_tr, y_tr), loss_fn=BertForMaskedLM.loss, optimizer=opt, epochs=1 if run.quick else 3,
                batch_size=64, seed=run.seed)
     loss_after = masked_loss(mlm)
@@ -142,8 +143,8 @@ def bert(run: Run) -> None:
     def finetune(bert_model: BertModel) -> float:
         clf = BertForSequenceClassification(bert_model, num_labels=2).to(run.device)
         epochs = 1 if run.quick else 3
-        opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        opt = Adam(clf.parameters(), lr=1e-3)
+        sched = CosineAnnealingLR(opt, T_max=epochs)
         fit(clf, (x_ctr, y_ctr), loss_fn=cross_entropy, optimizer=opt, epochs=epochs, batch_size=64, seed=run.seed,
             scheduler=sched)
         clf.eval()

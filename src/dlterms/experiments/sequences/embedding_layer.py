@@ -12,6 +12,7 @@ import torch
 
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP, Embedding
+from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -81,7 +82,7 @@ def embedding_layer(run: Run) -> None:
     y = (cls[a] == cls[b]).long()
     model = _PairModel().to(run.device)
     purity0, gap0 = _neighbour_stats(model.emb.weight.cpu(), cls)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = Adam(model.parameters(), lr=1e-2)
     n_tr = 5000
     hist = fit(model, (x[:n_tr], y[:n_tr]), loss_fn=cross_entropy, optimizer=opt, epochs=2 if run.quick else 15,
                batch_size=128, val=(x[n_tr:], y[n_tr:]), seed=run.seed)

@@ -13,6 +13,7 @@ import torch
 from dlterms.losses import cross_entropy
 from dlterms.nn import Embedding, Linear, TransformerEncoderLayer
 from dlterms.nn.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding, sinusoidal_encoding
+from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -68,7 +69,7 @@ def positional_encoding(run: Run) -> None:
     for k, kind in enumerate(("none", "sinusoidal", "learned")):
         torch.manual_seed(run.seed + k)
         model = _OrderModel(kind).to(run.device)
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        opt = Adam(model.parameters(), lr=3e-3)
         hist = fit(model, (x_all[:n_tr], y_all[:n_tr]), loss_fn=cross_entropy, optimizer=opt,
                    epochs=2 if run.quick else 5, batch_size=64, val=(x_all[n_tr:], y_all[n_tr:]), seed=run.seed)
         accs[kind] = hist.val_acc[-1]

@@ -17,6 +17,7 @@ import torch
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP, Embedding, MultiheadAttention
 from dlterms.nn.attention import causal_mask, scaled_dot_product_attention
+from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -76,8 +77,8 @@ def self_attention(run: Run) -> None:
         torch.manual_seed(run.seed)
         model = _Counter(kind == "attention").to(run.device)
         epochs = 2 if run.quick else 20
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        opt = Adam(model.parameters(), lr=3e-3)
+        sched = CosineAnnealingLR(opt, T_max=epochs)
         hist = fit(model, (x_tr, y_tr), loss_fn=_loss, optimizer=opt, epochs=epochs, batch_size=64,
                    val=(x_te, y_te), seed=run.seed, scheduler=sched)
         accs[kind] = hist.val_acc[-1]

@@ -21,6 +21,7 @@ from dlterms.data.seqtasks import date_pairs
 from dlterms.losses import cross_entropy
 from dlterms.nn import GRU, Embedding, Linear, Transformer, TransformerEncoderLayer
 from dlterms.nn.positional import SinusoidalPositionalEncoding
+from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -99,8 +100,8 @@ def transformer(run: Run) -> None:
     run.metric("max_src_tokens", src.shape[1])
     model = _DateTransformer(len(src_v.itos), len(tgt_v.itos)).to(run.device)
     epochs = 1 if run.quick else 6
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    opt = Adam(model.parameters(), lr=2e-3)
+    sched = CosineAnnealingLR(opt, T_max=epochs)
     t0 = time.perf_counter()
     fit(model, (src[:n_tr], tgt_in[:n_tr], tgt[:n_tr]), loss_fn=_seq_loss, optimizer=opt, epochs=epochs,
                batch_size=64, seed=run.seed, scheduler=sched)
