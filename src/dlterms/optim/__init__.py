@@ -6,7 +6,7 @@ in tests. Naming rule: PyTorch's argument names outside (`lr, betas, eps, weight
 papers' symbols inside (`m, v, beta1`).
 """
 
-from dlterms.optim.adam import Adam, AdamW
+from dlterms.optim.adam import Adam, AdamW, SparseAdam
 from dlterms.optim.clip import clip_grad_norm_, clip_grad_value_
 from dlterms.optim.lookahead import Lookahead
 from dlterms.optim.lr_finder import LRFinderResult, lr_range_test
@@ -25,7 +25,7 @@ from dlterms.optim.search import (
 )
 from dlterms.optim.sgd import SGD
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Lookahead", "Newton", "hessian", "clip_grad_norm_",
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "SparseAdam", "Lookahead", "Newton", "hessian", "clip_grad_norm_",
            "clip_grad_value_", "LRSchedule", "StepLR", "CosineAnnealingLR", "LinearLR", "LambdaLR",
            "SequentialLR", "lr_range_test", "LRFinderResult", "grid_search", "random_search", "Choice",
            "Uniform", "LogUniform", "IntUniform", "Trial", "SearchResult"]

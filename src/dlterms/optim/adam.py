@@ -21,6 +21,17 @@ $$\theta_t = \theta_{t-1} - \eta \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}$$
 
 The difference matters: under Adam the penalty's gradient is divided by $\sqrt{\hat v_t}$ like any
 other, so heavily-updated weights are barely regularised; AdamW's decay is the same for all weights.
+
+SparseAdam ("lazy" Adam, as `torch.optim.SparseAdam`) is for sparse gradients, e.g. of an embedding
+table where a batch touches a few rows: only the rows $I$ present in the gradient update their moments
+and weights; the other rows keep theirs unchanged (not decayed), and $t$ counts the optimiser's steps,
+so the bias corrections are the same for every row:
+
+$$m_I \leftarrow m_I + (1 - \beta_1)(g_I - m_I), \qquad v_I \leftarrow v_I + (1 - \beta_2)(g_I^2 - v_I),
+\qquad \theta_I \leftarrow \theta_I - \eta \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}
+\frac{m_I}{\sqrt{v_I} + \epsilon}$$
+
+(torch adds $\epsilon$ to $\sqrt{v}$ before the bias correction here, unlike in Adam; we follow it.)
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import torch
 
 from dlterms.optim._base import _check_lr, _check_nonneg, _check_unit, _grad
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "SparseAdam"]
 
 
 class Adam(torch.optim.Optimizer):
@@ -105,3 +116,62 @@ class AdamW(Adam):
                  weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                          maximize=maximize, decoupled_weight_decay=True)
+
+
+class SparseAdam(torch.optim.Optimizer):
+    """Lazy Adam for sparse gradients (torch.optim.SparseAdam's arguments: lr, betas, eps, maximize).
+
+    Parameters must receive sparse gradients (e.g. `Embedding(..., sparse=True)`); a dense gradient is
+    an error, since updating every row would make this plain Adam without weight decay.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 maximize: bool = False):
+        _check_lr(lr)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas}")
+        _check_unit("betas[0]", betas[0])
+        _check_unit("betas[1]", betas[1])
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    raise RuntimeError("SparseAdam needs sparse gradients (e.g. Embedding(..., sparse=True)); "
+                                       "for dense gradients use Adam")
+                if p.grad.sparse_dim() != 1:
+                    raise RuntimeError(f"SparseAdam updates whole rows: expected a gradient sparse in its first "
+                                       f"dimension only, got sparse_dim={p.grad.sparse_dim()}")
+                grad = p.grad.coalesce()  # one entry per touched row
+                rows, g = grad.indices()[0], grad.values()  # I, (|I|, ...) g_I
+                if group["maximize"]:
+                    g = -g
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)  # m
+                    state["exp_avg_sq"] = torch.zeros_like(p)  # v
+                state["step"] += 1
+                t = state["step"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                # m_I <- m_I + (1 - beta1)(g_I - m_I)
+                m_I = m[rows].lerp_(g, 1 - beta1)
+                # v_I <- v_I + (1 - beta2)(g_I^2 - v_I)
+                v_I = v[rows].lerp_(g * g, 1 - beta2)
+                m[rows], v[rows] = m_I, v_I
+                # step size eta sqrt(1 - beta2^t) / (1 - beta1^t)
+                step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                # theta_I <- theta_I - step_size m_I / (sqrt(v_I) + eps)
+                p.index_add_(0, rows, m_I / (v_I.sqrt() + eps), alpha=-step_size)
+        return loss

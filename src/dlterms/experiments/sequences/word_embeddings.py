@@ -14,6 +14,7 @@ import torch
 
 from dlterms.data import corpus
 from dlterms.methods.word2vec import SkipGramNS, build_vocab, skipgram_pairs, subsample
+from dlterms.optim import SparseAdam
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
@@ -42,7 +43,7 @@ def word_embeddings(run: Run) -> None:
     run.metric("training_pairs", len(centre))
     g = run.generator(2)
     model = SkipGramNS(len(vocab), 64, SkipGramNS.unigram_noise(vocab.counts), negatives=5, generator=g).to(run.device)
-    opt = torch.optim.SparseAdam(list(model.parameters()), lr=0.01)
+    opt = SparseAdam(list(model.parameters()), lr=0.01)
     c, x = torch.from_numpy(centre), torch.from_numpy(context)
     hist = fit(model, (c, x, torch.zeros(len(c))), loss_fn=lambda out, y: out.mean(), optimizer=opt,
                epochs=1 if run.quick else 3, batch_size=1024, seed=run.seed)
