@@ -132,6 +132,47 @@ def test_wordpiece_property_vs_reference(wordpiece, reference, t):
     assert wordpiece.encode(t) == ref.encode(t).ids
 
 
+def _basic_tokenize_by_hand(tok: WordPieceTokenizer, text: str) -> list[str]:
+    """BERT's basic tokenisation one character at a time: the brute-force check of the translate tables."""
+    import unicodedata
+
+    from dlterms.data.tokenizers import _is_cjk, _is_control, _is_punctuation, _is_whitespace
+
+    chars = [" " if _is_whitespace(c) else c for c in text if ord(c) not in (0, 0xFFFD) and not _is_control(c)]
+    if tok.tokenize_chinese_chars:
+        chars = [f" {c} " if _is_cjk(ord(c)) else c for c in chars]
+    text = "".join(chars)
+    if tok.strip_accents:
+        text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+    if tok.do_lower_case:
+        text = "".join(c.lower() for c in text)
+    words, cur = [], ""
+    for c in text:
+        if _is_whitespace(c) or _is_punctuation(c):
+            words += [cur] if cur else []
+            words += [] if _is_whitespace(c) else [c]
+            cur = ""
+        else:
+            cur += c
+    return words + ([cur] if cur else [])
+
+
+@pytest.fixture(scope="module")
+def wordpiece_variants(wordpiece):
+    flags = [{"do_lower_case": False}, {"strip_accents": False}, {"tokenize_chinese_chars": False}]
+    return [wordpiece] + [WordPieceTokenizer(wordpiece.vocab, **f) for f in flags]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40) | st.text(alphabet=_WP_ALPHABET | st.sampled_from(list("\x1c\x1f\x85\u2028ΣΑΣ İ")),
+                                      max_size=40))
+def test_wordpiece_basic_tokenisation_equals_per_character_rules(wordpiece_variants, t):
+    # any code point, controls and odd whitespace included; each flag combination has its own tables
+    for tok in wordpiece_variants:
+        assert tok.pre_tokenize(tok.normalize(t)) == _basic_tokenize_by_hand(tok, t)
+    assert wordpiece_variants[0].normalize("ΟΔΟΣ") == "οδοσ"  # lower-cased character by character, as BERT does
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_merges"):
         ByteLevelBPETokenizer.train(["x"], num_merges=-1)

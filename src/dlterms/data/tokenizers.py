@@ -337,6 +337,23 @@ def _is_cjk(cp: int) -> bool:
             or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
 
 
+class _CharTable(dict):
+    """A `str.translate` table filled on first sight of each character: {code point: replacement}.
+
+    `str.translate` walks the text in C and looks each character up here; only a character never seen
+    before calls back into Python (`rule`), once. So a per-character rule costs one dict lookup per
+    character instead of a Python function call.
+    """
+
+    def __init__(self, rule):
+        super().__init__()
+        self.rule = rule  # str -> str (the replacement: "" drops the character)
+
+    def __missing__(self, cp: int) -> str:
+        out = self[cp] = self.rule(chr(cp))
+        return out
+
+
 class WordPieceTokenizer:
     """BERT's tokenizer: basic tokenisation, then greedy longest-match-first WordPiece.
 
@@ -377,6 +394,10 @@ class WordPieceTokenizer:
         self._special_re = re.compile("(" + "|".join(re.escape(t) for t in specials) + ")")
         self._specials = set(specials)
         self._cache: dict[str, list[str]] = {}
+        # the per-character steps of normalize and pre_tokenize, as translate tables (see _CharTable)
+        self._clean_table = _CharTable(self._clean_char)
+        self._strip_lower_table = _CharTable(self._strip_lower_char)
+        self._split_table = _CharTable(lambda c: f" {c} " if _is_punctuation(c) else c)
 
     @classmethod
     def from_vocab_file(cls, path: str | Path, **kwargs) -> WordPieceTokenizer:
@@ -396,44 +417,39 @@ class WordPieceTokenizer:
         return len(self.vocab)
 
     # basic tokenisation ----------------------------------------------------
+    def _clean_char(self, c: str) -> str:
+        """Steps 1 and 2 of `normalize` for one character."""
+        cp = ord(c)
+        if cp == 0 or cp == 0xFFFD or _is_control(c):
+            return ""
+        if _is_whitespace(c):
+            return " "
+        return f" {c} " if self.tokenize_chinese_chars and _is_cjk(cp) else c
+
+    def _strip_lower_char(self, c: str) -> str:
+        """Steps 3 (after NFD) and 4 of `normalize` for one character."""
+        if self.strip_accents and unicodedata.category(c) == "Mn":
+            return ""
+        return c.lower() if self.do_lower_case else c
+
     def normalize(self, text: str) -> str:
+        """BERT's normalisation. Each step but the NFD decomposition is a per-character rule, applied
+        with `str.translate` and a table of the characters seen so far (`_CharTable`)."""
         # 1. drop NUL, U+FFFD and control characters; whitespace -> " "
-        chars = []
-        for c in text:
-            cp = ord(c)
-            if cp == 0 or cp == 0xFFFD or _is_control(c):
-                continue
-            chars.append(" " if _is_whitespace(c) else c)
         # 2. spaces around CJK ideographs
-        if self.tokenize_chinese_chars:
-            chars = [f" {c} " if _is_cjk(ord(c)) else c for c in chars]
-        text = "".join(chars)
+        text = text.translate(self._clean_table)
         # 3. strip accents: canonical decomposition, then drop non-spacing marks (Mn)
         if self.strip_accents:
-            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
-        # 4. lower-case character by character
-        if self.do_lower_case:
-            text = "".join(c.lower() for c in text)
+            text = unicodedata.normalize("NFD", text)
+        # 4. lower-case character by character (not str.lower, which maps a final sigma to "ς")
+        if self.strip_accents or self.do_lower_case:
+            text = text.translate(self._strip_lower_table)
         return text
 
     def pre_tokenize(self, text: str) -> list[str]:
-        """Split normalised text on whitespace and around every punctuation character."""
-        words, cur = [], []
-        for c in text:
-            if _is_whitespace(c):
-                if cur:
-                    words.append("".join(cur))
-                    cur = []
-            elif _is_punctuation(c):
-                if cur:
-                    words.append("".join(cur))
-                    cur = []
-                words.append(c)
-            else:
-                cur.append(c)
-        if cur:
-            words.append("".join(cur))
-        return words
+        """Split normalised text on whitespace and around every punctuation character: spaces around
+        each punctuation character, then `str.split`, whose whitespace (`str.isspace`) is BERT's."""
+        return text.translate(self._split_table).split()
 
     # WordPiece ---------------------------------------------------------------
     def wordpiece(self, word: str) -> list[str]:
