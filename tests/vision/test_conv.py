@@ -172,3 +172,73 @@ def test_receptive_field_formula():
         assert int((x.grad[0, 0] != 0).sum()) == rf
     with pytest.raises(ValueError, match="one dilation and stride per layer"):
         receptive_field([3, 3], [1])
+
+
+# --- the chunked im2col matmul with its written-out backward (_ConvGemm) -----------------------------------------
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Chunks of a few hundred bytes, so every batch below is split and X_col is rebuilt in the backward."""
+    import dlterms.nn.conv as conv
+
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 600)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("nd,kw", [(2, dict(stride=1, padding=1, dilation=1)),
+                                   (2, dict(stride=2, padding=2, dilation=2)),
+                                   (1, dict(stride=1, padding=8, dilation=8)),
+                                   (1, dict(stride=3, padding=0, dilation=1))])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv_backward_passes_gradcheck(nd, kw, with_bias, chunked, request):
+    """Finite differences in float64 (gradcheck) and second derivatives (gradgradcheck, which goes through
+    autograd of the whole-batch equations), with one chunk (X_col kept) or many (X_col rebuilt)."""
+    if chunked:
+        request.getfixturevalue("tiny_chunks")
+    torch.manual_seed(nd)
+    size = (5, 4) if nd == 2 else (17,)
+    x = torch.randn(3, 2, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, *(3,) * nd, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True) if with_bias else None
+    fn = conv2d if nd == 2 else conv1d
+    inputs = (x, w) if b is None else (x, w, b)
+
+    def f(*a):
+        return fn(a[0], a[1], a[2] if len(a) > 2 else None, **kw)
+
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradgradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_conv_gradients_match_torch_at_benchmark_size(chunked, request):
+    """The digits CNN's block 2 in float32, batch split across chunks or not: outputs and all three
+    gradients within 1e-4 of torch's conv2d; retain_graph gives the same gradient twice."""
+    if chunked:
+        request.getfixturevalue("tiny_chunks")
+    torch.manual_seed(0)
+    ours, ref = Conv2d(16, 32, 3, padding=1), torch.nn.Conv2d(16, 32, 3, padding=1)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(64, 16, 8, 8)
+    g = torch.randn(64, 32, 8, 8)
+    grads = []
+    for m in (ours, ref):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        grads.append((y.detach(), *torch.autograd.grad((y * g).sum(), (xi, m.weight, m.bias), retain_graph=True)))
+        if m is ours:
+            again = torch.autograd.grad((y * g).sum(), xi)[0]
+            torch.testing.assert_close(again, grads[0][1], rtol=0, atol=0)
+    for a, r in zip(*grads):
+        torch.testing.assert_close(a, r, atol=1e-4, rtol=1e-4)
+
+
+def test_conv_without_input_gradient_still_gives_weight_gradient(tiny_chunks):
+    torch.manual_seed(1)
+    c = Conv1d(2, 3, 3, padding=1)
+    x = torch.randn(9, 2, 11)  # a first layer's input: no gradient wanted
+    c(x).square().sum().backward()
+    w = c.weight.detach().clone().requires_grad_()
+    F.conv1d(x, w, c.bias.detach(), padding=1).square().sum().backward()
+    torch.testing.assert_close(c.weight.grad, w.grad, atol=1e-5, rtol=1e-5)

@@ -18,7 +18,9 @@ im2col (Chellapilla et al., 2006, "High Performance Convolutional Neural Network
 Processing") turns the sum into one matrix product: copy every window into a row of a matrix
 $X_{col} \in \mathbb{R}^{(B\,n_{out}) \times (k\,C_{in})}$ and multiply by the kernels laid out as
 $W \in \mathbb{R}^{(k\,C_{in}) \times C_{out}}$: $Y = X_{col} W + \beta$. The backward pass of im2col
-(col2im) adds each window's gradient back onto the positions it was copied from.
+(col2im) adds each window's gradient back onto the positions it was copied from. The layer's backward
+is written out from $Y = X_{col} W + \beta$ (`_ConvGemm`), and $X_{col}$ is built a few MiB of the batch
+at a time, so it is multiplied while it is still in cache and never held whole.
 
 Layout: the public tensors are batch first and channels first, (B, C, L) and (B, C, H, W), with
 PyTorch's parameter names and shapes (`weight` (C_out, C_in/groups, *kernel_size), `bias` (C_out,)),
@@ -118,24 +120,116 @@ class _Im2col(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, kernel, stride, dilation, out):
         ctx.meta = (xp.shape, kernel, stride, dilation, out)
-        nd = len(kernel)
-        sizes = (xp.shape[0], *out, *kernel, xp.shape[-1])
-        st = xp.stride()
-        # window (i, m) reads position s*i + d*m: stride s*st along i, d*st along m
-        strides = (st[0], *(s * st[1 + k] for k, s in enumerate(stride)),
-                   *(d * st[1 + k] for k, d in enumerate(dilation)), st[nd + 1])
-        return xp.as_strided(sizes, strides).contiguous()  # (B, *out, *kernel, C)
+        return _window_view(xp, kernel, stride, dilation, out).contiguous()  # (B, *out, *kernel, C)
 
     @staticmethod
     def backward(ctx, grad):
         shape, kernel, stride, dilation, out = ctx.meta
-        nd = len(kernel)
         gx = grad.new_zeros(shape)  # (B, *spatial, C)
-        for offset in itertools.product(*(range(k) for k in kernel)):
-            sl = _window_slices(offset, out, stride, dilation)
-            # col2im: x~[b, s*i + d*m, c] += dX_col[b, i, m, c]
-            gx[(slice(None), *sl)] += grad[(slice(None),) * (nd + 1) + offset]
+        _col2im_add(gx, grad, kernel, stride, dilation, out)
         return gx, None, None, None, None
+
+
+def _window_view(xp: torch.Tensor, kernel, stride, dilation, out) -> torch.Tensor:
+    """Every window of a channels-last padded (B, *spatial, C) tensor as a strided view, no copy:
+    (B, *out, *kernel, C)."""
+    nd = len(kernel)
+    sizes = (xp.shape[0], *out, *kernel, xp.shape[-1])
+    st = xp.stride()
+    # window (i, m) reads position s*i + d*m: stride s*st along i, d*st along m
+    strides = (st[0], *(s * st[1 + k] for k, s in enumerate(stride)),
+               *(d * st[1 + k] for k, d in enumerate(dilation)), st[nd + 1])
+    return xp.as_strided(sizes, strides)
+
+
+def _col2im_add(gx: torch.Tensor, grad: torch.Tensor, kernel, stride, dilation, out) -> None:
+    """col2im: add window gradients grad (B, *out, *kernel, C) onto gx (B, *spatial, C), in place."""
+    nd = len(kernel)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        sl = _window_slices(offset, out, stride, dilation)
+        # x~[b, s*i + d*m, c] += dX_col[b, i, m, c]
+        gx[(slice(None), *sl)] += grad[(slice(None),) * (nd + 1) + offset]
+
+
+_CHUNK_BYTES = 1 << 22  # X_col is built in batch chunks of about 4 MiB: still in cache for its matmuls
+
+
+def _conv_gemm_equations(xp: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None, kernel, stride, dilation,
+                         out) -> torch.Tensor:
+    """Y = X_col W + beta over the whole batch at once, for autograd: (B, *out, C_out)."""
+    cols = _Im2col.apply(xp, kernel, stride, dilation, out)  # (B, *out, *k, C_in)
+    y = cols.reshape(-1, w2.shape[1]) @ w2.t()  # (B*prod(out), prod(k)*C_in) @ (prod(k)*C_in, C_out)
+    if bias is not None:
+        y = y + bias  # + beta_o
+    return y.view(xp.shape[0], *out, w2.shape[0])
+
+
+class _ConvGemm(torch.autograd.Function):
+    r"""Convolution as im2col and one matmul, a batch chunk at a time, with the backward written out.
+
+    For $Y = X_{col} W + \beta$ (here `w2` is $W^\top$, (C_out, k C_in), the weight's own layout):
+
+    $$\frac{\partial\ell}{\partial W} = X_{col}^\top\,\frac{\partial\ell}{\partial Y}, \qquad
+      \frac{\partial\ell}{\partial X_{col}} = \frac{\partial\ell}{\partial Y}\, W^\top, \qquad
+      \frac{\partial\ell}{\partial\beta} = \textstyle\sum_{rows} \frac{\partial\ell}{\partial Y}$$
+
+    and col2im adds $\partial\ell/\partial X_{col}$ back onto the input. $X_{col}$ is k times the input,
+    so past one chunk it is not kept: each chunk's is built into one reused buffer, multiplied while
+    it is still in cache, and rebuilt in the backward; only the padded input is saved. A batch that
+    fits in one chunk keeps its $X_{col}$ instead.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, w2, bias, kernel, stride, dilation, out):
+        B, c_out, kc = xp.shape[0], w2.shape[0], w2.shape[1]
+        chunk = max(1, _CHUNK_BYTES // (math.prod(out) * kc * xp.element_size()))  # examples per chunk
+        y = xp.new_empty(B, *out, c_out)
+        wt = w2.t().contiguous()  # W (k C_in, C_out)
+        buf = xp.new_empty(min(chunk, B), *out, *kernel, xp.shape[-1])  # one chunk's X_col, reused
+        keep = B <= chunk  # one chunk: keep X_col for the backward rather than build it twice
+        for b0 in range(0, B, chunk):
+            x_c = xp[b0:b0 + chunk]
+            cols = buf[:x_c.shape[0]].copy_(_window_view(x_c, kernel, stride, dilation, out)).view(-1, kc)  # X_col
+            y_c = y[b0:b0 + chunk].view(-1, c_out)  # (rows, C_out), written in place
+            if bias is None:
+                torch.mm(cols, wt, out=y_c)  # Y = X_col W
+            else:
+                torch.addmm(bias, cols, wt, out=y_c)  # Y = X_col W + beta
+        ctx.save_for_backward(xp, w2, bias, buf if keep else None)
+        ctx.geometry = (kernel, stride, dilation, out, chunk)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp, w2, bias, kept = ctx.saved_tensors
+        kernel, stride, dilation, out, chunk = ctx.geometry
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the whole-batch equations instead
+            wanted = [t for t, need in zip((xp, w2, bias), ctx.needs_input_grad[:3]) if need]
+            with torch.enable_grad():
+                y = _conv_gemm_equations(xp, w2, bias, kernel, stride, dilation, out)
+                found = iter(torch.autograd.grad(y, wanted, gy, create_graph=True))
+            return (*(next(found) if need else None for need in ctx.needs_input_grad[:3]), None, None, None, None)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        c_out, kc = w2.shape
+        gy = gy.contiguous()  # (B, *out, C_out)
+        gxp = torch.zeros_like(xp) if need_x else None
+        gw = torch.zeros_like(w2) if need_w else None
+        buf = xp.new_empty(min(chunk, xp.shape[0]), *out, *kernel, xp.shape[-1])  # one chunk's X_col or its grad
+        for b0 in range(0, xp.shape[0], chunk):
+            x_c = xp[b0:b0 + chunk]
+            b_c = buf[:x_c.shape[0]]
+            gy_c = gy[b0:b0 + chunk].view(-1, c_out)  # dl/dY, (rows, C_out)
+            if need_w:
+                if kept is None:  # X_col, rebuilt
+                    cols = b_c.copy_(_window_view(x_c, kernel, stride, dilation, out)).view(-1, kc)
+                else:
+                    cols = kept.view(-1, kc)
+                gw.addmm_(gy_c.t(), cols)  # dl/dW^T += (dl/dY)^T X_col
+            if need_x:
+                torch.mm(gy_c, w2, out=b_c.view(-1, kc))  # dl/dX_col = (dl/dY) W^T
+                _col2im_add(gxp[b0:b0 + chunk], b_c, kernel, stride, dilation, out)
+        gb = gy.view(-1, c_out).sum(0) if need_b else None  # dl/dbeta = sum over rows of dl/dY
+        return gxp, gw, gb, None, None, None, None
 
 
 def sliding_windows(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1,
@@ -149,6 +243,12 @@ def sliding_windows(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=
     Returns:
         (B, *out, *kernel_size, C) where out is given by `conv_output_size` per dimension.
     """
+    xp, k, s, d, out = _padded_windows(x, kernel_size, stride, padding, dilation, pad_value)
+    return _Im2col.apply(xp, k, s, d, out)  # (B, *out, *k, C)
+
+
+def _padded_windows(x: torch.Tensor, kernel_size, stride, padding, dilation, pad_value: float):
+    """Check the window geometry and pad: (xp (B, *padded, C) channels-last, kernel, stride, dilation, out)."""
     nd = x.dim() - 2
     if nd not in (1, 2):
         raise ValueError(f"expected input of shape (B, C, L) or (B, C, H, W), got {tuple(x.shape)}")
@@ -172,7 +272,7 @@ def sliding_windows(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=
         out.append((n - span) // s[i] + 1)
     x_cl = x.movedim(1, -1)  # (B, *spatial, C); free when x is a channels-first view of channels-last
     xp = _pad_channels_last(x_cl, pads, pad_value)  # (B, *padded, C), contiguous
-    return _Im2col.apply(xp, k, s, d, tuple(out))  # (B, *out, *k, C)
+    return xp, k, s, d, tuple(out)
 
 
 def im2col(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1) -> torch.Tensor:
@@ -229,20 +329,21 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stri
     s = _tuple(stride, nd, "stride")
     d = _tuple(dilation, nd, "dilation")
     pads = _resolve_padding(padding, kernel, d, s, nd)
-    cols = sliding_windows(x, kernel, s, pads, d)  # (B, *out, *k, C_in)
-    out = cols.shape[1:1 + nd]
+    xp, kernel, s, d, out = _padded_windows(x, kernel, s, pads, d, 0.0)  # xp: (B, *padded, C_in)
     n, kk = b * math.prod(out), math.prod(kernel)
     # kernels laid out to match the windows: (C_out, C_g, *k) -> (C_out, *k, C_g)
     w = weight.movedim(1, -1)
     if groups == 1:
-        # Y = X_col W: (B*prod(out), prod(k)*C_in) @ (prod(k)*C_in, C_out)
-        y = cols.reshape(n, kk * c_in) @ w.reshape(c_out, kk * c_in).t()  # (N, C_out)
-    else:
-        o_g = c_out // groups
-        xg = cols.reshape(n, kk, groups, c_g).permute(2, 0, 1, 3)  # (G, N, kk, C_g)
-        xg = xg.reshape(groups, n, kk * c_g)  # (G, N, kk*C_g)
-        wg = w.reshape(groups, o_g, kk * c_g).transpose(1, 2)  # (G, kk*C_g, O_g)
-        y = torch.bmm(xg, wg).permute(1, 0, 2).reshape(n, c_out)  # (G, N, O_g) -> (N, C_out)
+        # Y = X_col W + beta, X_col built a batch chunk at a time: (B, *out, C_out)
+        y = _ConvGemm.apply(xp, w.reshape(c_out, kk * c_in), bias, kernel, s, d, out)
+        return y.movedim(-1, 1)  # (B, C_out, *out), a channels-first view
+    cols = _Im2col.apply(xp, kernel, s, d, out)  # (B, *out, *k, C_in)
+    # groups: one matmul per group, batched
+    o_g = c_out // groups
+    xg = cols.reshape(n, kk, groups, c_g).permute(2, 0, 1, 3)  # (G, N, kk, C_g)
+    xg = xg.reshape(groups, n, kk * c_g)  # (G, N, kk*C_g)
+    wg = w.reshape(groups, o_g, kk * c_g).transpose(1, 2)  # (G, kk*C_g, O_g)
+    y = torch.bmm(xg, wg).permute(1, 0, 2).reshape(n, c_out)  # (G, N, O_g) -> (N, C_out)
     if bias is not None:
         y = y + bias  # + beta_o
     y = y.view(b, *out, c_out)  # (B, *out, C_out)
