@@ -176,23 +176,30 @@ class _LSTMSequence(torch.autograd.Function):
         T, D, B, G = gates.shape
         H = G // 4
         i, f, sg, o = gates.view(T, D, B, 4, H).unbind(3)  # each (T, D, B, H)
-        g = 2 * sg - 1
+        g = torch.add(sg, sg).sub_(1)  # g_t = 2 s_g - 1
+        one = gates.new_ones(())
         # Local derivatives for all steps at once (none depends on the gradient flowing back), laid out
         # so that each step is four calls: K_c multiplies dc_t, K_h multiplies dh_t.
-        K_c = torch.stack([f, g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g)], dim=3)  # (T, D, B, 4, H)
-        K_h = torch.stack([tcs * o * (1 - o), o * (1 - tcs * tcs)], dim=3)  # (T, D, B, 2, H)
+        K_c = gates.new_empty(T, D, B, 4, H)
+        K_c[:, :, :, 0] = f  # dc_{t-1} = ... + dc_t f_t
+        torch.mul(g, torch.addcmul(i, i, i, value=-1), out=K_c[:, :, :, 1])  # g_t i_t (1 - i_t)
+        torch.mul(cs[:-1], torch.addcmul(f, f, f, value=-1), out=K_c[:, :, :, 2])  # c_{t-1} f_t (1 - f_t)
+        torch.mul(i, torch.addcmul(one, g, g, value=-1), out=K_c[:, :, :, 3])  # i_t (1 - g_t^2)
+        K_h = gates.new_empty(T, D, B, 2, H)
+        torch.mul(tcs, torch.addcmul(o, o, o, value=-1), out=K_h[:, :, :, 0])  # tanh(c_t) o_t (1 - o_t)
+        torch.mul(o, torch.addcmul(one, tcs, tcs, value=-1), out=K_h[:, :, :, 1])  # o_t (1 - tanh^2 c_t)
         # E_t = [dc_t f_t, da^i_t, da^f_t, da^g_t, da^o_t, dh_t o_t (1 - tanh^2 c_t)]: (T, D, B, 6, H);
         # slots 1..4 are da_t in PyTorch's gate order
         E = gates.new_empty(T, D, B, 6, H)
-        dc = gates.new_empty(T, D, B, 1, H)
         dh = d_out.clone()  # dh_t, completed backwards, (T, D, B, H)
         dh[T - 1] += d_hT
         dh_col = dh.unsqueeze(3).unbind(0)  # (D, B, 1, H) views of the same
-        dh, dc_t, K_c, K_h = dh.unbind(0), dc.unbind(0), K_c.unbind(0), K_h.unbind(0)
+        dh, K_c, K_h = dh.unbind(0), K_c.unbind(0), K_h.unbind(0)
         E_c, E_h = E[:, :, :, 0:4].unbind(0), E[:, :, :, 4:6].unbind(0)
         da = E[:, :, :, 1:5].flatten(3).unbind(0)  # (D, B, 4H), rows 6H apart
         dcf = E[:, :, :, 0:1].unbind(0)  # dc_t f_t, (D, B, 1, H)
         dhA = E[:, :, :, 5:6].unbind(0)
+        dc = d_cT.unsqueeze(2)  # dc_{T+1} f_{T+1} stands for the gradient of c_T, (D, B, 1, H)
         for t in range(T - 1, -1, -1):
             # dh_t = dy_t + da_{t+1} W_hh: (D, B, 4H) x (D, 4H, H) -> (D, B, H)
             if t < T - 1:
@@ -200,9 +207,9 @@ class _LSTMSequence(torch.autograd.Function):
             # da^o_t = dh_t tanh(c_t) o_t (1 - o_t), and dh_t o_t (1 - tanh^2 c_t)
             torch.mul(K_h[t], dh_col[t], out=E_h[t])
             # dc_t = dh_t o_t (1 - tanh^2 c_t) + dc_{t+1} f_{t+1}
-            torch.add(dhA[t], d_cT.unsqueeze(2) if t == T - 1 else dcf[t + 1], out=dc_t[t])
+            dc = torch.add(dhA[t], dc if t == T - 1 else dcf[t + 1])
             # dc_t f_t (for step t - 1) and da^{i,f,g}_t = dc_t * (their local derivatives)
-            torch.mul(K_c[t], dc_t[t], out=E_c[t])
+            torch.mul(K_c[t], dc, out=E_c[t])
         d_a = E[:, :, :, 1:5].reshape(T, D, B, G)  # (T, D, B, 4H)
         d_h0 = torch.bmm(d_a[0], w_hh)  # (D, B, 4H) x (D, 4H, H) -> (D, B, H)
         d_c0 = dcf[0].squeeze(2)
@@ -492,7 +499,7 @@ class _RNNBase(torch.nn.Module):
         if fused:
             out, h, c = _LSTMSequence.apply(xp, *state, w_hh)  # (T, D, B, H), (D, B, H), (D, B, H)
             if D == 1:
-                return out[:, 0], (h, c)
+                return out.view(T, B, -1), (h, c)  # a view, not a select: its backward copies nothing
             return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), (h, c)  # (T, B, 2H)
         xs = xp.unbind(0)  # T views of (D, B, G*H)
         masks = mask.unbind(0) if mask is not None else None
