@@ -147,7 +147,7 @@ class _LSTMSequence(torch.autograd.Function):
         H = G // 4
         two = torch.ones(G, dtype=xp.dtype, device=xp.device)
         two[2 * H:3 * H] = 2  # doubles the g rows: sigma(2 a^g) gives tanh(a^g)
-        gates = xp * two  # (T, D, B, 4H): xp_t, then a_t, then the activations, step by step
+        gates = (xp * two).contiguous()  # (T, D, B, 4H): xp_t, then a_t, then the activations, step by step
         w_hh_t = w_hh.transpose(1, 2) * two  # (D, H, 4H)
         hs = xp.new_empty(T + 1, D, B, H)  # h_0 .. h_T
         cs = xp.new_empty(T + 1, D, B, H)  # c_0 .. c_T
@@ -191,7 +191,7 @@ class _LSTMSequence(torch.autograd.Function):
         # E_t = [dc_t f_t, da^i_t, da^f_t, da^g_t, da^o_t, dh_t o_t (1 - tanh^2 c_t)]: (T, D, B, 6, H);
         # slots 1..4 are da_t in PyTorch's gate order
         E = gates.new_empty(T, D, B, 6, H)
-        dh = d_out.clone()  # dh_t, completed backwards, (T, D, B, H)
+        dh = d_out.clone(memory_format=torch.contiguous_format)  # dh_t, completed backwards, (T, D, B, H)
         dh[T - 1] += d_hT
         dh_col = dh.unsqueeze(3).unbind(0)  # (D, B, 1, H) views of the same
         dh, K_c, K_h = dh.unbind(0), K_c.unbind(0), K_h.unbind(0)
