@@ -22,7 +22,7 @@ _NOTE = ("ours: input projection hoisted out of the time loop, gates fused into 
 _LSTM_NOTE = ("ours: one autograd.Function for the whole sequence (forward loop without a graph, hand-written "
               "backpropagation through time: 7 tensor calls per step forward, 4 backward); what remains is the "
               "Python dispatch of those ~600 calls (~1-3 us each, torch's CPU LSTM runs its loop in C++) and, "
-              "at 10x, unfused gate arithmetic over larger per-step tensors (torch.tanh alone is ~10x slower "
+              "at 10x, unfused gate arithmetic over larger per-step tensors (torch.tanh is 6-9x slower "
               "per element than torch.sigmoid here)")
 
 
