@@ -215,3 +215,23 @@ def test_second_derivative_through_the_modules_matches_torch():
             out.append((gx.detach(), gw))
         torch.testing.assert_close(out[0][0], out[1][0], **TOL)
         torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls,ref_cls,shape", [(BatchNorm1d, torch.nn.BatchNorm1d, (6, 3)),
+                                               (LayerNorm, torch.nn.LayerNorm, (6, 3))])
+def test_float32_layer_on_float64_input_promotes_as_before(cls, ref_cls, shape):
+    """A float32 layer on float64 input computes in float64 (as the equations did under type promotion) and
+    keeps float32 running statistics and parameter gradients."""
+    ours, ref = _pair(cls, ref_cls, 3)
+    ref.double()
+    x = torch.randn(shape, dtype=torch.float64)
+    xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn(shape, dtype=torch.float64)
+    (ours(xo) * g).sum().backward()
+    (ref(xr) * g).sum().backward()
+    torch.testing.assert_close(xo.grad, xr.grad, rtol=1e-6, atol=1e-6)
+    assert ours.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad.float(), rtol=1e-6, atol=1e-6)
+    if cls is BatchNorm1d:
+        assert ours.running_var.dtype == torch.float32
+        torch.testing.assert_close(ours.running_var, ref.running_var.float())

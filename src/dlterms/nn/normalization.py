@@ -170,8 +170,8 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
         if training and running_mean is not None and running_var is not None:
             with torch.no_grad():
                 # running <- (1 - alpha) running + alpha * batch statistic (a lerp); variance unbiased: m/(m-1)
-                running_mean.lerp_(mu, momentum)
-                running_var.lerp_(var * (m / (m - 1)), momentum)
+                running_mean.lerp_(mu.to(running_mean.dtype), momentum)
+                running_var.lerp_((var * (m / (m - 1))).to(running_var.dtype), momentum)
         return y.view(x.shape)
     # evaluation: the running statistics stand in for mu and sigma^2
     # x_hat = (x - mu) / sqrt(sigma^2 + eps)
@@ -334,7 +334,8 @@ class _LayerNormRows(torch.autograd.Function):
         if weight is None:
             a, c = g.mean(dim=1, keepdim=True), buf.mean(dim=1, keepdim=True).mul_(rstd)  # (M, 1)
         else:
-            a, c = (g @ weight).div_(H)[:, None], (buf @ weight).div_(H)[:, None].mul_(rstd)  # (M, 1)
+            w = weight.to(g.dtype)  # a matrix-vector product needs one dtype (float32 gamma, float64 x)
+            a, c = (g @ w).div_(H)[:, None], (buf @ w).div_(H)[:, None].mul_(rstd)  # (M, 1)
         # dl/dx_j = r (gamma_j g_j - a - x_hat_j c) = r (gamma_j g_j + p x_j + q),  x_hat_j = (x_j - mu) r,
         # p = -r c,  q = r c mu - a
         p = -rstd * c
