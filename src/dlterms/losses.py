@@ -260,7 +260,8 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         label_smoothing: epsilon in [0, 1]: mix the target with the uniform distribution.
 
     Class-index targets go through `_CrossEntropyIndex` (closed-form backward); probability targets,
-    and class weights that need a gradient themselves, through autograd of the equations.
+    class weights that need a gradient themselves and `torch.func` transforms through autograd of
+    the equations.
     """
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -290,7 +291,9 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     if target.is_complex() or target.dtype == torch.bool:
         raise ValueError(f"target must hold class indices (int64) or probabilities (float), "
                          f"got {target.dtype}")
-    if weight is not None and weight.requires_grad:  # the closed form gives no gradient for w
+    # the closed form gives no gradient for w; torch.func transforms (vmap, grad, jvp) need rules the
+    # autograd.Function does not define: both differentiate the equations instead
+    if (weight is not None and weight.requires_grad) or torch._C._are_functorch_transforms_active():
         return _cross_entropy_equations(input, target, weight, ignore_index, reduction, label_smoothing)
     z, y = _classes_last(input, target)  # (M, C), (M,)
     w = None if weight is None else weight.to(z.dtype)

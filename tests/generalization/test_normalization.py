@@ -235,3 +235,26 @@ def test_float32_layer_on_float64_input_promotes_as_before(cls, ref_cls, shape):
     if cls is BatchNorm1d:
         assert ours.running_var.dtype == torch.float32
         torch.testing.assert_close(ours.running_var, ref.running_var.float())
+
+
+def test_torch_func_transforms_run_through_the_equations():
+    """vmap(grad(...)) per-example gradients and torch.func.jacfwd (forward mode) through LayerNorm, and through
+    batch statistics, agree with torch's layers."""
+    from torch.func import functional_call, grad, jacfwd, vmap
+
+    for (ours, ref), x in [(_pair(LayerNorm, torch.nn.LayerNorm, 6), torch.randn(5, 4, 6, dtype=torch.float64)),
+                           (_pair(BatchNorm1d, torch.nn.BatchNorm1d, 4, track_running_stats=False),
+                            torch.randn(5, 3, 4, dtype=torch.float64))]:  # vmapped over 5 batches of 3
+        ours.double(), ref.double()
+        per = []
+        for m in (ours, ref):
+            params = {k: v.detach() for k, v in m.named_parameters()}
+
+            def loss(p, xi, m=m):
+                return functional_call(m, p, (xi,)).tanh().sum()
+
+            per.append(vmap(grad(loss), in_dims=(None, 0))(params, x))
+        for k in per[0]:
+            torch.testing.assert_close(per[0][k], per[1][k], atol=1e-10, rtol=1e-10)
+        j = [jacfwd(lambda xx, m=m: m(xx).tanh().sum(-1))(x[0]) for m in (ours, ref)]
+        torch.testing.assert_close(j[0], j[1], atol=1e-10, rtol=1e-10)

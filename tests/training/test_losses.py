@@ -278,3 +278,19 @@ def test_cross_entropy_backward_twice_and_under_no_grad():
     with torch.no_grad():
         torch.testing.assert_close(losses.cross_entropy(z, y, label_smoothing=0.1),
                                    F.cross_entropy(z, y, label_smoothing=0.1))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(label_smoothing=0.1, ignore_index=2)])
+def test_cross_entropy_under_torch_func_transforms_matches_torch(kw):
+    """Per-example gradients by vmap(grad(...)) (the batch-size experiment) and a Hessian by torch.func.hessian
+    (forward over reverse) run, through autograd of the equations, and agree with torch's cross-entropy."""
+    from torch.func import grad, hessian, vmap
+
+    g = torch.Generator().manual_seed(10)
+    z = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 2, 3, 1, 2, 0])
+    per = [vmap(grad(lambda zi, yi, f=f: f(zi[None], yi[None], **kw)))(z, y)
+           for f in (losses.cross_entropy, F.cross_entropy)]
+    torch.testing.assert_close(per[0], per[1], atol=1e-12, rtol=1e-12)
+    h = [hessian(lambda zz, f=f: f(zz, y, **kw))(z) for f in (losses.cross_entropy, F.cross_entropy)]
+    torch.testing.assert_close(h[0], h[1], atol=1e-12, rtol=1e-12)

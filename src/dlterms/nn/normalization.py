@@ -35,8 +35,8 @@ $$\frac{\partial\ell}{\partial\beta} = \sum_i g_i, \qquad
       - \hat x_i\,\frac1N\sum_j \hat g_j\,\hat x_j\Bigr), \quad \hat g = \gamma g$$
 
 (the sums over the batch for $\gamma, \beta$ in layer normalisation; see `_BatchNormTrain`,
-`_LayerNormRows`). When a gradient must itself be differentiated (`create_graph=True`), autograd
-runs through the equations instead.
+`_LayerNormRows`). When a gradient must itself be differentiated (`create_graph=True`) or under
+`torch.func` transforms, autograd runs through the equations instead.
 
 Shapes are batch first: (B, C) or (B, C, L) for `BatchNorm1d`, (B, C, H, W) for `BatchNorm2d`,
 (..., *normalized_shape) for `LayerNorm`. Arguments and parameter/buffer names are PyTorch's, so a
@@ -69,8 +69,8 @@ def _grads_by_autograd(forward, inputs: tuple, needs: tuple[bool, ...], grad_out
 
 
 def _batch_norm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                      eps: float) -> torch.Tensor:
-    """The equations as written, on x (B, C, L) with its own per-channel statistics: y (B, C, L).
+                      eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The equations as written, on x (B, C, L) with its own per-channel statistics: y (B, C, L), mu, sigma^2.
 
     Autograd differentiates this when a gradient must itself be differentiable (see
     `_grads_by_autograd`); `_BatchNormTrain` computes the same values with fewer temporaries.
@@ -84,7 +84,7 @@ def _batch_norm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.
         y = y * weight[:, None]  # gamma_c
     if bias is not None:
         y = y + bias[:, None]  # beta_c
-    return y
+    return y, mu.view(-1), var.view(-1)
 
 
 class _BatchNormTrain(torch.autograd.Function):
@@ -126,7 +126,7 @@ class _BatchNormTrain(torch.autograd.Function):
     def backward(ctx, g, _gmu, _gvar):
         x, weight, bias, mu, rstd = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            grads = _grads_by_autograd(lambda *a: _batch_norm_train(*a, ctx.eps), (x, weight, bias),
+            grads = _grads_by_autograd(lambda *a: _batch_norm_train(*a, ctx.eps)[0], (x, weight, bias),
                                        ctx.needs_input_grad[:3], g)
             return (*grads, None)
         m = x.shape[0] * x.shape[2]
@@ -166,7 +166,11 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
             raise ValueError(f"Expected more than 1 value per channel when training, got input of shape "
                              f"{tuple(x.shape)}")
         x3 = x.reshape(x.shape[0], C, -1)  # (B, C, L): every position of a channel along dims 0 and 2
-        y, mu, var = _BatchNormTrain.apply(x3, weight, bias, eps)
+        if torch._C._are_functorch_transforms_active():  # torch.func (vmap, grad, jvp): autograd of the equations
+            y, mu, var = _batch_norm_train(x3, weight, bias, eps)
+            mu, var = mu.detach(), var.detach()
+        else:
+            y, mu, var = _BatchNormTrain.apply(x3, weight, bias, eps)
         if training and running_mean is not None and running_var is not None:
             with torch.no_grad():
                 # running <- (1 - alpha) running + alpha * batch statistic (a lerp); variance unbiased: m/(m-1)
@@ -355,6 +359,8 @@ def layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weight: torch
     rows = x.reshape(-1, H)  # (M, H): one row per normalised group
     w = None if weight is None else weight.reshape(H)
     b = None if bias is None else bias.reshape(H)
+    if torch._C._are_functorch_transforms_active():  # torch.func (vmap, grad, jvp): autograd of the equations
+        return _layer_norm_rows(rows, w, b, eps).view(x.shape)
     return _LayerNormRows.apply(rows, w, b, eps).view(x.shape)
 
 
