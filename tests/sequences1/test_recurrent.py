@@ -208,6 +208,7 @@ def test_dropout_between_layers_only_in_training():
 @pytest.mark.parametrize("D", [1, 2])
 def test_lstm_sequence_backward_passes_gradcheck(D):
     # the hand-written backpropagation through time of the whole-sequence LSTM against finite differences
+    # (and, for gradgradcheck, the create_graph path through the step equations)
     from dlterms.nn.recurrent import _LSTMSequence
 
     T, B, H = 4, 3, 2
@@ -215,6 +216,7 @@ def test_lstm_sequence_backward_passes_gradcheck(D):
     inputs = [torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
               for shape in ((T, D, B, 4 * H), (D, B, H), (D, B, H), (D, 4 * H, H))]
     assert torch.autograd.gradcheck(_LSTMSequence.apply, inputs)
+    assert torch.autograd.gradgradcheck(_LSTMSequence.apply, inputs)
 
 
 @pytest.mark.parametrize("bidir", [False, True])
@@ -233,3 +235,20 @@ def test_lstm_initial_state_gradients_match_torch(bidir):
         (out.sin().sum() + hn.pow(2).sum() + cn.sum()).backward()
     for a, b in zip(states[0], states[1]):
         _close(a.grad, b.grad)
+
+
+def test_lstm_gradient_of_gradient_and_torch_func_match_torch():
+    # create_graph=True differentiates the step equations; torch.func transforms use the step loop
+    ours, ref = _pair("lstm", 1, True, True, True)
+    x = torch.randn(2, 5, 5)
+    penalties = []
+    for m in (ours, ref):
+        xg = x.clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad(m(xg)[0].pow(2).sum(), xg, create_graph=True)
+        gx.pow(2).sum().backward()  # a gradient penalty: differentiates the gradient
+        penalties.append((gx.detach(), m.weight_hh_l0.grad.clone()))
+    for a, b in zip(*penalties):
+        _close(a, b)
+    # per-example input gradients with torch.func.vmap(grad(...))
+    per_example = [torch.func.vmap(torch.func.grad(lambda xi, m=m: m(xi[None])[0].sum()))(x) for m in (ours, ref)]
+    _close(*per_example)

@@ -111,6 +111,17 @@ def _gru_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Ten
 # --------------------------------------------------------------------------- LSTM, whole sequence
 
 
+def _lstm_sequence_equations(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """What `_LSTMSequence` computes, step by step through `_lstm_step`, for autograd to differentiate
+    when a gradient must itself be differentiable (create_graph=True) and under torch.func transforms."""
+    w_hh_t = w_hh.transpose(1, 2)  # (D, H, 4H)
+    h, c, outs = h0, c0, []
+    for xp_t in xp.unbind(0):  # (D, B, 4H)
+        h, c = _lstm_step(xp_t, h, c, w_hh_t, None)
+        outs.append(h)
+    return torch.stack(outs), h, c  # (T, D, B, H), (D, B, H), (D, B, H)
+
+
 class _LSTMSequence(torch.autograd.Function):
     r"""An LSTM over a whole sequence with hand-written backpropagation through time.
 
@@ -121,7 +132,8 @@ class _LSTMSequence(torch.autograd.Function):
 
     Inputs, with D directions stacked on the second axis and the gates in PyTorch's order (i, f, g, o):
     xp (T, D, B, 4H) the input half $W_{ih} x_t + b_{ih} + b_{hh}$; h0, c0 (D, B, H); w_hh (D, 4H, H).
-    Returns all $h_t$ (T, D, B, H), $h_T$ and $c_T$ (D, B, H).
+    Returns all $h_t$ (T, D, B, H), $h_T$ and $c_T$ (D, B, H). The hand-written backward is for speed;
+    under `create_graph=True` autograd differentiates `_lstm_sequence_equations` instead.
 
     One sigmoid call covers all four gates: $g_t = \tanh(a^g_t) = 2\sigma(2a^g_t) - 1$, so the g rows
     are doubled and $c_t = f_t c_{t-1} + i_t g_t = f_t c_{t-1} + 2 i_t \sigma(2a^g_t) - i_t$.
@@ -166,13 +178,20 @@ class _LSTMSequence(torch.autograd.Function):
             torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], sg[t], value=2).sub_(i[t])
             # h_t = o_t * tanh(c_t)
             torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
-        ctx.save_for_backward(gates, hs, cs, tcs, w_hh)
+        ctx.save_for_backward(gates, hs, cs, tcs, xp, h0, c0, w_hh)
         return hs[1:].clone(), hs[T].clone(), cs[T].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor):
-        gates, hs, cs, tcs, w_hh = ctx.saved_tensors
+        gates, hs, cs, tcs, xp, h0, c0, w_hh = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
+            inputs, needs = (xp, h0, c0, w_hh), ctx.needs_input_grad
+            with torch.enable_grad():
+                outs = _lstm_sequence_equations(*inputs)
+                wanted = [x for x, need in zip(inputs, needs) if need]
+                found = iter(torch.autograd.grad(outs, wanted, (d_out, d_hT, d_cT), create_graph=True,
+                                                 allow_unused=True))
+            return tuple(next(found) if need else None for need in needs)
         T, D, B, G = gates.shape
         H = G // 4
         i, f, sg, o = gates.view(T, D, B, 4, H).unbind(3)  # each (T, D, B, H)
@@ -473,7 +492,9 @@ class _RNNBase(torch.nn.Module):
             return params[0][k].unsqueeze(0) if D == 1 else torch.stack([p[k] for p in params])
 
         w_ih, w_hh = stack(0), stack(1)  # (D, G*H, I), (D, G*H, H)
-        fused = self.mode == "LSTM" and mask is None  # an LSTM without `lengths` runs as one _LSTMSequence
+        # an LSTM without `lengths` runs as one _LSTMSequence, except under torch.func transforms (vmap,
+        # grad, jvp), for which it defines no rules: there the step loop below is differentiated
+        fused = self.mode == "LSTM" and mask is None and not torch._C._are_functorch_transforms_active()
         w_hh_t = w_hh.transpose(1, 2)  # (D, H, G*H)
         # Input half for all steps at once: (D, T*B, I) x (D, I, G*H) -> (D, T*B, G*H), plus the bias.
         # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
