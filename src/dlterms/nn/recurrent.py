@@ -458,7 +458,7 @@ class _RNNBase(torch.nn.Module):
         if mask is not None:
             x = x * mask  # zero outputs at padded steps
         output = x.transpose(0, 1) if (batched and self.batch_first) else x
-        h_n = [torch.cat(f) for f in finals]  # each (L*D, B, H)
+        h_n = [f[0] if len(f) == 1 else torch.cat(f) for f in finals]  # each (L*D, B, H)
         if not batched:
             output, h_n = output.squeeze(1), [h.squeeze(1) for h in h_n]
         return output, (tuple(h_n) if self.mode == "LSTM" else h_n[0])
