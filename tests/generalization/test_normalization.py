@@ -258,3 +258,25 @@ def test_torch_func_transforms_run_through_the_equations():
             torch.testing.assert_close(per[0][k], per[1][k], atol=1e-10, rtol=1e-10)
         j = [jacfwd(lambda xx, m=m: m(xx).tanh().sum(-1))(x[0]) for m in (ours, ref)]
         torch.testing.assert_close(j[0], j[1], atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls,ref_cls,make", [
+    (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(8, 5).t()),  # column-major rows
+    (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(5, 3, 12)[..., 2:10]),  # strided rows
+    (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(3, 5, 8).transpose(0, 1)),
+    (BatchNorm1d, torch.nn.BatchNorm1d, lambda: torch.randn(8, 7).t()),
+    (BatchNorm2d, torch.nn.BatchNorm2d, lambda: torch.randn(3, 8, 5, 6).to(memory_format=torch.channels_last)),
+])
+def test_non_contiguous_inputs_match_torch(cls, ref_cls, make):
+    """The Functions run on (M, H) or (B, C, L) views: transposed, sliced and channels-last inputs still match."""
+    torch.manual_seed(11)
+    x = make()
+    ours, ref = _pair(cls, ref_cls, x.shape[-1] if cls is LayerNorm else x.shape[1])
+    xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn(x.shape)
+    yo, yr = ours(xo), ref(xr)
+    torch.testing.assert_close(yo, yr, **TOL)
+    (yo * g).sum().backward()
+    (yr * g).sum().backward()
+    torch.testing.assert_close(xo.grad, xr.grad, **TOL)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad, **TOL)
