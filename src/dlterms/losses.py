@@ -217,17 +217,17 @@ class _CrossEntropyIndex(torch.autograd.Function):
         return dz, None, None, None, None, None
 
 
-def _cross_entropy_equations(log_in: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+def _cross_entropy_equations(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
                              ignore_index: int, reduction: str, label_smoothing: float) -> torch.Tensor:
     """Class-index cross-entropy as the module docstring writes it, for autograd (class dim 1)."""
-    class_dim = 0 if log_in.dim() == 1 else 1
-    k = log_in.shape[class_dim]
-    log_q = log_softmax(log_in, dim=class_dim)
+    class_dim = 0 if logits.dim() == 1 else 1
+    k = logits.shape[class_dim]
+    log_q = log_softmax(logits, dim=class_dim)
     # (1 - eps) * (-w_y log q_y), normalised as nll_loss
     nll = nll_loss(log_q, target, weight, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
-    wshape = [1] * log_in.dim()
+    wshape = [1] * logits.dim()
     wshape[class_dim] = k
     w = None if weight is None else weight.to(log_q.dtype).view(wshape)
     # smoothing term: - sum_k w_k log q_ik, zero for ignored targets
