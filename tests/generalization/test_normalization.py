@@ -139,8 +139,9 @@ def _f64(*shape, shift=0.0, seed=0):
 
 
 @pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
-@pytest.mark.parametrize("fn,shape,channels", [(_bn_y, (5, 3, 4), 3), (_bn_y, (6, 4, 1), 4), (_ln_y, (4, 7), 7),
-                                                (_ln_y, (1, 5), 5)])
+@pytest.mark.parametrize(
+    "fn,shape,channels", [(_bn_y, (5, 3, 4), 3), (_bn_y, (6, 4, 1), 4), (_ln_y, (4, 7), 7), (_ln_y, (1, 5), 5)]
+)
 def test_closed_form_backward_passes_gradcheck(fn, shape, channels, affine):
     """Finite differences in float64 agree with the closed-form backward (and, through create_graph, with the
     autograd fallback for second derivatives), for every combination of gamma and beta."""
@@ -160,9 +161,14 @@ def test_layernorm_backward_matches_torch_including_batch_of_one(shape, affine):
     _compare_steps(ours, ref, [shape], tol=TOL if shape[0] == 1 else dict(rtol=1e-4, atol=1e-4))
 
 
-@pytest.mark.parametrize("cls,ref_cls,shape", [(BatchNorm1d, torch.nn.BatchNorm1d, (64, 256)),
-                                               (BatchNorm1d, torch.nn.BatchNorm1d, (2, 5, 3)),
-                                               (BatchNorm2d, torch.nn.BatchNorm2d, (64, 16, 8, 8))])
+@pytest.mark.parametrize(
+    "cls,ref_cls,shape",
+    [
+        (BatchNorm1d, torch.nn.BatchNorm1d, (64, 256)),
+        (BatchNorm1d, torch.nn.BatchNorm1d, (2, 5, 3)),
+        (BatchNorm2d, torch.nn.BatchNorm2d, (64, 16, 8, 8)),
+    ],
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_batchnorm_backward_matches_torch_train_then_eval(cls, ref_cls, shape, affine):
     ours, ref = _pair(cls, ref_cls, shape[1], affine=affine)
@@ -177,8 +183,10 @@ def test_batchnorm_backward_matches_torch_train_then_eval(cls, ref_cls, shape, a
 def test_normalization_backward_far_from_zero_mean():
     """The backward writes dl/dx as r (gamma g + p x + q), as torch's kernel does; with mean 1e3 and std 2 it
     still matches torch's gradients in float32 to 1e-3 (float64 is exact, gradcheck above)."""
-    for ours, ref, shape in [(*_pair(LayerNorm, torch.nn.LayerNorm, 32), (16, 32)),
-                             (*_pair(BatchNorm1d, torch.nn.BatchNorm1d, 8), (64, 8))]:
+    for ours, ref, shape in [
+        (*_pair(LayerNorm, torch.nn.LayerNorm, 32), (16, 32)),
+        (*_pair(BatchNorm1d, torch.nn.BatchNorm1d, 8), (64, 8)),
+    ]:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(3)) * 2 + 1e3
         xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
         g = torch.randn(shape, generator=torch.Generator().manual_seed(4))
@@ -204,8 +212,10 @@ def test_backward_twice_with_retain_graph_and_only_parameter_gradients():
 
 def test_second_derivative_through_the_modules_matches_torch():
     """create_graph=True (Hessians, gradient penalties) goes through autograd of the equations."""
-    for ours, ref, shape in [(*_pair(LayerNorm, torch.nn.LayerNorm, 5), (3, 5)),
-                             (*_pair(BatchNorm1d, torch.nn.BatchNorm1d, 4), (6, 4))]:
+    for ours, ref, shape in [
+        (*_pair(LayerNorm, torch.nn.LayerNorm, 5), (3, 5)),
+        (*_pair(BatchNorm1d, torch.nn.BatchNorm1d, 4), (6, 4)),
+    ]:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(5))
         out = []
         for m in (ours, ref):
@@ -217,8 +227,9 @@ def test_second_derivative_through_the_modules_matches_torch():
         torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("cls,ref_cls,shape", [(BatchNorm1d, torch.nn.BatchNorm1d, (6, 3)),
-                                               (LayerNorm, torch.nn.LayerNorm, (6, 3))])
+@pytest.mark.parametrize(
+    "cls,ref_cls,shape", [(BatchNorm1d, torch.nn.BatchNorm1d, (6, 3)), (LayerNorm, torch.nn.LayerNorm, (6, 3))]
+)
 def test_float32_layer_on_float64_input_promotes_as_before(cls, ref_cls, shape):
     """A float32 layer on float64 input computes in float64 (as the equations did under type promotion) and
     keeps float32 running statistics and parameter gradients."""
@@ -242,9 +253,13 @@ def test_torch_func_transforms_run_through_the_equations():
     batch statistics, agree with torch's layers."""
     from torch.func import functional_call, grad, jacfwd, vmap
 
-    for (ours, ref), x in [(_pair(LayerNorm, torch.nn.LayerNorm, 6), torch.randn(5, 4, 6, dtype=torch.float64)),
-                           (_pair(BatchNorm1d, torch.nn.BatchNorm1d, 4, track_running_stats=False),
-                            torch.randn(5, 3, 4, dtype=torch.float64))]:  # vmapped over 5 batches of 3
+    for (ours, ref), x in [
+        (_pair(LayerNorm, torch.nn.LayerNorm, 6), torch.randn(5, 4, 6, dtype=torch.float64)),
+        (
+            _pair(BatchNorm1d, torch.nn.BatchNorm1d, 4, track_running_stats=False),
+            torch.randn(5, 3, 4, dtype=torch.float64),
+        ),
+    ]:  # vmapped over 5 batches of 3
         ours.double(), ref.double()
         per = []
         for m in (ours, ref):
@@ -260,13 +275,16 @@ def test_torch_func_transforms_run_through_the_equations():
         torch.testing.assert_close(j[0], j[1], atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.parametrize("cls,ref_cls,make", [
-    (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(8, 5).t()),  # column-major rows
-    (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(5, 3, 12)[..., 2:10]),  # strided rows
-    (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(3, 5, 8).transpose(0, 1)),
-    (BatchNorm1d, torch.nn.BatchNorm1d, lambda: torch.randn(8, 7).t()),
-    (BatchNorm2d, torch.nn.BatchNorm2d, lambda: torch.randn(3, 8, 5, 6).to(memory_format=torch.channels_last)),
-])
+@pytest.mark.parametrize(
+    "cls,ref_cls,make",
+    [
+        (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(8, 5).t()),  # column-major rows
+        (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(5, 3, 12)[..., 2:10]),  # strided rows
+        (LayerNorm, torch.nn.LayerNorm, lambda: torch.randn(3, 5, 8).transpose(0, 1)),
+        (BatchNorm1d, torch.nn.BatchNorm1d, lambda: torch.randn(8, 7).t()),
+        (BatchNorm2d, torch.nn.BatchNorm2d, lambda: torch.randn(3, 8, 5, 6).to(memory_format=torch.channels_last)),
+    ],
+)
 def test_non_contiguous_inputs_match_torch(cls, ref_cls, make):
     """The Functions run on (M, H) or (B, C, L) views: transposed, sliced and channels-last inputs still match."""
     torch.manual_seed(11)

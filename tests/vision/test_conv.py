@@ -186,10 +186,15 @@ def tiny_chunks(monkeypatch):
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-@pytest.mark.parametrize("nd,kw", [(2, dict(stride=1, padding=1, dilation=1)),
-                                   (2, dict(stride=2, padding=2, dilation=2)),
-                                   (1, dict(stride=1, padding=8, dilation=8)),
-                                   (1, dict(stride=3, padding=0, dilation=1))])
+@pytest.mark.parametrize(
+    "nd,kw",
+    [
+        (2, dict(stride=1, padding=1, dilation=1)),
+        (2, dict(stride=2, padding=2, dilation=2)),
+        (1, dict(stride=1, padding=8, dilation=8)),
+        (1, dict(stride=3, padding=0, dilation=1)),
+    ],
+)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_conv_backward_passes_gradcheck(nd, kw, with_bias, chunked, request):
     """Finite differences in float64 (gradcheck) and second derivatives (gradgradcheck, which goes through
