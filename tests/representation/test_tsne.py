@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist, squareform
 from sklearn.datasets import load_iris
 from sklearn.manifold import _t_sne, trustworthiness
 
-from dlterms.methods.tsne import TSNE, _q_and_grad, joint_probabilities, kl_divergence
+from dlterms.methods.tsne import TSNE, _q_and_grad, _sparse_p, joint_probabilities, kl_divergence
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +121,25 @@ def test_sparse_attraction_matches_dense_autograd(iris):
     P = joint_probabilities(iris, perplexity=5.0)
     assert (P > 0).double().mean() < 0.2
     Y = 5 * torch.randn(len(iris), 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    S = _sparse_p(P, torch.float64)
     for e in (1.0, 12.0):
-        grad, kl = _q_and_grad(P, Y, e, True)
+        grad, kl = _q_and_grad(S, Y, e, True)
         torch.testing.assert_close(grad, _autograd_grad(P, Y, e), rtol=1e-7, atol=1e-12)
-        assert kl == pytest.approx(kl_divergence(P, Y), rel=1e-12)
+        assert kl == pytest.approx(kl_divergence(P, Y), rel=1e-12)  # the dense path
+        torch.testing.assert_close(grad, _q_and_grad(P, Y, e, False)[0], rtol=1e-9, atol=1e-15)
     # float32 (the default optimisation dtype), with a reused output buffer and a far-off map centre
     out = torch.empty(len(iris), len(iris))
-    ref = _q_and_grad(P, Y, 12.0, False)[0]
+    S32 = _sparse_p(P, torch.float32)
+    ref = _q_and_grad(S, Y, 12.0, False)[0]
     for shift in (0.0, 1e3):
-        g32, _ = _q_and_grad(P, (Y + shift).float(), 12.0, False, out=out)
+        g32, _ = _q_and_grad(S32, (Y + shift).float(), 12.0, False, out=out)
         torch.testing.assert_close(g32.double(), ref, rtol=1e-3, atol=1e-5 * ref.abs().max().item())
+
+
+def test_small_map_with_sparse_affinities(iris):
+    # perplexity 5 keeps 16 neighbours per row, so fit_transform takes the sparse attractive path
+    P = joint_probabilities(iris, perplexity=5.0)
+    assert (P > 0).double().mean() < 0.25
+    Y = TSNE(perplexity=5.0, max_iter=400).fit_transform(iris)
+    assert torch.isfinite(Y).all()
+    assert trustworthiness(iris, Y.numpy(), n_neighbors=5) > 0.97

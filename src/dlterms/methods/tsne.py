@@ -149,9 +149,10 @@ def _q_and_grad(P: torch.Tensor | _SparseP, Y: torch.Tensor, exaggeration: float
     sparse product; the repulsive part needs the dense kernel $n$ (N, N), written once into `out`
     and then squared in place: four passes over an (N, N) matrix per iteration. Both parts have the
     form $\sum_j w_{ij}(y_i - y_j) = y_i \sum_j w_{ij} - \sum_j w_{ij} y_j$, one product of W with [Y 1].
+    P is a `_SparseP`, or a dense (N, N) tensor when most p_ij are non-zero (n_neighbors=None), where
+    both parts share one weight matrix instead.
     """
     N = Y.shape[0]
-    S = P if isinstance(P, _SparseP) else _sparse_p(P, Y.dtype)
     # the gradient depends on differences y_i - y_j only; centring keeps |y|^2 small, and with it the
     # cancellation in |y_i|^2 + |y_j|^2 - 2 y_i.y_j (float32 keeps 1 + ||y_i - y_j||^2 > 0 for any map size)
     Y = Y - Y.mean(dim=0)
@@ -162,16 +163,24 @@ def _q_and_grad(P: torch.Tensor | _SparseP, Y: torch.Tensor, exaggeration: float
     num = torch.mm(torch.cat([-2 * Y, sq + 1, ones], dim=1), torch.cat([Y, ones, sq], dim=1).T, out=out)
     num.reciprocal_().fill_diagonal_(0)  # n_ij = (1 + ||y_i - y_j||^2)^-1, n_ii = 0
     Z = float(num.sum())  # normaliser of q_ij = n_ij / Z
-    n_p = num.view(-1).take(S.flat)  # n_ij where p_ij != 0, (nnz,)
+    Y1 = torch.cat([Y, ones], dim=1)  # [Y 1], (N, d+1)
+    if not isinstance(P, _SparseP):  # a dense P (n_neighbors=None): one (N, N) weight matrix for both parts
+        kl = None
+        if with_kl:  # sum p ln p - sum p ln q, 0 ln 0 = 0
+            kl = float(torch.xlogy(P, P).sum() - (P * torch.log((num / Z).clamp_min_(_EPS))).sum())
+        # dC/dy_i = 4 sum_j (e p_ij - n_ij / Z) n_ij (y_i - y_j) = 4 e sum_j w_ij (y_i - y_j),
+        # w_ij = (p_ij - n_ij / (e Z)) n_ij;  W is symmetric, so W [Y 1] = ([Y 1]^T W)^T as below
+        r = (Y1.T @ torch.sub(P, num, alpha=1 / (exaggeration * Z)).mul_(num)).T  # (N, d+1)
+        return 4 * exaggeration * (r[:, -1:] * Y - r[:, :-1]), kl
+    n_p = num.view(-1).take(P.flat)  # n_ij where p_ij != 0, (nnz,)
     kl = None
     if with_kl:
         # KL = sum p ln p - sum p ln q = sum p ln p - sum p ln n + (sum p) ln Z   (q clamped at eps)
         log_n = torch.log(n_p.double().clamp_min(_EPS * Z))
-        kl = S.plogp - float((S.values.double() * log_n).sum()) + S.total * math.log(Z)
-    Y1 = torch.cat([Y, ones], dim=1)  # [Y 1], (N, d+1)
+        kl = P.plogp - float((P.values.double() * log_n).sum()) + P.total * math.log(Z)
     # attractive: a_ij = p_ij n_ij (sparse); A [Y 1] -> (N, d+1) = [sum_j a_ij y_j, sum_j a_ij]
-    torch.mul(S.values, n_p, out=S.A.values())
-    attr = S.A @ Y1  # (N, d+1)
+    torch.mul(P.values, n_p, out=P.A.values())
+    attr = P.A @ Y1  # (N, d+1)
     # repulsive: n_ij^2; n is symmetric, so n^2 [Y 1] = ([Y 1]^T n^2)^T, and the (d+1, N) x (N, N)
     # product is ~5x faster in MKL than the (N, N) x (N, d+1) one
     rep = (Y1.T @ num.mul_(num)).T  # (N, d+1)
@@ -245,7 +254,8 @@ class TSNE:
         P64 = joint_probabilities(X, self.perplexity, self.n_neighbors)  # (N, N)
         N = X.shape[0]
         eta = max(N / self.early_exaggeration / 4, 50.0) if self.learning_rate == "auto" else self.learning_rate
-        P = _sparse_p(P64, self.dtype)  # the non-zero p_ij only
+        # the non-zero p_ij only, unless most are non-zero (n_neighbors=None or small N)
+        P = _sparse_p(P64, self.dtype) if (P64 > 0).double().mean() < 0.25 else P64.to(self.dtype)
         Y = self._init(X).to(self.dtype)  # (N, d)
         num = torch.empty(N, N, dtype=self.dtype)  # the kernel n_ij, rewritten in place every iteration
         update = torch.zeros_like(Y)  # Delta
