@@ -182,3 +182,15 @@ def test_bad_arguments():
         WordPieceTokenizer(["[CLS]", "[SEP]", "[PAD]"])
     with pytest.raises(ValueError, match="merge 0"):
         ByteLevelBPETokenizer([(300, 1)])
+
+
+def test_wordpiece_changing_a_setting_drops_results_cached_under_the_old_one(tmp_path):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cafe", "Cafe", "café", "Café"]
+    tok = WordPieceTokenizer(vocab, do_lower_case=True)
+    assert tok.tokenize("Café") == ["cafe"]
+    tok.do_lower_case, tok.strip_accents = False, False
+    assert tok.tokenize("Café") == ["Café"]
+    tok.strip_accents = True
+    assert tok.tokenize("Café") == ["Cafe"]
+    tok.max_input_chars_per_word = 3
+    assert tok.tokenize("Café") == ["[UNK]"]

@@ -354,6 +354,10 @@ class _CharTable(dict):
         return out
 
 
+# settings the cached per-character rules and per-word results depend on
+_RULE_SETTINGS = frozenset({"do_lower_case", "strip_accents", "tokenize_chinese_chars", "max_input_chars_per_word"})
+
+
 class WordPieceTokenizer:
     """BERT's tokenizer: basic tokenisation, then greedy longest-match-first WordPiece.
 
@@ -411,6 +415,14 @@ class WordPieceTokenizer:
         """MiniLM's tokenizer (uncased), or the vocab.txt in model folder `path`."""
         vocab = minilm_vocab_path() if path is None else Path(path) / "vocab.txt"
         return cls.from_vocab_file(vocab, do_lower_case=True)
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        # the translate tables and the word cache remember results computed under the old settings
+        if name in _RULE_SETTINGS and "_split_table" in self.__dict__:
+            self._clean_table.clear()
+            self._strip_lower_table.clear()
+            self._cache.clear()
 
     @property
     def vocab_size(self) -> int:
