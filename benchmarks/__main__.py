@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import statistics
 import sys
@@ -17,6 +18,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+# One thread for every library, ours and the references alike, so a ratio compares algorithms rather
+# than core counts: torch is limited in main(); these reach scikit-learn's OpenMP loops (t-SNE's
+# gradient), BLAS, and the Rust `tokenizers` (whose encode_batch otherwise runs on every core). Set
+# before any of them is imported; a value already in the environment is kept.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 def _startup_seconds(repeats: int = 5) -> float:
