@@ -34,6 +34,7 @@ __all__ = [
     "balanced_accuracy_score",
     "confusion_matrix",
     "f1_score",
+    "mcnemar_exact_pvalue",
     "precision_recall_curve",
     "precision_recall_fscore_support",
     "precision_score",
@@ -313,3 +314,29 @@ def roc_auc_score(y_true, y_score, *, pos_label=None, average: str | None = "mac
         scores = scores[:, 0]
     yt, ys = _check_scores(y_true, scores)
     return _binary_auc(_binary_labels(yt, pos_label), ys)
+
+
+# --------------------------------------------------------------------------- paired comparison
+
+
+def mcnemar_exact_pvalue(b: int, c: int) -> float:
+    r"""One-sided exact McNemar test for two classifiers scored on the same examples.
+
+    `b` counts the examples only the first one gets right, `c` those only the second gets right
+    (examples both get right or both get wrong say nothing about which is better). If the two were
+    equally good, each of the $n = b + c$ discordant examples would fall either way with probability
+    1/2, so the p-value of "the first is better" is
+    $$P(X \ge b), \qquad X \sim \mathrm{Binomial}(n, 1/2), \qquad
+    = 2^{-n} \sum_{k=b}^{n} \binom{n}{k}.$$
+    Returns 1.0 when there is no discordant example.
+    """
+    import math
+
+    for name, v in (("b", b), ("c", c)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+            raise ValueError(f"{name} must be a count (an integer >= 0), got {v!r}")
+    n = int(b) + int(c)
+    if n == 0:
+        return 1.0
+    # exact integer arithmetic; int / int rounds once, so large n neither overflows nor loses the tail
+    return sum(math.comb(n, k) for k in range(int(b), n + 1)) / (1 << n)

@@ -140,3 +140,20 @@ def test_zero_division_value_is_used():
 def test_degenerate_input_gets_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("b, c", [(0, 0), (5, 0), (0, 5), (48, 19), (19, 48), (10, 10), (3000, 2900), (1, 1)])
+def test_mcnemar_exact_pvalue_equals_scipy_binomtest(b, c):
+    from scipy.stats import binomtest
+
+    p = dm.mcnemar_exact_pvalue(b, c)
+    ref = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5, alternative="greater").pvalue
+    assert p == pytest.approx(ref, rel=1e-9, abs=1e-300)
+
+
+def test_mcnemar_exact_pvalue_by_hand_and_bad_counts():
+    assert dm.mcnemar_exact_pvalue(2, 0) == 0.25  # both discordant examples favour the first: (1/2)^2
+    assert dm.mcnemar_exact_pvalue(1, 1) == 0.75  # P(X >= 1), X ~ Bin(2, 1/2)
+    for bad in (-1, 1.5, True, None):
+        with pytest.raises(ValueError, match="b must be a count"):
+            dm.mcnemar_exact_pvalue(bad, 3)

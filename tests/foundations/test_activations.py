@@ -110,3 +110,25 @@ def test_bad_input_raises_value_error():
         A.softmax(torch.zeros(2, 3), dim=2)
     with pytest.raises(ValueError, match="activation must be one of .* got 'swishy'"):
         A.get_activation("swishy")
+
+
+@pytest.mark.parametrize("shape, dim", [((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 4, 5), 0)])
+def test_softmax_closed_form_backward_matches_torch_and_gradcheck(shape, dim):
+    z = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: A.softmax(t, dim), (z,))
+    assert torch.autograd.gradgradcheck(lambda t: A.softmax(t, dim), (z,))
+    g = torch.randn(*shape, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(A.softmax(z, dim), z, g)
+    (ref,) = torch.autograd.grad(F.softmax(z, dim=dim), z, g)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_softmax_under_torch_func_and_with_masked_rows():
+    z = torch.randn(4, 6)
+    per_row = torch.func.vmap(torch.func.grad(lambda r: (A.softmax(r, -1) * torch.arange(6.0)).sum()))(z)
+    ref = torch.func.vmap(torch.func.grad(lambda r: (F.softmax(r, -1) * torch.arange(6.0)).sum()))(z)
+    torch.testing.assert_close(per_row, ref, rtol=1e-6, atol=1e-7)
+    masked = torch.tensor([[0.0, float("-inf"), 1.0]], requires_grad=True)
+    y = A.softmax(masked)
+    y[0, 0].backward()
+    assert y[0, 1] == 0 and masked.grad[0, 1] == 0 and torch.isfinite(masked.grad).all()

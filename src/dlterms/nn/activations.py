@@ -166,15 +166,46 @@ def _check_dim(input: Tensor, dim: int) -> int:
     return dim
 
 
-def softmax(input: Tensor, dim: int = -1) -> Tensor:
-    r"""$e^{z_i - m} / \sum_j e^{z_j - m}$ along `dim`, with $m$ the maximum along `dim`.
-
-    Rows that are entirely $-\infty$ have no distribution and give NaN, as in torch.
-    """
-    dim = _check_dim(input, dim)
+def _softmax_equations(input: Tensor, dim: int) -> Tensor:
     m = input.amax(dim=dim, keepdim=True).detach()  # the shift changes no value, so no gradient through it
     e = torch.exp(input - m)  # every exponent <= 0: values in (0, 1]
     return e / e.sum(dim=dim, keepdim=True)
+
+
+class _Softmax(torch.autograd.Function):
+    r"""Softmax with its closed-form backward: for $y = \mathrm{softmax}(z)$ and upstream gradient $g$,
+    $\partial\ell/\partial z_i = y_i (g_i - \sum_j g_j y_j)$ (the Jacobian is $\mathrm{diag}(y) - y y^\top$).
+    Autograd through the equations records five operations and keeps their intermediates; this keeps
+    only $y$. The backward is written in differentiable operations on the saved output, so a gradient of
+    the gradient (create_graph=True) still works."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, dim: int) -> Tensor:
+        # y_i = e^{z_i - m} / sum_j e^{z_j - m}
+        y = (input - input.amax(dim=dim, keepdim=True)).exp_()
+        y = y.div_(y.sum(dim=dim, keepdim=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        (y,) = ctx.saved_tensors
+        # dl/dz_i = y_i (g_i - sum_j g_j y_j)
+        return y * (g - (g * y).sum(dim=ctx.dim, keepdim=True)), None
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    r"""$e^{z_i - m} / \sum_j e^{z_j - m}$ along `dim`, with $m$ the maximum along `dim`.
+
+    Rows that are entirely $-\infty$ have no distribution and give NaN, as in torch. The gradient is the
+    closed form $y_i (g_i - \sum_j g_j y_j)$ (`_Softmax`); under `torch.func` transforms autograd runs
+    through the equations instead.
+    """
+    dim = _check_dim(input, dim)
+    if torch._C._are_functorch_transforms_active() or input.dim() == 0:
+        return _softmax_equations(input, dim)
+    return _Softmax.apply(input, dim)
 
 
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:

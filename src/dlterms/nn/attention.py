@@ -27,6 +27,8 @@ import math
 
 import torch
 
+from dlterms.nn.activations import softmax
+
 __all__ = ["scaled_dot_product_attention", "causal_mask", "AdditiveAttention", "DotProductAttention"]
 
 
@@ -63,7 +65,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
             scores = scores.masked_fill(~mask, float("-inf"))
         else:
             scores = scores + mask
-    weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k), rows sum to 1
+    weights = softmax(scores, dim=-1)  # (..., T_q, T_k), rows sum to 1
     if dropout_p > 0.0 and training:
         keep = torch.rand_like(weights) >= dropout_p
         weights = weights * keep / (1.0 - dropout_p)
@@ -82,7 +84,7 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
         if mask.dim() == scores.dim() - 1:  # (B, T_k) key-padding mask -> (B, 1, T_k)
             mask = mask.unsqueeze(-2)
         scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1)
+    return softmax(scores, dim=-1)
 
 
 def _as_3d(query: torch.Tensor) -> tuple[torch.Tensor, bool]:
