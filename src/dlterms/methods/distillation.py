@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from dlterms.nn.activations import softmax
+
 __all__ = ["soft_targets", "distillation_loss", "kl_divergence"]
 
 
@@ -23,7 +25,7 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """p_T = softmax(z / T); (N, K)."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return torch.softmax(logits / temperature, dim=-1)
+    return softmax(logits / temperature, dim=-1)
 
 
 def kl_divergence(p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from dlterms.nn.activations import softmax
+
 __all__ = ["max_softmax_score", "energy_score", "MahalanobisScorer"]
 
 
@@ -34,7 +36,7 @@ def _check_logits(logits: torch.Tensor) -> None:
 def max_softmax_score(logits: torch.Tensor) -> torch.Tensor:
     """max_k softmax(logits)_k; (N,)."""
     _check_logits(logits)
-    return torch.softmax(logits, dim=1).max(dim=1).values
+    return softmax(logits, dim=1).max(dim=1).values
 
 
 def energy_score(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

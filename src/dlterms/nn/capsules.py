@@ -32,6 +32,7 @@ import math
 import torch
 from torch import nn
 
+from dlterms.nn.activations import softmax
 from dlterms.nn.conv import Conv2d
 
 __all__ = ["squash", "PrimaryCapsules", "RoutingCapsules", "dynamic_routing", "margin_loss", "coupling_entropy"]
@@ -57,7 +58,7 @@ def dynamic_routing(u_hat: torch.Tensor, iterations: int = 3) -> tuple[torch.Ten
         raise ValueError(f"u_hat must be (B, N_in, N_out, D), got shape {tuple(u_hat.shape)}")
     b = torch.zeros(u_hat.shape[:3], dtype=u_hat.dtype, device=u_hat.device)  # b_ij = 0, (B, N_in, N_out)
     for r in range(iterations):
-        c = torch.softmax(b, dim=2)  # c_ij = softmax_j b_ij
+        c = softmax(b, dim=2)  # c_ij = softmax_j b_ij
         s = torch.einsum("bij,bijd->bjd", c, u_hat)  # s_j = sum_i c_ij u_hat_j|i, (B, N_out, D)
         v = squash(s)  # (B, N_out, D)
         if r < iterations - 1:
