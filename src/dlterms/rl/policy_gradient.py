@@ -19,6 +19,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from dlterms.nn.activations import softmax
+
 __all__ = ["REINFORCE", "discounted_returns"]
 
 
@@ -72,7 +74,7 @@ class REINFORCE:
         logits = self.policy(self.obs_fn(obs).to(self._device()).unsqueeze(0))[0]  # (A,)
         if greedy:
             return int(logits.argmax())
-        probs = torch.softmax(logits, dim=-1).cpu()
+        probs = softmax(logits, dim=-1).cpu()
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
     def observe(self, obs, action: int, reward: float, next_obs, terminated: bool, truncated: bool) -> None:

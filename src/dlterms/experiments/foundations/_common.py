@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from dlterms.losses import cross_entropy
-from dlterms.nn import MLP, BatchNorm1d, Conv1d, Linear, MaxPool1d, ReLU
+from dlterms.nn import MLP, BatchNorm1d, Conv1d, Linear, MaxPool1d, ReLU, softmax
 from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.training import History, accuracy, fit
 
@@ -40,7 +40,7 @@ def plot_decision_regions(ax, model: torch.nn.Module, x: torch.Tensor, y: torch.
     grid = torch.tensor(np.c_[gx.ravel(), gy.ravel()], dtype=torch.float32)
     dev = next(model.parameters()).device
     model.eval()
-    p1 = torch.softmax(model(grid.to(dev)), dim=-1)[:, 1].cpu().numpy().reshape(gx.shape)
+    p1 = softmax(model(grid.to(dev)), dim=-1)[:, 1].cpu().numpy().reshape(gx.shape)
     shade = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
     shade.set_rasterized(True)  # a small embedded image instead of thousands of SVG paths
     ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.2)

@@ -17,7 +17,7 @@ import torch
 
 from dlterms.data.datasets import Split, mnist1d
 from dlterms.experiments.foundations._common import mnist1d_mlp, plot_decision_regions, train_classifier
-from dlterms.nn import MLP
+from dlterms.nn import MLP, softmax
 from dlterms.run import Run, experiment
 from dlterms.training import predict
 
@@ -59,7 +59,7 @@ def mlp(run: Run) -> None:
     net = MLP([2, cfg.xor_hidden, 2], activation="tanh")
     acc_xor, _ = train_classifier(net, xor, lr=cfg.xor_lr, epochs=cfg.xor_epochs, batch_size=None, seed=run.seed,
                                   device=run.device)
-    p_right = torch.softmax(predict(net, x.to(run.device)), -1).cpu()[torch.arange(4), y].min().item()
+    p_right = softmax(predict(net, x.to(run.device)), -1).cpu()[torch.arange(4), y].min().item()
     torch.manual_seed(run.seed)
     linear = MLP([2, 2])
     acc_lin, _ = train_classifier(linear, xor, lr=cfg.xor_lr, epochs=cfg.xor_epochs, batch_size=None,

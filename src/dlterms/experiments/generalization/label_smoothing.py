@@ -17,7 +17,7 @@ import torch
 from dlterms.data.datasets import digits, mnist1d
 from dlterms.losses import cross_entropy
 from dlterms.methods.calibration import confidences, expected_calibration_error, reliability_bins
-from dlterms.nn import MLP
+from dlterms.nn import MLP, softmax
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import fit, predict
@@ -34,7 +34,7 @@ def _train(split, eps: float, seed: int, device: str):
     fit(model, (split.x_train, split.y_train), loss_fn=lambda out, y: cross_entropy(out, y, label_smoothing=eps),
         optimizer=Adam(model.parameters(), lr=1e-3), epochs=EPOCHS, batch_size=100, seed=seed)
     logits = predict(model, split.x_test).cpu()
-    return logits, torch.softmax(logits, dim=1)
+    return logits, softmax(logits, dim=1)
 
 
 @experiment("label-smoothing")

@@ -18,6 +18,7 @@ from dlterms.data.datasets import digits
 from dlterms.losses import cross_entropy
 from dlterms.models.cnn import digits_cnn
 from dlterms.models.vae import VAE, elbo, negative_elbo
+from dlterms.nn.activations import softmax
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import ProgressCallback, accuracy, fit, predict
@@ -57,8 +58,8 @@ def generative_model(run: Run) -> None:
     samples = vae.sample(1000, run.generator(1))  # (1000, 64), pixel means in [0, 1]
     mean, std = samples.mean(0), samples.std(0)  # per-pixel moments of the samples
     noise = mean + std * torch.randn(samples.shape, generator=run.generator(2)).to(run.device)
-    p_samples = torch.softmax(predict(cnn, samples.view(-1, 1, 8, 8)), dim=1)
-    p_noise = torch.softmax(predict(cnn, noise.view(-1, 1, 8, 8)), dim=1)
+    p_samples = softmax(predict(cnn, samples.view(-1, 1, 8, 8)), dim=1)
+    p_noise = softmax(predict(cnn, noise.view(-1, 1, 8, 8)), dim=1)
     conf_s, conf_n = float(p_samples.max(1).values.mean()), float(p_noise.max(1).values.mean())
     classes = torch.bincount(p_samples.argmax(1).cpu(), minlength=10)
 
