@@ -1,5 +1,7 @@
 """Our optimisers, cross-entropy and clipping against torch's, at the experiment sizes and 10x.
 
+SparseAdam is timed on the word-embeddings experiment's embedding table with a fixed sparse gradient.
+
 Optimiser steps are timed on the parameters of an MLP with fixed gradients (the optimiser's own cost,
 no forward or backward). The experiment size is the optimizer experiment's 40-128-128-10 MLP (23 k
 parameters); 10x widens it to about ten times the parameters. Cross-entropy is timed forward and
@@ -79,12 +81,39 @@ def _clip_case(width: int, label: str) -> Case:
                 lambda: torch.nn.utils.clip_grad_norm_(ref_p, 1.0), diff=diff)
 
 
+def _sparse_adam_case(n_idx: int, label: str) -> Case:
+    """SparseAdam on the word-embeddings experiment's table (V=3114, d=64) with a fixed sparse gradient
+    of `n_idx` looked-up rows (repeats included, uncoalesced as an embedding's backward leaves it)."""
+    V, d = 3114, 64
+
+    def make(cls):
+        g = torch.Generator().manual_seed(2)
+        w = torch.nn.Parameter(torch.randn(V, d, generator=g) * 0.1)
+        idx = torch.randint(0, V, (n_idx,), generator=g)
+        w.grad = torch.sparse_coo_tensor(idx[None], torch.randn(n_idx, d, generator=g) * 0.01, (V, d))
+        return cls([w], lr=0.01), w
+
+    (ours, _), (ref, _) = make(optim.SparseAdam), make(torch.optim.SparseAdam)
+
+    def diff() -> float:
+        (a, wa), (b, wb) = make(optim.SparseAdam), make(torch.optim.SparseAdam)
+        for _ in range(10):
+            a.step()
+            b.step()
+        return float((wa - wb).abs().max())
+
+    return Case("SparseAdam(lr=0.01).step", f"V={V} d={d}, {n_idx} rows looked up ({label})", ours.step, ref.step,
+                diff=diff)
+
+
 def cases() -> list[Case]:
     out = []
     for width, label in ((128, "experiment"), (430, "10x")):
         out += [_optimizer_case("Adam", {"lr": 1e-3}, width, label),
                 _optimizer_case("SGD", {"lr": 0.1, "momentum": 0.9}, width, label),
                 _clip_case(width, label)]
+    for n_idx, label in ((7168, "experiment"), (71680, "10x")):
+        out.append(_sparse_adam_case(n_idx, label))
     for batch, label in ((128, "experiment"), (1280, "10x")):
         out += [_ce_case(batch, label), _ce_case(batch, label, label_smoothing=0.1)]
     return out
