@@ -1,6 +1,7 @@
 """Our optimisers, cross-entropy and clipping against torch's, at the experiment sizes and 10x.
 
-SparseAdam is timed on the word-embeddings experiment's embedding table with a fixed sparse gradient.
+SparseAdam is timed on the word-embeddings experiment's embedding table with a fixed sparse gradient,
+softmax forward and backward on attention scores.
 
 Optimiser steps are timed on the parameters of an MLP with fixed gradients (the optimiser's own cost,
 no forward or backward). The experiment size is the optimizer experiment's 40-128-128-10 MLP (23 k
@@ -106,6 +107,30 @@ def _sparse_adam_case(n_idx: int, label: str) -> Case:
                 diff=diff)
 
 
+def _softmax_case(shape: tuple[int, ...], label: str) -> Case:
+    """softmax over the last dimension, forward and backward, on attention scores (B*heads, T, T)."""
+    from dlterms.nn import softmax
+
+    z = torch.randn(*shape, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    w = torch.randn(*shape, generator=torch.Generator().manual_seed(4))
+
+    def run(fn):
+        def call():
+            z.grad = None
+            (fn(z, dim=-1) * w).sum().backward()
+        return call
+
+    def diff() -> float:
+        return float((softmax(z, dim=-1) - torch.softmax(z, dim=-1)).abs().max())
+
+    note = ""
+    if shape[-1] >= 32:
+        note = ("ours makes five passes over the scores forward (max, subtract, exp, sum, divide) and three "
+                "backward, torch's fused kernel one each way; on rows of 12 torch's kernel is the slower one")
+    return Case("softmax fwd+bwd", f"{tuple(shape)} ({label})", run(softmax), run(torch.softmax), diff=diff,
+                note=note)
+
+
 def cases() -> list[Case]:
     out = []
     for width, label in ((128, "experiment"), (430, "10x")):
@@ -116,4 +141,9 @@ def cases() -> list[Case]:
         out.append(_sparse_adam_case(n_idx, label))
     for batch, label in ((128, "experiment"), (1280, "10x")):
         out += [_ce_case(batch, label), _ce_case(batch, label, label_smoothing=0.1)]
+    # attention scores of the attention-mechanisms experiment: batch 64, 4 heads, 12 positions
+    # and of the BERT experiment (MiniLM: batch 64, 12 heads, 32 tokens), where rows are longer
+    for shape, label in (((256, 12, 12), "attention-mechanisms experiment"), ((2560, 12, 12), "10x"),
+                         ((768, 32, 32), "BERT experiment"), ((7680, 32, 32), "10x")):
+        out.append(_softmax_case(shape, label))
     return out
