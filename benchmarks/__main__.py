@@ -79,9 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         ratio = r["ratio"]
         style = "green" if ratio <= 1.5 else ("yellow" if ratio <= 3 else "red")
-        cells = [r["component"], r["size"], f"{r['ours_s'] * 1e3:.2f} ms",
-                 f"{r['reference_s'] * 1e3:.2f} ms ({r['reference']})", f"[{style}]{ratio:.2f}[/{style}]",
-                 "-" if r["diff"] is None else f"{r['diff']:.1e}"]
+        cells = [
+            r["component"],
+            r["size"],
+            f"{r['ours_s'] * 1e3:.2f} ms",
+            f"{r['reference_s'] * 1e3:.2f} ms ({r['reference']})",
+            f"[{style}]{ratio:.2f}[/{style}]",
+            "-" if r["diff"] is None else f"{r['diff']:.1e}",
+        ]
         if old:
             prev = old.get((r["component"], r["size"]))
             cells.append("-" if prev is None else f"{prev:.2f}")
@@ -98,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     import dlterms
     from dlterms.run import atomic_write_text
 
-    payload = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
-               "torch": torch.__version__, "dlterms": dlterms.__version__, "startup_list_s": startup, "rows": rows}
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "dlterms": dlterms.__version__,
+        "startup_list_s": startup,
+        "rows": rows,
+    }
     atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
     print(f"saved {out}")
     return 0

@@ -41,9 +41,16 @@ class Measurement:
     samples: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"component": self.component, "size": self.size, "reference": self.reference_name,
-                "ours_s": self.ours_s, "reference_s": self.reference_s, "ratio": self.ratio,
-                "diff": self.diff, "note": self.note}
+        return {
+            "component": self.component,
+            "size": self.size,
+            "reference": self.reference_name,
+            "ours_s": self.ours_s,
+            "reference_s": self.reference_s,
+            "ratio": self.ratio,
+            "diff": self.diff,
+            "note": self.note,
+        }
 
 
 def _median_time(fn: Callable[[], object], repeats: int, warmup: int, budget_s: float = 5.0) -> tuple[float, list]:
@@ -65,5 +72,14 @@ def measure(case: Case) -> Measurement:
     ref, ts_r = _median_time(case.reference, case.repeats, case.warmup)
     diff = float(case.diff()) if case.diff is not None else None
     ratio = ours / ref if ref > 0 else float("inf")
-    return Measurement(case.component, case.size, case.reference_name, ours, ref, ratio, diff, case.note,
-                       {"ours": ts_o, "reference": ts_r})
+    return Measurement(
+        case.component,
+        case.size,
+        case.reference_name,
+        ours,
+        ref,
+        ratio,
+        diff,
+        case.note,
+        {"ours": ts_o, "reference": ts_r},
+    )

@@ -13,11 +13,15 @@ from dlterms.data.tokenizers import ByteLevelBPETokenizer, WordPieceTokenizer
 from dlterms.models.bert import BertModel, minilm_path
 from dlterms.nn import Embedding, MultiheadAttention
 
-_MHA_NOTE = ("ours computes softmax(QK^T/sqrt(d))V with separate matmuls and a materialised mask; torch's "
-             "CPU path fuses the projections and attention")
-_TOK_NOTE = ("ours is Python: normalisation and splitting via str.translate with per-character tables filled "
-             "as characters are first seen, then greedy longest-match per distinct word (cached within a call); "
-             "the reference is compiled Rust")
+_MHA_NOTE = (
+    "ours computes softmax(QK^T/sqrt(d))V with separate matmuls and a materialised mask; torch's "
+    "CPU path fuses the projections and attention"
+)
+_TOK_NOTE = (
+    "ours is Python: normalisation and splitting via str.translate with per-character tables filled "
+    "as characters are first seen, then greedy longest-match per distinct word (cached within a call); "
+    "the reference is compiled Rust"
+)
 
 
 def _mha_cases(scale: int) -> list[Case]:
@@ -32,14 +36,23 @@ def _mha_cases(scale: int) -> list[Case]:
         def go():
             m.zero_grad(set_to_none=True)
             m(x, x, x, is_causal=True, attn_mask=torch.ones(T, T, dtype=torch.bool).triu(1))[0].sum().backward()
+
         return go
 
     def diff():
         with torch.no_grad():
             return float((ours(x, x, x)[0] - ref(x, x, x)[0]).abs().max())
 
-    return [Case("MultiheadAttention fwd+bwd (causal)", f"B={B} T={T} E={E} h={H}" + (" (10x)" if scale > 1 else
-                 " (experiment)"), run(ours), run(ref), diff=diff, note=_MHA_NOTE)]
+    return [
+        Case(
+            "MultiheadAttention fwd+bwd (causal)",
+            f"B={B} T={T} E={E} h={H}" + (" (10x)" if scale > 1 else " (experiment)"),
+            run(ours),
+            run(ref),
+            diff=diff,
+            note=_MHA_NOTE,
+        )
+    ]
 
 
 def _embedding_cases(scale: int) -> list[Case]:
@@ -54,12 +67,19 @@ def _embedding_cases(scale: int) -> list[Case]:
         def go():
             m.zero_grad(set_to_none=True)
             m(idx).sum().backward()
+
         return go
 
-    return [Case("Embedding fwd+bwd (sparse grad)", f"V={V} d={d} n={idx.numel()}" + (" (10x)" if scale > 1 else
-                 " (experiment)"), run(ours), run(ref),
-                 diff=lambda: float((ours(idx) - ref(idx)).abs().max()),
-                 note="ours checks the index range and runs a Python autograd.Function")]
+    return [
+        Case(
+            "Embedding fwd+bwd (sparse grad)",
+            f"V={V} d={d} n={idx.numel()}" + (" (10x)" if scale > 1 else " (experiment)"),
+            run(ours),
+            run(ref),
+            diff=lambda: float((ours(idx) - ref(idx)).abs().max()),
+            note="ours checks the index range and runs a Python autograd.Function",
+        )
+    ]
 
 
 def _bert_cases(scale: int) -> list[Case]:
@@ -84,9 +104,19 @@ def _bert_cases(scale: int) -> list[Case]:
         return float((run_ours() - run_ref())[m].abs().max())
 
     n = batch["input_ids"].shape
-    return [Case("BERT encoder (MiniLM-L6) forward", f"B={n[0]} T={n[1]}" + (" (10x)" if scale > 1 else
-                 " (experiment)"), run_ours, run_ref, diff=diff, reference_name="transformers", repeats=3,
-                 warmup=1, note="ours: hand-written layer norm and GELU and an unfused attention")]
+    return [
+        Case(
+            "BERT encoder (MiniLM-L6) forward",
+            f"B={n[0]} T={n[1]}" + (" (10x)" if scale > 1 else " (experiment)"),
+            run_ours,
+            run_ref,
+            diff=diff,
+            reference_name="transformers",
+            repeats=3,
+            warmup=1,
+            note="ours: hand-written layer norm and GELU and an unfused attention",
+        )
+    ]
 
 
 def _tokenizer_cases(scale: int) -> list[Case]:
@@ -114,9 +144,11 @@ def _tokenizer_cases(scale: int) -> list[Case]:
     bpe = ByteLevelBPETokenizer.train(docs, num_merges=1000)
     rbpe = Tokenizer(models.BPE())
     rbpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    rbpe.train_from_iterator(docs, trainers.BpeTrainer(vocab_size=1256, show_progress=False,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    text = corpus.docstrings()[300:300 + 100 * scale]
+    rbpe.train_from_iterator(
+        docs,
+        trainers.BpeTrainer(vocab_size=1256, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    text = corpus.docstrings()[300 : 300 + 100 * scale]
 
     def bpe_ours():
         bpe._cache.clear()
@@ -126,12 +158,26 @@ def _tokenizer_cases(scale: int) -> list[Case]:
         return [e.ids for e in rbpe.encode_batch(text)]
 
     label = " (10x)" if scale > 1 else " (experiment)"
-    return [Case("WordPiece encode", f"{len(sents)} sentences{label}", wp_ours, wp_ref, diff=wp_diff,
-                 reference_name="tokenizers", note=_TOK_NOTE + "; diff = number of sentences whose ids differ"),
-            Case("byte-level BPE encode (1000 merges)", f"{len(text)} docstrings{label}", bpe_ours, bpe_ref,
-                 reference_name="tokenizers",
-                 note="merges trained separately on the same text, so ids differ; ours caches each distinct word "
-                      "within a call, the reference also computes offsets")]
+    return [
+        Case(
+            "WordPiece encode",
+            f"{len(sents)} sentences{label}",
+            wp_ours,
+            wp_ref,
+            diff=wp_diff,
+            reference_name="tokenizers",
+            note=_TOK_NOTE + "; diff = number of sentences whose ids differ",
+        ),
+        Case(
+            "byte-level BPE encode (1000 merges)",
+            f"{len(text)} docstrings{label}",
+            bpe_ours,
+            bpe_ref,
+            reference_name="tokenizers",
+            note="merges trained separately on the same text, so ids differ; ours caches each distinct word "
+            "within a call, the reference also computes offsets",
+        ),
+    ]
 
 
 def cases() -> list[Case]:

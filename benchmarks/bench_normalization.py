@@ -16,9 +16,11 @@ _SIZES = [
     ("LayerNorm", dnn.LayerNorm, torch.nn.LayerNorm, 768, (311, 768), "normalization experiment"),
 ]
 
-_NOTE = ("one Python autograd.Function and separate tensor passes (mean, centre, norm, scale forward; about six "
-         "backward), where torch runs one fused loop each way; both write one full-size tensor per direction, so the "
-         "gap is per-call cost and shows most at the smallest size")
+_NOTE = (
+    "one Python autograd.Function and separate tensor passes (mean, centre, norm, scale forward; about six "
+    "backward), where torch runs one fused loop each way; both write one full-size tensor per direction, so the "
+    "gap is per-call cost and shows most at the smallest size"
+)
 
 
 def _case(name, ours_cls, ref_cls, arg, shape, label, scale):
@@ -32,6 +34,7 @@ def _case(name, ours_cls, ref_cls, arg, shape, label, scale):
             m.zero_grad(set_to_none=True)
             xi = x.clone().requires_grad_()
             (m(xi) * x).sum().backward()
+
         return go
 
     def diff():

@@ -16,14 +16,18 @@ _SIZES = [
     ("GRU bidirectional", dnn.GRU, torch.nn.GRU, 32, 64, 64, 40, True, "seq2seq encoder"),
 ]
 
-_NOTE = ("ours: input projection hoisted out of the time loop, gates fused into one matmul per step, both "
-         "directions stepped together; the loop itself runs in Python, so each step pays ~10 tensor calls' "
-         "dispatch and autograd-recording overhead that torch's C++ loop does not")
-_LSTM_NOTE = ("ours: one autograd.Function for the whole sequence (forward loop without a graph, hand-written "
-              "backpropagation through time: 7 tensor calls per step forward, 4 backward); what remains is the "
-              "Python dispatch of those ~600 calls (~1-3 us each, torch's CPU LSTM runs its loop in C++) and, "
-              "at 10x, unfused gate arithmetic over larger per-step tensors (torch.tanh is 6-9x slower "
-              "per element than torch.sigmoid here)")
+_NOTE = (
+    "ours: input projection hoisted out of the time loop, gates fused into one matmul per step, both "
+    "directions stepped together; the loop itself runs in Python, so each step pays ~10 tensor calls' "
+    "dispatch and autograd-recording overhead that torch's C++ loop does not"
+)
+_LSTM_NOTE = (
+    "ours: one autograd.Function for the whole sequence (forward loop without a graph, hand-written "
+    "backpropagation through time: 7 tensor calls per step forward, 4 backward); what remains is the "
+    "Python dispatch of those ~600 calls (~1-3 us each, torch's CPU LSTM runs its loop in C++) and, "
+    "at 10x, unfused gate arithmetic over larger per-step tensors (torch.tanh is 6-9x slower "
+    "per element than torch.sigmoid here)"
+)
 
 
 def _case(name, ours_cls, ref_cls, I, H, B, T, bidir, label, scale):
@@ -37,6 +41,7 @@ def _case(name, ours_cls, ref_cls, I, H, B, T, bidir, label, scale):
         def go():
             m.zero_grad(set_to_none=True)
             m(x)[0].sum().backward()
+
         return go
 
     def diff():
@@ -45,8 +50,15 @@ def _case(name, ours_cls, ref_cls, I, H, B, T, bidir, label, scale):
 
     size = f"B={B * scale} T={T} I={I} H={H}" + (" bi" if bidir else "")
     size += f" ({label})" if scale == 1 else " (10x)"
-    return Case(f"{name} fwd+bwd", size, run(ours), run(ref), diff=diff,
-                reference_name=f"torch.nn.{ref_cls.__name__}", note=_LSTM_NOTE if name == "LSTM" else _NOTE)
+    return Case(
+        f"{name} fwd+bwd",
+        size,
+        run(ours),
+        run(ref),
+        diff=diff,
+        reference_name=f"torch.nn.{ref_cls.__name__}",
+        note=_LSTM_NOTE if name == "LSTM" else _NOTE,
+    )
 
 
 def cases() -> list[Case]:

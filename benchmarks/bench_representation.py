@@ -16,9 +16,11 @@ from dlterms.data.datasets import digits
 from dlterms.methods.pca import PCA
 from dlterms.methods.tsne import TSNE, kl_divergence
 
-_TSNE_NOTE = ("ours: exact gradient, the attractive term over the non-zero p_ij (sparse product), the "
-              "repulsive term over all N^2 pairs in float32 in one reused buffer; scikit-learn and openTSNE "
-              "approximate the repulsion (Barnes-Hut / FFT interpolation, O(N log N)) in compiled code")
+_TSNE_NOTE = (
+    "ours: exact gradient, the attractive term over the non-zero p_ij (sparse product), the "
+    "repulsive term over all N^2 pairs in float32 in one reused buffer; scikit-learn and openTSNE "
+    "approximate the repulsion (Barnes-Hut / FFT interpolation, O(N log N)) in compiled code"
+)
 
 
 def _digits_x() -> np.ndarray:
@@ -38,8 +40,14 @@ def _pca_case(X: np.ndarray, size: str) -> Case:
         signs = np.sign(np.sum(C * R, axis=1))
         return float(np.abs(C * signs[:, None] - R).max())
 
-    return Case("PCA fit (k=30)", size, lambda: PCA(k).fit(Xt), lambda: SkPCA(k, svd_solver="full").fit(X),
-                diff=diff, reference_name="scikit-learn")
+    return Case(
+        "PCA fit (k=30)",
+        size,
+        lambda: PCA(k).fit(Xt),
+        lambda: SkPCA(k, svd_solver="full").fit(X),
+        diff=diff,
+        reference_name="scikit-learn",
+    )
 
 
 def _tsne_cases() -> list[Case]:
@@ -53,30 +61,55 @@ def _tsne_cases() -> list[Case]:
     def sk():
         from sklearn.manifold import TSNE as SkTSNE
 
-        out["sklearn"] = SkTSNE(perplexity=30.0, max_iter=1000, init="pca", learning_rate="auto",
-                                random_state=0).fit_transform(X)
+        out["sklearn"] = SkTSNE(
+            perplexity=30.0, max_iter=1000, init="pca", learning_rate="auto", random_state=0
+        ).fit_transform(X)
 
     def otsne():
         from openTSNE import TSNE as OTSNE
 
-        out["openTSNE"] = np.asarray(OTSNE(perplexity=30.0, n_iter=750, initialization="pca", n_jobs=1,
-                                           random_state=0).fit(X))
+        out["openTSNE"] = np.asarray(
+            OTSNE(perplexity=30.0, n_iter=750, initialization="pca", n_jobs=1, random_state=0).fit(X)
+        )
 
     def kl_diff(ref: str):
         def diff() -> float:
             P = ours_model.P_
             return abs(kl_divergence(P, torch.from_numpy(out["ours"])) - kl_divergence(P, torch.from_numpy(out[ref])))
+
         return diff
 
     size = "1797 digits x 64 (experiment), 1000 iterations"
-    cases = [Case("t-SNE", size, ours, sk, diff=kl_diff("sklearn"), reference_name="scikit-learn",
-                  note=_TSNE_NOTE, repeats=1, warmup=0)]
+    cases = [
+        Case(
+            "t-SNE",
+            size,
+            ours,
+            sk,
+            diff=kl_diff("sklearn"),
+            reference_name="scikit-learn",
+            note=_TSNE_NOTE,
+            repeats=1,
+            warmup=0,
+        )
+    ]
     try:
         import openTSNE  # noqa: F401
     except ImportError:
         return cases
-    cases.append(Case("t-SNE", size + " (openTSNE: 250 + 750)", ours, otsne, diff=kl_diff("openTSNE"),
-                      reference_name="openTSNE", note=_TSNE_NOTE, repeats=1, warmup=0))
+    cases.append(
+        Case(
+            "t-SNE",
+            size + " (openTSNE: 250 + 750)",
+            ours,
+            otsne,
+            diff=kl_diff("openTSNE"),
+            reference_name="openTSNE",
+            note=_TSNE_NOTE,
+            repeats=1,
+            warmup=0,
+        )
+    )
     return cases
 
 

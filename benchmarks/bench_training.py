@@ -53,17 +53,31 @@ def _ce_case(batch: int, label: str, **kw) -> Case:
         def call():
             z.grad = None
             fn(z, y, **kw).backward()
+
         return call
 
     extra = f", {', '.join(f'{k}={v}' for k, v in kw.items())}" if kw else ""
+
     def diff() -> float:
         return float((losses.cross_entropy(z, y, **kw) - F.cross_entropy(z, y, **kw)).abs())
 
-    note = ("our autograd.Function makes about fifteen small tensor calls from Python (log-sum-exp, gather, where, "
+    note = (
+        (
+            "our autograd.Function makes about fifteen small tensor calls from Python (log-sum-exp, gather, where, "
             "sums; softmax minus target backward) where torch runs two fused kernels: at 128 x 10 that fixed cost "
-            "is most of the time") if batch <= 128 else ""
-    return Case(f"cross_entropy fwd+bwd{extra}", f"B={batch} C=10 ({label})", run(losses.cross_entropy),
-                run(F.cross_entropy), diff=diff, note=note)
+            "is most of the time"
+        )
+        if batch <= 128
+        else ""
+    )
+    return Case(
+        f"cross_entropy fwd+bwd{extra}",
+        f"B={batch} C=10 ({label})",
+        run(losses.cross_entropy),
+        run(F.cross_entropy),
+        diff=diff,
+        note=note,
+    )
 
 
 def _clip_case(width: int, label: str) -> Case:
@@ -78,8 +92,13 @@ def _clip_case(width: int, label: str) -> Case:
         return max(float((x.grad - y.grad).abs().max()) for x, y in zip(a, b))
 
     n = sum(p.numel() for p in ours_p)
-    return Case("clip_grad_norm_", f"{n / 1e3:.0f} k params ({label})", lambda: optim.clip_grad_norm_(ours_p, 1.0),
-                lambda: torch.nn.utils.clip_grad_norm_(ref_p, 1.0), diff=diff)
+    return Case(
+        "clip_grad_norm_",
+        f"{n / 1e3:.0f} k params ({label})",
+        lambda: optim.clip_grad_norm_(ours_p, 1.0),
+        lambda: torch.nn.utils.clip_grad_norm_(ref_p, 1.0),
+        diff=diff,
+    )
 
 
 def _sparse_adam_case(n_idx: int, label: str) -> Case:
@@ -103,8 +122,9 @@ def _sparse_adam_case(n_idx: int, label: str) -> Case:
             b.step()
         return float((wa - wb).abs().max())
 
-    return Case("SparseAdam(lr=0.01).step", f"V={V} d={d}, {n_idx} rows looked up ({label})", ours.step, ref.step,
-                diff=diff)
+    return Case(
+        "SparseAdam(lr=0.01).step", f"V={V} d={d}, {n_idx} rows looked up ({label})", ours.step, ref.step, diff=diff
+    )
 
 
 def _softmax_case(shape: tuple[int, ...], label: str) -> Case:
@@ -118,6 +138,7 @@ def _softmax_case(shape: tuple[int, ...], label: str) -> Case:
         def call():
             z.grad = None
             (fn(z, dim=-1) * w).sum().backward()
+
         return call
 
     def diff() -> float:
@@ -125,25 +146,32 @@ def _softmax_case(shape: tuple[int, ...], label: str) -> Case:
 
     note = ""
     if shape[-1] >= 32:
-        note = ("ours makes five passes over the scores forward (max, subtract, exp, sum, divide) and three "
-                "backward, torch's fused kernel one each way; on rows of 12 torch's kernel is the slower one")
-    return Case("softmax fwd+bwd", f"{tuple(shape)} ({label})", run(softmax), run(torch.softmax), diff=diff,
-                note=note)
+        note = (
+            "ours makes five passes over the scores forward (max, subtract, exp, sum, divide) and three "
+            "backward, torch's fused kernel one each way; on rows of 12 torch's kernel is the slower one"
+        )
+    return Case("softmax fwd+bwd", f"{tuple(shape)} ({label})", run(softmax), run(torch.softmax), diff=diff, note=note)
 
 
 def cases() -> list[Case]:
     out = []
     for width, label in ((128, "experiment"), (430, "10x")):
-        out += [_optimizer_case("Adam", {"lr": 1e-3}, width, label),
-                _optimizer_case("SGD", {"lr": 0.1, "momentum": 0.9}, width, label),
-                _clip_case(width, label)]
+        out += [
+            _optimizer_case("Adam", {"lr": 1e-3}, width, label),
+            _optimizer_case("SGD", {"lr": 0.1, "momentum": 0.9}, width, label),
+            _clip_case(width, label),
+        ]
     for n_idx, label in ((7168, "experiment"), (71680, "10x")):
         out.append(_sparse_adam_case(n_idx, label))
     for batch, label in ((128, "experiment"), (1280, "10x")):
         out += [_ce_case(batch, label), _ce_case(batch, label, label_smoothing=0.1)]
     # attention scores of the attention-mechanisms experiment: batch 64, 4 heads, 12 positions
     # and of the BERT experiment (MiniLM: batch 64, 12 heads, 32 tokens), where rows are longer
-    for shape, label in (((256, 12, 12), "attention-mechanisms experiment"), ((2560, 12, 12), "10x"),
-                         ((768, 32, 32), "BERT experiment"), ((7680, 32, 32), "10x")):
+    for shape, label in (
+        ((256, 12, 12), "attention-mechanisms experiment"),
+        ((2560, 12, 12), "10x"),
+        ((768, 32, 32), "BERT experiment"),
+        ((7680, 32, 32), "10x"),
+    ):
         out.append(_softmax_case(shape, label))
     return out

@@ -44,8 +44,20 @@ def test_show_prints_definition_and_related(capsys):
 def test_show_json_includes_last_result(capsys, tmp_path):
     from dlterms.run import Check, Result, save_result
 
-    save_result(Result(term="dropout", number=17, title="Dropout", area="generalization", status="passed",
-                       seconds=1.0, seed=0, device="cpu", checks=[Check("c", True, 1, "> 0")]), tmp_path)
+    save_result(
+        Result(
+            term="dropout",
+            number=17,
+            title="Dropout",
+            area="generalization",
+            status="passed",
+            seconds=1.0,
+            seed=0,
+            device="cpu",
+            checks=[Check("c", True, 1, "> 0")],
+        ),
+        tmp_path,
+    )
     code, out, _ = run_cli(capsys, "show", "dropout", "--json", "--results", str(tmp_path))
     d = json.loads(out)
     assert code == 0 and d["result"]["status"] == "passed" and d["id"] == "dropout"
@@ -58,17 +70,20 @@ def test_search_json_ranked(capsys):
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["show", "dropuot"], "did you mean 'dropout'"),
-    (["run", "dropuot"], "did you mean 'dropout'"),
-    (["run", "ann", "--device", "tpu"], "device must be 'cpu', 'cuda' or 'auto', got 'tpu'"),
-    (["run", "ann", "--jobs", "0"], "--jobs must be >= 1, got 0"),
-    (["run"], "name at least one term"),
-    (["list", "--area", "nope"], "invalid choice: 'nope'"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["search", "x", "--limit", "0"], "--limit must be >= 1, got 0"),
-    ([], "a command is needed"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["show", "dropuot"], "did you mean 'dropout'"),
+        (["run", "dropuot"], "did you mean 'dropout'"),
+        (["run", "ann", "--device", "tpu"], "device must be 'cpu', 'cuda' or 'auto', got 'tpu'"),
+        (["run", "ann", "--jobs", "0"], "--jobs must be >= 1, got 0"),
+        (["run"], "name at least one term"),
+        (["list", "--area", "nope"], "invalid choice: 'nope'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["search", "x", "--limit", "0"], "--limit must be >= 1, got 0"),
+        ([], "a command is needed"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(capsys, argv, needle):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2

@@ -126,7 +126,9 @@ def test_keyword_search_ranks_exact_names_first():
     hits = keyword_search("dropout")
     assert hits[0].id == "dropout"
     assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
-    assert keyword_search("gradients vanish in deep sigmoid networks")[0].id in {"vanishing-gradient",
-                                                                                  "nonlinear-activations"}
+    assert keyword_search("gradients vanish in deep sigmoid networks")[0].id in {
+        "vanishing-gradient",
+        "nonlinear-activations",
+    }
     with pytest.raises(ValueError, match="query must be a non-empty string"):
         keyword_search("   ")

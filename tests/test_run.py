@@ -12,9 +12,18 @@ from dlterms.run import Check, Result, Run, atomic_write_text, experiment, load_
 
 
 def test_result_round_trips_through_json(tmp_path):
-    r = Result(term="ann", number=1, title="ANN", area="foundations", status="passed", seconds=1.5, seed=0,
-               device="cpu", metrics={"acc": 0.98, "inf": float("inf")},
-               checks=[Check("acc high", True, 0.98, ">= 0.97")])
+    r = Result(
+        term="ann",
+        number=1,
+        title="ANN",
+        area="foundations",
+        status="passed",
+        seconds=1.5,
+        seed=0,
+        device="cpu",
+        metrics={"acc": 0.98, "inf": float("inf")},
+        checks=[Check("acc high", True, 0.98, ">= 0.97")],
+    )
     save_result(r, tmp_path)
     back = load_result("ann", tmp_path)
     assert back.to_dict() == json.loads((tmp_path / "ann.json").read_text())

@@ -110,8 +110,17 @@ def cmd_list(args) -> int:
     from dlterms import glossary
 
     items = [e for e in glossary.entries() if not args.area or e.area in args.area]
-    rows = [{"number": e.number, "id": e.id, "title": e.title, "area": e.area,
-             "implemented": e.implemented, "experiment": bool(e.experiment)} for e in items]
+    rows = [
+        {
+            "number": e.number,
+            "id": e.id,
+            "title": e.title,
+            "area": e.area,
+            "implemented": e.implemented,
+            "experiment": bool(e.experiment),
+        }
+        for e in items
+    ]
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
@@ -121,8 +130,14 @@ def cmd_list(args) -> int:
     for col in ("#", "id", "title", "area", "code", "experiment"):
         t.add_column(col, justify="right" if col == "#" else "left")
     for r in rows:
-        t.add_row(str(r["number"]), r["id"], r["title"], r["area"], "yes" if r["implemented"] else "-",
-                  "yes" if r["experiment"] else "-")
+        t.add_row(
+            str(r["number"]),
+            r["id"],
+            r["title"],
+            r["area"],
+            "yes" if r["implemented"] else "-",
+            "yes" if r["experiment"] else "-",
+        )
     _console().print(t)
     return EXIT_OK
 
@@ -151,8 +166,10 @@ def cmd_show(args) -> int:
     c.print("code: " + (", ".join(e.code) if e.code else "not written yet"))
     c.print("experiment: " + (f"dlterms run {e.id}" if e.experiment else "not written yet"))
     if result is not None:
-        c.print(f"last result: {result.status}, {result.n_passed}/{len(result.checks)} checks, "
-                f"{result.seconds:.1f} s, seed {result.seed}, {result.device}")
+        c.print(
+            f"last result: {result.status}, {result.n_passed}/{len(result.checks)} checks, "
+            f"{result.seconds:.1f} s, seed {result.seed}, {result.device}"
+        )
         for ch in result.checks:
             mark = "[green]pass[/green]" if ch.passed else "[red]FAIL[/red]"
             c.print(f"  {mark} {ch.claim}: observed {ch.observed} (expected {ch.expected})")
@@ -232,8 +249,14 @@ def _summary_table(results, title: str):
     from rich.table import Table
 
     t = Table(title=title)
-    for col, just in (("#", "right"), ("term", "left"), ("status", "left"), ("checks", "right"),
-                      ("key metric", "left"), ("seconds", "right")):
+    for col, just in (
+        ("#", "right"),
+        ("term", "left"),
+        ("status", "left"),
+        ("checks", "right"),
+        ("key metric", "left"),
+        ("seconds", "right"),
+    ):
         t.add_column(col, justify=just)
     for r in results:
         style = {"passed": "green", "failed": "red", "error": "bold red"}[r.status]
@@ -241,8 +264,14 @@ def _summary_table(results, title: str):
         if r.key_metric and r.key_metric in r.metrics:
             v = r.metrics[r.key_metric]
             key = f"{r.key_metric} = {v:.4g}" if isinstance(v, int | float) else f"{r.key_metric} = {v}"
-        t.add_row(str(r.number), r.term, f"[{style}]{r.status}[/{style}]", f"{r.n_passed}/{len(r.checks)}",
-                  key, f"{r.seconds:.1f}")
+        t.add_row(
+            str(r.number),
+            r.term,
+            f"[{style}]{r.status}[/{style}]",
+            f"{r.n_passed}/{len(r.checks)}",
+            key,
+            f"{r.seconds:.1f}",
+        )
     return t
 
 
@@ -265,9 +294,15 @@ def cmd_run(args) -> int:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         console = _console(stderr=True)
-        with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeElapsedColumn(), TextColumn("{task.fields[msg]}"), console=console,
-                      transient=False) as bar:
+        with Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[msg]}"),
+            console=console,
+            transient=False,
+        ) as bar:
             overall = bar.add_task(f"all ({len(terms)})", total=len(terms), msg="")
             tasks: dict[str, int] = {}
 
@@ -282,8 +317,9 @@ def cmd_run(args) -> int:
                 bar.update(tasks[r.term], completed=1.0, msg=f"{r.status} {r.n_passed}/{len(r.checks)}")
                 bar.advance(overall)
 
-            results = run_many(terms, jobs=args.jobs, seed=args.seed, device=device, out=out,
-                               progress=progress, on_result=on_result)
+            results = run_many(
+                terms, jobs=args.jobs, seed=args.seed, device=device, out=out, progress=progress, on_result=on_result
+            )
         wall = time.perf_counter() - t0
         c = _console()
         c.print(_summary_table(results, f"{len(results)} experiments, {wall:.1f} s wall, results in {out}/"))
@@ -307,11 +343,18 @@ def _save_timing(results, wall: float, args, out: Path) -> None:
     """`<out>/suite-timing.json`: wall time of the whole run and each experiment's seconds."""
     from dlterms.run import atomic_write_text
 
-    rows = sorted(({"term": r.term, "seconds": r.seconds, "status": r.status} for r in results),
-                  key=lambda r: -r["seconds"])
-    payload = {"wall_seconds": round(wall, 2), "jobs": args.jobs, "device": args.device, "n": len(results),
-               "sum_seconds": round(sum(r.seconds for r in results), 2), "slowest": [r["term"] for r in rows[:5]],
-               "experiments": rows}
+    rows = sorted(
+        ({"term": r.term, "seconds": r.seconds, "status": r.status} for r in results), key=lambda r: -r["seconds"]
+    )
+    payload = {
+        "wall_seconds": round(wall, 2),
+        "jobs": args.jobs,
+        "device": args.device,
+        "n": len(results),
+        "sum_seconds": round(sum(r.seconds for r in results), 2),
+        "slowest": [r["term"] for r in rows[:5]],
+        "experiments": rows,
+    }
     atomic_write_text(out / "suite-timing.json", json.dumps(payload, indent=1) + "\n")
 
 
@@ -371,8 +414,16 @@ def cmd_serve(args) -> int:
     return server.serve(host=args.host, port=args.port, results=Path(args.results), site=Path(args.site))
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "search": cmd_search, "run": cmd_run, "coverage": cmd_coverage,
-            "summary": cmd_summary, "site": cmd_site, "serve": cmd_serve}
+COMMANDS = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "search": cmd_search,
+    "run": cmd_run,
+    "coverage": cmd_coverage,
+    "summary": cmd_summary,
+    "site": cmd_site,
+    "serve": cmd_serve,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

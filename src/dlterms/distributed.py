@@ -104,8 +104,16 @@ def demo_train(seed: int = 0, epochs: int = 3, batch_size: int = 32) -> tuple[di
     net = wrap(model) if dist.is_initialized() else model
     opt = SGD(net.parameters(), lr=0.1, momentum=0.9)
     counter = CountExamples()
-    fit(net, (data.x_train, data.y_train), loss_fn=cross_entropy, optimizer=opt, epochs=epochs,
-        batch_size=batch_size, seed=seed, callbacks=[counter])
+    fit(
+        net,
+        (data.x_train, data.y_train),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        callbacks=[counter],
+    )
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, counter.seen
 
 

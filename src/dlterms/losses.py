@@ -41,9 +41,23 @@ import torch
 # log q_k = z_k - max z - log sum_j e^{z_j - max z}: written once, in the activations module
 from dlterms.nn.activations import log_softmax
 
-__all__ = ["log_softmax", "mse_loss", "l1_loss", "huber_loss", "hinge_loss", "multi_margin_loss", "nll_loss",
-           "cross_entropy", "binary_cross_entropy_with_logits", "MSELoss", "L1Loss", "HuberLoss", "HingeLoss",
-           "CrossEntropyLoss", "BCEWithLogitsLoss"]
+__all__ = [
+    "log_softmax",
+    "mse_loss",
+    "l1_loss",
+    "huber_loss",
+    "hinge_loss",
+    "multi_margin_loss",
+    "nll_loss",
+    "cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "MSELoss",
+    "L1Loss",
+    "HuberLoss",
+    "HingeLoss",
+    "CrossEntropyLoss",
+    "BCEWithLogitsLoss",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -64,8 +78,9 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _same_shape(input: torch.Tensor, target: torch.Tensor, who: str) -> None:
     if input.shape != target.shape:
-        raise ValueError(f"{who}: input and target must have the same shape, got {tuple(input.shape)} and "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"{who}: input and target must have the same shape, got {tuple(input.shape)} and {tuple(target.shape)}"
+        )
 
 
 def mse_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -80,8 +95,7 @@ def l1_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") 
     return _reduce((input - target).abs(), reduction)
 
 
-def huber_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean",
-               delta: float = 1.0) -> torch.Tensor:
+def huber_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean", delta: float = 1.0) -> torch.Tensor:
     """Quadratic for residuals below `delta`, linear (slope delta) above: robust to outliers."""
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta}")
@@ -92,8 +106,7 @@ def huber_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean
     return _reduce(loss, reduction)
 
 
-def hinge_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean",
-               margin: float = 1.0) -> torch.Tensor:
+def hinge_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean", margin: float = 1.0) -> torch.Tensor:
     """Binary hinge loss max(0, margin - y s) for scores s and labels y in {-1, +1}."""
     _same_shape(input, target, "hinge_loss")
     if not bool(((target == 1) | (target == -1)).all()):
@@ -101,8 +114,9 @@ def hinge_loss(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean
     return _reduce(torch.clamp(margin - target * input, min=0), reduction)
 
 
-def multi_margin_loss(input: torch.Tensor, target: torch.Tensor, margin: float = 1.0,
-                      reduction: str = "mean") -> torch.Tensor:
+def multi_margin_loss(
+    input: torch.Tensor, target: torch.Tensor, margin: float = 1.0, reduction: str = "mean"
+) -> torch.Tensor:
     """Multi-class hinge loss (p=1), as torch.nn.functional.multi_margin_loss: input (N, C), target (N,)."""
     if input.dim() != 2:
         raise ValueError(f"multi_margin_loss expects input of shape (N, C), got {tuple(input.shape)}")
@@ -114,8 +128,13 @@ def multi_margin_loss(input: torch.Tensor, target: torch.Tensor, margin: float =
     return _reduce(viol.sum(1) / c, reduction)
 
 
-def nll_loss(log_probs: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-             ignore_index: int = -100, reduction: str = "mean") -> torch.Tensor:
+def nll_loss(
+    log_probs: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Negative log-likelihood -w_y log q_y of class-index targets, given log-probabilities (class dim 1)."""
     _check_reduction(reduction)
     lp, t = _classes_last(log_probs, target)
@@ -217,8 +236,14 @@ class _CrossEntropyIndex(torch.autograd.Function):
         return dz, None, None, None, None, None
 
 
-def _cross_entropy_equations(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-                             ignore_index: int, reduction: str, label_smoothing: float) -> torch.Tensor:
+def _cross_entropy_equations(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+) -> torch.Tensor:
     """Class-index cross-entropy as the module docstring writes it, for autograd (class dim 1)."""
     class_dim = 0 if logits.dim() == 1 else 1
     k = logits.shape[class_dim]
@@ -246,9 +271,14 @@ def _cross_entropy_equations(logits: torch.Tensor, target: torch.Tensor, weight:
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / k)
 
 
-def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                  ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> torch.Tensor:
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Cross-entropy between softmax(input) and the target, as torch.nn.functional.cross_entropy.
 
     Args:
@@ -273,8 +303,9 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
 
     if target.is_floating_point():  # class probabilities p
         if target.shape != input.shape:
-            raise ValueError(f"probability targets must have the input's shape {tuple(input.shape)}, got "
-                             f"{tuple(target.shape)}")
+            raise ValueError(
+                f"probability targets must have the input's shape {tuple(input.shape)}, got {tuple(target.shape)}"
+            )
         log_q = log_softmax(input, dim=class_dim)
         wshape = [1] * input.dim()
         wshape[class_dim] = k
@@ -289,8 +320,7 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         return loss.sum() if reduction == "sum" else loss
 
     if target.is_complex() or target.dtype == torch.bool:
-        raise ValueError(f"target must hold class indices (int64) or probabilities (float), "
-                         f"got {target.dtype}")
+        raise ValueError(f"target must hold class indices (int64) or probabilities (float), got {target.dtype}")
     # the closed form gives no gradient for w; torch.func transforms (vmap, grad, jvp) need rules the
     # autograd.Function does not define: both differentiate the equations instead
     if (weight is not None and weight.requires_grad) or torch._C._are_functorch_transforms_active():
@@ -301,9 +331,13 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return loss.reshape(target.shape) if reduction == "none" else loss
 
 
-def binary_cross_entropy_with_logits(input: torch.Tensor, target: torch.Tensor,
-                                     weight: torch.Tensor | None = None, reduction: str = "mean",
-                                     pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+def binary_cross_entropy_with_logits(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Binary cross-entropy of sigmoid(input) against target in [0, 1], computed stably from the logit."""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
     x, y = input, target
@@ -375,8 +409,13 @@ class HingeLoss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Module form of `cross_entropy`."""
 
-    def __init__(self, weight: torch.Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ):
         super().__init__(reduction)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -384,19 +423,18 @@ class CrossEntropyLoss(_Loss):
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
-        return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
-                             self.label_smoothing)
+        return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
     def extra_repr(self) -> str:
-        return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
-                f"label_smoothing={self.label_smoothing}")
+        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
 
 
 class BCEWithLogitsLoss(_Loss):
     """Module form of `binary_cross_entropy_with_logits`."""
 
-    def __init__(self, weight: torch.Tensor | None = None, reduction: str = "mean",
-                 pos_weight: torch.Tensor | None = None):
+    def __init__(
+        self, weight: torch.Tensor | None = None, reduction: str = "mean", pos_weight: torch.Tensor | None = None
+    ):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)

@@ -125,8 +125,9 @@ def _divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarra
     return out
 
 
-def precision_recall_fscore_support(y_true, y_pred, *, average: str | None = "binary", pos_label=1,
-                                    labels=None, zero_division: float = 0.0):
+def precision_recall_fscore_support(
+    y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None, zero_division: float = 0.0
+):
     """(precision, recall, f1, support) for the chosen average (see the module docstring).
 
     support is the number of true examples per class (None when averaged, as scikit-learn does).
@@ -139,8 +140,10 @@ def precision_recall_fscore_support(y_true, y_pred, *, average: str | None = "bi
     present = np.unique(np.concatenate([yt, yp]))
     if average == "binary":
         if len(present) > 2:
-            raise ValueError(f"average='binary' needs binary labels, got {len(present)} classes; "
-                             "use average='macro', 'micro' or 'weighted'")
+            raise ValueError(
+                f"average='binary' needs binary labels, got {len(present)} classes; "
+                "use average='macro', 'micro' or 'weighted'"
+            )
         if pos_label not in present.tolist() and len(present) == 2:
             raise ValueError(f"pos_label={pos_label!r} is not a label; labels are {present.tolist()}")
         labels = np.asarray([pos_label])
@@ -166,30 +169,38 @@ def precision_recall_fscore_support(y_true, y_pred, *, average: str | None = "bi
         w = support.astype(np.float64)
         if w.sum() == 0:
             return float(zero_division), float(zero_division), float(zero_division), None
-        return (float(np.average(precision, weights=w)), float(np.average(recall, weights=w)),
-                float(np.average(f1, weights=w)), None)
+        return (
+            float(np.average(precision, weights=w)),
+            float(np.average(recall, weights=w)),
+            float(np.average(f1, weights=w)),
+            None,
+        )
     return float(np.mean(precision)), float(np.mean(recall)), float(np.mean(f1)), None
 
 
-def precision_score(y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None,
-                    zero_division: float = 0.0):
+def precision_score(
+    y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None, zero_division: float = 0.0
+):
     """TP / (TP + FP): of the examples predicted positive, the fraction that are."""
-    return precision_recall_fscore_support(y_true, y_pred, average=average, pos_label=pos_label, labels=labels,
-                                           zero_division=zero_division)[0]
+    return precision_recall_fscore_support(
+        y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=zero_division
+    )[0]
 
 
-def recall_score(y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None,
-                 zero_division: float = 0.0):
+def recall_score(
+    y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None, zero_division: float = 0.0
+):
     """TP / (TP + FN): of the positive examples, the fraction found."""
-    return precision_recall_fscore_support(y_true, y_pred, average=average, pos_label=pos_label, labels=labels,
-                                           zero_division=zero_division)[1]
+    return precision_recall_fscore_support(
+        y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=zero_division
+    )[1]
 
 
-def f1_score(y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None,
-             zero_division: float = 0.0):
+def f1_score(y_true, y_pred, *, average: str | None = "binary", pos_label=1, labels=None, zero_division: float = 0.0):
     """Harmonic mean of precision and recall, 2 TP / (2 TP + FP + FN)."""
-    return precision_recall_fscore_support(y_true, y_pred, average=average, pos_label=pos_label, labels=labels,
-                                           zero_division=zero_division)[2]
+    return precision_recall_fscore_support(
+        y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=zero_division
+    )[2]
 
 
 # --------------------------------------------------------------------------- threshold curves
@@ -275,16 +286,19 @@ def _binary_auc(pos: np.ndarray, ys: np.ndarray) -> float:
     n_pos = int(pos.sum())
     n_neg = len(pos) - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError("Only one class present in y_true. ROC AUC is not defined in that case: "
-                         "it compares positives with negatives")
+        raise ValueError(
+            "Only one class present in y_true. ROC AUC is not defined in that case: "
+            "it compares positives with negatives"
+        )
     ranks = _average_ranks(ys)
     # U = R_+ - n_+(n_+ + 1)/2 counts the (positive, negative) pairs ordered correctly, ties 1/2.
     u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
 
-def roc_auc_score(y_true, y_score, *, pos_label=None, average: str | None = "macro",
-                  multi_class: str = "ovr") -> float | np.ndarray:
+def roc_auc_score(
+    y_true, y_score, *, pos_label=None, average: str | None = "macro", multi_class: str = "ovr"
+) -> float | np.ndarray:
     """Area under the ROC curve via the Mann-Whitney rank statistic.
 
     Binary: `y_score` is one score per example (higher = more positive). Multi-class: `y_score`

@@ -99,8 +99,12 @@ class Check:
     expected: str = ""
 
     def to_dict(self) -> dict:
-        return {"claim": self.claim, "passed": self.passed, "observed": _jsonable(self.observed),
-                "expected": self.expected}
+        return {
+            "claim": self.claim,
+            "passed": self.passed,
+            "observed": _jsonable(self.observed),
+            "expected": self.expected,
+        }
 
 
 @dataclass
@@ -260,8 +264,15 @@ class Run:
         quick: True in smoke tests that only need the code path, not the claim.
     """
 
-    def __init__(self, term: str, seed: int = DEFAULT_SEED, device: str = "cpu", out: Path | None = None,
-                 progress: ProgressFn | None = None, quick: bool = False):
+    def __init__(
+        self,
+        term: str,
+        seed: int = DEFAULT_SEED,
+        device: str = "cpu",
+        out: Path | None = None,
+        progress: ProgressFn | None = None,
+        quick: bool = False,
+    ):
         self.term = term
         self.seed = seed
         self.device = device
@@ -341,8 +352,12 @@ def versions() -> dict[str, str]:
 
     import dlterms
 
-    v = {"python": platform.python_version(), "dlterms": dlterms.__version__, "torch": torch.__version__,
-         "numpy": numpy.__version__}
+    v = {
+        "python": platform.python_version(),
+        "dlterms": dlterms.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+    }
     with contextlib.suppress(ImportError):
         import sklearn
 
@@ -350,8 +365,15 @@ def versions() -> dict[str, str]:
     return v
 
 
-def run_experiment(term_id: str, seed: int = DEFAULT_SEED, device: str = "cpu", out: Path | str = "results",
-                   progress: ProgressFn | None = None, save: bool = True, quick: bool = False) -> Result:
+def run_experiment(
+    term_id: str,
+    seed: int = DEFAULT_SEED,
+    device: str = "cpu",
+    out: Path | str = "results",
+    progress: ProgressFn | None = None,
+    save: bool = True,
+    quick: bool = False,
+) -> Result:
     """Run one experiment and return (and by default save) its Result. Never raises for the experiment's
     own errors: they become a Result with status "error" and the traceback."""
     import torch
@@ -379,10 +401,23 @@ def run_experiment(term_id: str, seed: int = DEFAULT_SEED, device: str = "cpu", 
         status = "error"
     else:
         status = "passed" if all(c.passed for c in run.checks) else "failed"
-    result = Result(term=entry.id, number=entry.number, title=entry.title, area=entry.area, status=status,
-                    seconds=round(seconds, 3), seed=seed, device=device, metrics=run.metrics,
-                    key_metric=run.key_metric, checks=run.checks, figures=run.figures, error=error,
-                    versions=versions(), started=started)
+    result = Result(
+        term=entry.id,
+        number=entry.number,
+        title=entry.title,
+        area=entry.area,
+        status=status,
+        seconds=round(seconds, 3),
+        seed=seed,
+        device=device,
+        metrics=run.metrics,
+        key_metric=run.key_metric,
+        checks=run.checks,
+        figures=run.figures,
+        error=error,
+        versions=versions(),
+        started=started,
+    )
     if save:
         save_result(result, out)
     return result
@@ -436,13 +471,29 @@ def _crash_result(term_id: str, seed: int, device: str, message: str) -> Result:
     from dlterms import glossary
 
     e = glossary.get(term_id)
-    return Result(term=e.id, number=e.number, title=e.title, area=e.area, status="error", seconds=0.0,
-                  seed=seed, device=device, error=message)
+    return Result(
+        term=e.id,
+        number=e.number,
+        title=e.title,
+        area=e.area,
+        status="error",
+        seconds=0.0,
+        seed=seed,
+        device=device,
+        error=message,
+    )
 
 
-def run_many(term_ids: list[str], jobs: int = 1, seed: int = DEFAULT_SEED, device: str = "cpu",
-             out: Path | str = "results", progress: ProgressFn | None = None,
-             on_result: Callable[[Result], None] | None = None, isolate: bool = False) -> list[Result]:
+def run_many(
+    term_ids: list[str],
+    jobs: int = 1,
+    seed: int = DEFAULT_SEED,
+    device: str = "cpu",
+    out: Path | str = "results",
+    progress: ProgressFn | None = None,
+    on_result: Callable[[Result], None] | None = None,
+    isolate: bool = False,
+) -> list[Result]:
     """Run several experiments, `jobs` at a time in worker processes (in-process when jobs == 1 and
     there is one term, unless `isolate`). A crash of one worker is reported as that term's error and
     the rest go on. Results come back in the order of `term_ids`."""
@@ -497,8 +548,9 @@ def run_many(term_ids: list[str], jobs: int = 1, seed: int = DEFAULT_SEED, devic
         while pending:
             batch = [solo[0]] if solo else pending
             workers = 1 if solo else min(jobs, len(pending))
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                        initializer=_worker_init, initargs=(manager_queue,)) as pool:
+            with cf.ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(manager_queue,)
+            ) as pool:
                 futures = {pool.submit(_worker_run, t, seed, device, str(out)): t for t in batch}
                 broken = False
                 try:
@@ -529,5 +581,3 @@ def run_many(term_ids: list[str], jobs: int = 1, seed: int = DEFAULT_SEED, devic
         stop.set()
         pump_thread.join(timeout=1)
     return [results[t] for t in term_ids]
-
-

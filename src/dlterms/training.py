@@ -30,8 +30,21 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["fit", "evaluate", "accuracy", "predict", "History", "TrainState", "Callback", "EarlyStopping",
-           "GradientClipping", "ProgressCallback", "GradientNormRecorder", "batches", "gradient_norms"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "accuracy",
+    "predict",
+    "History",
+    "TrainState",
+    "Callback",
+    "EarlyStopping",
+    "GradientClipping",
+    "ProgressCallback",
+    "GradientNormRecorder",
+    "batches",
+    "gradient_norms",
+]
 
 
 @dataclass
@@ -93,8 +106,7 @@ class EarlyStopping(Callback):
     `monitor="val_loss"` (lower is better, the default) or `"val_acc"` (higher is better).
     """
 
-    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True,
-                 monitor: str = "val_loss"):
+    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True, monitor: str = "val_loss"):
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         if min_delta < 0:
@@ -111,8 +123,10 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         values = getattr(state.history, self.monitor)
         if not values:
-            raise ValueError(f"EarlyStopping(monitor={self.monitor!r}) needs validation data: pass "
-                             "val=(x_val, y_val) to fit (with integer labels for val_acc)")
+            raise ValueError(
+                f"EarlyStopping(monitor={self.monitor!r}) needs validation data: pass "
+                "val=(x_val, y_val) to fit (with integer labels for val_acc)"
+            )
         # internally lower is better: negate accuracy
         current = values[-1] if self.monitor == "val_loss" else -values[-1]
         if current < self.best - self.min_delta:
@@ -197,8 +211,13 @@ class GradientNormRecorder(Callback):
         state.history.log("grad_norm", math.sqrt(sum(v * v for v in norms.values())))
 
 
-def batches(n: int, batch_size: int | None, generator: torch.Generator | None = None, shuffle: bool = True,
-            drop_last: bool = False) -> list[torch.Tensor]:
+def batches(
+    n: int,
+    batch_size: int | None,
+    generator: torch.Generator | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+) -> list[torch.Tensor]:
     """Index tensors of one epoch: a seeded permutation cut into batches."""
     if n < 1:
         raise ValueError(f"need at least one example, got {n}")
@@ -230,7 +249,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> 
     model.eval()
     try:
         device = next((p.device for p in model.parameters()), x.device)
-        outs = [model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+        outs = [model(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(outs)
@@ -243,8 +262,9 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
-             batch_size: int = 1024) -> tuple[float, float | None]:
+def evaluate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, batch_size: int = 1024
+) -> tuple[float, float | None]:
     """(mean loss, accuracy or None when y is not integer class labels)."""
     out = predict(model, x, batch_size)
     y = y.to(out.device)
@@ -269,16 +289,32 @@ def _data_parallel_shard(n: int, batch_size: int | None, drop_last: bool) -> tup
     bs = n if batch_size is None else batch_size
     last = n % bs
     if bs % world or (last and not drop_last and last % world):
-        raise ValueError(f"batch_size={batch_size} over {n} examples does not split evenly across {world} "
-                         "processes; choose a batch size (and dataset size, or drop_last=True) divisible by it")
+        raise ValueError(
+            f"batch_size={batch_size} over {n} examples does not split evenly across {world} "
+            "processes; choose a batch size (and dataset size, or drop_last=True) divisible by it"
+        )
     return rank, world
 
 
-def fit(model: torch.nn.Module, train, *, loss_fn: Callable, optimizer: torch.optim.Optimizer, epochs: int,
-        batch_size: int | None = 32, val=None, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
-        callbacks: Iterable[Callback] = (), device: str | torch.device | None = None,
-        scheduler=None, max_steps: int | None = None, forward: Callable | None = None,
-        scheduler_interval: str = "epoch") -> History:
+def fit(
+    model: torch.nn.Module,
+    train,
+    *,
+    loss_fn: Callable,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batch_size: int | None = 32,
+    val=None,
+    seed: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    callbacks: Iterable[Callback] = (),
+    device: str | torch.device | None = None,
+    scheduler=None,
+    max_steps: int | None = None,
+    forward: Callable | None = None,
+    scheduler_interval: str = "epoch",
+) -> History:
     """Train `model` on `train` = (x, y) (or more tensors; the last one is the target).
 
     Args:

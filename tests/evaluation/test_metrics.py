@@ -39,8 +39,11 @@ def test_precision_recall_f1_match_sklearn_on_random_cases(seed):
         if len(np.union1d(yt, yp)) <= 2 and set(np.union1d(yt, yp)) <= {0, 1}:
             averages.append("binary")
         for avg in averages:
-            for ours, ref in ((dm.precision_score, skm.precision_score), (dm.recall_score, skm.recall_score),
-                              (dm.f1_score, skm.f1_score)):
+            for ours, ref in (
+                (dm.precision_score, skm.precision_score),
+                (dm.recall_score, skm.recall_score),
+                (dm.f1_score, skm.f1_score),
+            ):
                 a = ours(yt, yp, average=avg, zero_division=0.0)
                 b = _sk(ref, yt, yp, average=avg, zero_division=0.0)
                 np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
@@ -95,7 +98,8 @@ def test_multiclass_ovr_auc_matches_sklearn():
         prob = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
         for avg in ("macro", "weighted"):
             assert dm.roc_auc_score(y, prob, average=avg) == pytest.approx(
-                skm.roc_auc_score(y, prob, multi_class="ovr", average=avg), abs=1e-12)
+                skm.roc_auc_score(y, prob, multi_class="ovr", average=avg), abs=1e-12
+            )
 
 
 def test_confusion_matrix_and_accuracies_match_sklearn():
@@ -124,19 +128,22 @@ def test_zero_division_value_is_used():
     assert dm.precision_score([1, 0], [0, 0], zero_division=1.0) == 1.0
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: dm.roc_auc_score([1, 1, 1], [0.1, 0.2, 0.3]), "Only one class present in y_true"),
-    (lambda: dm.roc_auc_score([], []), "y_true is empty"),
-    (lambda: dm.roc_auc_score([0, 1], [0.1, np.nan]), "y_score contains NaN at index 1"),
-    (lambda: dm.roc_auc_score([0, 1, 1], [0.1, 0.2]), "same length, got 3 and 2"),
-    (lambda: dm.f1_score([0, 1, 2], [0, 1, 2]), "average='binary' needs binary labels"),
-    (lambda: dm.f1_score([0, 1], [0, 1], average="median"), "average must be one of"),
-    (lambda: dm.roc_curve([0, 0, 0], [0.1, 0.2, 0.3]), "no positive examples"),
-    (lambda: dm.roc_curve([1, 1, 1], [0.1, 0.2, 0.3]), "no negative examples"),
-    (lambda: dm.roc_curve([0, 1, 2], [0.1, 0.2, 0.3]), "must be binary"),
-    (lambda: dm.auc([0, 1, 0.5], [0, 1, 1]), "neither increasing nor decreasing"),
-    (lambda: dm.precision_score([[0, 1]], [[0, 1]]), "y_true must be one-dimensional"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: dm.roc_auc_score([1, 1, 1], [0.1, 0.2, 0.3]), "Only one class present in y_true"),
+        (lambda: dm.roc_auc_score([], []), "y_true is empty"),
+        (lambda: dm.roc_auc_score([0, 1], [0.1, np.nan]), "y_score contains NaN at index 1"),
+        (lambda: dm.roc_auc_score([0, 1, 1], [0.1, 0.2]), "same length, got 3 and 2"),
+        (lambda: dm.f1_score([0, 1, 2], [0, 1, 2]), "average='binary' needs binary labels"),
+        (lambda: dm.f1_score([0, 1], [0, 1], average="median"), "average must be one of"),
+        (lambda: dm.roc_curve([0, 0, 0], [0.1, 0.2, 0.3]), "no positive examples"),
+        (lambda: dm.roc_curve([1, 1, 1], [0.1, 0.2, 0.3]), "no negative examples"),
+        (lambda: dm.roc_curve([0, 1, 2], [0.1, 0.2, 0.3]), "must be binary"),
+        (lambda: dm.auc([0, 1, 0.5], [0, 1, 1]), "neither increasing nor decreasing"),
+        (lambda: dm.precision_score([[0, 1]], [[0, 1]]), "y_true must be one-dimensional"),
+    ],
+)
 def test_degenerate_input_gets_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()

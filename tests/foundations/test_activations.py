@@ -9,8 +9,12 @@ import torch.nn.functional as F
 from dlterms.nn import activations as A
 
 # Inputs covering both signs, zero exactly, the saturated tails and large magnitudes.
-X = torch.cat([torch.linspace(-30, 30, 601, dtype=torch.float64),
-               torch.tensor([0.0, -1e-9, 1e-9, -700.0, 700.0], dtype=torch.float64)])
+X = torch.cat(
+    [
+        torch.linspace(-30, 30, 601, dtype=torch.float64),
+        torch.tensor([0.0, -1e-9, 1e-9, -700.0, 700.0], dtype=torch.float64),
+    ]
+)
 
 REFERENCES = [
     ("sigmoid", A.sigmoid, A.sigmoid_derivative, torch.sigmoid, {}),

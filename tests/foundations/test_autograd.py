@@ -56,8 +56,11 @@ BINARY = {
 
 
 @SETTINGS
-@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
-       op=st.sampled_from(sorted(BINARY)), seed=st.integers(0, 2**16))
+@given(
+    shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
+    op=st.sampled_from(sorted(BINARY)),
+    seed=st.integers(0, 2**16),
+)
 def test_broadcasting_binary_ops_match_torch(shapes, op, seed):
     a, b = _arrays(shapes.input_shapes, seed)
     b = np.sign(b) * (np.abs(b) + 0.5)  # keep denominators away from 0
@@ -81,8 +84,11 @@ UNARY = {
 
 
 @SETTINGS
-@given(shape=array_shapes(min_dims=0, max_dims=4, max_side=4), op=st.sampled_from(sorted(UNARY)),
-       seed=st.integers(0, 2**16))
+@given(
+    shape=array_shapes(min_dims=0, max_dims=4, max_side=4),
+    op=st.sampled_from(sorted(UNARY)),
+    seed=st.integers(0, 2**16),
+)
 def test_elementwise_functions_match_torch(shape, op, seed):
     f, fr, positive = UNARY[op]
     _compare(f, fr, _arrays([shape], seed, positive) if positive else [3 * _arrays([shape], seed)[0]], seed)
@@ -99,8 +105,9 @@ def test_sigmoid_is_finite_for_huge_inputs():
 @st.composite
 def _shape_and_axis(draw):
     shape = draw(array_shapes(min_dims=1, max_dims=4, max_side=4))
-    axes = draw(st.one_of(st.none(), st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape),
-                                                unique=True)))
+    axes = draw(
+        st.one_of(st.none(), st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True))
+    )
     neg = draw(st.booleans())
     if axes is not None and neg:
         axes = [a - len(shape) for a in axes]
@@ -108,10 +115,22 @@ def _shape_and_axis(draw):
 
 
 REDUCTIONS = {
-    "sum": (Tensor.sum, lambda x, dim, keepdim: x.sum(dim=dim, keepdim=keepdim) if dim is not None else
-            (x.sum().reshape([1] * x.dim()) if keepdim else x.sum())),
-    "mean": (Tensor.mean, lambda x, dim, keepdim: x.mean(dim=dim, keepdim=keepdim) if dim is not None else
-             (x.mean().reshape([1] * x.dim()) if keepdim else x.mean())),
+    "sum": (
+        Tensor.sum,
+        lambda x, dim, keepdim: (
+            x.sum(dim=dim, keepdim=keepdim)
+            if dim is not None
+            else (x.sum().reshape([1] * x.dim()) if keepdim else x.sum())
+        ),
+    ),
+    "mean": (
+        Tensor.mean,
+        lambda x, dim, keepdim: (
+            x.mean(dim=dim, keepdim=keepdim)
+            if dim is not None
+            else (x.mean().reshape([1] * x.dim()) if keepdim else x.mean())
+        ),
+    ),
     "max": (Tensor.max, lambda x, dim, keepdim: x.amax(dim=dim if dim is not None else [], keepdim=keepdim)),
     "min": (Tensor.min, lambda x, dim, keepdim: x.amin(dim=dim if dim is not None else [], keepdim=keepdim)),
     "var": (Tensor.var, lambda x, dim, keepdim: x.var(dim=dim, keepdim=keepdim)),
@@ -119,8 +138,7 @@ REDUCTIONS = {
 
 
 @SETTINGS
-@given(case=_shape_and_axis(), op=st.sampled_from(sorted(REDUCTIONS)), seed=st.integers(0, 2**16),
-       ties=st.booleans())
+@given(case=_shape_and_axis(), op=st.sampled_from(sorted(REDUCTIONS)), seed=st.integers(0, 2**16), ties=st.booleans())
 def test_reductions_match_torch(case, op, seed, ties):
     shape, axes, keepdims = case
     f, fr = REDUCTIONS[op]
@@ -135,9 +153,14 @@ def test_reductions_match_torch(case, op, seed, ties):
 
 
 @SETTINGS
-@given(batch=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3),
-       n=st.integers(1, 4), k=st.integers(1, 4), m=st.integers(1, 4),
-       kind=st.sampled_from(["mm", "vec_mat", "mat_vec", "vec_vec"]), seed=st.integers(0, 2**16))
+@given(
+    batch=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3),
+    n=st.integers(1, 4),
+    k=st.integers(1, 4),
+    m=st.integers(1, 4),
+    kind=st.sampled_from(["mm", "vec_mat", "mat_vec", "vec_vec"]),
+    seed=st.integers(0, 2**16),
+)
 def test_matmul_matches_torch(batch, n, k, m, kind, seed):
     ba, bb = batch.input_shapes
     sa = (k,) if kind in ("vec_mat", "vec_vec") else (*ba, n, k)
@@ -205,8 +228,9 @@ def test_long_chain_does_not_hit_the_recursion_limit():
 def test_mlp_matches_torch_with_the_same_weights():
     rng = np.random.default_rng(0)
     net = ag.MLP([4, 8, 8, 3], activation="tanh", rng=rng)
-    ref = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
-                              torch.nn.Linear(8, 3)).double()
+    ref = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    ).double()
     for layer, rl in zip(net.layers, [ref[0], ref[2], ref[4]], strict=True):
         rl.weight.data = torch.tensor(layer.weight.data)
         rl.bias.data = torch.tensor(layer.bias.data)
@@ -217,8 +241,14 @@ def test_mlp_matches_torch_with_the_same_weights():
     lr.backward()
     assert loss.item() == pytest.approx(lr.item(), rel=1e-12)
     names = [n for n, _ in net.named_parameters()]
-    assert names == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.2.weight",
-                     "layers.2.bias"]
+    assert names == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.1.weight",
+        "layers.1.bias",
+        "layers.2.weight",
+        "layers.2.bias",
+    ]
     for p, pr in zip(net.parameters(), ref.parameters(), strict=True):
         np.testing.assert_allclose(p.grad, pr.grad.numpy(), **TOL)
 

@@ -17,9 +17,20 @@ def test_fans_match_torch(shape):
     assert init.fan_in_and_fan_out(t) == torch.nn.init._calculate_fan_in_and_fan_out(t)
 
 
-@pytest.mark.parametrize("nl,param", [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None),
-                                      ("leaky_relu", None), ("leaky_relu", 0.2), ("leaky_relu", math.sqrt(5)),
-                                      ("selu", None), ("conv2d", None)])
+@pytest.mark.parametrize(
+    "nl,param",
+    [
+        ("linear", None),
+        ("sigmoid", None),
+        ("tanh", None),
+        ("relu", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("leaky_relu", math.sqrt(5)),
+        ("selu", None),
+        ("conv2d", None),
+    ],
+)
 def test_gain_matches_torch(nl, param):
     assert init.calculate_gain(nl, param) == pytest.approx(torch.nn.init.calculate_gain(nl, param), rel=1e-15)
 
@@ -28,13 +39,16 @@ TI = torch.nn.init
 CASES = [
     (lambda t, g: init.uniform_(t, -2, 3, generator=g), lambda t, g: TI.uniform_(t, -2, 3, generator=g)),
     (lambda t, g: init.normal_(t, 1, 2, generator=g), lambda t, g: TI.normal_(t, 1, 2, generator=g)),
-    (lambda t, g: init.xavier_uniform_(t, 1.5, generator=g),
-     lambda t, g: TI.xavier_uniform_(t, 1.5, generator=g)),
+    (lambda t, g: init.xavier_uniform_(t, 1.5, generator=g), lambda t, g: TI.xavier_uniform_(t, 1.5, generator=g)),
     (lambda t, g: init.xavier_normal_(t, generator=g), lambda t, g: TI.xavier_normal_(t, generator=g)),
-    (lambda t, g: init.kaiming_uniform_(t, a=math.sqrt(5), generator=g),
-     lambda t, g: TI.kaiming_uniform_(t, a=math.sqrt(5), generator=g)),
-    (lambda t, g: init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
-     lambda t, g: TI.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g)),
+    (
+        lambda t, g: init.kaiming_uniform_(t, a=math.sqrt(5), generator=g),
+        lambda t, g: TI.kaiming_uniform_(t, a=math.sqrt(5), generator=g),
+    ),
+    (
+        lambda t, g: init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
+        lambda t, g: TI.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
+    ),
 ]
 
 

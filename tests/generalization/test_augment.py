@@ -28,11 +28,11 @@ def _roll_zero(x, dy, dx):
     if dy > 0:
         out[..., :dy, :] = 0
     if dy < 0:
-        out[..., H + dy:, :] = 0
+        out[..., H + dy :, :] = 0
     if dx > 0:
         out[..., :, :dx] = 0
     if dx < 0:
-        out[..., :, W + dx:] = 0
+        out[..., :, W + dx :] = 0
     return out
 
 
@@ -48,8 +48,7 @@ def test_shift_images_matches_roll_with_zero_fill():
 def test_rotation_matches_torch_grid_sample(deg):
     x = _imgs(b=1, h=9, w=9).double()
     t = torch.tensor(deg, dtype=torch.float64) * torch.pi / 180
-    theta = torch.tensor([[[torch.cos(t), -torch.sin(t), 0.0], [torch.sin(t), torch.cos(t), 0.0]]],
-                         dtype=torch.float64)
+    theta = torch.tensor([[[torch.cos(t), -torch.sin(t), 0.0], [torch.sin(t), torch.cos(t), 0.0]]], dtype=torch.float64)
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     torch.testing.assert_close(rotate_images(x, torch.tensor([deg])), ref, rtol=1e-10, atol=1e-10)
@@ -57,8 +56,9 @@ def test_rotation_matches_torch_grid_sample(deg):
 
 def test_rotation_by_90_is_rot90_counter_clockwise_and_0_is_identity():
     x = _imgs(b=2, h=7, w=7)
-    torch.testing.assert_close(rotate_images(x, torch.tensor([90.0, 90.0])), torch.rot90(x, 1, dims=(2, 3)),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        rotate_images(x, torch.tensor([90.0, 90.0])), torch.rot90(x, 1, dims=(2, 3)), rtol=0, atol=1e-5
+    )
     torch.testing.assert_close(rotate_images(x, torch.zeros(2)), x, rtol=0, atol=1e-6)
 
 

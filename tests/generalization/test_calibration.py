@@ -41,7 +41,7 @@ def test_matches_brute_force(m):
 def test_reliability_matches_sklearn_calibration_curve():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=500)
-    y = (rng.uniform(size=500) < p ** 2).astype(int)
+    y = (rng.uniform(size=500) < p**2).astype(int)
     prob_true, prob_pred = calibration_curve(y, p, n_bins=8, strategy="uniform")
     bins = reliability_bins(torch.tensor(p), torch.tensor(y), n_bins=8, right=False)
     keep = bins.count > 0

@@ -19,8 +19,9 @@ def test_class_weights_match_sklearn():
 def test_focal_gamma0_is_cross_entropy_and_alpha_is_weight():
     g = torch.Generator().manual_seed(0)
     z, t = torch.randn(32, 5, generator=g) * 3, torch.randint(5, (32,), generator=g)
-    torch.testing.assert_close(focal_loss(z, t, gamma=0.0), torch.nn.functional.cross_entropy(z, t),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        focal_loss(z, t, gamma=0.0), torch.nn.functional.cross_entropy(z, t), rtol=1e-6, atol=1e-6
+    )
     a = torch.rand(5, generator=g)
     ref = torch.nn.functional.cross_entropy(z, t, weight=a, reduction="none")  # w_y * CE, per example
     torch.testing.assert_close(focal_loss(z, t, gamma=0.0, alpha=a, reduction="none"), ref, rtol=1e-6, atol=1e-6)
@@ -34,7 +35,7 @@ def test_focal_matches_formula_values_and_gradients(gamma):
     z2 = z.detach().clone().requires_grad_()
     ours = focal_loss(z, t, gamma=gamma)
     p = torch.softmax(z2, 1)[torch.arange(16), t]
-    ref = (-(1 - p) ** gamma * torch.log(p)).mean()
+    ref = (-((1 - p) ** gamma) * torch.log(p)).mean()
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     ours.backward()
     ref.backward()

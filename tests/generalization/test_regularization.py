@@ -63,8 +63,9 @@ def test_lasso_large_alpha_zeroes_everything():
 
 
 def test_soft_threshold_by_hand():
-    np.testing.assert_array_equal(soft_threshold(np.array([-3.0, -0.5, 0.0, 0.5, 3.0]), 1.0),
-                                  [-2.0, 0.0, 0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(
+        soft_threshold(np.array([-3.0, -0.5, 0.0, 0.5, 3.0]), 1.0), [-2.0, 0.0, 0.0, 0.0, 2.0]
+    )
 
 
 def test_penalties_by_hand_and_gradients():
@@ -72,7 +73,7 @@ def test_penalties_by_hand_and_gradients():
     ws = weight_parameters(model)
     assert [tuple(w.shape) for w in ws] == [(2, 3), (1, 2)]  # biases and BN scales excluded
     l2 = l2_penalty(model, 0.1)
-    assert l2.item() == pytest.approx(0.1 * sum((w ** 2).sum().item() for w in ws), rel=1e-6)
+    assert l2.item() == pytest.approx(0.1 * sum((w**2).sum().item() for w in ws), rel=1e-6)
     l1 = l1_penalty(model, 0.1)
     assert l1.item() == pytest.approx(0.1 * sum(w.abs().sum().item() for w in ws), rel=1e-6)
     l2.backward()
@@ -123,9 +124,24 @@ def test_adam_plus_decoupled_decay_callback_is_torch_adamw():
     x, y = torch.randn(64, 5), torch.randn(64, 2)
     ours, ref = torch.nn.Linear(5, 2), torch.nn.Linear(5, 2)
     ref.load_state_dict(ours.state_dict())
-    fit(ours, (x, y), loss_fn=torch.nn.functional.mse_loss, optimizer=Adam(ours.parameters(), lr=0.05), epochs=5,
-        batch_size=16, seed=0, callbacks=[DecoupledWeightDecay(0.1, all_parameters=True)])
-    fit(ref, (x, y), loss_fn=torch.nn.functional.mse_loss,
-        optimizer=torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.1), epochs=5, batch_size=16, seed=0)
+    fit(
+        ours,
+        (x, y),
+        loss_fn=torch.nn.functional.mse_loss,
+        optimizer=Adam(ours.parameters(), lr=0.05),
+        epochs=5,
+        batch_size=16,
+        seed=0,
+        callbacks=[DecoupledWeightDecay(0.1, all_parameters=True)],
+    )
+    fit(
+        ref,
+        (x, y),
+        loss_fn=torch.nn.functional.mse_loss,
+        optimizer=torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.1),
+        epochs=5,
+        batch_size=16,
+        seed=0,
+    )
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

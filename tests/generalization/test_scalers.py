@@ -34,8 +34,12 @@ def test_minmax_matches_sklearn(feature_range):
     np.testing.assert_allclose(ours.transform(xtr), ref.transform(xtr), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ours.inverse_transform(ours.transform(xte)), xte, rtol=1e-10, atol=1e-8)
     clipped = MinMaxScaler(feature_range, clip=True).fit(xtr).transform(xte)
-    np.testing.assert_allclose(clipped, preprocessing.MinMaxScaler(feature_range=feature_range, clip=True)
-                               .fit(xtr).transform(xte), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        clipped,
+        preprocessing.MinMaxScaler(feature_range=feature_range, clip=True).fit(xtr).transform(xte),
+        rtol=1e-10,
+        atol=1e-10,
+    )
 
 
 def test_torch_input_keeps_type_dtype_and_fits_on_train_only():

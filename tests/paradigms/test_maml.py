@@ -57,8 +57,9 @@ def test_meta_gradient_matches_torch_func():
     from torch.func import functional_call, grad
 
     model, (x, y) = _model(2), _data(T=2, seed=2)
-    ref_net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(),
-                                  torch.nn.Linear(8, 1)).double()
+    ref_net = torch.nn.Sequential(
+        torch.nn.Linear(1, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)
+    ).double()
     theta = {}
     for i, j in enumerate((0, 2, 4)):
         theta[f"{j}.weight"] = model.weights[i].detach().t()

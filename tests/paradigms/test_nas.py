@@ -41,8 +41,9 @@ def test_budget_is_respected_and_searches_are_deterministic():
     evo = regularized_evolution(SearchSpace(), ev, 25, population_size=5, sample_size=2, seed=3)
     assert len(evo) == 25 and len(calls) == 25
     assert [t.arch for t in evo] == [t.arch for t in regularized_evolution(SearchSpace(), _score, 25, 5, 2, seed=3)]
-    assert [t.arch for t in random_search(SearchSpace(), _score, 10, seed=1)] == \
-        [t.arch for t in random_search(SearchSpace(), _score, 10, seed=1)]
+    assert [t.arch for t in random_search(SearchSpace(), _score, 10, seed=1)] == [
+        t.arch for t in random_search(SearchSpace(), _score, 10, seed=1)
+    ]
 
 
 def test_evolution_beats_random_on_a_smooth_objective():

@@ -21,14 +21,15 @@ def test_prototypes_and_logits_match_means_and_cdist():
     protos = prototypes(emb, y, 3)
     torch.testing.assert_close(protos, torch.stack([emb[y == k].mean(0) for k in range(3)]))
     q = torch.randn(7, 5)
-    torch.testing.assert_close(prototypical_logits(q, protos), -torch.cdist(q, protos) ** 2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(prototypical_logits(q, protos), -(torch.cdist(q, protos) ** 2), atol=1e-5, rtol=1e-5)
 
 
 def test_sampler_shapes_relabels_and_keeps_support_and_query_disjoint():
     x = torch.arange(200.0)[:, None]
     y = torch.arange(200) % 10
-    s = EpisodeSampler(x, y, n_way=4, k_shot=2, n_query=3, classes=range(5, 10),
-                       generator=torch.Generator().manual_seed(0))
+    s = EpisodeSampler(
+        x, y, n_way=4, k_shot=2, n_query=3, classes=range(5, 10), generator=torch.Generator().manual_seed(0)
+    )
     ep = s.sample()
     assert ep.support_x.shape == (8, 1) and ep.query_x.shape == (12, 1)
     assert ep.support_y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
@@ -83,7 +84,7 @@ def test_side_info_prototypes_logits_and_shape_check():
     torch.manual_seed(3)
     m = SideInfoPrototypes(torch.nn.Linear(5, 3), torch.nn.Linear(4, 3))
     x, info = torch.randn(7, 5), torch.randn(6, 4)
-    ref = -torch.cdist(m.encoder(x), m.side_encoder(info)) ** 2
+    ref = -(torch.cdist(m.encoder(x), m.side_encoder(info)) ** 2)
     torch.testing.assert_close(m(x, info), ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="class_info"):
         m(x, torch.zeros(4))

@@ -20,8 +20,9 @@ from dlterms.training import fit
 
 def _mlp(seed=0):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 12), torch.nn.ReLU(),
-                               torch.nn.Linear(12, 3))
+    return torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3)
+    )
 
 
 def test_global_masks_match_torch_global_unstructured():
@@ -68,9 +69,15 @@ def test_masks_survive_fine_tuning():
     model = _mlp(3)
     masks = magnitude_masks(model, 0.8)
     x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
-    fit(model, (x, y), loss_fn=torch.nn.functional.cross_entropy,
-        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2), epochs=3, batch_size=16,
-        callbacks=[MaskCallback(masks)])
+    fit(
+        model,
+        (x, y),
+        loss_fn=torch.nn.functional.cross_entropy,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+        epochs=3,
+        batch_size=16,
+        callbacks=[MaskCallback(masks)],
+    )
     for name, p in model.named_parameters():
         if name in masks:
             assert torch.all(p[~masks[name]] == 0)

@@ -27,12 +27,15 @@ def _torch_observer(cls, **kw):
         return cls(**kw)
 
 
-@pytest.mark.parametrize("dtype,scheme,signed,symmetric", [
-    (torch.quint8, torch.per_tensor_affine, False, False),
-    (torch.qint8, torch.per_tensor_symmetric, True, True),
-    (torch.qint8, torch.per_tensor_affine, True, False),
-    (torch.quint8, torch.per_tensor_symmetric, False, True),
-])
+@pytest.mark.parametrize(
+    "dtype,scheme,signed,symmetric",
+    [
+        (torch.quint8, torch.per_tensor_affine, False, False),
+        (torch.qint8, torch.per_tensor_symmetric, True, True),
+        (torch.qint8, torch.per_tensor_affine, True, False),
+        (torch.quint8, torch.per_tensor_symmetric, False, True),
+    ],
+)
 def test_minmax_observer_matches_torch(dtype, scheme, signed, symmetric):
     from torch.ao.quantization.observer import MinMaxObserver as TorchMinMax
 
@@ -108,8 +111,9 @@ def test_quantized_model_is_close_smaller_and_original_untouched():
     assert (q(x) - model(x)).abs().max() < 0.02
     ratio = model_size_bytes(model) / model_size_bytes(q)
     assert 3.5 < ratio < 4.0
-    torch.testing.assert_close(q[0].dequantized_weight(), model[0].weight.detach(),
-                               atol=float(q[0].w_scale.max()) / 2 + 1e-7, rtol=0)
+    torch.testing.assert_close(
+        q[0].dequantized_weight(), model[0].weight.detach(), atol=float(q[0].w_scale.max()) / 2 + 1e-7, rtol=0
+    )
 
 
 def test_quantize_hand_worked():

@@ -101,9 +101,13 @@ def test_reinforce_learns_grid_world_and_evaluate():
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 4, bias=False)
     torch.nn.init.zeros_(net.weight)
-    agent = REINFORCE(net, torch.optim.Adam(net.parameters(), lr=0.2), gamma=0.9,
-                      obs_fn=lambda o: torch.nn.functional.one_hot(torch.tensor(o), 4).float(),
-                      generator=torch.Generator().manual_seed(0))
+    agent = REINFORCE(
+        net,
+        torch.optim.Adam(net.parameters(), lr=0.2),
+        gamma=0.9,
+        obs_fn=lambda o: torch.nn.functional.one_hot(torch.tensor(o), 4).float(),
+        generator=torch.Generator().manual_seed(0),
+    )
     for i in range(100):
         run_episode(env, agent, seed=i)
     assert evaluate(env, agent, 2) == pytest.approx([0.98, 0.98])

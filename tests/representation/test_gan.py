@@ -13,13 +13,19 @@ from dlterms.models.gan import Discriminator, Generator, discriminator_loss, gen
 def test_losses_match_bce_with_logits():
     g = torch.Generator().manual_seed(0)
     real, fake = 5 * torch.randn(64, generator=g), 5 * torch.randn(64, generator=g)
-    ref_d = (F.binary_cross_entropy_with_logits(real, torch.ones(64))
-             + F.binary_cross_entropy_with_logits(fake, torch.zeros(64)))
+    ref_d = F.binary_cross_entropy_with_logits(real, torch.ones(64)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros(64)
+    )
     torch.testing.assert_close(discriminator_loss(real, fake), ref_d, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(generator_loss(fake), F.binary_cross_entropy_with_logits(fake, torch.ones(64)),
-                               rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(generator_loss(fake, "saturating"),
-                               -F.binary_cross_entropy_with_logits(fake, torch.zeros(64)), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        generator_loss(fake), F.binary_cross_entropy_with_logits(fake, torch.ones(64)), rtol=1e-6, atol=1e-6
+    )
+    torch.testing.assert_close(
+        generator_loss(fake, "saturating"),
+        -F.binary_cross_entropy_with_logits(fake, torch.zeros(64)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_non_saturating_gradient_is_larger_when_d_rejects_fakes():
@@ -45,8 +51,15 @@ def test_training_moves_generator_to_the_data():
     torch.manual_seed(0)
     G, D = Generator(1, 1, (16,)), Discriminator(1, (16,))
     g = torch.Generator().manual_seed(1)
-    train_gan(G, D, lambda n: 3.0 + 0.5 * torch.randn(n, 1, generator=g), steps=400, batch_size=64, lr=3e-3,
-              generator=torch.Generator().manual_seed(2))
+    train_gan(
+        G,
+        D,
+        lambda n: 3.0 + 0.5 * torch.randn(n, 1, generator=g),
+        steps=400,
+        batch_size=64,
+        lr=3e-3,
+        generator=torch.Generator().manual_seed(2),
+    )
     with torch.no_grad():
         x = G.sample(2000, torch.Generator().manual_seed(3))
     assert abs(float(x.mean()) - 3.0) < 0.3

@@ -17,8 +17,15 @@ from dlterms.methods.metric_learning import (
 )
 
 
-@pytest.mark.parametrize("p,eps,swap,margin,reduction", [(2.0, 1e-6, False, 1.0, "mean"), (1.0, 1e-3, True, 0.5, "sum"),
-                                                         (3.0, 0.0, True, 2.0, "none"), (2.0, 1e-6, True, 1.0, "mean")])
+@pytest.mark.parametrize(
+    "p,eps,swap,margin,reduction",
+    [
+        (2.0, 1e-6, False, 1.0, "mean"),
+        (1.0, 1e-3, True, 0.5, "sum"),
+        (3.0, 0.0, True, 2.0, "none"),
+        (2.0, 1e-6, True, 1.0, "mean"),
+    ],
+)
 def test_triplet_matches_torch(p, eps, swap, margin, reduction):
     g = torch.Generator().manual_seed(0)
     a, pos, neg = (torch.randn(32, 8, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
@@ -36,8 +43,9 @@ def test_contrastive_hand_worked():
     x2 = torch.tensor([[3.0, 4.0], [0.3, 0.4], [3.0, 4.0]])
     same = torch.tensor([1, 0, 0])
     # d = 5, 0.5, 5: same pair 25; different at 0.5 < m=1: 0.25; different at 5 > m: 0
-    torch.testing.assert_close(contrastive_loss(x1, x2, same, margin=1.0, reduction="none"),
-                               torch.tensor([25.0, 0.25, 0.0]))
+    torch.testing.assert_close(
+        contrastive_loss(x1, x2, same, margin=1.0, reduction="none"), torch.tensor([25.0, 0.25, 0.0])
+    )
 
 
 def test_batch_hard_matches_brute_force():
@@ -52,8 +60,11 @@ def test_batch_hard_matches_brute_force():
     assert float(batch_hard_triplet_loss(x, y, margin=0.5)) == pytest.approx(sum(losses) / 12, rel=1e-9)
     # and it is the largest loss over all valid triplets of each anchor
     for i in range(12):
-        worst = max(float(triplet_margin_loss(x[[i]], x[[j]], x[[k]], 0.5, eps=0.0))
-                    for j, k in itertools.product(range(12), range(12)) if j != i and y[j] == y[i] and y[k] != y[i])
+        worst = max(
+            float(triplet_margin_loss(x[[i]], x[[j]], x[[k]], 0.5, eps=0.0))
+            for j, k in itertools.product(range(12), range(12))
+            if j != i and y[j] == y[i] and y[k] != y[i]
+        )
         assert worst == pytest.approx(losses[i], rel=1e-6, abs=1e-9)
 
 

@@ -20,8 +20,9 @@ def test_matches_sklearn(loader, smoothing):
     np.testing.assert_allclose(ours.theta_.numpy(), ref.theta_, atol=1e-10)
     np.testing.assert_allclose(ours.var_.numpy(), ref.var_, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(ours.class_prior_.numpy(), ref.class_prior_, atol=1e-12)
-    np.testing.assert_allclose(ours.predict_log_proba(torch.from_numpy(X)).numpy(), ref.predict_log_proba(X),
-                               rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(
+        ours.predict_log_proba(torch.from_numpy(X)).numpy(), ref.predict_log_proba(X), rtol=1e-7, atol=1e-6
+    )
     np.testing.assert_array_equal(ours.predict(torch.from_numpy(X)).numpy(), ref.predict(X))
 
 

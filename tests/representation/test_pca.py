@@ -25,15 +25,16 @@ def test_matches_sklearn(digits_x, k):
     # Up to sign: align each of our rows with the reference's.
     signs = np.sign(np.sum(C * ref.components_, axis=1))
     np.testing.assert_allclose(C * signs[:, None], ref.components_, atol=1e-8)
-    np.testing.assert_allclose(ours.explained_variance_.numpy(), ref.explained_variance_,
-                               rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(ours.explained_variance_ratio_.numpy(), ref.explained_variance_ratio_,
-                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.explained_variance_.numpy(), ref.explained_variance_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio_.numpy(), ref.explained_variance_ratio_, rtol=1e-8, atol=1e-10
+    )
     np.testing.assert_allclose(ours.singular_values_.numpy(), ref.singular_values_, rtol=1e-8)
     Z = ours.transform(digits_x).numpy()
     np.testing.assert_allclose(Z * signs, ref.transform(digits_x), atol=1e-8)
-    np.testing.assert_allclose(ours.inverse_transform(torch.from_numpy(Z)).numpy(),
-                               ref.inverse_transform(ref.transform(digits_x)), atol=1e-8)
+    np.testing.assert_allclose(
+        ours.inverse_transform(torch.from_numpy(Z)).numpy(), ref.inverse_transform(ref.transform(digits_x)), atol=1e-8
+    )
     if k < 64:  # noise variance = mean of discarded eigenvalues
         np.testing.assert_allclose(float(ours.noise_variance_), ref.noise_variance_, rtol=1e-8)
 

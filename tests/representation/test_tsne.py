@@ -38,8 +38,7 @@ def test_knn_affinities_match_sklearn(iris):
     np.fill_diagonal(D, np.inf)
     idx = np.argsort(D, axis=1, kind="stable")[:, :k]
     rows = np.repeat(np.arange(len(iris)), k)
-    dist = csr_matrix((np.take_along_axis(D, idx, 1).ravel().astype(np.float32), (rows, idx.ravel())),
-                      shape=D.shape)
+    dist = csr_matrix((np.take_along_axis(D, idx, 1).ravel().astype(np.float32), (rows, idx.ravel())), shape=D.shape)
     ref = _t_sne._joint_probabilities_nn(dist, 10.0, 0).toarray()
     np.testing.assert_allclose(ours, ref, atol=1e-7, rtol=1e-3)
 
@@ -59,8 +58,7 @@ def test_kl_and_gradient_match_sklearn_and_autograd(iris):
     P = joint_probabilities(iris, perplexity=20.0, n_neighbors=None)
     Y = torch.randn(len(iris), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     grad, kl = _q_and_grad(P, Y.clone(), 1.0, True)
-    kl_ref, grad_ref = _t_sne._kl_divergence(Y.numpy().ravel(), squareform(P.numpy(), checks=False), 1,
-                                             len(iris), 2)
+    kl_ref, grad_ref = _t_sne._kl_divergence(Y.numpy().ravel(), squareform(P.numpy(), checks=False), 1, len(iris), 2)
     assert kl == pytest.approx(kl_ref, rel=1e-6)
     np.testing.assert_allclose(grad.numpy().ravel(), grad_ref, rtol=1e-6, atol=1e-10)
     # autograd of KL(P || Q) as a brute-force reference

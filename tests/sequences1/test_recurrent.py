@@ -9,10 +9,16 @@ from dlterms import nn as dnn
 
 TOL = 1e-5
 KINDS = {"rnn": (dnn.RNN, torch.nn.RNN), "lstm": (dnn.LSTM, torch.nn.LSTM), "gru": (dnn.GRU, torch.nn.GRU)}
-CELLS = {"rnn": (dnn.RNNCell, torch.nn.RNNCell), "lstm": (dnn.LSTMCell, torch.nn.LSTMCell),
-         "gru": (dnn.GRUCell, torch.nn.GRUCell)}
+CELLS = {
+    "rnn": (dnn.RNNCell, torch.nn.RNNCell),
+    "lstm": (dnn.LSTMCell, torch.nn.LSTMCell),
+    "gru": (dnn.GRUCell, torch.nn.GRUCell),
+}
 CONFIGS = [  # num_layers, bidirectional, batch_first, bias
-    (1, False, True, True), (2, False, False, True), (1, True, True, True), (3, True, False, True),
+    (1, False, True, True),
+    (2, False, False, True),
+    (1, True, True, True),
+    (3, True, False, True),
     (2, True, True, False),
 ]
 
@@ -48,9 +54,11 @@ def test_matches_torch_outputs_states_and_gradients(kind, config):
         _close(a, b)
     # gradients of a loss that touches outputs and final states
     w = torch.randn(out_o.shape, generator=g)
+
     def loss(out, st):
         sts = st if kind == "lstm" else (st,)
         return (out * w).sum() + sum(s.pow(2).sum() for s in sts)
+
     loss(out_o, st_o).backward()
     loss(out_r, st_r).backward()
     _close(xs[0].grad, xs[1].grad)
@@ -213,8 +221,10 @@ def test_lstm_sequence_backward_passes_gradcheck(D):
 
     T, B, H = 4, 3, 2
     g = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
-              for shape in ((T, D, B, 4 * H), (D, B, H), (D, B, H), (D, 4 * H, H))]
+    inputs = [
+        torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
+        for shape in ((T, D, B, 4 * H), (D, B, H), (D, B, H), (D, 4 * H, H))
+    ]
     assert torch.autograd.gradcheck(_LSTMSequence.apply, inputs)
     assert torch.autograd.gradgradcheck(_LSTMSequence.apply, inputs)
 

@@ -19,8 +19,9 @@ def test_additive_matches_the_formula_written_as_loops():
     for b in range(3):
         for i in range(4):
             # e_j = v^T tanh(W_q s + W_k h_j + b)
-            e = torch.stack([attn.v @ torch.tanh(attn.w_q @ q[b, i] + attn.w_k @ k[b, j] + attn.bias)
-                             for j in range(6)])
+            e = torch.stack(
+                [attn.v @ torch.tanh(attn.w_q @ q[b, i] + attn.w_k @ k[b, j] + attn.bias) for j in range(6)]
+            )
             a = torch.exp(e) / torch.exp(e).sum()
             torch.testing.assert_close(w[b, i], a, atol=1e-6, rtol=1e-6)
             torch.testing.assert_close(ctx[b, i], (a[:, None] * k[b]).sum(0), atol=1e-6, rtol=1e-6)

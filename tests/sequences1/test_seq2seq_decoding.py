@@ -52,7 +52,7 @@ def test_padding_does_not_change_the_encoding():
     a = m(src, src_len, tgt)
     wider = torch.cat([src, torch.full((4, 3), PAD)], dim=1)
     torch.testing.assert_close(m(wider, src_len, tgt), a)
-    one = m(src[1:2, :int(src_len[1])], src_len[1:2], tgt[1:2])
+    one = m(src[1:2, : int(src_len[1])], src_len[1:2], tgt[1:2])
     torch.testing.assert_close(one[0], a[1], atol=1e-6, rtol=1e-6)
 
 
@@ -114,12 +114,16 @@ def _brute_force(m, src, src_len, max_len, alpha):
     toks = [v for v in range(m.tgt_vocab_size) if v not in (PAD, BOS)]
     best = []
     for i in range(src.shape[0]):
-        cands = [s for L in range(1, max_len + 1) for s in itertools.product(toks, repeat=L)
-                 if EOS not in s[:-1] and (L == max_len or s[-1] == EOS)]
+        cands = [
+            s
+            for L in range(1, max_len + 1)
+            for s in itertools.product(toks, repeat=L)
+            if EOS not in s[:-1] and (L == max_len or s[-1] == EOS)
+        ]
         tgt = torch.full((len(cands), max_len), PAD)
         for j, s in enumerate(cands):
-            tgt[j, :len(s)] = torch.tensor(s)
-        lp = sequence_log_prob(m, src[i:i + 1].expand(len(cands), -1), src_len[i:i + 1].expand(len(cands)), tgt)
+            tgt[j, : len(s)] = torch.tensor(s)
+        lp = sequence_log_prob(m, src[i : i + 1].expand(len(cands), -1), src_len[i : i + 1].expand(len(cands)), tgt)
         lens = torch.tensor([len(s) for s in cands])
         j = int((lp / decoding.length_penalty(lens, alpha)).argmax())
         best.append((cands[j], float(lp[j])))
@@ -132,10 +136,10 @@ def test_exhaustive_and_wide_beam_equal_brute_force(alpha):
     src, src_len, _ = _batch(N=5, V=6, seed=3)
     max_len = 4
     ex_tok, ex_lp = exhaustive_search(m, src, src_len, max_len, alpha=alpha)
-    bm_tok, bm_lp = beam_search(m, src, src_len, beam_size=3 ** max_len, max_len=max_len, alpha=alpha)
+    bm_tok, bm_lp = beam_search(m, src, src_len, beam_size=3**max_len, max_len=max_len, alpha=alpha)
     for i, (seq, lp) in enumerate(_brute_force(m, src, src_len, max_len, alpha)):
-        assert ex_tok[i, :len(seq)].tolist() == list(seq)
-        assert bm_tok[i, :len(seq)].tolist() == list(seq)
+        assert ex_tok[i, : len(seq)].tolist() == list(seq)
+        assert bm_tok[i, : len(seq)].tolist() == list(seq)
         assert abs(float(ex_lp[i]) - lp) < 1e-5 and abs(float(bm_lp[i]) - lp) < 1e-5
 
 
@@ -144,7 +148,7 @@ def test_beam_of_one_is_greedy_and_scores_are_true_log_probs():
     src, src_len, _ = _batch(N=6, V=6, seed=4)
     g_tok, g_lp = greedy_search(m, src, src_len, max_len=6)
     b_tok, b_lp = beam_search(m, src, src_len, beam_size=1, max_len=6)
-    assert torch.equal(g_tok, b_tok[:, :g_tok.shape[1]])
+    assert torch.equal(g_tok, b_tok[:, : g_tok.shape[1]])
     torch.testing.assert_close(g_lp, b_lp)
     torch.testing.assert_close(sequence_log_prob(m, src, src_len, g_tok), g_lp)
     k_tok, k_lp = beam_search(m, src, src_len, beam_size=4, max_len=6)

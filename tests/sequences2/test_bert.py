@@ -85,8 +85,15 @@ def test_mask_tokens_rates():
 
 def test_tiny_mlm_and_classifier_shapes_and_training_step():
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                     max_position_embeddings=16, hidden_dropout_prob=0.0)
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+    )
     mlm = BertForMaskedLM(cfg)
     ids = torch.randint(5, 50, (8, 12))
     x, y = mask_tokens(ids, 4, 50, mlm_probability=0.3, generator=torch.Generator().manual_seed(1))

@@ -65,8 +65,9 @@ def test_tokenizers_library_bpe_agrees_on_counts():
 
     ref = tokenizers.Tokenizer(models.BPE())
     ref.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    ref.train_from_iterator(["aaab aaab ab"] * 5, trainers.BpeTrainer(vocab_size=258, show_progress=False,
-                                                                      initial_alphabet=["a", "b"]))
+    ref.train_from_iterator(
+        ["aaab aaab ab"] * 5, trainers.BpeTrainer(vocab_size=258, show_progress=False, initial_alphabet=["a", "b"])
+    )
     ours = ByteLevelBPETokenizer.train(["aaab aaab ab"] * 5, num_merges=1)
     assert ours.vocab[256] == b"aa"
     assert "aa" in ref.get_vocab()
@@ -122,7 +123,8 @@ def test_wordpiece_equals_transformers_batch(wordpiece):
 # (Across all of Unicode a few characters differ in category between Python's unicodedata and the
 # Rust library's tables, e.g. U+A9BD, so ids can differ there; see the module docstring.)
 _WP_ALPHABET = st.characters(categories=["L", "M", "N", "P", "S", "Z"], max_codepoint=0x052F) | st.sampled_from(
-    list("東京日本語中文한국어😀🎉…–—“”«»¿¡\u3000\u00a0\u200b\ufffd\x00\x07\t\n[]"))
+    list("東京日本語中文한국어😀🎉…–—“”«»¿¡\u3000\u00a0\u200b\ufffd\x00\x07\t\n[]")
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -164,8 +166,10 @@ def wordpiece_variants(wordpiece):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=40) | st.text(alphabet=_WP_ALPHABET | st.sampled_from(list("\x1c\x1f\x85\u2028ΣΑΣ İ")),
-                                      max_size=40))
+@given(
+    st.text(max_size=40)
+    | st.text(alphabet=_WP_ALPHABET | st.sampled_from(list("\x1c\x1f\x85\u2028ΣΑΣ İ")), max_size=40)
+)
 def test_wordpiece_basic_tokenisation_equals_per_character_rules(wordpiece_variants, t):
     # any code point, controls and odd whitespace included; each flag combination has its own tables
     for tok in wordpiece_variants:

@@ -95,8 +95,15 @@ def test_encoder_and_decoder_layers_equal_torch(norm_first, activation):
 
 def test_full_transformer_equals_torch():
     torch.manual_seed(0)
-    kw = dict(d_model=16, nhead=2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=24, dropout=0.0,
-              batch_first=True)
+    kw = dict(
+        d_model=16,
+        nhead=2,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        dim_feedforward=24,
+        dropout=0.0,
+        batch_first=True,
+    )
     ref = torch.nn.Transformer(**kw).eval()
     ours = Transformer(**kw).eval()
     ours.load_state_dict(ref.state_dict())

@@ -48,7 +48,7 @@ def test_training_pulls_cooccurring_words_together():
     c, x = torch.from_numpy(c), torch.from_numpy(x)
     for i in range(0, len(c), 256):
         opt.zero_grad()
-        m(c[i:i + 256], x[i:i + 256]).mean().backward()
+        m(c[i : i + 256], x[i : i + 256]).mean().backward()
         opt.step()
     assert all((i < 5) == (j < 5) for i in range(10) for j, _ in m.most_similar(i, 2))
 

@@ -25,8 +25,16 @@ from dlterms.site.build import build_site, internal_links
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -44,8 +52,7 @@ def served(tmp_path_factory, suite_results):
     server = make_server("127.0.0.1", 0, results=results, site=site)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/", "site": site, "results": results,
-           "server": server}
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/", "site": site, "results": results, "server": server}
     server.shutdown()
     server.server_close()
 
@@ -144,8 +151,9 @@ def _get_json(url: str):
 
 
 def _post(url: str, payload: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -169,8 +177,7 @@ def test_served_question_search_finds_the_term(served):
 def test_question_search_in_the_browser(page, served):
     page.goto(served["url"] + "index.html")
     page.fill("#search", "why do my gradients shrink to almost nothing in the early layers of a deep net?")
-    page.wait_for_function("document.getElementById('search-note').textContent.includes('meaning')",
-                           timeout=60_000)
+    page.wait_for_function("document.getElementById('search-note').textContent.includes('meaning')", timeout=60_000)
     top3 = page.locator(".result-link").all_inner_texts()[:3]
     assert "Vanishing Gradient Problem" in top3
     assert page.errors == []

@@ -67,10 +67,21 @@ def test_term_page_shows_checks_and_figures(site, suite_results):
 
 def test_everything_shown_is_escaped(tmp_path):
     results = tmp_path / "results"
-    save_result(Result(term="auc", number=43, title="AUC", area="evaluation", status="failed", seconds=1.0,
-                       seed=0, device="cpu", metrics={"<b>m</b>": 1.0},
-                       checks=[Check("<script>alert('x')</script>", False, "<img src=x onerror=alert(1)>", "<i>")]),
-                results)
+    save_result(
+        Result(
+            term="auc",
+            number=43,
+            title="AUC",
+            area="evaluation",
+            status="failed",
+            seconds=1.0,
+            seed=0,
+            device="cpu",
+            metrics={"<b>m</b>": 1.0},
+            checks=[Check("<script>alert('x')</script>", False, "<img src=x onerror=alert(1)>", "<i>")],
+        ),
+        results,
+    )
     build_site(tmp_path / "site", results)
     page = (tmp_path / "site" / "terms" / "auc.html").read_text()
     assert "<script>alert(" not in page and "&lt;script&gt;alert(" in page

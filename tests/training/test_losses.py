@@ -27,14 +27,26 @@ def _close(ours, ref, tol=TOL):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("name,kw", [("mse_loss", {}), ("l1_loss", {}), ("huber_loss", {}),
-                                     ("huber_loss", {"delta": 0.3}), ("huber_loss", {"delta": 2.5})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("mse_loss", {}),
+        ("l1_loss", {}),
+        ("huber_loss", {}),
+        ("huber_loss", {"delta": 0.3}),
+        ("huber_loss", {"delta": 2.5}),
+    ],
+)
 def test_regression_losses_match_torch(name, kw, reduction):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(7, 3, generator=g, dtype=torch.float64) * 2
     y = torch.randn(7, 3, generator=g, dtype=torch.float64)
-    va, vb, ga, gb = _pair(lambda a, b: getattr(losses, name)(a, b, reduction=reduction, **kw),
-                           lambda a, b: getattr(F, name)(a, b, reduction=reduction, **kw), x, y)
+    va, vb, ga, gb = _pair(
+        lambda a, b: getattr(losses, name)(a, b, reduction=reduction, **kw),
+        lambda a, b: getattr(F, name)(a, b, reduction=reduction, **kw),
+        x,
+        y,
+    )
     _close(va, vb)
     _close(ga, gb)
 
@@ -64,8 +76,12 @@ def test_hinge_matches_formula_and_sklearn():
 def test_multi_margin_matches_torch(reduction):
     g = torch.Generator().manual_seed(2)
     x, t = torch.randn(9, 5, generator=g, dtype=torch.float64), torch.randint(0, 5, (9,), generator=g)
-    va, vb, ga, gb = _pair(lambda a, b: losses.multi_margin_loss(a, b, margin=0.7, reduction=reduction),
-                           lambda a, b: F.multi_margin_loss(a, b, margin=0.7, reduction=reduction), x, t)
+    va, vb, ga, gb = _pair(
+        lambda a, b: losses.multi_margin_loss(a, b, margin=0.7, reduction=reduction),
+        lambda a, b: F.multi_margin_loss(a, b, margin=0.7, reduction=reduction),
+        x,
+        t,
+    )
     _close(va, vb)
     _close(ga, gb)
 
@@ -100,8 +116,12 @@ def test_cross_entropy_class_targets_match_torch(kw, reduction, shape):
     t = torch.randint(0, 5, tshape, generator=g)
     if len(shape) > 1:
         t.view(-1)[0] = 2  # so ignore_index=2 has something to ignore
-    va, vb, ga, gb = _pair(lambda a, b: losses.cross_entropy(a, b, reduction=reduction, **kw),
-                           lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kw), x, t)
+    va, vb, ga, gb = _pair(
+        lambda a, b: losses.cross_entropy(a, b, reduction=reduction, **kw),
+        lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kw),
+        x,
+        t,
+    )
     _close(va, vb)
     _close(ga, gb)
 
@@ -115,8 +135,12 @@ def test_cross_entropy_probability_targets_match_torch(kw, reduction):
         kw["weight"] = torch.rand(6, generator=g, dtype=torch.float64) + 0.1
     x = torch.randn(10, 6, generator=g, dtype=torch.float64)
     p = torch.softmax(torch.randn(10, 6, generator=g, dtype=torch.float64), 1)
-    va, vb, ga, gb = _pair(lambda a, b: losses.cross_entropy(a, b, reduction=reduction, **kw),
-                           lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kw), x, p)
+    va, vb, ga, gb = _pair(
+        lambda a, b: losses.cross_entropy(a, b, reduction=reduction, **kw),
+        lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kw),
+        x,
+        p,
+    )
     _close(va, vb)
     _close(ga, gb)
 
@@ -148,8 +172,9 @@ def test_bce_with_logits_matches_torch(kw, reduction):
     x = torch.randn(8, 3, generator=g, dtype=torch.float64) * 30  # large logits too
     y = torch.rand(8, 3, generator=g, dtype=torch.float64)
     ours, ref = losses.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits
-    va, vb, ga, gb = _pair(lambda a, b: ours(a, b, reduction=reduction, **kw),
-                           lambda a, b: ref(a, b, reduction=reduction, **kw), x, y)
+    va, vb, ga, gb = _pair(
+        lambda a, b: ours(a, b, reduction=reduction, **kw), lambda a, b: ref(a, b, reduction=reduction, **kw), x, y
+    )
     _close(va, vb)
     _close(ga, gb)
 
@@ -225,8 +250,9 @@ def test_cross_entropy_closed_form_backward_passes_gradcheck(kw, reduction):
     y = torch.tensor([2, 0, 4, 2, 1, 3])
 
     def fn(z):
-        return _CrossEntropyIndex.apply(z, y, w, kw.get("ignore_index", -100), reduction,
-                                        kw.get("label_smoothing", 0.0))
+        return _CrossEntropyIndex.apply(
+            z, y, w, kw.get("ignore_index", -100), reduction, kw.get("label_smoothing", 0.0)
+        )
 
     assert torch.autograd.gradcheck(fn, (z,), eps=1e-6, atol=1e-7, rtol=1e-5)
     assert torch.autograd.gradgradcheck(fn, (z,), eps=1e-6, atol=1e-6, rtol=1e-4)
@@ -242,8 +268,9 @@ def test_cross_entropy_float32_experiment_size_and_hessian_match_torch(kw):
         kw["weight"] = torch.rand(10, generator=g) + 0.1
     z = torch.randn(128, 10, generator=g)
     y = torch.randint(0, 10, (128,), generator=g)
-    va, vb, ga, gb = _pair(lambda a, b: losses.cross_entropy(a, b, **kw), lambda a, b: F.cross_entropy(a, b, **kw),
-                           z, y)
+    va, vb, ga, gb = _pair(
+        lambda a, b: losses.cross_entropy(a, b, **kw), lambda a, b: F.cross_entropy(a, b, **kw), z, y
+    )
     _close(va, vb)
     _close(ga, gb)
     if "weight" in kw:
@@ -252,8 +279,9 @@ def test_cross_entropy_float32_experiment_size_and_hessian_match_torch(kw):
     hessians = []
     for fn in (losses.cross_entropy, F.cross_entropy):
         (gz,) = torch.autograd.grad(fn(z64, y[:4], **kw), z64, create_graph=True)
-        hessians.append(torch.stack([torch.autograd.grad(gz.reshape(-1)[i], z64, retain_graph=True)[0]
-                                     for i in range(gz.numel())]))
+        hessians.append(
+            torch.stack([torch.autograd.grad(gz.reshape(-1)[i], z64, retain_graph=True)[0] for i in range(gz.numel())])
+        )
     torch.testing.assert_close(hessians[0], hessians[1], atol=1e-10, rtol=1e-10)
 
 
@@ -276,8 +304,9 @@ def test_cross_entropy_backward_twice_and_under_no_grad():
     torch.testing.assert_close(g1, g2, rtol=0, atol=0)
     assert g1[4].abs().max() == 0  # the ignored row
     with torch.no_grad():
-        torch.testing.assert_close(losses.cross_entropy(z, y, label_smoothing=0.1),
-                                   F.cross_entropy(z, y, label_smoothing=0.1))
+        torch.testing.assert_close(
+            losses.cross_entropy(z, y, label_smoothing=0.1), F.cross_entropy(z, y, label_smoothing=0.1)
+        )
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(label_smoothing=0.1, ignore_index=2)])
@@ -289,8 +318,10 @@ def test_cross_entropy_under_torch_func_transforms_matches_torch(kw):
     g = torch.Generator().manual_seed(10)
     z = torch.randn(6, 4, generator=g, dtype=torch.float64)
     y = torch.tensor([0, 2, 3, 1, 2, 0])
-    per = [vmap(grad(lambda zi, yi, f=f: f(zi[None], yi[None], **kw)))(z, y)
-           for f in (losses.cross_entropy, F.cross_entropy)]
+    per = [
+        vmap(grad(lambda zi, yi, f=f: f(zi[None], yi[None], **kw)))(z, y)
+        for f in (losses.cross_entropy, F.cross_entropy)
+    ]
     torch.testing.assert_close(per[0], per[1], atol=1e-12, rtol=1e-12)
     h = [hessian(lambda zz, f=f: f(zz, y, **kw))(z) for f in (losses.cross_entropy, F.cross_entropy)]
     torch.testing.assert_close(h[0], h[1], atol=1e-12, rtol=1e-12)

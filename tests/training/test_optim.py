@@ -24,8 +24,9 @@ def _problem(seed: int = 0):
 
 def _trajectory(make_opt, steps: int = 100, seed: int = 0, groups: bool = False):
     net, x, y = _problem(seed)
-    params = ([{"params": net[0].parameters()}, {"params": net[2].parameters(), "lr": 0.003}]
-              if groups else net.parameters())
+    params = (
+        [{"params": net[0].parameters()}, {"params": net[2].parameters(), "lr": 0.003}] if groups else net.parameters()
+    )
     opt = make_opt(params)
     path = []
     for i in range(steps):
@@ -71,11 +72,18 @@ def test_param_groups_follow_torch(name):
     assert (ours - ref).abs().max().item() < TOL
 
 
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.05, momentum=0.9)),
-                                     ("RMSprop", dict(lr=1e-3, centered=True)),
-                                     ("Adam", dict(lr=1e-2, amsgrad=True)), ("AdamW", dict(lr=1e-2))])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("SGD", dict(lr=0.05, momentum=0.9)),
+        ("RMSprop", dict(lr=1e-3, centered=True)),
+        ("Adam", dict(lr=1e-2, amsgrad=True)),
+        ("AdamW", dict(lr=1e-2)),
+    ],
+)
 def test_state_dict_round_trip_resumes_exactly(name, kw):
     """Save after 10 steps, load into a fresh optimiser, and the next 10 steps match an unbroken run."""
+
     def loss_of(net, x, y):
         return ((net(x) - y) ** 2).mean()
 
@@ -104,8 +112,15 @@ def test_state_dict_round_trip_resumes_exactly(name, kw):
         assert torch.allclose(a, b, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("RMSprop", dict(lr=0.01)),
-                                     ("Adam", dict(lr=0.05)), ("AdamW", dict(lr=0.05))])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9)),
+        ("RMSprop", dict(lr=0.01)),
+        ("Adam", dict(lr=0.05)),
+        ("AdamW", dict(lr=0.05)),
+    ],
+)
 def test_twenty_steps_lower_the_loss(name, kw):
     net, x, y = _problem(3)
     opt = getattr(optim, name)(net.parameters(), **kw)
@@ -122,20 +137,23 @@ def test_twenty_steps_lower_the_loss(name, kw):
     assert last < 0.8 * first
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: optim.SGD(p, lr=-0.1), "lr must be >= 0, got -0.1"),
-    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "momentum must be >= 0, got -0.5"),
-    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1), "weight_decay must be >= 0, got -1"),
-    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov=True needs momentum > 0"),
-    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening=0.1"),
-    (lambda p: optim.RMSprop(p, alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
-    (lambda p: optim.RMSprop(p, eps=-1e-8), "eps must be >= 0, got -1e-08"),
-    (lambda p: optim.RMSprop(p, momentum=-0.1), "momentum must be >= 0, got -0.1"),
-    (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\), got 1.0"),
-    (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas\[1\] must be in \[0, 1\), got -0.1"),
-    (lambda p: optim.Adam(p, lr=-1e-3), "lr must be >= 0, got -0.001"),
-    (lambda p: optim.AdamW(p, weight_decay=-0.01), "weight_decay must be >= 0, got -0.01"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: optim.SGD(p, lr=-0.1), "lr must be >= 0, got -0.1"),
+        (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "momentum must be >= 0, got -0.5"),
+        (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1), "weight_decay must be >= 0, got -1"),
+        (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov=True needs momentum > 0"),
+        (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening=0.1"),
+        (lambda p: optim.RMSprop(p, alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
+        (lambda p: optim.RMSprop(p, eps=-1e-8), "eps must be >= 0, got -1e-08"),
+        (lambda p: optim.RMSprop(p, momentum=-0.1), "momentum must be >= 0, got -0.1"),
+        (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\), got 1.0"),
+        (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas\[1\] must be in \[0, 1\), got -0.1"),
+        (lambda p: optim.Adam(p, lr=-1e-3), "lr must be >= 0, got -0.001"),
+        (lambda p: optim.AdamW(p, weight_decay=-0.01), "weight_decay must be >= 0, got -0.01"),
+    ],
+)
 def test_bad_hyperparameters_are_rejected(make, match):
     with pytest.raises(ValueError, match=match):
         make([torch.nn.Parameter(torch.zeros(2))])

@@ -22,8 +22,8 @@ def _params_with_grads(seed=0, scale=10.0):
 
 # ----------------------------------------------------------------------------- clipping
 
-@pytest.mark.parametrize("max_norm,norm_type",
-                         [(1.0, 2.0), (100.0, 2.0), (0.5, 1.0), (2.0, math.inf), (3.0, 3.0)])
+
+@pytest.mark.parametrize("max_norm,norm_type", [(1.0, 2.0), (100.0, 2.0), (0.5, 1.0), (2.0, math.inf), (3.0, 3.0)])
 def test_clip_grad_norm_matches_torch(max_norm, norm_type):
     ours, ref = _params_with_grads(), _params_with_grads()
     n1 = optim.clip_grad_norm_(ours, max_norm, norm_type=norm_type)
@@ -63,6 +63,7 @@ def test_clip_errors():
 
 
 # ----------------------------------------------------------------------------- Lookahead
+
 
 def test_lookahead_slow_fast_rule_holds_exactly():
     """Replay the inner optimiser by hand: every k steps phi <- phi + alpha (theta - phi), theta <- phi."""
@@ -125,6 +126,7 @@ def test_lookahead_errors():
 
 # ----------------------------------------------------------------------------- Newton
 
+
 def test_hessian_matches_torch_functional():
     g = torch.Generator().manual_seed(1)
     A = torch.randn(4, 4, generator=g, dtype=torch.float64)
@@ -158,6 +160,7 @@ def test_newton_errors():
 
 # ----------------------------------------------------------------------------- schedules
 
+
 def _lrs(make, steps=30):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.5)
@@ -173,15 +176,19 @@ def _lrs(make, steps=30):
 _torch = torch.optim.lr_scheduler
 
 
-@pytest.mark.parametrize("ours,ref", [
-    (lambda o: optim.StepLR(o, 7, 0.3), lambda o: _torch.StepLR(o, 7, 0.3)),
-    # within T_max (torch's cosine climbs back up after T_max; ours stays at eta_min)
-    (lambda o: optim.CosineAnnealingLR(o, 25, 0.01), lambda o: _torch.CosineAnnealingLR(o, 25, 0.01)),
-    (lambda o: optim.LinearLR(o, 0.1, 1.0, 8), lambda o: _torch.LinearLR(o, 0.1, 1.0, 8)),
-    (lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.1, 1.0, 5), optim.CosineAnnealingLR(o, 25)], [5]),
-     lambda o: _torch.SequentialLR(o, [_torch.LinearLR(o, 0.1, 1.0, 5), _torch.CosineAnnealingLR(o, 25)],
-                                   [5])),
-])
+@pytest.mark.parametrize(
+    "ours,ref",
+    [
+        (lambda o: optim.StepLR(o, 7, 0.3), lambda o: _torch.StepLR(o, 7, 0.3)),
+        # within T_max (torch's cosine climbs back up after T_max; ours stays at eta_min)
+        (lambda o: optim.CosineAnnealingLR(o, 25, 0.01), lambda o: _torch.CosineAnnealingLR(o, 25, 0.01)),
+        (lambda o: optim.LinearLR(o, 0.1, 1.0, 8), lambda o: _torch.LinearLR(o, 0.1, 1.0, 8)),
+        (
+            lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.1, 1.0, 5), optim.CosineAnnealingLR(o, 25)], [5]),
+            lambda o: _torch.SequentialLR(o, [_torch.LinearLR(o, 0.1, 1.0, 5), _torch.CosineAnnealingLR(o, 25)], [5]),
+        ),
+    ],
+)
 def test_schedules_match_torch(ours, ref):
     """Over 25 steps (warm-up then cosine crosses its milestone at 5)."""
     assert np.allclose(_lrs(ours, 25), _lrs(ref, 25), atol=1e-12)
@@ -210,8 +217,10 @@ def test_schedule_state_dict_and_errors():
 
 # ----------------------------------------------------------------------------- LR range test
 
+
 def test_lr_range_test_ramps_finds_and_restores():
     from dlterms.losses import cross_entropy
+
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 4, generator=g)
     y = (x[:, 0] + x[:, 1] > 0).long()
@@ -219,8 +228,9 @@ def test_lr_range_test_ramps_finds_and_restores():
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
     before = [p.detach().clone() for p in net.parameters()]
     opt = optim.SGD(net.parameters(), lr=0.123)
-    res = optim.lr_range_test(net, (x, y), loss_fn=cross_entropy, optimizer=opt, start_lr=1e-4, end_lr=100.0,
-                              num_iter=80, batch_size=32)
+    res = optim.lr_range_test(
+        net, (x, y), loss_fn=cross_entropy, optimizer=opt, start_lr=1e-4, end_lr=100.0, num_iter=80, batch_size=32
+    )
     assert res.lrs[0] == pytest.approx(1e-4)
     ratios = np.array(res.lrs[1:]) / np.array(res.lrs[:-1])
     assert np.allclose(ratios, ratios[0])  # geometric ramp
@@ -234,17 +244,22 @@ def test_lr_range_test_ramps_finds_and_restores():
 
 # ----------------------------------------------------------------------------- search
 
+
 def test_grid_search_tries_every_combination():
-    res = optim.grid_search(lambda c: -(c["a"] - 2) ** 2 - c["b"], {"a": [1, 2, 3], "b": [0, 1]},
-                            base={"c": 9})
+    res = optim.grid_search(lambda c: -((c["a"] - 2) ** 2) - c["b"], {"a": [1, 2, 3], "b": [0, 1]}, base={"c": 9})
     assert len(res.trials) == 6
     assert res.best_config == {"c": 9, "a": 2, "b": 0}
     assert optim.grid_search(lambda c: c["a"], {"a": [3, 1, 2]}, mode="min").best_score == 1
 
 
 def test_random_search_is_seeded_and_within_bounds():
-    space = {"lr": optim.LogUniform(1e-4, 1e-1), "width": optim.IntUniform(8, 64, log=True),
-             "act": optim.Choice(["relu", "tanh"]), "p": optim.Uniform(0.0, 0.5), "fixed": 3}
+    space = {
+        "lr": optim.LogUniform(1e-4, 1e-1),
+        "width": optim.IntUniform(8, 64, log=True),
+        "act": optim.Choice(["relu", "tanh"]),
+        "p": optim.Uniform(0.0, 0.5),
+        "fixed": 3,
+    }
     r1 = optim.random_search(lambda c: -abs(math.log10(c["lr"]) + 2), space, n_trials=40, seed=1)
     r2 = optim.random_search(lambda c: -abs(math.log10(c["lr"]) + 2), space, n_trials=40, seed=1)
     assert [t.config for t in r1.trials] == [t.config for t in r2.trials]

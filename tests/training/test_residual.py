@@ -36,8 +36,13 @@ def test_residual_mlp_shapes_and_plain_counterpart():
     assert "residual=False" in repr(net)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(features=0), "features must be a positive integer, got 0"),
-                                      (dict(features=4, n_layers=0), "n_layers must be a positive integer, got 0")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(features=0), "features must be a positive integer, got 0"),
+        (dict(features=4, n_layers=0), "n_layers must be a positive integer, got 0"),
+    ],
+)
 def test_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         ResidualBlock(**kw)

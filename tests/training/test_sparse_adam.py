@@ -54,9 +54,14 @@ def test_dense_gradients_are_refused_with_advice():
         opt.step()
 
 
-@pytest.mark.parametrize("kw, match", [({"lr": -1.0}, "lr must be >= 0, got -1.0"),
-                                       ({"betas": (1.0, 0.9)}, r"betas\[0\] must be in \[0, 1\), got 1.0"),
-                                       ({"eps": 0.0}, "eps must be > 0, got 0.0")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"lr": -1.0}, "lr must be >= 0, got -1.0"),
+        ({"betas": (1.0, 0.9)}, r"betas\[0\] must be in \[0, 1\), got 1.0"),
+        ({"eps": 0.0}, "eps must be > 0, got 0.0"),
+    ],
+)
 def test_bad_hyperparameters_are_rejected(kw, match):
     with pytest.raises(ValueError, match=match):
         SparseAdam([torch.nn.Parameter(torch.zeros(2, 2))], **kw)

@@ -25,8 +25,9 @@ def _routing_loop(u_hat, iterations):
     b = torch.zeros(bsz, n_in, n_out, dtype=u_hat.dtype)
     for r in range(iterations):
         c = torch.softmax(b, dim=2)
-        v = torch.stack([squash(sum(c[:, i, j, None] * u_hat[:, i, j] for i in range(n_in)))
-                         for j in range(n_out)], dim=1)
+        v = torch.stack(
+            [squash(sum(c[:, i, j, None] * u_hat[:, i, j] for i in range(n_in))) for j in range(n_out)], dim=1
+        )
         if r < iterations - 1:
             for i in range(n_in):
                 for j in range(n_out):

@@ -37,7 +37,7 @@ def test_max_and_avg_match_torch(nd, case):
     torch.manual_seed(case)
     x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)  # distinct values: no ties
     ours_max = (MaxPool1d if nd == 1 else MaxPool2d)(k, s, p, d)
-    ref_max = (F.max_pool1d if nd == 1 else F.max_pool2d)
+    ref_max = F.max_pool1d if nd == 1 else F.max_pool2d
     y = ours_max(x)
     r = ref_max(x, k, s, p, d)
     torch.testing.assert_close(y, r, atol=0, rtol=0)
@@ -46,7 +46,7 @@ def test_max_and_avg_match_torch(nd, case):
     assert tuple(y.shape[2:]) == ours_max.output_size(*size)
     for cip in (True, False):
         ours_avg = (AvgPool1d if nd == 1 else AvgPool2d)(k, s, p, count_include_pad=cip)
-        ref_avg = (F.avg_pool1d if nd == 1 else F.avg_pool2d)
+        ref_avg = F.avg_pool1d if nd == 1 else F.avg_pool2d
         y = ours_avg(x)
         r = ref_avg(x, k, s, p, count_include_pad=cip)
         torch.testing.assert_close(y, r, atol=1e-12, rtol=1e-12)

@@ -15,7 +15,7 @@ def test_affine_grid_and_grid_sample_match_torch(align, case):
     g = torch.Generator().manual_seed(case)
     b, c = 1 + case % 3, 1 + case % 2
     h, w, ho, wo = (int(v) for v in torch.randint(2, 12, (4,), generator=g))
-    theta = (identity_theta(b, torch.float64) + 0.6 * torch.randn(b, 2, 3, generator=g, dtype=torch.float64))
+    theta = identity_theta(b, torch.float64) + 0.6 * torch.randn(b, 2, 3, generator=g, dtype=torch.float64)
     theta.requires_grad_(True)
     x = torch.randn(b, c, h, w, generator=g, dtype=torch.float64, requires_grad=True)
     grid = affine_grid(theta, (b, c, ho, wo), align_corners=align)

@@ -9,5 +9,21 @@ from dlterms.autograd.gradcheck import numerical_gradient, relative_error
 from dlterms.autograd.nn import MLP, SGD, Linear, Module, train
 from dlterms.autograd.tensor import Tensor, cat, is_grad_enabled, no_grad, ones, randn, stack, tensor, zeros
 
-__all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "cat", "stack", "no_grad", "is_grad_enabled",
-           "Module", "Linear", "MLP", "SGD", "train", "numerical_gradient", "relative_error"]
+__all__ = [
+    "Tensor",
+    "tensor",
+    "zeros",
+    "ones",
+    "randn",
+    "cat",
+    "stack",
+    "no_grad",
+    "is_grad_enabled",
+    "Module",
+    "Linear",
+    "MLP",
+    "SGD",
+    "train",
+    "numerical_gradient",
+    "relative_error",
+]

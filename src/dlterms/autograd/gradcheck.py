@@ -21,8 +21,7 @@ from dlterms.autograd.tensor import Tensor, no_grad
 __all__ = ["numerical_gradient", "relative_error"]
 
 
-def numerical_gradient(f: Callable[[], Tensor], params: Sequence[Tensor],
-                       h: float = 1e-6) -> list[np.ndarray]:
+def numerical_gradient(f: Callable[[], Tensor], params: Sequence[Tensor], h: float = 1e-6) -> list[np.ndarray]:
     """Central-difference estimates of d f() / d p for each p in `params` (moved in place, then restored)."""
     if not h > 0:
         raise ValueError(f"h must be > 0, got {h}")

@@ -62,18 +62,26 @@ class Module:
 class Linear(Module):
     r"""$y = x W^\top + b$; input (*, in_features) -> (*, out_features)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 rng: np.random.Generator | None = None, dtype=np.float64):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        dtype=np.float64,
+    ):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         rng = rng if rng is not None else np.random.default_rng()
         bound = 1.0 / math.sqrt(in_features)  # torch.nn.Linear's default range
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype),
-                             requires_grad=True)  # (out, in)
-        self.bias = (Tensor(rng.uniform(-bound, bound, out_features).astype(dtype), requires_grad=True)
-                     if bias else None)  # (out,)
+        self.weight = Tensor(
+            rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype), requires_grad=True
+        )  # (out, in)
+        self.bias = (
+            Tensor(rng.uniform(-bound, bound, out_features).astype(dtype), requires_grad=True) if bias else None
+        )  # (out,)
 
     def forward(self, x: Tensor) -> Tensor:
         y = x @ self.weight.T  # (*, in) @ (in, out) -> (*, out)
@@ -83,8 +91,9 @@ class Linear(Module):
 class MLP(Module):
     """Linear layers with `activation` between them (none after the last): sizes [in, hidden..., out]."""
 
-    def __init__(self, sizes: list[int], activation: str = "relu", rng: np.random.Generator | None = None,
-                 dtype=np.float64):
+    def __init__(
+        self, sizes: list[int], activation: str = "relu", rng: np.random.Generator | None = None, dtype=np.float64
+    ):
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least the input and output sizes, got {sizes!r}")
         if activation not in _ACTIVATIONS:

@@ -94,16 +94,16 @@ def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:
     out = []
     for a in axes:
         if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"axis must be an integer in [{-max(ndim, 1)}, {max(ndim, 1) - 1}] for a "
-                             f"{ndim}-D tensor, got {axis!r}")
+            raise ValueError(
+                f"axis must be an integer in [{-max(ndim, 1)}, {max(ndim, 1) - 1}] for a {ndim}-D tensor, got {axis!r}"
+            )
         out.append(int(a) % max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"axis must not repeat an axis, got {axis!r}")
     return tuple(sorted(out)) if ndim else ()
 
 
-def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool,
-                    shape: tuple[int, ...]) -> np.ndarray:
+def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...]) -> np.ndarray:
     """Give a reduced gradient back the reduced axes (size 1), then broadcast it to `shape`."""
     if not keepdims and len(shape) > 0:
         g = np.expand_dims(g, axes)
@@ -227,12 +227,15 @@ class Tensor:
                 one-element tensor (then 1).
         """
         if not self.requires_grad:
-            raise ValueError("backward() called on a tensor that does not require grad "
-                             "(create the inputs with requires_grad=True)")
+            raise ValueError(
+                "backward() called on a tensor that does not require grad (create the inputs with requires_grad=True)"
+            )
         if gradient is None:
             if self.data.size != 1:
-                raise ValueError(f"backward() without a gradient needs a one-element tensor, got shape "
-                                 f"{self.shape}; pass gradient= of the same shape")
+                raise ValueError(
+                    f"backward() without a gradient needs a one-element tensor, got shape "
+                    f"{self.shape}; pass gradient= of the same shape"
+                )
             gradient = np.ones_like(self.data)
         gradient = _as_array(gradient)
         if gradient.shape != self.shape:
@@ -517,12 +520,12 @@ class Tensor:
         r"""Mean $-\log \mathrm{softmax}(z)_{y}$ over rows of logits (N, C), targets (N,) of class indices."""
         t = np.asarray(target.data if isinstance(target, Tensor) else target)
         if self.ndim != 2 or t.shape != (self.shape[0],):
-            raise ValueError(f"cross_entropy needs logits (N, C) and targets (N,), got {self.shape} and "
-                             f"{t.shape}")
+            raise ValueError(f"cross_entropy needs logits (N, C) and targets (N,), got {self.shape} and {t.shape}")
         t = t.astype(np.int64)
         if t.size and (t.min() < 0 or t.max() >= self.shape[1]):
-            raise ValueError(f"targets must be class indices in [0, {self.shape[1] - 1}], got range "
-                             f"[{t.min()}, {t.max()}]")
+            raise ValueError(
+                f"targets must be class indices in [0, {self.shape[1] - 1}], got range [{t.min()}, {t.max()}]"
+            )
         logp = self.log_softmax(axis=1)
         return -logp[np.arange(len(t)), t].mean()
 
@@ -530,8 +533,7 @@ class Tensor:
         """Mean squared error against `target` (same shape)."""
         o = self._lift(target)
         if o.shape != self.shape:
-            raise ValueError(f"mse_loss needs input and target of the same shape, got {self.shape} and "
-                             f"{o.shape}")
+            raise ValueError(f"mse_loss needs input and target of the same shape, got {self.shape} and {o.shape}")
         d = self - o
         return (d * d).mean()
 
@@ -551,8 +553,7 @@ def ones(*shape, requires_grad: bool = False, dtype=np.float64) -> Tensor:
     return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, rng: np.random.Generator | None = None, requires_grad: bool = False,
-          dtype=np.float64) -> Tensor:
+def randn(*shape, rng: np.random.Generator | None = None, requires_grad: bool = False, dtype=np.float64) -> Tensor:
     rng = rng if rng is not None else np.random.default_rng()
     return Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=requires_grad)
 

@@ -28,8 +28,17 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["Compose", "RandomShift", "RandomCrop", "RandomRotation", "GaussianNoise", "RandomSignalShift",
-           "shift_images", "rotate_images", "shift_signals"]
+__all__ = [
+    "Compose",
+    "RandomShift",
+    "RandomCrop",
+    "RandomRotation",
+    "GaussianNoise",
+    "RandomSignalShift",
+    "shift_images",
+    "rotate_images",
+    "shift_signals",
+]
 
 
 def _check_images(x: torch.Tensor, who: str) -> None:
@@ -61,8 +70,9 @@ def rotate_images(x: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     theta = angle_deg.to(x.dtype).view(B, 1, 1) * (math.pi / 180.0)
     cy, cx = (H - 1) / 2.0, (W - 1) / 2.0
-    yy, xx = torch.meshgrid(torch.arange(H, device=x.device, dtype=x.dtype),
-                            torch.arange(W, device=x.device, dtype=x.dtype), indexing="ij")  # (H, W)
+    yy, xx = torch.meshgrid(
+        torch.arange(H, device=x.device, dtype=x.dtype), torch.arange(W, device=x.device, dtype=x.dtype), indexing="ij"
+    )  # (H, W)
     u, v = xx - cx, yy - cy  # output coordinates relative to the centre (x right, y down)
     cos, sin = torch.cos(theta), torch.sin(theta)
     # inverse map: source = R(-theta) (u, v) + c; with y pointing down a counter-clockwise turn on screen
@@ -132,7 +142,7 @@ class RandomCrop:
         if h > H + 2 * p or w > W + 2 * p:
             raise ValueError(f"crop size {self.size} is larger than the padded image ({H + 2 * p}, {W + 2 * p})")
         padded = torch.zeros(B, C, H + 2 * p, W + 2 * p, dtype=x.dtype, device=x.device)
-        padded[:, :, p:p + H, p:p + W] = x
+        padded[:, :, p : p + H, p : p + W] = x
         top = _randint(0, H + 2 * p - h, B, generator, x.device)
         left = _randint(0, W + 2 * p - w, B, generator, x.device)
         rows = (top.view(B, 1) + torch.arange(h, device=x.device)).view(B, 1, h, 1).expand(B, C, h, W + 2 * p)

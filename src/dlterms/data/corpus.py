@@ -29,9 +29,28 @@ from pathlib import Path
 __all__ = ["docstrings", "text", "words", "sentences", "varied_sentences"]
 
 # modules that open windows, print, need a GUI or Windows, are test suites, or are not prose
-_SKIP_TOP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "pydoc_data",
-             "ensurepip", "venv", "encodings", "msilib", "winreg", "winsound", "msvcrt", "nt", "sre_compile",
-             "sre_parse", "sre_constants"}
+_SKIP_TOP = {
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "test",
+    "lib2to3",
+    "pydoc_data",
+    "ensurepip",
+    "venv",
+    "encodings",
+    "msilib",
+    "winreg",
+    "winsound",
+    "msvcrt",
+    "nt",
+    "sre_compile",
+    "sre_parse",
+    "sre_constants",
+}
 _SKIP_PARTS = {"test", "tests", "__main__", "idle_test"}
 
 
@@ -60,8 +79,11 @@ def _module_names() -> list[str]:
 
 def _import_quietly(name: str):
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             return importlib.import_module(name)
     except Exception:  # noqa: BLE001 - unavailable on this platform
@@ -72,8 +94,9 @@ def _import_quietly(name: str):
 def _docstrings() -> tuple[str, ...]:
     # Collected in a fresh, isolated interpreter: libraries imported here (torch, transformers, ...)
     # patch standard-library objects (e.g. logging.Logger), which would otherwise change the corpus.
-    out = subprocess.run([sys.executable, "-I", str(Path(__file__).resolve())],
-                         capture_output=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-I", str(Path(__file__).resolve())], capture_output=True, check=True, timeout=300
+    )
     return tuple(json.loads(out.stdout.decode("ascii")))
 
 
@@ -151,30 +174,67 @@ def sentences(min_words: int = 4, max_words: int = 40) -> list[str]:
 # Hand-written lines that exercise what English docstrings lack: accents, other scripts, CJK,
 # emoji, odd whitespace and control characters, symbols, long words, mixed case and digits.
 _VARIED = [
-    "Café au lait, s'il vous plaît!", "Naïve résumé of a coöperative façade.", "Ångström, Øresund and Ærø.",
-    "Straße und Größe: ÄÖÜ äöü ß.", "¿Dónde está la estación de tren?", "São Paulo é a maior cidade do Brasil.",
-    "Ελληνικά: Καλημέρα κόσμε, ΣΟΦΙΑ.", "Привет, мир! Как дела?", "Český jazyk má háčky: č, ř, ž.",
-    "Łódź jest w Polsce; Kraków też.", "İstanbul'da ılık bir gün.", "Tiếng Việt có nhiều dấu: ầ, ẫ, ự.",
-    "東京は日本の首都です。", "我爱自然语言处理和深度学习。", "한국어 문장도 토큰화할 수 있을까요?",
-    "日本語とEnglishのmixed文章。", "עברית נכתבת מימין לשמאל.", "اللغة العربية جميلة جدا.",
-    "हिन्दी में एक वाक्य।", "ภาษาไทยไม่มีช่องว่างระหว่างคำ", "Emoji: 😀🎉👍🏽 and ❤️ hearts.",
-    "Math: ∑ x² ≤ ∞, √2 ≈ 1.414, π ≠ 3.", "Price: $19.99, €5, £3, ¥1000 (approx.)", "50% off!!! #deal @shop",
-    "Tabs\tand\nnewlines\r\nand   multiple    spaces.", "Zero\u200bwidth\u200cjoiners\u200dhere.",
-    "Soft\u00adhyphen and no\u00a0break space.", "Control\x07chars\x1bare\x00removed.",
-    "Replacement \ufffd character.", "Combining: e\u0301 a\u0308 n\u0303 o\u0302.", "Full-width ＡＢＣ１２３！",
-    "Supercalifragilisticexpialidocious antidisestablishmentarianism.", "a" * 120 + " is too long.",
-    "CamelCaseIdentifiersLikeThis and snake_case_names.", "URLs: https://example.com/path?q=1&r=2#frag",
-    "email: someone@example.org, phone +1-555-0100.", "Quotes “curly” ‘single’ «guillemets» „low“.",
-    "Dashes – en — em ‒ figure ― bar.", "Ellipsis… and middle·dot and bullet • point.",
-    "Brackets [x], {y}, <z>, (w) and |pipes|.", "The year 2024 had 366 days; 3.14159 is pi.",
-    "UPPER CASE SHOUTING AND lower case whispers.", "Mixed: iPhone, eBay, McDonald's, O'Neill.",
-    "Don't, can't, won't, shouldn't've.", "Hyphen-ated, well-known, state-of-the-art models.",
-    "C++ and C# and F# are languages; so is R.", "x = f(a, b) + g[c] * h{d}", "1st, 2nd, 3rd and 4th place.",
-    "Ünïcödé ïs fün tö tökënïzë.", "Deep learning (DL) uses GPUs/TPUs for training.",
-    "The BERT model was introduced in 2018 by Devlin et al.", "Transformers: attention is all you need.",
-    "Romanian: ș ț ă î â; Turkish: ğ ş ç ö ü.", "Ｔｈｉｓ　ｉｓ　ｆｕｌｌ　ｗｉｄｔｈ．", "Roman numerals Ⅻ and ⅷ.",
-    "Ligatures: ﬁne ﬂow ﬀ.", "Superscripts x¹ y² z³ and subscripts H₂O.", "Arrows → ← ↑ ↓ ⇒ ⇔.",
-    "Cards ♠ ♥ ♦ ♣ and chess ♔ ♕.", "Old Norse þ and ð; Icelandic Þór.", "Klingon?  No: just ASCII ~`^|\\.",
+    "Café au lait, s'il vous plaît!",
+    "Naïve résumé of a coöperative façade.",
+    "Ångström, Øresund and Ærø.",
+    "Straße und Größe: ÄÖÜ äöü ß.",
+    "¿Dónde está la estación de tren?",
+    "São Paulo é a maior cidade do Brasil.",
+    "Ελληνικά: Καλημέρα κόσμε, ΣΟΦΙΑ.",
+    "Привет, мир! Как дела?",
+    "Český jazyk má háčky: č, ř, ž.",
+    "Łódź jest w Polsce; Kraków też.",
+    "İstanbul'da ılık bir gün.",
+    "Tiếng Việt có nhiều dấu: ầ, ẫ, ự.",
+    "東京は日本の首都です。",
+    "我爱自然语言处理和深度学习。",
+    "한국어 문장도 토큰화할 수 있을까요?",
+    "日本語とEnglishのmixed文章。",
+    "עברית נכתבת מימין לשמאל.",
+    "اللغة العربية جميلة جدا.",
+    "हिन्दी में एक वाक्य।",
+    "ภาษาไทยไม่มีช่องว่างระหว่างคำ",
+    "Emoji: 😀🎉👍🏽 and ❤️ hearts.",
+    "Math: ∑ x² ≤ ∞, √2 ≈ 1.414, π ≠ 3.",
+    "Price: $19.99, €5, £3, ¥1000 (approx.)",
+    "50% off!!! #deal @shop",
+    "Tabs\tand\nnewlines\r\nand   multiple    spaces.",
+    "Zero\u200bwidth\u200cjoiners\u200dhere.",
+    "Soft\u00adhyphen and no\u00a0break space.",
+    "Control\x07chars\x1bare\x00removed.",
+    "Replacement \ufffd character.",
+    "Combining: e\u0301 a\u0308 n\u0303 o\u0302.",
+    "Full-width ＡＢＣ１２３！",
+    "Supercalifragilisticexpialidocious antidisestablishmentarianism.",
+    "a" * 120 + " is too long.",
+    "CamelCaseIdentifiersLikeThis and snake_case_names.",
+    "URLs: https://example.com/path?q=1&r=2#frag",
+    "email: someone@example.org, phone +1-555-0100.",
+    "Quotes “curly” ‘single’ «guillemets» „low“.",
+    "Dashes – en — em ‒ figure ― bar.",
+    "Ellipsis… and middle·dot and bullet • point.",
+    "Brackets [x], {y}, <z>, (w) and |pipes|.",
+    "The year 2024 had 366 days; 3.14159 is pi.",
+    "UPPER CASE SHOUTING AND lower case whispers.",
+    "Mixed: iPhone, eBay, McDonald's, O'Neill.",
+    "Don't, can't, won't, shouldn't've.",
+    "Hyphen-ated, well-known, state-of-the-art models.",
+    "C++ and C# and F# are languages; so is R.",
+    "x = f(a, b) + g[c] * h{d}",
+    "1st, 2nd, 3rd and 4th place.",
+    "Ünïcödé ïs fün tö tökënïzë.",
+    "Deep learning (DL) uses GPUs/TPUs for training.",
+    "The BERT model was introduced in 2018 by Devlin et al.",
+    "Transformers: attention is all you need.",
+    "Romanian: ș ț ă î â; Turkish: ğ ş ç ö ü.",
+    "Ｔｈｉｓ　ｉｓ　ｆｕｌｌ　ｗｉｄｔｈ．",
+    "Roman numerals Ⅻ and ⅷ.",
+    "Ligatures: ﬁne ﬂow ﬀ.",
+    "Superscripts x¹ y² z³ and subscripts H₂O.",
+    "Arrows → ← ↑ ↓ ⇒ ⇔.",
+    "Cards ♠ ♥ ♦ ♣ and chess ♔ ♕.",
+    "Old Norse þ and ð; Icelandic Þór.",
+    "Klingon?  No: just ASCII ~`^|\\.",
 ]
 
 

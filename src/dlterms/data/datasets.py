@@ -33,8 +33,7 @@ class Split:
         return int(torch.cat([self.y_train, self.y_test]).max().item()) + 1
 
     def to(self, device) -> Split:
-        return Split(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
-                     self.y_test.to(device))
+        return Split(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device), self.y_test.to(device))
 
     def subset_train(self, n: int, seed: int = 0) -> Split:
         """The same test set, with `n` training examples drawn (stratified) from the training set."""
@@ -53,18 +52,24 @@ def _stratified_indices(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
-def make_split(x: np.ndarray, y: np.ndarray, test_size: float | int = 0.25, seed: int = 0,
-               stratify: bool = True) -> Split:
+def make_split(
+    x: np.ndarray, y: np.ndarray, test_size: float | int = 0.25, seed: int = 0, stratify: bool = True
+) -> Split:
     """Split arrays into a seeded (stratified) train/test Split of tensors."""
     from sklearn.model_selection import train_test_split
 
     if isinstance(test_size, float) and not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be in (0, 1) as a fraction, got {test_size}")
-    xtr, xte, ytr, yte = train_test_split(x, y, test_size=test_size, random_state=seed,
-                                          stratify=y if stratify else None)
+    xtr, xte, ytr, yte = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
+    )
     ydtype = torch.int64 if np.issubdtype(np.asarray(y).dtype, np.integer) else torch.float32
-    return Split(torch.as_tensor(xtr, dtype=torch.float32), torch.as_tensor(ytr, dtype=ydtype),
-                 torch.as_tensor(xte, dtype=torch.float32), torch.as_tensor(yte, dtype=ydtype))
+    return Split(
+        torch.as_tensor(xtr, dtype=torch.float32),
+        torch.as_tensor(ytr, dtype=ydtype),
+        torch.as_tensor(xte, dtype=torch.float32),
+        torch.as_tensor(yte, dtype=ydtype),
+    )
 
 
 def train_val_split(x: torch.Tensor, y: torch.Tensor, val_fraction: float = 0.2, seed: int = 0):
@@ -122,8 +127,12 @@ def _mnist1d_arrays(seed: int):
     args = get_dataset_args()
     args.seed = seed
     d = make_dataset(args)
-    arrays = (d["x"].astype(np.float32), d["y"].astype(np.int64), d["x_test"].astype(np.float32),
-              d["y_test"].astype(np.int64))
+    arrays = (
+        d["x"].astype(np.float32),
+        d["y"].astype(np.int64),
+        d["x_test"].astype(np.float32),
+        d["y_test"].astype(np.int64),
+    )
     try:
         from dlterms.run import atomic_write_bytes
 
@@ -142,8 +151,9 @@ def mnist1d(seed: int = 42, channels: bool = False) -> Split:
     (N, 1, 40) inputs for 1-D convolutions and recurrent models.
     """
     x, y, xt, yt = _mnist1d_arrays(seed)
-    s = Split(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), torch.from_numpy(xt.copy()),
-              torch.from_numpy(yt.copy()))
+    s = Split(
+        torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), torch.from_numpy(xt.copy()), torch.from_numpy(yt.copy())
+    )
     if channels:
         s = Split(s.x_train.unsqueeze(1), s.y_train, s.x_test.unsqueeze(1), s.y_test)
     return s
@@ -159,8 +169,7 @@ def moons(n: int = 1000, noise: float = 0.2, test_size: float = 0.3, seed: int =
     return make_split(x.astype(np.float32), y.astype(np.int64), test_size=test_size, seed=seed)
 
 
-def circles(n: int = 1000, noise: float = 0.1, factor: float = 0.5, test_size: float = 0.3,
-            seed: int = 0) -> Split:
+def circles(n: int = 1000, noise: float = 0.1, factor: float = 0.5, test_size: float = 0.3, seed: int = 0) -> Split:
     """scikit-learn's two concentric circles."""
     from sklearn.datasets import make_circles
 

@@ -18,8 +18,24 @@ import torch
 
 __all__ = ["PHOTOS", "photo", "translate", "rgb_to_grey"]
 
-PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "moon", "text", "brick", "grass",
-          "gravel", "immunohistochemistry", "page", "clock", "cell", "hubble_deep_field")
+PHOTOS = (
+    "camera",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "coins",
+    "moon",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "immunohistochemistry",
+    "page",
+    "clock",
+    "cell",
+    "hubble_deep_field",
+)
 
 
 @functools.lru_cache(maxsize=16)

@@ -87,12 +87,14 @@ class CurriculumSampler:
         seed: seeds the draws.
     """
 
-    def __init__(self, difficulty: torch.Tensor, batch_size: int, pacing: Callable[[int], float] | None = None,
-                 seed: int = 0):
+    def __init__(
+        self, difficulty: torch.Tensor, batch_size: int, pacing: Callable[[int], float] | None = None, seed: int = 0
+    ):
         difficulty = torch.as_tensor(difficulty)
         if difficulty.dim() != 1 or len(difficulty) == 0:
-            raise ValueError(f"difficulty must be a non-empty 1-D tensor of scores, got shape "
-                             f"{tuple(difficulty.shape)}")
+            raise ValueError(
+                f"difficulty must be a non-empty 1-D tensor of scores, got shape {tuple(difficulty.shape)}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.difficulty = difficulty.cpu().to(torch.float64)
@@ -118,8 +120,10 @@ class CurriculumSampler:
         for t in range(num_steps):
             m = self.pool_size(t)
             if m == 0:
-                raise ValueError(f"no example has difficulty <= pacing({t}) = {self.pacing(t)}; the easiest has "
-                                 f"{float(self._sorted[0])}")
+                raise ValueError(
+                    f"no example has difficulty <= pacing({t}) = {self.pacing(t)}; the easiest has "
+                    f"{float(self._sorted[0])}"
+                )
             yield self._order[torch.randint(m, (self.batch_size,), generator=g)]  # uniform over P_t
 
     def indices(self, num_steps: int) -> torch.Tensor:

@@ -46,8 +46,9 @@ class _Scaler:
 
     def _check_shape(self, x: torch.Tensor) -> None:
         if x.dim() != 2:
-            raise ValueError(f"{type(self).__name__} expects 2-D input (n_samples, n_features), got shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__} expects 2-D input (n_samples, n_features), got shape {tuple(x.shape)}"
+            )
 
     def _fit_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(offset, scale) with transform(x) = (x - offset) / scale (+ subclass's shift)."""
@@ -68,8 +69,9 @@ class _Scaler:
             raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit(x_train) before {name}")
         self._check_shape(t)
         if t.shape[1] != self.n_features_in_:
-            raise ValueError(f"x has {t.shape[1]} features, but {type(self).__name__} was fitted on "
-                             f"{self.n_features_in_} features")
+            raise ValueError(
+                f"x has {t.shape[1]} features, but {type(self).__name__} was fitted on {self.n_features_in_} features"
+            )
         dtype = t.dtype if t.is_floating_point() else torch.float64
         shape = [1, -1] + [1] * (t.dim() - 2)  # broadcast per feature / channel
         return (self.offset_.to(t.device, dtype).view(shape), self.scale_.to(t.device, dtype).view(shape))
@@ -121,8 +123,10 @@ class ChannelStandardScaler(StandardScaler):
 
     def _check_shape(self, x: torch.Tensor) -> None:
         if x.dim() < 3:
-            raise ValueError(f"ChannelStandardScaler expects (B, C, L) or (B, C, H, W) input, got shape "
-                             f"{tuple(x.shape)}; use StandardScaler for (n_samples, n_features)")
+            raise ValueError(
+                f"ChannelStandardScaler expects (B, C, L) or (B, C, H, W) input, got shape "
+                f"{tuple(x.shape)}; use StandardScaler for (n_samples, n_features)"
+            )
 
 
 class MinMaxScaler(_Scaler):

@@ -31,9 +31,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["CharVocab", "PAD", "BOS", "EOS", "DATE_FORMATS", "format_date", "date_pairs", "number_to_words",
-           "number_pairs", "split_by_length", "Seq2SeqData", "make_seq2seq_data", "last_nonzero_sign",
-           "best_order_blind_accuracy", "marked_recall", "parity"]
+__all__ = [
+    "CharVocab",
+    "PAD",
+    "BOS",
+    "EOS",
+    "DATE_FORMATS",
+    "format_date",
+    "date_pairs",
+    "number_to_words",
+    "number_pairs",
+    "split_by_length",
+    "Seq2SeqData",
+    "make_seq2seq_data",
+    "last_nonzero_sign",
+    "best_order_blind_accuracy",
+    "marked_recall",
+    "parity",
+]
 
 PAD, BOS, EOS = 0, 1, 2
 _SPECIALS = ["<pad>", "<bos>", "<eos>"]
@@ -60,8 +75,7 @@ class CharVocab:
     def __repr__(self) -> str:
         return f"CharVocab({len(self)} symbols)"
 
-    def encode(self, texts: Sequence[str], bos: bool = False,
-               eos: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, texts: Sequence[str], bos: bool = False, eos: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded ids (N, T_max) and lengths (N,), optionally with <bos> first and <eos> last."""
         rows = []
         for t in texts:
@@ -73,7 +87,7 @@ class CharVocab:
         lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
         out = torch.full((len(rows), int(lengths.max()) if rows else 0), PAD, dtype=torch.long)
         for i, r in enumerate(rows):
-            out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+            out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         return out, lengths
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -89,11 +103,38 @@ class CharVocab:
 
 # --------------------------------------------------------------------------- number words
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_ORD = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-        "nine": "ninth", "twelve": "twelfth"}
+_ORD = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
 
 
 def _below_100(n: int) -> str:
@@ -153,8 +194,20 @@ def _year_words(y: int) -> str:
 
 # --------------------------------------------------------------------------- dates
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -164,18 +217,18 @@ def _fmt(d: _dt.date) -> dict[str, str]:
     Mon = M[:3]
     day, dw, yw = d.day, _ordinal_words(d.day), _year_words(d.year)
     return {
-        "dmy_dots": f"{day:02d}.{d.month:02d}.{d.year}",                 # 25.11.2026
-        "mdy_slash": f"{d.month:02d}/{day:02d}/{d.year}",                 # 11/25/2026
-        "dmy_short": f"{day} {Mon} {d.year}",                             # 25 Nov 2026
-        "mdy_short": f"{Mon} {day}, {d.year}",                            # Nov 25, 2026
-        "dmy_long": f"{day} {M} {d.year}",                                # 25 November 2026
-        "mdy_long": f"{M} {day}, {d.year}",                               # November 25, 2026
-        "ordinal": f"the {_ordinal_suffix(day)} of {M} {d.year}",         # the 25th of November 2026
-        "weekday_mdy": f"{W}, {M} {day}, {d.year}",                       # Wednesday, November 25, 2026
-        "day_words": f"the {dw} of {M}, {d.year}",                        # the twenty-fifth of November, 2026
-        "weekday_day_words": f"{W}, the {dw} of {M} {d.year}",            # Wednesday, the twenty-fifth of ...
-        "all_words": f"the {dw} of {M}, {yw}",                            # the twenty-fifth of November, ...
-        "weekday_all_words": f"{W}, the {dw} of {M}, {yw}",               # Wednesday, the twenty-fifth of ...
+        "dmy_dots": f"{day:02d}.{d.month:02d}.{d.year}",  # 25.11.2026
+        "mdy_slash": f"{d.month:02d}/{day:02d}/{d.year}",  # 11/25/2026
+        "dmy_short": f"{day} {Mon} {d.year}",  # 25 Nov 2026
+        "mdy_short": f"{Mon} {day}, {d.year}",  # Nov 25, 2026
+        "dmy_long": f"{day} {M} {d.year}",  # 25 November 2026
+        "mdy_long": f"{M} {day}, {d.year}",  # November 25, 2026
+        "ordinal": f"the {_ordinal_suffix(day)} of {M} {d.year}",  # the 25th of November 2026
+        "weekday_mdy": f"{W}, {M} {day}, {d.year}",  # Wednesday, November 25, 2026
+        "day_words": f"the {dw} of {M}, {d.year}",  # the twenty-fifth of November, 2026
+        "weekday_day_words": f"{W}, the {dw} of {M} {d.year}",  # Wednesday, the twenty-fifth of ...
+        "all_words": f"the {dw} of {M}, {yw}",  # the twenty-fifth of November, ...
+        "weekday_all_words": f"{W}, the {dw} of {M}, {yw}",  # Wednesday, the twenty-fifth of ...
     }
 
 
@@ -258,8 +311,7 @@ class Seq2SeqData:
         return Seq2SeqData(self.src[idx, :S], self.src_len[idx], self.tgt[idx, :T], sub)
 
 
-def make_seq2seq_data(pairs: Sequence[tuple[str, str]], src_vocab: CharVocab,
-                      tgt_vocab: CharVocab) -> Seq2SeqData:
+def make_seq2seq_data(pairs: Sequence[tuple[str, str]], src_vocab: CharVocab, tgt_vocab: CharVocab) -> Seq2SeqData:
     """Encode pairs: sources as characters, targets as characters followed by <eos>."""
     src, src_len = src_vocab.encode([p[0] for p in pairs])
     tgt, _ = tgt_vocab.encode([p[1] for p in pairs], eos=True)
@@ -304,8 +356,7 @@ def best_order_blind_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     return correct / len(y)
 
 
-def marked_recall(n: int, delay: int, n_symbols: int = 8, seed: int = 0, lead: int = 5,
-                  distractors: bool = True):
+def marked_recall(n: int, delay: int, n_symbols: int = 8, seed: int = 0, lead: int = 5, distractors: bool = True):
     """Recall the marked symbol: x (n, lead + delay, n_symbols + 1), y (n,).
 
     One step among the first `lead` shows one of `n_symbols` symbols (one-hot) with the marker channel

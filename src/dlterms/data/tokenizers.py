@@ -45,8 +45,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CharTokenizer", "WordTokenizer", "ByteLevelBPETokenizer", "WordPieceTokenizer", "pretokenize",
-           "minilm_vocab_path"]
+__all__ = [
+    "CharTokenizer",
+    "WordTokenizer",
+    "ByteLevelBPETokenizer",
+    "WordPieceTokenizer",
+    "pretokenize",
+    "minilm_vocab_path",
+]
 
 N_BYTES = 256
 
@@ -156,8 +162,9 @@ class WordTokenizer(_FallbackTokenizer):
 
 # A letter run, a digit run or a symbol run, each with at most one leading space; then whitespace
 # (all but the last space before a word); a final catch-all so every character lands in a word.
-_PRETOKEN_RE = re.compile(r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+|.""",
-                          re.UNICODE | re.DOTALL)
+_PRETOKEN_RE = re.compile(
+    r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+|.""", re.UNICODE | re.DOTALL
+)
 
 
 def pretokenize(text: str) -> list[str]:
@@ -332,9 +339,16 @@ def _is_punctuation(c: str) -> bool:
 
 
 def _is_cjk(cp: int) -> bool:
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
-            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
 
 
 class _CharTable(dict):
@@ -369,14 +383,28 @@ class WordPieceTokenizer:
         max_input_chars_per_word: longer words become `[UNK]`.
     """
 
-    def __init__(self, vocab: Sequence[str], do_lower_case: bool = True, strip_accents: bool | None = None,
-                 tokenize_chinese_chars: bool = True, max_input_chars_per_word: int = 100,
-                 unk_token: str = "[UNK]", cls_token: str = "[CLS]", sep_token: str = "[SEP]",
-                 pad_token: str = "[PAD]", mask_token: str = "[MASK]", continuing_prefix: str = "##"):
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        max_input_chars_per_word: int = 100,
+        unk_token: str = "[UNK]",
+        cls_token: str = "[CLS]",
+        sep_token: str = "[SEP]",
+        pad_token: str = "[PAD]",
+        mask_token: str = "[MASK]",
+        continuing_prefix: str = "##",
+    ):
         self.vocab = list(vocab)
         self.token_to_id = {t: i for i, t in enumerate(self.vocab)}
-        for name, tok in (("unk_token", unk_token), ("cls_token", cls_token), ("sep_token", sep_token),
-                          ("pad_token", pad_token)):
+        for name, tok in (
+            ("unk_token", unk_token),
+            ("cls_token", cls_token),
+            ("sep_token", sep_token),
+            ("pad_token", pad_token),
+        ):
             if tok not in self.token_to_id:
                 raise ValueError(f"{name}={tok!r} is not in the vocabulary")
         if max_input_chars_per_word < 1:
@@ -521,11 +549,12 @@ class WordPieceTokenizer:
             if skip_special_tokens and i in self.special_ids:
                 continue
             tok = self.vocab[i]
-            out += tok[len(self.prefix):] if tok.startswith(self.prefix) else (" " + tok if out else tok)
+            out += tok[len(self.prefix) :] if tok.startswith(self.prefix) else (" " + tok if out else tok)
         return out
 
-    def __call__(self, texts: str | Sequence[str], max_length: int = 512,
-                 add_special_tokens: bool = True) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, texts: str | Sequence[str], max_length: int = 512, add_special_tokens: bool = True
+    ) -> dict[str, torch.Tensor]:
         """A padded batch: input_ids, attention_mask (1 = real token), token_type_ids, each (B, T)."""
         if isinstance(texts, str):
             texts = [texts]

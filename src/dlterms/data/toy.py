@@ -25,8 +25,9 @@ def ring_centers(n_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
     return radius * torch.stack([angles.cos(), angles.sin()], dim=1)
 
 
-def ring_of_gaussians(n: int, n_modes: int = 8, radius: float = 2.0, std: float = 0.05,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ring_of_gaussians(
+    n: int, n_modes: int = 8, radius: float = 2.0, std: float = 0.05, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n points (n, 2) from a uniform mixture of K Gaussians on a ring, and their mode index (n,)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -38,8 +39,9 @@ def ring_of_gaussians(n: int, n_modes: int = 8, radius: float = 2.0, std: float 
     return x, k
 
 
-def assign_to_modes(x: torch.Tensor, n_modes: int = 8, radius: float = 2.0, std: float = 0.05,
-                    n_std: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+def assign_to_modes(
+    x: torch.Tensor, n_modes: int = 8, radius: float = 2.0, std: float = 0.05, n_std: float = 3.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For samples x (n, 2): the nearest mode (n,) and whether x lies within n_std * std of it (n,)
     (the 'high quality' criterion of Srivastava et al., 2017, VEEGAN)."""
     centers = ring_centers(n_modes, radius).to(x.device, x.dtype)
@@ -48,8 +50,14 @@ def assign_to_modes(x: torch.Tensor, n_modes: int = 8, radius: float = 2.0, std:
     return k, d <= n_std * std
 
 
-def two_modalities(n: int, dim_a: int = 8, dim_b: int = 16, noise: float = 1.0, interaction: bool = False,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def two_modalities(
+    n: int,
+    dim_a: int = 8,
+    dim_b: int = 16,
+    noise: float = 1.0,
+    interaction: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two views of n examples, each showing one hidden bit: modality A shows bit a, modality B bit b,
     as a bit-specific mean vector (drawn once, unit Gaussian entries) plus Gaussian noise of std `noise`.
 

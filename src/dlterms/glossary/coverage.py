@@ -26,8 +26,18 @@ def coverage_rows(results_dir: Path, tests_dir: Path = TESTS_DIR) -> list[dict]:
     for e in entries():
         r = results.get(e.id)
         tested = bool(e.code) and any(path.rsplit(".", 1)[-1] in test_text for path in e.code)
-        rows.append({"number": e.number, "id": e.id, "title": e.title, "area": e.area,
-                     "definition": bool(e.definition), "code": e.implemented, "reference_test": tested,
-                     "experiment": bool(e.experiment), "figure": bool(r and r.figures),
-                     "last_result": r.status if r else None})
+        rows.append(
+            {
+                "number": e.number,
+                "id": e.id,
+                "title": e.title,
+                "area": e.area,
+                "definition": bool(e.definition),
+                "code": e.implemented,
+                "reference_test": tested,
+                "experiment": bool(e.experiment),
+                "figure": bool(r and r.figures),
+                "last_result": r.status if r else None,
+            }
+        )
     return rows

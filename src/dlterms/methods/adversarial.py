@@ -47,17 +47,32 @@ def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Cal
     return g
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, loss_fn: Callable = cross_entropy,
-         clip: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    loss_fn: Callable = cross_entropy,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> torch.Tensor:
     """x' = clip(x + eps * sign(grad_x L(f(x), y))). The model's mode (train/eval) is left as it is."""
     _check(eps, clip)
     x_adv = x + eps * _input_grad(model, x, y, loss_fn).sign()
     return (x_adv.clamp(*clip) if clip is not None else x_adv).detach()
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None = None,
-        steps: int = 10, random_start: bool = True, loss_fn: Callable = cross_entropy,
-        clip: tuple[float, float] | None = (0.0, 1.0), generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    alpha: float | None = None,
+    steps: int = 10,
+    random_start: bool = True,
+    loss_fn: Callable = cross_entropy,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """`steps` signed-gradient steps of size `alpha` (default 2.5 eps / steps), each projected onto the
     L-infinity ball of radius eps around x and onto the `clip` range."""
     _check(eps, clip)
@@ -91,15 +106,16 @@ def adversarial_forward(attack: Callable[..., torch.Tensor], **attack_kwargs) ->
     return forward
 
 
-def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable, batch_size: int = 512,
-                    **attack_kwargs) -> float:
+def robust_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable, batch_size: int = 512, **attack_kwargs
+) -> float:
     """Accuracy on `attack(model, x, y, **attack_kwargs)`, in eval mode and in batches."""
     was_training = model.training
     model.eval()
     correct = 0
     try:
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             x_adv = attack(model, xb, yb, **attack_kwargs)
             with torch.no_grad():
                 correct += (model(x_adv).argmax(1) == yb).sum().item()

@@ -33,13 +33,21 @@ class ReconstructionDetector:
         self.model = autoencoder
         self.threshold_: float | None = None
 
-    def fit(self, x_normal: torch.Tensor, epochs: int = 100, lr: float = 1e-3, batch_size: int | None = 64,
-            seed: int = 0) -> History:
+    def fit(
+        self, x_normal: torch.Tensor, epochs: int = 100, lr: float = 1e-3, batch_size: int | None = 64, seed: int = 0
+    ) -> History:
         """Train to reconstruct `x_normal` (normal data only) with mean squared error."""
         if len(x_normal) == 0:
             raise ValueError("x_normal must hold at least one example")
-        return fit(self.model, (x_normal, x_normal), loss_fn=mse_loss, optimizer=Adam(self.model.parameters(), lr=lr),
-                   epochs=epochs, batch_size=batch_size, seed=seed)
+        return fit(
+            self.model,
+            (x_normal, x_normal),
+            loss_fn=mse_loss,
+            optimizer=Adam(self.model.parameters(), lr=lr),
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+        )
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:

@@ -44,14 +44,16 @@ class ReliabilityBins:
 def confidences(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(max probability p_hat, whether the arg-max is the label) for probabilities (n, K) and labels (n,)."""
     if probs.dim() != 2 or labels.shape != probs.shape[:1]:
-        raise ValueError(f"expected probabilities (n, K) and labels (n,), got {tuple(probs.shape)} and "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"expected probabilities (n, K) and labels (n,), got {tuple(probs.shape)} and {tuple(labels.shape)}"
+        )
     conf, pred = probs.max(dim=1)
     return conf, (pred == labels)
 
 
-def reliability_bins(confidence: torch.Tensor, hit: torch.Tensor, n_bins: int = 15,
-                     right: bool = True) -> ReliabilityBins:
+def reliability_bins(
+    confidence: torch.Tensor, hit: torch.Tensor, n_bins: int = 15, right: bool = True
+) -> ReliabilityBins:
     """Bin `confidence` (n,) in [0, 1] into `n_bins` equal-width bins and average `hit` (n,) per bin.
 
     `right=True` uses Guo et al.'s bins ((m-1)/M, m/M] (a confidence of exactly 0 joins the first);
@@ -62,11 +64,13 @@ def reliability_bins(confidence: torch.Tensor, hit: torch.Tensor, n_bins: int = 
     confidence = confidence.detach().to(torch.float64).flatten()
     hit = hit.detach().to(torch.float64).flatten()
     if confidence.shape != hit.shape or len(confidence) == 0:
-        raise ValueError(f"confidence and hit must be non-empty and of equal length, got {len(confidence)} and "
-                         f"{len(hit)}")
+        raise ValueError(
+            f"confidence and hit must be non-empty and of equal length, got {len(confidence)} and {len(hit)}"
+        )
     if confidence.min() < 0 or confidence.max() > 1:
-        raise ValueError(f"confidences must lie in [0, 1], got range [{float(confidence.min())}, "
-                         f"{float(confidence.max())}]")
+        raise ValueError(
+            f"confidences must lie in [0, 1], got range [{float(confidence.min())}, {float(confidence.max())}]"
+        )
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     inner = edges[1:-1].contiguous()
     # bin index m - 1 of each prediction

@@ -43,7 +43,7 @@ def fisher_diagonal(model: nn.Module, x: torch.Tensor, batch_size: int = 1) -> d
     dev = next(model.parameters()).device
     n_batches = 0
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(dev)
+        xb = x[i : i + batch_size].to(dev)
         logp = torch.log_softmax(model(xb), dim=-1)  # (B, K)
         probs = logp.detach().exp()
         for k in range(logp.size(1)):

@@ -107,8 +107,9 @@ def beam_search(model, src: Tensor, src_len: Tensor, beam_size: int, max_len: in
         top, idx = cand.topk(k, dim=-1)  # (N, k)
         origin, token = idx // V, idx % V  # which beam each survivor extends, with which token
         scores = top
-        history = torch.cat([history.gather(1, origin.unsqueeze(-1).expand(-1, -1, history.shape[-1])),
-                             token.unsqueeze(-1)], dim=-1)
+        history = torch.cat(
+            [history.gather(1, origin.unsqueeze(-1).expand(-1, -1, history.shape[-1])), token.unsqueeze(-1)], dim=-1
+        )
         was_finished = finished.gather(1, origin)
         lengths = lengths.gather(1, origin) + (~was_finished).long()
         finished = was_finished | (token == EOS)
@@ -154,7 +155,7 @@ def exhaustive_search(model, src: Tensor, src_len: Tensor, max_len: int, alpha: 
     best_lp = torch.full((N,), float("-inf"), device=dev)
     best_norm = torch.full((N,), float("-inf"), device=dev)
     for i in range(N):
-        state = model.start(src[i:i + 1], src_len[i:i + 1])
+        state = model.start(src[i : i + 1], src_len[i : i + 1])
         # level-by-level expansion of every live prefix: prefixes (P, t), their log-probs (P,)
         prefixes = torch.empty(1, 0, dtype=torch.long, device=dev)
         lp = torch.zeros(1, device=dev)
@@ -174,7 +175,7 @@ def exhaustive_search(model, src: Tensor, src_len: Tensor, max_len: int, alpha: 
                 if norm[j] > best_norm[i]:
                     best_norm[i], best_lp[i] = norm[j], ext_lp[complete][j]
                     best_tok[i] = PAD
-                    best_tok[i, :t + 1] = ext[complete][j]
+                    best_tok[i, : t + 1] = ext[complete][j]
             keep = ~complete
             if not keep.any():
                 break
@@ -182,4 +183,3 @@ def exhaustive_search(model, src: Tensor, src_len: Tensor, max_len: int, alpha: 
             state = state.select(origin[keep])
             y = prefixes[:, -1]
     return best_tok, best_lp
-

@@ -33,14 +33,21 @@ def kl_divergence(p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return torch.where(p > 0, p * (torch.log(p.clamp_min(1e-38)) - log_q), torch.zeros_like(p)).sum(-1).mean()
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor | None,
-                      temperature: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    target: torch.Tensor | None,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+) -> torch.Tensor:
     """alpha T^2 KL(p_T^teacher || p_T^student) + (1 - alpha) CE(y, student); target may be None when alpha = 1."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
-                         f"{tuple(teacher_logits.shape)}")
+        raise ValueError(
+            f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
+            f"{tuple(teacher_logits.shape)}"
+        )
     p_teacher = soft_targets(teacher_logits.detach(), temperature)
     log_p_student = torch.log_softmax(student_logits / temperature, dim=-1)
     soft = temperature**2 * kl_divergence(p_teacher, log_p_student)

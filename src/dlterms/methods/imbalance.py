@@ -45,8 +45,13 @@ def class_weights(y: torch.Tensor, num_classes: int | None = None) -> torch.Tens
     return len(y) / (k * counts)
 
 
-def focal_loss(input: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: torch.Tensor | None = None,
-               reduction: str = "mean") -> torch.Tensor:
+def focal_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    gamma: float = 2.0,
+    alpha: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Softmax focal loss -alpha_t (1 - p_t)^gamma log p_t of logits `input` (B, K) and labels `target` (B,)."""
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")

@@ -80,8 +80,15 @@ def _task_losses(model: TaskMLP, params, x, y) -> torch.Tensor:
     return (model(x, params) - y).pow(2).mean(dim=(1, 2))  # (T,) mean squared error per task
 
 
-def inner_adapt(model: TaskMLP, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int,
-                create_graph: bool = False, params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+def inner_adapt(
+    model: TaskMLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float,
+    steps: int,
+    create_graph: bool = False,
+    params: list[torch.Tensor] | None = None,
+) -> list[torch.Tensor]:
     """theta'_i after `steps` SGD steps on each task's (x_i, y_i); x, y: (T, N, d).
 
     With `create_graph=True` the result stays differentiable with respect to theta (MAML).
@@ -103,8 +110,14 @@ def inner_adapt(model: TaskMLP, x: torch.Tensor, y: torch.Tensor, lr: float, ste
     return params
 
 
-def maml_loss(model: TaskMLP, support: tuple[torch.Tensor, torch.Tensor], query: tuple[torch.Tensor, torch.Tensor],
-              inner_lr: float, inner_steps: int = 1, first_order: bool = False) -> torch.Tensor:
+def maml_loss(
+    model: TaskMLP,
+    support: tuple[torch.Tensor, torch.Tensor],
+    query: tuple[torch.Tensor, torch.Tensor],
+    inner_lr: float,
+    inner_steps: int = 1,
+    first_order: bool = False,
+) -> torch.Tensor:
     """(1/T) sum_i L_query_i(theta'_i): backpropagate it and step an optimizer on `model` (the outer loop)."""
     params = model.params(len(support[0]))
     for _ in range(inner_steps):
@@ -115,8 +128,9 @@ def maml_loss(model: TaskMLP, support: tuple[torch.Tensor, torch.Tensor], query:
 
 
 @torch.no_grad()
-def reptile_step(model: TaskMLP, x: torch.Tensor, y: torch.Tensor, inner_lr: float, inner_steps: int,
-                 outer_lr: float) -> None:
+def reptile_step(
+    model: TaskMLP, x: torch.Tensor, y: torch.Tensor, inner_lr: float, inner_steps: int, outer_lr: float
+) -> None:
     """theta <- theta + epsilon * mean_i(theta~_i - theta), theta~_i from `inner_steps` SGD steps."""
     if not 0 < outer_lr <= 1:
         raise ValueError(f"outer_lr must be in (0, 1], got {outer_lr}")

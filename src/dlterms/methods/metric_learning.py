@@ -35,8 +35,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["pairwise_distance", "contrastive_loss", "triplet_margin_loss", "batch_hard_triplet_loss",
-           "nt_xent_loss", "TripletMarginLoss", "SimCLR"]
+__all__ = [
+    "pairwise_distance",
+    "contrastive_loss",
+    "triplet_margin_loss",
+    "batch_hard_triplet_loss",
+    "nt_xent_loss",
+    "TripletMarginLoss",
+    "SimCLR",
+]
 
 
 def _check_reduction(reduction: str) -> None:
@@ -66,15 +73,25 @@ def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, 
     return _reduce(loss, reduction)
 
 
-def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2.0,
-                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean") -> Tensor:
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
     """max(0, d(a, p) - d(a, n) + margin), as torch.nn.functional.triplet_margin_loss."""
     if not margin > 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     _check_reduction(reduction)
     if not (anchor.shape == positive.shape == negative.shape):
-        raise ValueError(f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
-                         f"{tuple(positive.shape)}, {tuple(negative.shape)}")
+        raise ValueError(
+            f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
+            f"{tuple(positive.shape)}, {tuple(negative.shape)}"
+        )
     d_ap = pairwise_distance(anchor, positive, p, eps)
     d_an = pairwise_distance(anchor, negative, p, eps)
     if swap:  # use the positive as anchor when it is closer to the negative
@@ -85,8 +102,9 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
 class TripletMarginLoss(torch.nn.Module):
     """Module form of `triplet_margin_loss`, with torch.nn.TripletMarginLoss's arguments."""
 
-    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
-                 reduction: str = "mean"):
+    def __init__(
+        self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False, reduction: str = "mean"
+    ):
         super().__init__()
         if not margin > 0:
             raise ValueError(f"margin must be > 0, got {margin}")
@@ -96,8 +114,7 @@ class TripletMarginLoss(torch.nn.Module):
         self.margin, self.p, self.eps, self.swap, self.reduction = margin, p, eps, swap, reduction
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap,
-                                   self.reduction)
+        return triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap, self.reduction)
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, p={self.p}, eps={self.eps}, swap={self.swap}, reduction={self.reduction!r}"
@@ -110,8 +127,7 @@ def _distance_matrix(x: Tensor) -> Tensor:
     return torch.sqrt(d2 + 1e-12)
 
 
-def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 1.0,
-                            reduction: str = "mean") -> Tensor:
+def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
     """Hardest positive and hardest negative for every anchor in the batch (anchors with no positive or
     no negative in the batch are skipped)."""
     if not margin > 0:
@@ -126,8 +142,10 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     hardest_neg = torch.where(neg_mask, D, torch.full_like(D, float("inf"))).min(dim=1).values  # min_k d_ik
     valid = pos_mask.any(dim=1) & neg_mask.any(dim=1)
     if not bool(valid.any()):
-        raise ValueError("batch_hard_triplet_loss needs a batch with at least two examples of one class "
-                         "and one of another; sample batches with several examples per class")
+        raise ValueError(
+            "batch_hard_triplet_loss needs a batch with at least two examples of one class "
+            "and one of another; sample batches with several examples per class"
+        )
     loss = torch.clamp(margin + hardest_pos - hardest_neg, min=0)[valid]
     return _reduce(loss, reduction)
 
@@ -165,8 +183,14 @@ class SimCLR(torch.nn.Module):
         generator: torch.Generator for the augmentations.
     """
 
-    def __init__(self, encoder: torch.nn.Module, feature_dim: int, projection_dim: int = 32, augment=None,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        encoder: torch.nn.Module,
+        feature_dim: int,
+        projection_dim: int = 32,
+        augment=None,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if augment is None or not callable(augment):
             raise ValueError(f"augment must be a callable augment(x, generator) -> view, got {augment!r}")

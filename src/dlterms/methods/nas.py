@@ -41,8 +41,11 @@ class SearchSpace:
 
     def sample(self, rng: random.Random) -> dict:
         depth = rng.choice(self.depths)
-        return {"widths": tuple(rng.choice(self.widths) for _ in range(depth)),
-                "activation": rng.choice(self.activations), "dropout": rng.choice(self.dropouts)}
+        return {
+            "widths": tuple(rng.choice(self.widths) for _ in range(depth)),
+            "activation": rng.choice(self.activations),
+            "dropout": rng.choice(self.dropouts),
+        }
 
     def mutate(self, arch: dict, rng: random.Random) -> dict:
         """A copy of `arch` with one choice changed (depth, one layer's width, activation or dropout)."""
@@ -93,8 +96,14 @@ def random_search(space: SearchSpace, evaluate: Callable[[dict], float], budget:
     return [Trial(a, evaluate(a)) for a in (space.sample(rng) for _ in range(budget))]
 
 
-def regularized_evolution(space: SearchSpace, evaluate: Callable[[dict], float], budget: int,
-                          population_size: int = 8, sample_size: int = 3, seed: int = 0) -> list[Trial]:
+def regularized_evolution(
+    space: SearchSpace,
+    evaluate: Callable[[dict], float],
+    budget: int,
+    population_size: int = 8,
+    sample_size: int = 3,
+    seed: int = 0,
+) -> list[Trial]:
     """Aging evolution with `budget` evaluations in all (the first `population_size` are random)."""
     _check_budget(budget)
     if not 1 <= sample_size <= population_size:

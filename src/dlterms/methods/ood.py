@@ -65,8 +65,9 @@ class MahalanobisScorer:
 
     def fit(self, features: torch.Tensor, labels: torch.Tensor) -> MahalanobisScorer:
         if features.dim() != 2 or len(features) != len(labels):
-            raise ValueError(f"features must be (N, D) with one label each, got {tuple(features.shape)} "
-                             f"and {tuple(labels.shape)}")
+            raise ValueError(
+                f"features must be (N, D) with one label each, got {tuple(features.shape)} and {tuple(labels.shape)}"
+            )
         feats = features.detach().double()
         classes = labels.unique()
         self.means = torch.stack([feats[labels == c].mean(0) for c in classes])  # (C, D) mu_c

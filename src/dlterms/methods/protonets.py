@@ -23,9 +23,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["Episode", "EpisodeSampler", "prototypes", "prototypical_logits", "episode_logits",
-           "train_episodic", "evaluate_episodes", "SideInfoPrototypes",
-           "zero_shot_predict"]
+__all__ = [
+    "Episode",
+    "EpisodeSampler",
+    "prototypes",
+    "prototypical_logits",
+    "episode_logits",
+    "train_episodic",
+    "evaluate_episodes",
+    "SideInfoPrototypes",
+    "zero_shot_predict",
+]
 
 
 @dataclass
@@ -51,8 +59,16 @@ class EpisodeSampler:
         generator: torch generator for reproducible episodes.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_way: int, k_shot: int, n_query: int,
-                 classes=None, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        n_way: int,
+        k_shot: int,
+        n_query: int,
+        classes=None,
+        generator: torch.Generator | None = None,
+    ):
         for name, v in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -74,7 +90,7 @@ class EpisodeSampler:
             idx = self.index[c]
             pick = idx[torch.randperm(len(idx), generator=g)[: self.k_shot + self.n_query].to(idx.device)]
             sx.append(self.x[pick[: self.k_shot]])
-            qx.append(self.x[pick[self.k_shot:]])
+            qx.append(self.x[pick[self.k_shot :]])
             sy.append(torch.full((self.k_shot,), k, dtype=torch.int64))
             qy.append(torch.full((self.n_query,), k, dtype=torch.int64))
         dev = self.x.device
@@ -94,8 +110,7 @@ def prototypes(support_emb: torch.Tensor, support_y: torch.Tensor, n_way: int) -
 def prototypical_logits(query_emb: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
     """-||f(x) - c_k||^2 for every query and prototype; (Q, N)."""
     # ||a - b||^2 = ||a||^2 - 2 a.b + ||b||^2
-    d2 = (query_emb.pow(2).sum(1, keepdim=True) - 2 * query_emb @ protos.t()
-          + protos.pow(2).sum(1)[None, :])  # (Q, N)
+    d2 = query_emb.pow(2).sum(1, keepdim=True) - 2 * query_emb @ protos.t() + protos.pow(2).sum(1)[None, :]  # (Q, N)
     return -d2.clamp_min(0)
 
 
@@ -103,12 +118,13 @@ def episode_logits(encoder: nn.Module, ep: Episode) -> torch.Tensor:
     """Query logits of one episode under `encoder`; (N*Q, N)."""
     n_way = int(ep.support_y.max()) + 1
     emb = encoder(torch.cat([ep.support_x, ep.query_x]))  # (N*K + N*Q, D), one pass
-    s, q = emb[: len(ep.support_x)], emb[len(ep.support_x):]
+    s, q = emb[: len(ep.support_x)], emb[len(ep.support_x) :]
     return prototypical_logits(q, prototypes(s, ep.support_y, n_way))
 
 
-def train_episodic(encoder: nn.Module, sampler: EpisodeSampler, episodes: int, optimizer: torch.optim.Optimizer,
-                   on_episode=None) -> list[float]:
+def train_episodic(
+    encoder: nn.Module, sampler: EpisodeSampler, episodes: int, optimizer: torch.optim.Optimizer, on_episode=None
+) -> list[float]:
     """Minimise the query cross-entropy over `episodes` sampled episodes; returns the losses."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -172,8 +188,9 @@ def zero_shot_predict(input_emb: torch.Tensor, class_emb: torch.Tensor) -> torch
     side information alone.
     """
     if input_emb.dim() != 2 or class_emb.dim() != 2 or input_emb.size(1) != class_emb.size(1):
-        raise ValueError(f"need (B, D) inputs and (K, D) class embeddings, got {tuple(input_emb.shape)} and "
-                         f"{tuple(class_emb.shape)}")
+        raise ValueError(
+            f"need (B, D) inputs and (K, D) class embeddings, got {tuple(input_emb.shape)} and {tuple(class_emb.shape)}"
+        )
     a = input_emb / input_emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
     b = class_emb / class_emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return (a @ b.t()).argmax(dim=1)  # (B,)

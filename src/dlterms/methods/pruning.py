@@ -23,13 +23,26 @@ from torch import nn
 
 from dlterms.training import Callback
 
-__all__ = ["prunable_weights", "magnitude_masks", "apply_masks", "sparsity", "MaskCallback", "prune_neurons",
-           "neuron_scores"]
+__all__ = [
+    "prunable_weights",
+    "magnitude_masks",
+    "apply_masks",
+    "sparsity",
+    "MaskCallback",
+    "prune_neurons",
+    "neuron_scores",
+]
 
 
 def _linears(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if hasattr(m, "weight") and isinstance(m.weight, torch.Tensor)
-            and m.weight.dim() == 2 and type(m).__name__ == "Linear"]
+    return [
+        m
+        for m in model.modules()
+        if hasattr(m, "weight")
+        and isinstance(m.weight, torch.Tensor)
+        and m.weight.dim() == 2
+        and type(m).__name__ == "Linear"
+    ]
 
 
 def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -65,7 +78,7 @@ def magnitude_masks(model: nn.Module, amount: float, scope: str = "global") -> d
     mask = keep_mask(flat, round(amount * flat.numel()))
     out, i = {}, 0
     for n, w in weights.items():
-        out[n] = mask[i:i + w.numel()].view_as(w)
+        out[n] = mask[i : i + w.numel()].view_as(w)
         i += w.numel()
     return out
 

@@ -34,8 +34,18 @@ import copy
 import torch
 from torch import nn
 
-__all__ = ["qrange", "calculate_qparams", "quantize", "dequantize", "fake_quantize", "MinMaxObserver",
-           "PerChannelMinMaxObserver", "QuantizedLinear", "quantize_dynamic", "model_size_bytes"]
+__all__ = [
+    "qrange",
+    "calculate_qparams",
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "MinMaxObserver",
+    "PerChannelMinMaxObserver",
+    "QuantizedLinear",
+    "quantize_dynamic",
+    "model_size_bytes",
+]
 
 _EPS = torch.finfo(torch.float32).eps
 
@@ -47,8 +57,9 @@ def qrange(bits: int, signed: bool) -> tuple[int, int]:
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
-def calculate_qparams(min_val: torch.Tensor, max_val: torch.Tensor, qmin: int, qmax: int,
-                      symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def calculate_qparams(
+    min_val: torch.Tensor, max_val: torch.Tensor, qmin: int, qmax: int, symmetric: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale and zero-point (tensors of min_val's shape) for the observed range [min_val, max_val]."""
     min_val, max_val = torch.as_tensor(min_val, dtype=torch.float32), torch.as_tensor(max_val, dtype=torch.float32)
     if torch.any(min_val > max_val):
@@ -149,8 +160,16 @@ class QuantizedLinear(nn.Module):
     Build it with `QuantizedLinear.from_float(linear, bits=8, per_channel=True)`.
     """
 
-    def __init__(self, q_weight: torch.Tensor, w_scale: torch.Tensor, w_zero_point: torch.Tensor,
-                 bias: torch.Tensor | None, bits: int, per_channel: bool, act_bits: int = 8):
+    def __init__(
+        self,
+        q_weight: torch.Tensor,
+        w_scale: torch.Tensor,
+        w_zero_point: torch.Tensor,
+        bias: torch.Tensor | None,
+        bits: int,
+        per_channel: bool,
+        act_bits: int = 8,
+    ):
         super().__init__()
         self.out_features, self.in_features = q_weight.shape
         storage = torch.int8 if bits <= 8 else torch.int16
@@ -162,8 +181,9 @@ class QuantizedLinear(nn.Module):
         self.act_qmin, self.act_qmax = qrange(act_bits, signed=False)
 
     @classmethod
-    def from_float(cls, linear: nn.Module, bits: int = 8, per_channel: bool = True,
-                   act_bits: int = 8) -> QuantizedLinear:
+    def from_float(
+        cls, linear: nn.Module, bits: int = 8, per_channel: bool = True, act_bits: int = 8
+    ) -> QuantizedLinear:
         w = linear.weight.detach().float()
         obs = PerChannelMinMaxObserver(bits, True, True, axis=0) if per_channel else MinMaxObserver(bits, True, True)
         obs(w)
@@ -172,27 +192,35 @@ class QuantizedLinear(nn.Module):
         return cls(q, scale, zp, getattr(linear, "bias", None), bits, per_channel, act_bits)
 
     def dequantized_weight(self) -> torch.Tensor:
-        return dequantize(self.q_weight.to(torch.int64), self.w_scale, self.w_zero_point.to(torch.int64),
-                          axis=0 if self.per_channel else None)
+        return dequantize(
+            self.q_weight.to(torch.int64),
+            self.w_scale,
+            self.w_zero_point.to(torch.int64),
+            axis=0 if self.per_channel else None,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # dynamic input quantization: (s_x, z_x) from this batch's range
         s_x, z_x = calculate_qparams(x.detach().min(), x.detach().max(), self.act_qmin, self.act_qmax)
         q_x = quantize(x, s_x, z_x, self.act_qmin, self.act_qmax)
         # integer product (q_x - z_x) q_w^T, exact in float32 for in_features < ~518
-        acc = (q_x - z_x).to(torch.float32) @ (self.q_weight.to(torch.float32)
-                                                - self.w_zero_point.to(torch.float32).reshape(-1, 1)).t()  # (B, out)
+        acc = (q_x - z_x).to(torch.float32) @ (
+            self.q_weight.to(torch.float32) - self.w_zero_point.to(torch.float32).reshape(-1, 1)
+        ).t()  # (B, out)
         y = acc * (s_x * self.w_scale)  # y = s_x s_w acc
         return y + self.bias if self.bias is not None else y
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, "
-                f"per_channel={self.per_channel}, act_bits={self.act_bits}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, "
+            f"per_channel={self.per_channel}, act_bits={self.act_bits}"
+        )
 
 
 def _is_linear(m: nn.Module) -> bool:
-    return isinstance(m, nn.Linear) or (type(m).__name__ == "Linear" and hasattr(m, "weight")
-                                        and getattr(m.weight, "dim", lambda: 0)() == 2)
+    return isinstance(m, nn.Linear) or (
+        type(m).__name__ == "Linear" and hasattr(m, "weight") and getattr(m.weight, "dim", lambda: 0)() == 2
+    )
 
 
 def quantize_dynamic(model: nn.Module, bits: int = 8, per_channel: bool = True, act_bits: int = 8) -> nn.Module:

@@ -40,8 +40,16 @@ import torch
 
 from dlterms.training import Callback, TrainState
 
-__all__ = ["l2_penalty", "l1_penalty", "decoupled_weight_decay_", "DecoupledWeightDecay", "ridge", "lasso",
-           "soft_threshold", "weight_parameters"]
+__all__ = [
+    "l2_penalty",
+    "l1_penalty",
+    "decoupled_weight_decay_",
+    "DecoupledWeightDecay",
+    "ridge",
+    "lasso",
+    "soft_threshold",
+    "weight_parameters",
+]
 
 
 def weight_parameters(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -61,7 +69,7 @@ def l2_penalty(params: torch.nn.Module | Iterable[torch.Tensor], weight_decay: f
     ps = _params(params)
     if not ps:
         raise ValueError("l2_penalty got no parameters to penalise")
-    return weight_decay * sum((p ** 2).sum() for p in ps)
+    return weight_decay * sum((p**2).sum() for p in ps)
 
 
 def l1_penalty(params: torch.nn.Module | Iterable[torch.Tensor], weight_decay: float) -> torch.Tensor:
@@ -75,8 +83,7 @@ def l1_penalty(params: torch.nn.Module | Iterable[torch.Tensor], weight_decay: f
 
 
 @torch.no_grad()
-def decoupled_weight_decay_(params: torch.nn.Module | Iterable[torch.Tensor], lr: float,
-                            weight_decay: float) -> None:
+def decoupled_weight_decay_(params: torch.nn.Module | Iterable[torch.Tensor], lr: float, weight_decay: float) -> None:
     r"""Shrink `params` in place, $\theta \leftarrow (1 - \eta\lambda)\,\theta$."""
     if lr < 0:
         raise ValueError(f"lr must be >= 0, got {lr}")
@@ -146,8 +153,9 @@ def soft_threshold(z: np.ndarray | float, gamma: float) -> np.ndarray | float:
     return np.sign(z) * np.maximum(np.abs(z) - gamma, 0.0)
 
 
-def lasso(X, y, alpha: float = 1.0, fit_intercept: bool = True, max_iter: int = 10_000,
-          tol: float = 1e-10) -> tuple[np.ndarray, float]:
+def lasso(
+    X, y, alpha: float = 1.0, fit_intercept: bool = True, max_iter: int = 10_000, tol: float = 1e-10
+) -> tuple[np.ndarray, float]:
     """Lasso by cyclic coordinate descent: (coef, intercept) minimising
     (1/2n) ||y - Xw - b||^2 + alpha ||w||_1. Stops when no coefficient moves more than `tol` in a sweep."""
     if alpha < 0:
@@ -161,7 +169,7 @@ def lasso(X, y, alpha: float = 1.0, fit_intercept: bool = True, max_iter: int = 
     n, d = Xc.shape
     w = np.zeros(d)
     r = yc.copy()  # residual y - Xw
-    col_sq = (Xc ** 2).sum(axis=0) / n  # (1/n) x_j^T x_j
+    col_sq = (Xc**2).sum(axis=0) / n  # (1/n) x_j^T x_j
     for _ in range(max_iter):
         max_step = 0.0
         for j in range(d):

@@ -49,8 +49,7 @@ class ActivationRecorder:
         self.layers = list(layers)
         missing = [n for n in self.layers if n not in modules]
         if missing:
-            raise ValueError(f"no sub-module named {missing} in the model; available: "
-                             f"{[n for n in modules if n][:20]}")
+            raise ValueError(f"no sub-module named {missing} in the model; available: {[n for n in modules if n][:20]}")
         self._modules = {n: modules[n] for n in self.layers}
         self.activations: dict[str, torch.Tensor] = {}
         self.gradients: dict[str, torch.Tensor] = {}
@@ -99,8 +98,9 @@ def saliency_map(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int |
     return grad.abs().amax(dim=1)  # S = max_c |dy/dx|
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor | int | None = None,
-             upsample: bool = True) -> torch.Tensor:
+def grad_cam(
+    model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor | int | None = None, upsample: bool = True
+) -> torch.Tensor:
     """Grad-CAM of class `target` (None: predicted) at the conv layer named `layer`.
 
     Returns (B, H, W): at the input's size when `upsample` (bilinear), else at the layer's size.
@@ -115,8 +115,9 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor
         model.train(was_training)
     a, g = rec.activations[layer], rec.gradients.get(layer)  # A^k and dy_c/dA^k: (B, K, h, w)
     if g is None or a.dim() != 4:
-        raise ValueError(f"layer {layer!r} must output a (B, K, h, w) feature map on the path to the score, "
-                         f"got {tuple(a.shape)}")
+        raise ValueError(
+            f"layer {layer!r} must output a (B, K, h, w) feature map on the path to the score, got {tuple(a.shape)}"
+        )
     alpha = g.mean(dim=(2, 3), keepdim=True)  # alpha_k^c = (1/hw) sum_ij dy_c/dA^k_ij, (B, K, 1, 1)
     cam = (alpha * a).sum(dim=1).relu()  # ReLU(sum_k alpha_k A^k), (B, h, w)
     if upsample and cam.shape[1:] != x.shape[2:]:

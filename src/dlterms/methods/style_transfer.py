@@ -29,8 +29,7 @@ from torch import nn
 from dlterms.nn.conv import Conv2d
 from dlterms.optim import Adam
 
-__all__ = ["gram_matrix", "content_loss", "style_loss", "FeatureExtractor", "random_features", "stylize",
-           "StyleResult"]
+__all__ = ["gram_matrix", "content_loss", "style_loss", "FeatureExtractor", "random_features", "stylize", "StyleResult"]
 
 
 def gram_matrix(f: torch.Tensor) -> torch.Tensor:
@@ -47,14 +46,14 @@ def content_loss(f: torch.Tensor, f_content: torch.Tensor) -> torch.Tensor:
     return (f - f_content).square().mean()
 
 
-def style_loss(feats: Sequence[torch.Tensor], style_grams: Sequence[torch.Tensor],
-               weights: Sequence[float] | None = None) -> torch.Tensor:
+def style_loss(
+    feats: Sequence[torch.Tensor], style_grams: Sequence[torch.Tensor], weights: Sequence[float] | None = None
+) -> torch.Tensor:
     """sum_l w_l ||G^l(x) - G^l(s)||_F^2 (summed over Gram entries, averaged over the batch)."""
     if len(feats) != len(style_grams):
         raise ValueError(f"got {len(feats)} feature maps but {len(style_grams)} style Gram matrices")
     weights = [1.0] * len(feats) if weights is None else list(weights)
-    return sum(w * (gram_matrix(f) - g).square().sum(dim=(1, 2)).mean()
-               for w, f, g in zip(weights, feats, style_grams))
+    return sum(w * (gram_matrix(f) - g).square().sum(dim=(1, 2)).mean() for w, f, g in zip(weights, feats, style_grams))
 
 
 class FeatureExtractor(nn.Module):
@@ -77,8 +76,9 @@ class FeatureExtractor(nn.Module):
         return out
 
 
-def random_features(channels: Sequence[int] = (32, 64, 128), in_channels: int = 3,
-                    generator: torch.Generator | None = None) -> FeatureExtractor:
+def random_features(
+    channels: Sequence[int] = (32, 64, 128), in_channels: int = 3, generator: torch.Generator | None = None
+) -> FeatureExtractor:
     """A fixed CNN with random weights: per block a 3x3 conv (stride 2 after the first block) + ReLU,
     every block tapped. Weights are N(0, 2 / fan_in) (He), zero-mean per filter; gradients off."""
     from dlterms.nn.activations import ReLU
@@ -106,10 +106,18 @@ class StyleResult:
     style_loss: list[float] = field(default_factory=list)
 
 
-def stylize(features: Callable[[torch.Tensor], list[torch.Tensor]], content: torch.Tensor, style: torch.Tensor,
-            content_layer: int = -1, steps: int = 200, lr: float = 0.02, content_weight: float = 1.0,
-            style_weight: float = 1e3, style_layer_weights: Sequence[float] | None = None,
-            init: torch.Tensor | None = None) -> StyleResult:
+def stylize(
+    features: Callable[[torch.Tensor], list[torch.Tensor]],
+    content: torch.Tensor,
+    style: torch.Tensor,
+    content_layer: int = -1,
+    steps: int = 200,
+    lr: float = 0.02,
+    content_weight: float = 1.0,
+    style_weight: float = 1e3,
+    style_layer_weights: Sequence[float] | None = None,
+    init: torch.Tensor | None = None,
+) -> StyleResult:
     """Optimise x (init: the content image) with Adam to minimise alpha L_content + beta L_style.
 
     content, style: (1, C, H, W) images in [0, 1] (sizes may differ: Gram matrices are C x C).

@@ -51,8 +51,9 @@ __all__ = ["TSNE", "joint_probabilities", "kl_divergence"]
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def _binary_search_perplexity(D: torch.Tensor, perplexity: float, tol: float = 1e-5,
-                              max_iter: int = 100) -> torch.Tensor:
+def _binary_search_perplexity(
+    D: torch.Tensor, perplexity: float, tol: float = 1e-5, max_iter: int = 100
+) -> torch.Tensor:
     """Conditional affinities p_{j|i} (N, K) from squared distances D (N, K) to each point's K candidate
     neighbours (the point itself excluded, or given distance inf), all rows searched at once."""
     N = D.shape[0]
@@ -74,8 +75,11 @@ def _binary_search_perplexity(D: torch.Tensor, perplexity: float, tol: float = 1
         too_flat = diff > 0  # entropy too high: raise the precision beta_i
         lo = torch.where(too_flat, beta, lo)
         hi = torch.where(too_flat, hi, beta)
-        beta = torch.where(too_flat, torch.where(torch.isinf(hi), beta * 2, (beta + hi) / 2),
-                           torch.where(torch.isinf(lo), beta / 2, (beta + lo) / 2))
+        beta = torch.where(
+            too_flat,
+            torch.where(torch.isinf(hi), beta * 2, (beta + hi) / 2),
+            torch.where(torch.isinf(lo), beta / 2, (beta + lo) / 2),
+        )
     return P
 
 
@@ -131,13 +135,15 @@ def _sparse_p(P: torch.Tensor, dtype: torch.dtype) -> _SparseP:
     plogp = float(torch.xlogy(values, values).sum())
     with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is all we use
         warnings.simplefilter("ignore", UserWarning)
-        A = torch.sparse_csr_tensor(crow, cols, torch.zeros_like(values, dtype=dtype), (N, N),
-                                    check_invariants=False)  # the pattern comes from nonzero()
+        A = torch.sparse_csr_tensor(
+            crow, cols, torch.zeros_like(values, dtype=dtype), (N, N), check_invariants=False
+        )  # the pattern comes from nonzero()
     return _SparseP(rows * N + cols, values.to(dtype), A, plogp, float(values.sum()))
 
 
-def _q_and_grad(P: torch.Tensor | _SparseP, Y: torch.Tensor, exaggeration: float, with_kl: bool,
-                out: torch.Tensor | None = None):
+def _q_and_grad(
+    P: torch.Tensor | _SparseP, Y: torch.Tensor, exaggeration: float, with_kl: bool, out: torch.Tensor | None = None
+):
     r"""Gradient of KL(P || Q) at Y with p_ij replaced by exaggeration * p_ij, and (optionally) KL(P || Q),
     exactly. The gradient splits into an attractive and a repulsive part,
 
@@ -210,10 +216,20 @@ class TSNE:
         dtype: dtype of the optimisation (float32 is ~2x faster and ample for a 2-D map).
     """
 
-    def __init__(self, n_components: int = 2, perplexity: float = 30.0, early_exaggeration: float = 12.0,
-                 learning_rate: float | str = "auto", max_iter: int = 1000, exaggeration_iter: int = 250,
-                 min_gain: float = 0.01, init: str = "pca", random_state: int = 0,
-                 n_neighbors: int | str | None = "auto", dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        n_components: int = 2,
+        perplexity: float = 30.0,
+        early_exaggeration: float = 12.0,
+        learning_rate: float | str = "auto",
+        max_iter: int = 1000,
+        exaggeration_iter: int = 250,
+        min_gain: float = 0.01,
+        init: str = "pca",
+        random_state: int = 0,
+        n_neighbors: int | str | None = "auto",
+        dtype: torch.dtype = torch.float32,
+    ):
         if not isinstance(n_components, int) or n_components < 1:
             raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
         if not perplexity > 0:
@@ -223,8 +239,10 @@ class TSNE:
         if learning_rate != "auto" and not (isinstance(learning_rate, int | float) and learning_rate > 0):
             raise ValueError(f"learning_rate must be > 0 or 'auto', got {learning_rate!r}")
         if max_iter < exaggeration_iter or exaggeration_iter < 0:
-            raise ValueError(f"max_iter must be >= exaggeration_iter >= 0, got max_iter={max_iter}, "
-                             f"exaggeration_iter={exaggeration_iter}")
+            raise ValueError(
+                f"max_iter must be >= exaggeration_iter >= 0, got max_iter={max_iter}, "
+                f"exaggeration_iter={exaggeration_iter}"
+            )
         if init not in ("pca", "random"):
             raise ValueError(f"init must be 'pca' or 'random', got {init!r}")
         self.n_components, self.perplexity, self.early_exaggeration = n_components, perplexity, early_exaggeration
@@ -233,9 +251,11 @@ class TSNE:
         self.n_neighbors = n_neighbors
 
     def __repr__(self) -> str:
-        return (f"TSNE(n_components={self.n_components}, perplexity={self.perplexity}, "
-                f"early_exaggeration={self.early_exaggeration}, learning_rate={self.learning_rate!r}, "
-                f"max_iter={self.max_iter})")
+        return (
+            f"TSNE(n_components={self.n_components}, perplexity={self.perplexity}, "
+            f"early_exaggeration={self.early_exaggeration}, learning_rate={self.learning_rate!r}, "
+            f"max_iter={self.max_iter})"
+        )
 
     def _init(self, X: torch.Tensor) -> torch.Tensor:
         N = X.shape[0]

@@ -86,8 +86,15 @@ class SkipGramNS(nn.Module):
     """Input vectors v (the embeddings) and output vectors u; `forward(centre, context)` returns the
     loss of each pair, with `negatives` noise words drawn from `noise` (unnormalised weights, (V,))."""
 
-    def __init__(self, num_words: int, dim: int, noise: torch.Tensor, negatives: int = 5,
-                 generator: torch.Generator | None = None, sparse: bool = True):
+    def __init__(
+        self,
+        num_words: int,
+        dim: int,
+        noise: torch.Tensor,
+        negatives: int = 5,
+        generator: torch.Generator | None = None,
+        sparse: bool = True,
+    ):
         super().__init__()
         if negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {negatives}")
@@ -109,8 +116,11 @@ class SkipGramNS(nn.Module):
         B = centre.shape[0]
         vw = self.v(centre)  # (B, d)
         uc = self.u(context)  # (B, d)
-        noise_ids = torch.multinomial(self.noise.cpu(), B * self.negatives, replacement=True,
-                                      generator=self.generator).view(B, self.negatives).to(centre.device)
+        noise_ids = (
+            torch.multinomial(self.noise.cpu(), B * self.negatives, replacement=True, generator=self.generator)
+            .view(B, self.negatives)
+            .to(centre.device)
+        )
         un = self.u(noise_ids)  # (B, k, d)
         pos = F.logsigmoid((uc * vw).sum(-1))  # log sigma(u_c . v_w): (B,)
         neg = F.logsigmoid(-(un @ vw.unsqueeze(-1)).squeeze(-1)).sum(-1)  # sum_i log sigma(-u_n . v_w): (B,)

@@ -44,8 +44,14 @@ class Autoencoder(torch.nn.Module):
         output_activation: applied to the reconstruction, e.g. "sigmoid" for inputs in [0, 1].
     """
 
-    def __init__(self, in_features: int, code_size: int, hidden: Sequence[int] = (128,), activation="relu",
-                 output_activation=None):
+    def __init__(
+        self,
+        in_features: int,
+        code_size: int,
+        hidden: Sequence[int] = (128,),
+        activation="relu",
+        output_activation=None,
+    ):
         super().__init__()
         if not isinstance(code_size, int) or code_size < 1:
             raise ValueError(f"code_size must be a positive integer, got {code_size!r}")
@@ -54,8 +60,9 @@ class Autoencoder(torch.nn.Module):
         hidden = list(hidden)
         self.in_features, self.code_size, self.hidden = in_features, code_size, tuple(hidden)
         self.encoder = MLP([in_features, *hidden, code_size], activation=activation)  # f: x -> z
-        self.decoder = MLP([code_size, *reversed(hidden), in_features], activation=activation,
-                           output_activation=output_activation)  # g: z -> x_hat
+        self.decoder = MLP(
+            [code_size, *reversed(hidden), in_features], activation=activation, output_activation=output_activation
+        )  # g: z -> x_hat
 
     def encode(self, x: Tensor) -> Tensor:
         """z = f(x), (B, d) -> (B, k)."""
@@ -72,8 +79,7 @@ class Autoencoder(torch.nn.Module):
         return f"in_features={self.in_features}, code_size={self.code_size}, hidden={list(self.hidden)}"
 
 
-def corrupt(x: Tensor, noise: str = "gaussian", level: float = 0.3,
-            generator: torch.Generator | None = None) -> Tensor:
+def corrupt(x: Tensor, noise: str = "gaussian", level: float = 0.3, generator: torch.Generator | None = None) -> Tensor:
     r"""Draw $\tilde x \sim q(\tilde x \mid x)$: "gaussian" adds $\sigma \epsilon$ with $\sigma$ = level;
     "masking" zeroes each entry with probability level."""
     if noise not in ("gaussian", "masking"):
@@ -96,9 +102,17 @@ class DenoisingAutoencoder(Autoencoder):
         generator: optional torch.Generator for the corruption (for reproducible training).
     """
 
-    def __init__(self, in_features: int, code_size: int, hidden: Sequence[int] = (128,), activation="relu",
-                 output_activation=None, noise: str = "gaussian", noise_level: float = 0.3,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        code_size: int,
+        hidden: Sequence[int] = (128,),
+        activation="relu",
+        output_activation=None,
+        noise: str = "gaussian",
+        noise_level: float = 0.3,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__(in_features, code_size, hidden, activation, output_activation)
         corrupt(torch.zeros(1), noise, noise_level)  # validate the arguments now
         self.noise, self.noise_level, self.generator = noise, noise_level, generator

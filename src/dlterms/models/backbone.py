@@ -61,8 +61,10 @@ class Backbone(nn.Module):
         """The `features` part of a model that has `features` and `n_features` (e.g. `ConvNet`),
         sharing its modules (no copy)."""
         if not hasattr(model, "features") or not hasattr(model, "n_features"):
-            raise ValueError(f"{type(model).__name__} has no `features`/`n_features`; wrap its feature "
-                             f"extractor with Backbone(features, out_features) instead")
+            raise ValueError(
+                f"{type(model).__name__} has no `features`/`n_features`; wrap its feature "
+                f"extractor with Backbone(features, out_features) instead"
+            )
         return cls(model.features, model.n_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

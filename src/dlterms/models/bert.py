@@ -49,9 +49,20 @@ from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import LayerNorm
 from dlterms.nn.transformer import TransformerEncoderLayer
 
-__all__ = ["BertConfig", "BertOutput", "BertEmbeddings", "BertModel", "BertForMaskedLM",
-           "BertForSequenceClassification", "SentenceEncoder", "mean_pool", "mask_tokens", "minilm_path",
-           "load_sentence_encoder", "encode"]
+__all__ = [
+    "BertConfig",
+    "BertOutput",
+    "BertEmbeddings",
+    "BertModel",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "SentenceEncoder",
+    "mean_pool",
+    "mask_tokens",
+    "minilm_path",
+    "load_sentence_encoder",
+    "encode",
+]
 
 
 def minilm_path() -> Path:
@@ -80,8 +91,9 @@ class BertConfig:
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"num_attention_heads={self.num_attention_heads} must divide "
-                             f"hidden_size={self.hidden_size}")
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} must divide hidden_size={self.hidden_size}"
+            )
         if self.hidden_act != "gelu":
             raise ValueError(f"hidden_act must be 'gelu', got {self.hidden_act!r}")
 
@@ -142,16 +154,29 @@ class BertModel(nn.Module):
         self.config = cfg
         self.embeddings = BertEmbeddings(cfg)
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size,
-                                    dropout=cfg.hidden_dropout_prob, activation="gelu",
-                                    layer_norm_eps=cfg.layer_norm_eps, norm_first=False, norm_layer=_norm)
-            for _ in range(cfg.num_hidden_layers))
+            TransformerEncoderLayer(
+                cfg.hidden_size,
+                cfg.num_attention_heads,
+                cfg.intermediate_size,
+                dropout=cfg.hidden_dropout_prob,
+                activation="gelu",
+                layer_norm_eps=cfg.layer_norm_eps,
+                norm_first=False,
+                norm_layer=_norm,
+            )
+            for _ in range(cfg.num_hidden_layers)
+        )
         self.pooler = Linear(cfg.hidden_size, cfg.hidden_size)  # W_p
         self.apply(functools.partial(_init_weights, std=cfg.initializer_range))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> BertOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BertOutput:
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
         h = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
@@ -183,8 +208,10 @@ class BertModel(nn.Module):
 def _hf_to_ours(sd: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.Tensor]:
     """Rename the Hugging Face BertModel state dict to ours (stacking W^Q, W^K, W^V)."""
     sd = {k.removeprefix("bert."): v for k, v in sd.items()}
-    out = {f"embeddings.{n}.weight": sd[f"embeddings.{n}.weight"]
-           for n in ("word_embeddings", "position_embeddings", "token_type_embeddings")}
+    out = {
+        f"embeddings.{n}.weight": sd[f"embeddings.{n}.weight"]
+        for n in ("word_embeddings", "position_embeddings", "token_type_embeddings")
+    }
     out["embeddings.LayerNorm.weight"] = sd["embeddings.LayerNorm.weight"]
     out["embeddings.LayerNorm.bias"] = sd["embeddings.LayerNorm.bias"]
     for i in range(n_layers):
@@ -192,9 +219,13 @@ def _hf_to_ours(sd: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.T
         a = p + "attention.self."
         out[q + "self_attn.in_proj_weight"] = torch.cat([sd[a + n + ".weight"] for n in ("query", "key", "value")])
         out[q + "self_attn.in_proj_bias"] = torch.cat([sd[a + n + ".bias"] for n in ("query", "key", "value")])
-        for ours, theirs in (("self_attn.out_proj", "attention.output.dense"), ("norm1", "attention.output.LayerNorm"),
-                             ("linear1", "intermediate.dense"), ("linear2", "output.dense"),
-                             ("norm2", "output.LayerNorm")):
+        for ours, theirs in (
+            ("self_attn.out_proj", "attention.output.dense"),
+            ("norm1", "attention.output.LayerNorm"),
+            ("linear1", "intermediate.dense"),
+            ("linear2", "output.dense"),
+            ("norm2", "output.LayerNorm"),
+        ):
             out[q + ours + ".weight"] = sd[p + theirs + ".weight"]
             out[q + ours + ".bias"] = sd[p + theirs + ".bias"]
     out["pooler.weight"] = sd["pooler.dense.weight"]
@@ -237,8 +268,9 @@ class SentenceEncoder(nn.Module):
     def __init__(self, bert: BertModel, tokenizer: WordPieceTokenizer, max_seq_length: int = 256):
         super().__init__()
         if not 3 <= max_seq_length <= bert.config.max_position_embeddings:
-            raise ValueError(f"max_seq_length must be in [3, {bert.config.max_position_embeddings}], "
-                             f"got {max_seq_length}")
+            raise ValueError(
+                f"max_seq_length must be in [3, {bert.config.max_position_embeddings}], got {max_seq_length}"
+            )
         self.bert, self.tokenizer, self.max_seq_length = bert, tokenizer, max_seq_length
 
     @classmethod
@@ -275,7 +307,7 @@ class SentenceEncoder(nn.Module):
         order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
         out = torch.empty(len(sentences), self.bert.config.hidden_size)
         for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             batch = self.tokenizer([sentences[i] for i in idx], max_length=self.max_seq_length)
             emb = self(batch["input_ids"].to(device), batch["attention_mask"].to(device), normalize)
             out[idx] = emb.float().cpu()
@@ -297,9 +329,14 @@ def encode(sentences: str | Sequence[str], batch_size: int = 32) -> torch.Tensor
 # --------------------------------------------------------------------------- pretraining and fine-tuning
 
 
-def mask_tokens(input_ids: torch.Tensor, mask_token_id: int, vocab_size: int, mlm_probability: float = 0.15,
-                special_ids: Sequence[int] = (), generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor,
+    mask_token_id: int,
+    vocab_size: int,
+    mlm_probability: float = 0.15,
+    special_ids: Sequence[int] = (),
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's corruption: choose `mlm_probability` of the non-special positions; of those, 80 % become
     [MASK], 10 % a random token, 10 % stay. Returns (corrupted ids, labels) with labels = -100 at
     positions that are not predicted."""

@@ -46,8 +46,9 @@ __all__ = ["Generator", "Discriminator", "discriminator_loss", "generator_loss",
 class Generator(torch.nn.Module):
     """G: z (B, latent_dim) -> x (B, out_features), an MLP."""
 
-    def __init__(self, latent_dim: int = 2, out_features: int = 2, hidden: tuple[int, ...] = (128, 128),
-                 activation="relu"):
+    def __init__(
+        self, latent_dim: int = 2, out_features: int = 2, hidden: tuple[int, ...] = (128, 128), activation="relu"
+    ):
         super().__init__()
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
@@ -71,8 +72,9 @@ class Discriminator(torch.nn.Module):
     """D: x (B, in_features) -> logit (B,), an MLP; with pack = m it sees m samples at a time and
     returns one logit per pack, (B / m,)."""
 
-    def __init__(self, in_features: int = 2, hidden: tuple[int, ...] = (128, 128), activation="leaky_relu",
-                 pack: int = 1):
+    def __init__(
+        self, in_features: int = 2, hidden: tuple[int, ...] = (128, 128), activation="leaky_relu", pack: int = 1
+    ):
         super().__init__()
         if not isinstance(pack, int) or pack < 1:
             raise ValueError(f"pack must be a positive integer, got {pack!r}")
@@ -116,11 +118,24 @@ class GANHistory:
     steps: int = 0
 
 
-def train_gan(G: Generator, D: Discriminator, sample_real: Callable[[int], Tensor], *, steps: int,
-              batch_size: int = 256, lr: float = 1e-3, d_lr: float | None = None, betas=(0.5, 0.999),
-              d_steps: int = 1, loss: str = "non-saturating", final_lr_fraction: float = 1.0, r1_gamma: float = 0.0,
-              generator: torch.Generator | None = None,
-              optimizer_cls=None, callback: Callable[[int, GANHistory], None] | None = None) -> GANHistory:
+def train_gan(
+    G: Generator,
+    D: Discriminator,
+    sample_real: Callable[[int], Tensor],
+    *,
+    steps: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    d_lr: float | None = None,
+    betas=(0.5, 0.999),
+    d_steps: int = 1,
+    loss: str = "non-saturating",
+    final_lr_fraction: float = 1.0,
+    r1_gamma: float = 0.0,
+    generator: torch.Generator | None = None,
+    optimizer_cls=None,
+    callback: Callable[[int, GANHistory], None] | None = None,
+) -> GANHistory:
     """The alternating GAN loop (Goodfellow et al., 2014, Algorithm 1) with Adam.
 
     Args:

@@ -60,8 +60,10 @@ class EarlyFusion(torch.nn.Module):
 
     def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
         if x_a.shape[1] != self.dim_a or x_b.shape[1] != self.dim_b:
-            raise ValueError(f"expected inputs with {self.dim_a} and {self.dim_b} features, got "
-                             f"{tuple(x_a.shape)} and {tuple(x_b.shape)}")
+            raise ValueError(
+                f"expected inputs with {self.dim_a} and {self.dim_b} features, got "
+                f"{tuple(x_a.shape)} and {tuple(x_b.shape)}"
+            )
         return self.net(torch.cat([x_a, x_b], dim=1))  # (B, dim_a + dim_b) -> (B, C)
 
     def extra_repr(self) -> str:

@@ -51,17 +51,21 @@ _ATTENTION = (None, "additive", "dot", "general")
 class DecoderState:
     """What one decoding step needs: the decoder state and the encoded source, batch first."""
 
-    h: Tensor                  # (1, N, H_d) decoder GRU state
-    memory: Tensor             # (N, S, D*H) encoder outputs h_1..h_S
-    mask: Tensor               # (N, S) True at real (not padded) source positions
-    keys_proj: Tensor | None   # (N, S, A) precomputed W_k h_j for additive attention
+    h: Tensor  # (1, N, H_d) decoder GRU state
+    memory: Tensor  # (N, S, D*H) encoder outputs h_1..h_S
+    mask: Tensor  # (N, S) True at real (not padded) source positions
+    keys_proj: Tensor | None  # (N, S, A) precomputed W_k h_j for additive attention
     attn: Tensor | None = None  # (N, S) attention weights of the last step
 
     def select(self, index: Tensor) -> DecoderState:
         """The states of rows `index` (for beam search: which hypotheses survive)."""
-        return DecoderState(self.h[:, index], self.memory[index], self.mask[index],
-                            None if self.keys_proj is None else self.keys_proj[index],
-                            None if self.attn is None else self.attn[index])
+        return DecoderState(
+            self.h[:, index],
+            self.memory[index],
+            self.mask[index],
+            None if self.keys_proj is None else self.keys_proj[index],
+            None if self.attn is None else self.attn[index],
+        )
 
 
 class Seq2Seq(torch.nn.Module):
@@ -77,13 +81,25 @@ class Seq2Seq(torch.nn.Module):
             (0 = teacher forcing, 1 = free running, in between = scheduled sampling).
     """
 
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int = 32, hidden_size: int = 64,
-                 attention: str | None = "general", bidirectional: bool = True, sampling_prob: float = 0.0):
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        embedding_dim: int = 32,
+        hidden_size: int = 64,
+        attention: str | None = "general",
+        bidirectional: bool = True,
+        sampling_prob: float = 0.0,
+    ):
         super().__init__()
         if attention not in _ATTENTION:
             raise ValueError(f"attention must be one of {_ATTENTION}, got {attention!r}")
-        for name, v in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size),
-                        ("embedding_dim", embedding_dim), ("hidden_size", hidden_size)):
+        for name, v in (
+            ("src_vocab_size", src_vocab_size),
+            ("tgt_vocab_size", tgt_vocab_size),
+            ("embedding_dim", embedding_dim),
+            ("hidden_size", hidden_size),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         self.attention_kind = attention

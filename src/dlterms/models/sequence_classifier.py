@@ -40,8 +40,17 @@ class RecurrentClassifier(torch.nn.Module):
         seq_len: the fixed sequence length, needed by readout="flatten".
     """
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int, num_classes: int, num_layers: int = 1,
-                 bidirectional: bool = False, readout: str = "last", seq_len: int | None = None):
+    def __init__(
+        self,
+        kind: str,
+        input_size: int,
+        hidden_size: int,
+        num_classes: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        readout: str = "last",
+        seq_len: int | None = None,
+    ):
         super().__init__()
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {tuple(_KINDS)}, got {kind!r}")
@@ -50,8 +59,9 @@ class RecurrentClassifier(torch.nn.Module):
         if readout == "flatten" and (seq_len is None or seq_len < 1):
             raise ValueError(f"readout='flatten' needs the sequence length seq_len >= 1, got {seq_len!r}")
         self.kind, self.readout, self.seq_len = kind, readout, seq_len
-        self.rnn = _KINDS[kind](input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                                bidirectional=bidirectional)
+        self.rnn = _KINDS[kind](
+            input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional
+        )
         D = 2 if bidirectional else 1
         feat = D * hidden_size * (seq_len if readout == "flatten" else 1)
         if readout == "attention":
@@ -87,8 +97,9 @@ class OrderBlindClassifier(torch.nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_classes: int):
         super().__init__()
-        self.phi = torch.nn.Sequential(Linear(input_size, hidden_size), ReLU(),
-                                       Linear(hidden_size, hidden_size), ReLU())
+        self.phi = torch.nn.Sequential(
+            Linear(input_size, hidden_size), ReLU(), Linear(hidden_size, hidden_size), ReLU()
+        )
         self.head = Linear(hidden_size, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -35,13 +35,20 @@ class SiameseNetwork(torch.nn.Module):
         normalize: scale embeddings to unit L2 norm (fixes the scale the margin is measured in).
     """
 
-    def __init__(self, in_features: int | None = None, embedding_dim: int = 32, hidden: Sequence[int] = (128,),
-                 encoder: torch.nn.Module | None = None, normalize: bool = False):
+    def __init__(
+        self,
+        in_features: int | None = None,
+        embedding_dim: int = 32,
+        hidden: Sequence[int] = (128,),
+        encoder: torch.nn.Module | None = None,
+        normalize: bool = False,
+    ):
         super().__init__()
         if encoder is None:
             if not isinstance(in_features, int) or in_features < 1:
-                raise ValueError(f"in_features must be a positive integer when no encoder is given, "
-                                 f"got {in_features!r}")
+                raise ValueError(
+                    f"in_features must be a positive integer when no encoder is given, got {in_features!r}"
+                )
             encoder = MLP([in_features, *hidden, embedding_dim])
         self.encoder = encoder  # f_W: the one set of weights both branches use
         self.normalize = normalize

@@ -41,12 +41,30 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "identity",
-    "sigmoid_derivative", "tanh_derivative", "relu_derivative", "leaky_relu_derivative",
-    "gelu_derivative", "identity_derivative",
-    "softmax", "log_softmax",
-    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "Identity", "Softmax", "LogSoftmax",
-    "ACTIVATIONS", "get_activation",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "gelu",
+    "identity",
+    "sigmoid_derivative",
+    "tanh_derivative",
+    "relu_derivative",
+    "leaky_relu_derivative",
+    "gelu_derivative",
+    "identity_derivative",
+    "softmax",
+    "log_softmax",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "GELU",
+    "Identity",
+    "Softmax",
+    "LogSoftmax",
+    "ACTIVATIONS",
+    "get_activation",
 ]
 
 _SQRT_2 = math.sqrt(2.0)
@@ -161,8 +179,7 @@ def identity_derivative(input: Tensor) -> Tensor:
 def _check_dim(input: Tensor, dim: int) -> int:
     nd = max(input.dim(), 1)
     if not isinstance(dim, int) or not -nd <= dim < nd:
-        raise ValueError(f"dim must be an integer in [{-nd}, {nd - 1}] for a {input.dim()}-D input, "
-                         f"got {dim!r}")
+        raise ValueError(f"dim must be an integer in [{-nd}, {nd - 1}] for a {input.dim()}-D input, got {dim!r}")
     return dim
 
 
@@ -318,8 +335,7 @@ ACTIVATIONS: dict[str, tuple[type[torch.nn.Module], Callable[..., Tensor], Calla
 """name -> (module class, function, derivative)."""
 
 
-def get_activation(activation: str | torch.nn.Module | type[torch.nn.Module] | None,
-                   **kwargs) -> torch.nn.Module:
+def get_activation(activation: str | torch.nn.Module | type[torch.nn.Module] | None, **kwargs) -> torch.nn.Module:
     """A fresh activation module from a name ('relu', 'tanh', ..., 'identity' or None), a module class,
     or a module instance (returned as is)."""
     if activation is None:
@@ -334,5 +350,4 @@ def get_activation(activation: str | torch.nn.Module | type[torch.nn.Module] | N
             key = "identity"
         if key in ACTIVATIONS:
             return ACTIVATIONS[key][0](**kwargs)
-    raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, None, or a torch.nn.Module, "
-                     f"got {activation!r}")
+    raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, None, or a torch.nn.Module, got {activation!r}")

@@ -38,10 +38,15 @@ def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
-                                 training: bool = False,
-                                 return_weights: bool = False):
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    training: bool = False,
+    return_weights: bool = False,
+):
     """softmax(q k^T / sqrt(d_k) + mask) v.
 
     Args:
@@ -138,12 +143,17 @@ class AdditiveAttention(torch.nn.Module):
             raise ValueError(f"keys must be (B, T_k, {self.key_size}), got shape {tuple(keys.shape)}")
         return keys @ self.w_k.t() + self.bias  # (B, T_k, A)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, keys_proj: torch.Tensor | None = None):
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        keys_proj: torch.Tensor | None = None,
+    ):
         q, single = _as_3d(query)
         if q.shape[-1] != self.query_size:
-            raise ValueError(f"query's last dimension must be query_size={self.query_size}, "
-                             f"got {q.shape[-1]}")
+            raise ValueError(f"query's last dimension must be query_size={self.query_size}, got {q.shape[-1]}")
         values = keys if values is None else values
         kp = self.project_keys(keys) if keys_proj is None else keys_proj  # (B, T_k, A)
         qp = q @ self.w_q.t()  # (B, T_q, A)
@@ -168,8 +178,7 @@ class DotProductAttention(torch.nn.Module):
     (context, weights).
     """
 
-    def __init__(self, query_size: int, key_size: int | None = None, score: str = "dot",
-                 scaled: bool = False):
+    def __init__(self, query_size: int, key_size: int | None = None, score: str = "dot", scaled: bool = False):
         super().__init__()
         key_size = query_size if key_size is None else key_size
         for name, v in (("query_size", query_size), ("key_size", key_size)):
@@ -178,8 +187,10 @@ class DotProductAttention(torch.nn.Module):
         if score not in ("dot", "general"):
             raise ValueError(f"score must be 'dot' or 'general', got {score!r}")
         if score == "dot" and query_size != key_size:
-            raise ValueError(f"score='dot' needs query_size == key_size, got {query_size} and {key_size}; "
-                             "use score='general' to learn a map between them")
+            raise ValueError(
+                f"score='dot' needs query_size == key_size, got {query_size} and {key_size}; "
+                "use score='general' to learn a map between them"
+            )
         self.query_size, self.key_size, self.score, self.scaled = query_size, key_size, score, scaled
         if score == "general":
             self.weight = torch.nn.Parameter(torch.empty(query_size, key_size))
@@ -189,15 +200,18 @@ class DotProductAttention(torch.nn.Module):
             self.register_parameter("weight", None)
 
     def extra_repr(self) -> str:
-        return (f"query_size={self.query_size}, key_size={self.key_size}, score={self.score!r}, "
-                f"scaled={self.scaled}")
+        return f"query_size={self.query_size}, key_size={self.key_size}, score={self.score!r}, scaled={self.scaled}"
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ):
         q, single = _as_3d(query)
         if q.shape[-1] != self.query_size:
-            raise ValueError(f"query's last dimension must be query_size={self.query_size}, "
-                             f"got {q.shape[-1]}")
+            raise ValueError(f"query's last dimension must be query_size={self.query_size}, got {q.shape[-1]}")
         if keys.dim() != 3 or keys.shape[-1] != self.key_size:
             raise ValueError(f"keys must be (B, T_k, {self.key_size}), got shape {tuple(keys.shape)}")
         values = keys if values is None else values

@@ -75,8 +75,15 @@ class PrimaryCapsules(nn.Module):
     """A convolution whose C_out = capsule_types * capsule_dim channels are read as capsules:
     (B, C_in, H, W) -> (B, capsule_types * H_out * W_out, capsule_dim), squashed."""
 
-    def __init__(self, in_channels: int, capsule_types: int, capsule_dim: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        capsule_types: int,
+        capsule_dim: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ):
         super().__init__()
         for name, v in (("capsule_types", capsule_types), ("capsule_dim", capsule_dim)):
             if not isinstance(v, int) or v < 1:
@@ -119,19 +126,23 @@ class RoutingCapsules(nn.Module):
         return v  # (B, N_out, D_out)
 
     def extra_repr(self) -> str:
-        return (f"in_capsules={self.in_capsules}, in_dim={self.in_dim}, out_capsules={self.out_capsules}, "
-                f"out_dim={self.out_dim}, iterations={self.iterations}")
+        return (
+            f"in_capsules={self.in_capsules}, in_dim={self.in_dim}, out_capsules={self.out_capsules}, "
+            f"out_dim={self.out_dim}, iterations={self.iterations}"
+        )
 
 
-def margin_loss(lengths: torch.Tensor, target: torch.Tensor, m_plus: float = 0.9, m_minus: float = 0.1,
-                lam: float = 0.5) -> torch.Tensor:
+def margin_loss(
+    lengths: torch.Tensor, target: torch.Tensor, m_plus: float = 0.9, m_minus: float = 0.1, lam: float = 0.5
+) -> torch.Tensor:
     """Mean over the batch of sum_k T_k max(0, m+ - |v_k|)^2 + lam (1 - T_k) max(0, |v_k| - m-)^2.
 
     lengths: (B, K) capsule lengths |v_k|; target: (B,) class indices.
     """
     if lengths.dim() != 2 or target.shape != lengths.shape[:1]:
-        raise ValueError(f"lengths must be (B, K) and target (B,), got {tuple(lengths.shape)} and "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"lengths must be (B, K) and target (B,), got {tuple(lengths.shape)} and {tuple(target.shape)}"
+        )
     t = torch.zeros_like(lengths).scatter_(1, target.view(-1, 1), 1.0)  # T_k one-hot
     present = t * (m_plus - lengths).clamp_min(0).square()
     absent = lam * (1 - t) * (lengths - m_minus).clamp_min(0).square()

@@ -38,8 +38,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Conv1d", "Conv2d", "conv1d", "conv2d", "conv_output_size", "im2col", "sliding_windows",
-           "receptive_field"]
+__all__ = ["Conv1d", "Conv2d", "conv1d", "conv2d", "conv_output_size", "im2col", "sliding_windows", "receptive_field"]
 
 
 def _tuple(value, n: int, name: str) -> tuple[int, ...]:
@@ -56,20 +55,28 @@ def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0
 
     Raises ValueError when the (dilated) kernel does not fit in the padded input.
     """
-    for name, v, low in (("n", n, 1), ("kernel_size", kernel_size, 1), ("stride", stride, 1),
-                         ("padding", padding, 0), ("dilation", dilation, 1)):
+    for name, v, low in (
+        ("n", n, 1),
+        ("kernel_size", kernel_size, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+        ("dilation", dilation, 1),
+    ):
         if not isinstance(v, int) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     span = dilation * (kernel_size - 1) + 1  # extent of the dilated kernel
     if n + 2 * padding < span:
-        raise ValueError(f"the kernel spans {span} positions (kernel_size={kernel_size}, "
-                         f"dilation={dilation}) "
-                         f"but the padded input has only {n + 2 * padding} (n={n}, padding={padding})")
+        raise ValueError(
+            f"the kernel spans {span} positions (kernel_size={kernel_size}, "
+            f"dilation={dilation}) "
+            f"but the padded input has only {n + 2 * padding} (n={n}, padding={padding})"
+        )
     return (n + 2 * padding - span) // stride + 1
 
 
-def receptive_field(kernel_sizes: Sequence[int], dilations: Sequence[int] | None = None,
-                    strides: Sequence[int] | None = None) -> int:
+def receptive_field(
+    kernel_sizes: Sequence[int], dilations: Sequence[int] | None = None, strides: Sequence[int] | None = None
+) -> int:
     r"""Input positions one output of a stack of convolutions depends on (along one dimension).
 
     $$r = 1 + \sum_\ell d_\ell (k_\ell - 1) \prod_{j < \ell} s_j$$
@@ -81,8 +88,10 @@ def receptive_field(kernel_sizes: Sequence[int], dilations: Sequence[int] | None
     dilations = [1] * n if dilations is None else list(dilations)
     strides = [1] * n if strides is None else list(strides)
     if len(dilations) != n or len(strides) != n:
-        raise ValueError(f"give one dilation and stride per layer: {n} kernel sizes, {len(dilations)} "
-                         f"dilations, {len(strides)} strides")
+        raise ValueError(
+            f"give one dilation and stride per layer: {n} kernel sizes, {len(dilations)} "
+            f"dilations, {len(strides)} strides"
+        )
     r, jump = 1, 1  # jump: input distance between neighbouring outputs of the layers so far
     for k, d, s in zip(kernel_sizes, dilations, strides):
         if min(k, d, s) < 1:
@@ -103,11 +112,11 @@ def _pad_channels_last(x: torch.Tensor, pads: Sequence[tuple[int, int]], value: 
     return out
 
 
-def _window_slices(offset: Sequence[int], out: Sequence[int], stride: Sequence[int],
-                   dilation: Sequence[int]) -> tuple[slice, ...]:
+def _window_slices(
+    offset: Sequence[int], out: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> tuple[slice, ...]:
     """The input positions d*m + s*i (i = 0..out-1) that kernel offset m reads, one slice per dim."""
-    return tuple(slice(d * m, d * m + s * (o - 1) + 1, s)
-                 for m, o, s, d in zip(offset, out, stride, dilation))
+    return tuple(slice(d * m, d * m + s * (o - 1) + 1, s) for m, o, s, d in zip(offset, out, stride, dilation))
 
 
 class _Im2col(torch.autograd.Function):
@@ -137,8 +146,12 @@ def _window_view(xp: torch.Tensor, kernel, stride, dilation, out) -> torch.Tenso
     sizes = (xp.shape[0], *out, *kernel, xp.shape[-1])
     st = xp.stride()
     # window (i, m) reads position s*i + d*m: stride s*st along i, d*st along m
-    strides = (st[0], *(s * st[1 + k] for k, s in enumerate(stride)),
-               *(d * st[1 + k] for k, d in enumerate(dilation)), st[nd + 1])
+    strides = (
+        st[0],
+        *(s * st[1 + k] for k, s in enumerate(stride)),
+        *(d * st[1 + k] for k, d in enumerate(dilation)),
+        st[nd + 1],
+    )
     return xp.as_strided(sizes, strides)
 
 
@@ -154,8 +167,9 @@ def _col2im_add(gx: torch.Tensor, grad: torch.Tensor, kernel, stride, dilation, 
 _CHUNK_BYTES = 1 << 22  # X_col is built in batch chunks of about 4 MiB: still in cache for its matmuls
 
 
-def _conv_gemm_equations(xp: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None, kernel, stride, dilation,
-                         out) -> torch.Tensor:
+def _conv_gemm_equations(
+    xp: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None, kernel, stride, dilation, out
+) -> torch.Tensor:
     """Y = X_col W + beta over the whole batch at once, for autograd: (B, *out, C_out)."""
     cols = _Im2col.apply(xp, kernel, stride, dilation, out)  # (B, *out, *k, C_in)
     y = cols.reshape(-1, w2.shape[1]) @ w2.t()  # (B*prod(out), prod(k)*C_in) @ (prod(k)*C_in, C_out)
@@ -188,9 +202,9 @@ class _ConvGemm(torch.autograd.Function):
         buf = xp.new_empty(min(chunk, B), *out, *kernel, xp.shape[-1])  # one chunk's X_col, reused
         keep = B <= chunk  # one chunk: keep X_col for the backward rather than build it twice
         for b0 in range(0, B, chunk):
-            x_c = xp[b0:b0 + chunk]
-            cols = buf[:x_c.shape[0]].copy_(_window_view(x_c, kernel, stride, dilation, out)).view(-1, kc)  # X_col
-            y_c = y[b0:b0 + chunk].view(-1, c_out)  # (rows, C_out), written in place
+            x_c = xp[b0 : b0 + chunk]
+            cols = buf[: x_c.shape[0]].copy_(_window_view(x_c, kernel, stride, dilation, out)).view(-1, kc)  # X_col
+            y_c = y[b0 : b0 + chunk].view(-1, c_out)  # (rows, C_out), written in place
             if bias is None:
                 torch.mm(cols, wt, out=y_c)  # Y = X_col W
             else:
@@ -216,9 +230,9 @@ class _ConvGemm(torch.autograd.Function):
         gw = torch.zeros_like(w2) if need_w else None
         buf = xp.new_empty(min(chunk, xp.shape[0]), *out, *kernel, xp.shape[-1])  # one chunk's X_col or its grad
         for b0 in range(0, xp.shape[0], chunk):
-            x_c = xp[b0:b0 + chunk]
-            b_c = buf[:x_c.shape[0]]
-            gy_c = gy[b0:b0 + chunk].view(-1, c_out)  # dl/dY, (rows, C_out)
+            x_c = xp[b0 : b0 + chunk]
+            b_c = buf[: x_c.shape[0]]
+            gy_c = gy[b0 : b0 + chunk].view(-1, c_out)  # dl/dY, (rows, C_out)
             if need_w:
                 if kept is None:  # X_col, rebuilt
                     cols = b_c.copy_(_window_view(x_c, kernel, stride, dilation, out)).view(-1, kc)
@@ -227,13 +241,14 @@ class _ConvGemm(torch.autograd.Function):
                 gw.addmm_(gy_c.t(), cols)  # dl/dW^T += (dl/dY)^T X_col
             if need_x:
                 torch.mm(gy_c, w2, out=b_c.view(-1, kc))  # dl/dX_col = (dl/dY) W^T
-                _col2im_add(gxp[b0:b0 + chunk], b_c, kernel, stride, dilation, out)
+                _col2im_add(gxp[b0 : b0 + chunk], b_c, kernel, stride, dilation, out)
         gb = gy.view(-1, c_out).sum(0) if need_b else None  # dl/dbeta = sum over rows of dl/dY
         return gxp, gw, gb, None, None, None, None
 
 
-def sliding_windows(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1,
-                    pad_value: float = 0.0) -> torch.Tensor:
+def sliding_windows(
+    x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, pad_value: float = 0.0
+) -> torch.Tensor:
     """Every window of a channels-first input, gathered channels-last.
 
     Args:
@@ -264,11 +279,12 @@ def _padded_windows(x: torch.Tensor, kernel_size, stride, padding, dilation, pad
         span = d[i] * (k[i] - 1) + 1
         n = x.shape[2 + i] + pads[i][0] + pads[i][1]
         if n < span:
-            raise ValueError(f"spatial dimension {i} (input dim {2 + i}) has size {x.shape[2 + i]} "
-                             f"(+{pads[i][0] + pads[i][1]} padding) but the kernel spans {span}")
+            raise ValueError(
+                f"spatial dimension {i} (input dim {2 + i}) has size {x.shape[2 + i]} "
+                f"(+{pads[i][0] + pads[i][1]} padding) but the kernel spans {span}"
+            )
         if min(k[i], s[i], d[i]) < 1 or min(pads[i]) < 0:
-            raise ValueError(f"kernel_size, stride, dilation must be >= 1 and padding >= 0, got "
-                             f"{k}, {s}, {d}, {pads}")
+            raise ValueError(f"kernel_size, stride, dilation must be >= 1 and padding >= 0, got {k}, {s}, {d}, {pads}")
         out.append((n - span) // s[i] + 1)
     x_cl = x.movedim(1, -1)  # (B, *spatial, C); free when x is a channels-first view of channels-last
     xp = _pad_channels_last(x_cl, pads, pad_value)  # (B, *padded, C), contiguous
@@ -283,7 +299,7 @@ def im2col(x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1) -> tor
     cols = sliding_windows(x, kernel_size, stride, padding, dilation)  # (B, *out, *k, C)
     nd = x.dim() - 2
     b, c = x.shape[:2]
-    out = cols.shape[1:1 + nd]
+    out = cols.shape[1 : 1 + nd]
     # (B, *out, *k, C) -> (B, C, *k, *out) -> (B, C*prod(k), prod(out))
     perm = (0, 2 * nd + 1, *range(nd + 1, 2 * nd + 1), *range(1, nd + 1))
     return cols.permute(perm).reshape(b, -1, math.prod(out))
@@ -308,21 +324,24 @@ def _resolve_padding(padding, kernel, dilation, stride, nd) -> list[tuple[int, i
     return [(v, v) for v in p]
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation,
-          groups: int, nd: int) -> torch.Tensor:
+def _conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation, groups: int, nd: int
+) -> torch.Tensor:
     if x.dim() != nd + 2:
         names = "(B, C, L)" if nd == 1 else "(B, C, H, W)"
         raise ValueError(f"expected a {nd + 2}-D input {names}, got shape {tuple(x.shape)}")
     if weight.dim() != nd + 2:
-        raise ValueError(f"weight must be (C_out, C_in/groups, *kernel_size) with {nd} kernel dims, "
-                         f"got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must be (C_out, C_in/groups, *kernel_size) with {nd} kernel dims, got shape {tuple(weight.shape)}"
+        )
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"groups must be a positive integer, got {groups!r}")
     b, c_in = x.shape[:2]
     c_out, c_g = weight.shape[:2]
     if c_in != c_g * groups:
-        raise ValueError(f"input channel dimension (dim 1) is {c_in} but the weight expects "
-                         f"{c_g} x groups={groups} = {c_g * groups}")
+        raise ValueError(
+            f"input channel dimension (dim 1) is {c_in} but the weight expects {c_g} x groups={groups} = {c_g * groups}"
+        )
     if c_out % groups:
         raise ValueError(f"out_channels={c_out} is not divisible by groups={groups}")
     kernel = tuple(weight.shape[2:])
@@ -350,14 +369,28 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stri
     return y.movedim(-1, 1)  # (B, C_out, *out), a channels-first view
 
 
-def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> torch.Tensor:
+def conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> torch.Tensor:
     """1-D convolution (cross-correlation) of x (B, C_in, L) with weight (C_out, C_in/groups, k)."""
     return _conv(x, weight, bias, stride, padding, dilation, groups, 1)
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> torch.Tensor:
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> torch.Tensor:
     """2-D convolution (cross-correlation) of x (B, C_in, H, W) with weight (C_out, C_in/groups, kh, kw)."""
     return _conv(x, weight, bias, stride, padding, dilation, groups, 2)
 
@@ -365,8 +398,20 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 class _ConvNd(nn.Module):
     _nd = 0
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         nd = self._nd
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -381,8 +426,7 @@ class _ConvNd(nn.Module):
         self.kernel_size = _tuple(kernel_size, nd, "kernel_size")
         self.stride = _tuple(stride, nd, "stride")
         self.dilation = _tuple(dilation, nd, "dilation")
-        for name, v in (("kernel_size", self.kernel_size), ("stride", self.stride),
-                        ("dilation", self.dilation)):
+        for name, v in (("kernel_size", self.kernel_size), ("stride", self.stride), ("dilation", self.dilation)):
             if min(v) < 1:
                 raise ValueError(f"{name} must be >= 1, got {v}")
         _resolve_padding(padding, self.kernel_size, self.dilation, self.stride, nd)  # validates
@@ -390,8 +434,7 @@ class _ConvNd(nn.Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding_mode = padding_mode
         factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size,
-                                               **factory))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
         self.reset_parameters()
 
@@ -410,13 +453,13 @@ class _ConvNd(nn.Module):
         if len(spatial) != self._nd:
             raise ValueError(f"give {self._nd} spatial sizes, got {spatial}")
         pads = _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, self._nd)
-        return tuple((n + a + b - d * (k - 1) - 1) // s + 1
-                     for n, (a, b), k, s, d in zip(spatial, pads, self.kernel_size, self.stride,
-                                                   self.dilation))
+        return tuple(
+            (n + a + b - d * (k - 1) - 1) // s + 1
+            for n, (a, b), k, s, d in zip(spatial, pads, self.kernel_size, self.stride, self.dilation)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                     self._nd)
+        return _conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self._nd)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

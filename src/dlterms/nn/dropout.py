@@ -26,8 +26,13 @@ def _check_p(p: float) -> float:
     return float(p)
 
 
-def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def dropout(
+    x: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Inverted dropout of `x` with drop probability `p` (identity when not training or p == 0).
 
     `inplace=True` overwrites `x`; `generator` makes the mask reproducible independently of the
@@ -40,8 +45,9 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, inplace: boo
         # Every unit dropped: the scale 1/(1-p) is undefined; the output is zero (as in PyTorch).
         return x.mul_(0.0) if inplace else x * 0.0
     # m_i ~ Bernoulli(1 - p): keep when a uniform draw is below 1 - p
-    u = torch.rand(x.shape, generator=generator, device="cpu" if generator is not None else x.device,
-                   dtype=x.dtype).to(x.device)
+    u = torch.rand(x.shape, generator=generator, device="cpu" if generator is not None else x.device, dtype=x.dtype).to(
+        x.device
+    )
     m = (u < 1.0 - p).to(x.dtype)
     # y_i = m_i x_i / (1 - p)
     if inplace:

@@ -46,8 +46,9 @@ class _EmbeddingLookup(torch.autograd.Function):
             flat, g = flat[keep], g[keep]
         if ctx.sparse:
             # dL/dE as its non-zero rows only: one (i_k, g_k) entry per lookup, summed on coalesce
-            grad_w = torch.sparse_coo_tensor(flat.unsqueeze(0), g, (ctx.num_embeddings, d),
-                                             check_invariants=False)  # indices valid by construction
+            grad_w = torch.sparse_coo_tensor(
+                flat.unsqueeze(0), g, (ctx.num_embeddings, d), check_invariants=False
+            )  # indices valid by construction
         else:
             # dL/dE_r = sum_{k: i_k = r} g_k
             grad_w = torch.zeros(ctx.num_embeddings, d, dtype=g.dtype, device=g.device).index_add_(0, flat, g)
@@ -58,12 +59,14 @@ def _check_indices(indices: torch.Tensor, num_embeddings: int) -> None:
     if indices.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"indices must be an integer tensor (int64 or int32), got {indices.dtype}")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_embeddings):
-        raise ValueError(f"indices must be in [0, {num_embeddings}), got values in "
-                         f"[{int(indices.min())}, {int(indices.max())}]")
+        raise ValueError(
+            f"indices must be in [0, {num_embeddings}), got values in [{int(indices.min())}, {int(indices.max())}]"
+        )
 
 
-def embedding(indices: torch.Tensor, weight: torch.Tensor, padding_idx: int | None = None,
-              sparse: bool = False) -> torch.Tensor:
+def embedding(
+    indices: torch.Tensor, weight: torch.Tensor, padding_idx: int | None = None, sparse: bool = False
+) -> torch.Tensor:
     """Rows of `weight` (V, d) at `indices` (any shape) -> (*indices.shape, d)."""
     _check_indices(indices, weight.shape[0])
     return _EmbeddingLookup.apply(weight, indices.long(), padding_idx, sparse)
@@ -81,8 +84,16 @@ class Embedding(nn.Module):
     Weights start ~ N(0, 1), as in torch.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 sparse: bool = False, _weight: torch.Tensor | None = None, device=None, dtype=None):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        sparse: bool = False,
+        _weight: torch.Tensor | None = None,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if num_embeddings < 1:
             raise ValueError(f"num_embeddings must be >= 1, got {num_embeddings}")
@@ -99,8 +110,9 @@ class Embedding(nn.Module):
             self.reset_parameters()
         else:
             if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"_weight must have shape ({num_embeddings}, {embedding_dim}), "
-                                 f"got {tuple(_weight.shape)}")
+                raise ValueError(
+                    f"_weight must have shape ({num_embeddings}, {embedding_dim}), got {tuple(_weight.shape)}"
+                )
             self.weight = nn.Parameter(_weight)
 
     def reset_parameters(self) -> None:
@@ -110,8 +122,9 @@ class Embedding(nn.Module):
                 self.weight[self.padding_idx].zero_()
 
     @classmethod
-    def from_pretrained(cls, embeddings: torch.Tensor, freeze: bool = True, padding_idx: int | None = None,
-                        sparse: bool = False) -> Embedding:
+    def from_pretrained(
+        cls, embeddings: torch.Tensor, freeze: bool = True, padding_idx: int | None = None, sparse: bool = False
+    ) -> Embedding:
         """An Embedding holding `embeddings` (V, d); frozen unless `freeze=False`."""
         if embeddings.dim() != 2:
             raise ValueError(f"embeddings must be 2-D (V, d), got shape {tuple(embeddings.shape)}")

@@ -27,8 +27,7 @@ def edge_index_from_networkx(graph) -> torch.Tensor:
     """(2, 2|E|) int64 edge list of an undirected networkx graph, both directions, nodes 0..N-1."""
     nodes = list(graph.nodes())
     if sorted(nodes) != list(range(len(nodes))):
-        raise ValueError("graph nodes must be the integers 0..N-1; "
-                         "relabel with nx.convert_node_labels_to_integers")
+        raise ValueError("graph nodes must be the integers 0..N-1; relabel with nx.convert_node_labels_to_integers")
     pairs = [(u, v) for u, v in graph.edges() if u != v]
     if not pairs:
         return torch.zeros(2, 0, dtype=torch.int64)
@@ -36,8 +35,7 @@ def edge_index_from_networkx(graph) -> torch.Tensor:
     return torch.cat([e, e.flip(0)], dim=1)  # (2, 2|E|): undirected = both directions
 
 
-def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int,
-                         add_self_loops: bool = True) -> torch.Tensor:
+def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int, add_self_loops: bool = True) -> torch.Tensor:
     r"""Sparse $\tilde A = \hat D^{-1/2}(A + I)\hat D^{-1/2}$ as a (N, N) COO tensor.
 
     Args:
@@ -63,8 +61,9 @@ def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int,
     d_inv_sqrt[deg == 0] = 0.0  # an isolated node without self-loop keeps a zero row
     # \tilde A_ij = \hat A_ij / sqrt(\hat D_ii \hat D_jj)
     values = d_inv_sqrt[row] * weight * d_inv_sqrt[col]
-    return torch.sparse_coo_tensor(torch.stack([row, col]), values, (num_nodes, num_nodes),
-                                   check_invariants=True).coalesce()
+    return torch.sparse_coo_tensor(
+        torch.stack([row, col]), values, (num_nodes, num_nodes), check_invariants=True
+    ).coalesce()
 
 
 class GCNConv(nn.Module):

@@ -33,12 +33,30 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "calculate_gain", "fan_in_and_fan_out", "uniform_", "normal_", "constant_", "zeros_", "ones_",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+    "calculate_gain",
+    "fan_in_and_fan_out",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
 ]
 
-_LINEAR_LIKE = ("linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                "conv_transpose3d", "sigmoid")
+_LINEAR_LIKE = (
+    "linear",
+    "identity",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+)
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -70,8 +88,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 def fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape (out, in, *kernel): in*prod(kernel), out*prod(kernel)."""
     if tensor.dim() < 2:
-        raise ValueError(f"fan in and fan out need a tensor with at least 2 dimensions, got shape "
-                         f"{tuple(tensor.shape)}")
+        raise ValueError(
+            f"fan in and fan out need a tensor with at least 2 dimensions, got shape {tuple(tensor.shape)}"
+        )
     receptive_field = math.prod(tensor.shape[2:])  # 1 for a linear layer's (out, in) matrix
     fan_in = tensor.shape[1] * receptive_field
     fan_out = tensor.shape[0] * receptive_field
@@ -88,8 +107,7 @@ def _fan(tensor: Tensor, mode: str) -> int:
     return fan
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
-             generator: torch.Generator | None = None) -> Tensor:
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill with $\mathcal{U}(a, b)$."""
     if not a <= b:
         raise ValueError(f"uniform_ needs a <= b, got a={a}, b={b}")
@@ -97,8 +115,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
         return tensor.uniform_(a, b, generator=generator)
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
-            generator: torch.Generator | None = None) -> Tensor:
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill with $\mathcal{N}(\text{mean}, \text{std}^2)$."""
     if not std >= 0:
         raise ValueError(f"std must be >= 0, got {std}")
@@ -137,8 +154,13 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
     return normal_(tensor, 0.0, std, generator=generator)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None) -> Tensor:
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""He: $\mathcal{U}(-b, b)$, $b = \sqrt3\, g / \sqrt{n}$, $g$ = `calculate_gain(nonlinearity, a)`.
 
     With the defaults (a=0, leaky_relu) the gain is $\sqrt2$, i.e. ReLU's.
@@ -150,8 +172,13 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonli
     return uniform_(tensor, -bound, bound, generator=generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: torch.Generator | None = None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""He normal: $\mathcal{N}(0, g^2 / n)$."""
     fan = _fan(tensor, mode)
     gain = calculate_gain(nonlinearity, a)

@@ -68,16 +68,16 @@ class Linear(torch.nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         if input.shape[-1:] != (self.in_features,):
-            raise ValueError(f"input's last dimension must be in_features={self.in_features}, "
-                             f"got shape {tuple(input.shape)}")
+            raise ValueError(
+                f"input's last dimension must be in_features={self.in_features}, got shape {tuple(input.shape)}"
+            )
         y = torch.matmul(input, self.weight.t())  # (*, n_in) @ (n_in, n_out) -> (*, n_out)
         if self.bias is not None:
             y = y + self.bias  # b broadcast over every leading dimension
         return y
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class MLP(torch.nn.Sequential):
@@ -97,8 +97,14 @@ class MLP(torch.nn.Sequential):
         output_activation: applied after the last layer (None: raw outputs, e.g. logits).
     """
 
-    def __init__(self, sizes: list[int] | tuple[int, ...], activation="relu",
-                 dropout: float | None = None, bias: bool = True, output_activation=None):
+    def __init__(
+        self,
+        sizes: list[int] | tuple[int, ...],
+        activation="relu",
+        dropout: float | None = None,
+        bias: bool = True,
+        output_activation=None,
+    ):
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least the input and output sizes, got {sizes!r}")
@@ -120,8 +126,11 @@ class MLP(torch.nn.Sequential):
             layers.append(get_activation(output_activation))
         super().__init__(*layers)
         self.sizes = tuple(sizes)
-        self.activation = activation if isinstance(activation, str | None) else getattr(
-            activation, "__name__", type(activation).__name__)
+        self.activation = (
+            activation
+            if isinstance(activation, str | None)
+            else getattr(activation, "__name__", type(activation).__name__)
+        )
         self.dropout = dropout
 
     def __getitem__(self, idx):

@@ -68,8 +68,9 @@ def _grads_by_autograd(forward, inputs: tuple, needs: tuple[bool, ...], grad_out
     return tuple(next(found) if need else None for need in needs)
 
 
-def _batch_norm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                      eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _batch_norm_train(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The equations as written, on x (B, C, L) with its own per-channel statistics: y (B, C, L), mu, sigma^2.
 
     Autograd differentiates this when a gradient must itself be differentiable (see
@@ -126,8 +127,9 @@ class _BatchNormTrain(torch.autograd.Function):
     def backward(ctx, g, _gmu, _gvar):
         x, weight, bias, mu, rstd = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            grads = _grads_by_autograd(lambda *a: _batch_norm_train(*a, ctx.eps)[0], (x, weight, bias),
-                                       ctx.needs_input_grad[:3], g)
+            grads = _grads_by_autograd(
+                lambda *a: _batch_norm_train(*a, ctx.eps)[0], (x, weight, bias), ctx.needs_input_grad[:3], g
+            )
             return (*grads, None)
         m = x.shape[0] * x.shape[2]
         # g_ic x_hat_ic = g_ic (x_ic - mu_c) r_c: the one (B, C, L) buffer, reused for dx
@@ -148,9 +150,16 @@ class _BatchNormTrain(torch.autograd.Function):
         return dx, dw, db, None
 
 
-def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
-               weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> torch.Tensor:
+def batch_norm(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
     """Batch normalisation of `x` (B, C, *) over every dimension except the channel dimension 1.
 
     When `training` (or no running statistics are given) the batch's statistics normalise `x`, and
@@ -163,8 +172,9 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
     if use_batch:
         m = x.numel() // C  # values per channel
         if training and m <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
+            )
         x3 = x.reshape(x.shape[0], C, -1)  # (B, C, L): every position of a channel along dims 0 and 2
         if torch._C._are_functorch_transforms_active():  # torch.func (vmap, grad, jvp): autograd of the equations
             y, mu, var = _batch_norm_train(x3, weight, bias, eps)
@@ -192,8 +202,14 @@ class _BatchNorm(nn.Module):
 
     _ranks: tuple[int, ...] = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
         super().__init__()
         if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"num_features must be a positive integer, got {num_features!r}")
@@ -233,23 +249,34 @@ class _BatchNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in self._ranks:
             ranks = " or ".join(f"{r}-D" for r in self._ranks)
-            raise ValueError(f"{type(self).__name__} expects a {ranks} input (batch first), "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(f"{type(self).__name__} expects a {ranks} input (batch first), got shape {tuple(x.shape)}")
         if x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) got {x.shape[1]} channels "
-                             f"in input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}) got {x.shape[1]} channels "
+                f"in input of shape {tuple(x.shape)}"
+            )
         alpha = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average: alpha_t = 1 / t
                 alpha = 1.0 / float(self.num_batches_tracked)
         use_batch_stats = self.training or not self.track_running_stats
-        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                          training=use_batch_stats, momentum=alpha, eps=self.eps)
+        return batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training=use_batch_stats,
+            momentum=alpha,
+            eps=self.eps,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
@@ -264,8 +291,9 @@ class BatchNorm2d(_BatchNorm):
     _ranks = (4,)
 
 
-def _layer_norm_rows(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                     eps: float) -> torch.Tensor:
+def _layer_norm_rows(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
+) -> torch.Tensor:
     """The equations as written, on rows x (M, H), weight and bias (H,): y (M, H).
 
     Autograd differentiates this when a gradient must itself be differentiable (see
@@ -323,8 +351,9 @@ class _LayerNormRows(torch.autograd.Function):
     def backward(ctx, g):
         x, weight, bias, mu, rstd = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            grads = _grads_by_autograd(lambda *a: _layer_norm_rows(*a, ctx.eps), (x, weight, bias),
-                                       ctx.needs_input_grad[:3], g)
+            grads = _grads_by_autograd(
+                lambda *a: _layer_norm_rows(*a, ctx.eps), (x, weight, bias), ctx.needs_input_grad[:3], g
+            )
             return (*grads, None)
         H = x.shape[1]
         # g_j (x_j - mu) = g_j x_hat_j / r: the one (M, H) buffer, reused for dx
@@ -352,8 +381,13 @@ class _LayerNormRows(torch.autograd.Function):
         return dx.mul_(rstd), dw, db, None
 
 
-def layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weight: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: tuple[int, ...],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
     """Normalise `x` over its last `len(normalized_shape)` dimensions, then scale and shift."""
     H = math.prod(normalized_shape)  # values normalised together
     rows = x.reshape(-1, H)  # (M, H): one row per normalised group
@@ -367,15 +401,21 @@ def layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weight: torch
 class LayerNorm(nn.Module):
     """Layer normalisation over the trailing `normalized_shape` dimensions of each example."""
 
-    def __init__(self, normalized_shape: int | tuple[int, ...] | list[int], eps: float = 1e-5,
-                 elementwise_affine: bool = True, bias: bool = True):
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...] | list[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+    ):
         super().__init__()
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (int(normalized_shape),)
         normalized_shape = tuple(int(d) for d in normalized_shape)
         if not normalized_shape or any(d < 1 for d in normalized_shape):
-            raise ValueError(f"normalized_shape must be a positive int or a non-empty tuple of positive "
-                             f"ints, got {normalized_shape}")
+            raise ValueError(
+                f"normalized_shape must be a positive int or a non-empty tuple of positive ints, got {normalized_shape}"
+            )
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps}")
         self.normalized_shape, self.eps, self.elementwise_affine = normalized_shape, eps, elementwise_affine
@@ -398,8 +438,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
-            raise ValueError(f"LayerNorm expects input whose last dimensions are {self.normalized_shape}, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"LayerNorm expects input whose last dimensions are {self.normalized_shape}, got shape {tuple(x.shape)}"
+            )
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

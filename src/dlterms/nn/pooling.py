@@ -30,8 +30,18 @@ from torch import nn
 
 from dlterms.nn.conv import _tuple, sliding_windows
 
-__all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalMaxPool", "GlobalAvgPool",
-           "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
+__all__ = [
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "GlobalMaxPool",
+    "GlobalAvgPool",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+]
 
 
 def _check(x: torch.Tensor, nd: int, kernel_size, stride, padding, dilation):
@@ -46,8 +56,10 @@ def _check(x: torch.Tensor, nd: int, kernel_size, stride, padding, dilation):
         raise ValueError(f"kernel_size, stride and dilation must be >= 1, got {k}, {s}, {d}")
     for pi, ki in zip(p, k):
         if not 0 <= pi <= ki // 2:
-            raise ValueError(f"padding must be in [0, kernel_size // 2] so every window holds a real input, "
-                             f"got padding={p} for kernel_size={k}")
+            raise ValueError(
+                f"padding must be in [0, kernel_size // 2] so every window holds a real input, "
+                f"got padding={p} for kernel_size={k}"
+            )
     return k, s, p, d
 
 
@@ -55,7 +67,7 @@ def _max_pool(x, nd, kernel_size, stride, padding, dilation):
     k, s, p, d = _check(x, nd, kernel_size, stride, padding, dilation)
     win = sliding_windows(x, k, s, p, d, pad_value=float("-inf"))  # (B, *out, *k, C)
     b, c = x.shape[:2]
-    out = win.shape[1:1 + nd]
+    out = win.shape[1 : 1 + nd]
     win = win.reshape(b, *out, -1, c)  # (B, *out, prod(k), C)
     y = win.max(dim=-2).values  # max over the window; the gradient flows to the arg-max only
     return y.movedim(-1, 1)  # (B, C, *out)
@@ -65,7 +77,7 @@ def _avg_pool(x, nd, kernel_size, stride, padding, count_include_pad):
     k, s, p, d = _check(x, nd, kernel_size, stride, padding, 1)
     win = sliding_windows(x, k, s, p, d)  # (B, *out, *k, C), zero-padded
     b, c = x.shape[:2]
-    out = win.shape[1:1 + nd]
+    out = win.shape[1 : 1 + nd]
     total = win.reshape(b, *out, -1, c).sum(dim=-2)  # (B, *out, C)
     if count_include_pad or not any(p):
         y = total / math.prod(k)  # divide by |W| = prod(k)
@@ -109,16 +121,20 @@ class _Pool(nn.Module):
             raise ValueError(f"kernel_size and stride must be >= 1, got {self.kernel_size}, {self.stride}")
         for pi, ki in zip(self.padding, self.kernel_size):
             if not 0 <= pi <= ki // 2:
-                raise ValueError(f"padding must be in [0, kernel_size // 2], got padding={self.padding} "
-                                 f"for kernel_size={self.kernel_size}")
+                raise ValueError(
+                    f"padding must be in [0, kernel_size // 2], got padding={self.padding} "
+                    f"for kernel_size={self.kernel_size}"
+                )
 
     def output_size(self, *spatial: int) -> tuple[int, ...]:
         """Output spatial size for an input of the given spatial size."""
         if len(spatial) != self._nd:
             raise ValueError(f"give {self._nd} spatial sizes, got {spatial}")
         d = getattr(self, "dilation", (1,) * self._nd)
-        return tuple((n + 2 * p - di * (k - 1) - 1) // s + 1
-                     for n, p, k, s, di in zip(spatial, self.padding, self.kernel_size, self.stride, d))
+        return tuple(
+            (n + 2 * p - di * (k - 1) - 1) // s + 1
+            for n, p, k, s, di in zip(spatial, self.padding, self.kernel_size, self.stride, d)
+        )
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -184,8 +200,7 @@ class _GlobalPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3:
-            raise ValueError(f"expected (B, C, *spatial) with at least one spatial dim, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(f"expected (B, C, *spatial) with at least one spatial dim, got shape {tuple(x.shape)}")
         dims = tuple(range(2, x.dim()))
         y = self._reduce(x, dims)  # (B, C)
         return y if self.flatten else y.view(*y.shape, *(1,) * len(dims))

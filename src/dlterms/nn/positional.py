@@ -89,8 +89,9 @@ class LearnedPositionalEncoding(nn.Module):
             raise ValueError(f"x must be (B, T, {self.d_model}), got {tuple(x.shape)}")
         T = x.shape[1]
         if T > self.max_len:
-            raise ValueError(f"sequence length {T} exceeds max_len={self.max_len}: a learned encoding has no "
-                             "row for later positions")
+            raise ValueError(
+                f"sequence length {T} exceeds max_len={self.max_len}: a learned encoding has no row for later positions"
+            )
         pos = torch.arange(T, device=x.device)
         return self.dropout(x + self.embedding(pos))  # (B, T, d) + (T, d)
 

@@ -79,8 +79,7 @@ def _rnn_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None, relu: 
     return torch.relu(a) if relu else torch.tanh(a)
 
 
-def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor,
-               b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     # all four gates' pre-activations in one product: (B, H) x (H, 4H) -> (B, 4H)
     gates = _affine(xp if b_hh is None else xp + b_hh, h, w_hh_t)
     # (chunk, not four slices: its backward is one concatenation instead of four zero-filled copies)
@@ -158,7 +157,7 @@ class _LSTMSequence(torch.autograd.Function):
         T, D, B, G = xp.shape
         H = G // 4
         two = torch.ones(G, dtype=xp.dtype, device=xp.device)
-        two[2 * H:3 * H] = 2  # doubles the g rows: sigma(2 a^g) gives tanh(a^g)
+        two[2 * H : 3 * H] = 2  # doubles the g rows: sigma(2 a^g) gives tanh(a^g)
         gates = (xp * two).contiguous()  # (T, D, B, 4H): xp_t, then a_t, then the activations, step by step
         w_hh_t = w_hh.transpose(1, 2) * two  # (D, H, 4H)
         hs = xp.new_empty(T + 1, D, B, H)  # h_0 .. h_T
@@ -189,8 +188,9 @@ class _LSTMSequence(torch.autograd.Function):
             with torch.enable_grad():
                 outs = _lstm_sequence_equations(*inputs)
                 wanted = [x for x, need in zip(inputs, needs) if need]
-                found = iter(torch.autograd.grad(outs, wanted, (d_out, d_hT, d_cT), create_graph=True,
-                                                 allow_unused=True))
+                found = iter(
+                    torch.autograd.grad(outs, wanted, (d_out, d_hT, d_cT), create_graph=True, allow_unused=True)
+                )
             return tuple(next(found) if need else None for need in needs)
         T, D, B, G = gates.shape
         H = G // 4
@@ -233,8 +233,9 @@ class _LSTMSequence(torch.autograd.Function):
         d_h0 = torch.bmm(d_a[0], w_hh)  # (D, B, 4H) x (D, 4H, H) -> (D, B, H)
         d_c0 = dcf[0].squeeze(2)
         # dW_hh = sum_t da_t^T h_{t-1}: (D, 4H, T*B) x (D, T*B, H) -> (D, 4H, H)
-        d_w = torch.bmm(d_a.transpose(0, 1).reshape(D, T * B, G).transpose(1, 2),
-                        hs[:-1].transpose(0, 1).reshape(D, T * B, H))
+        d_w = torch.bmm(
+            d_a.transpose(0, 1).reshape(D, T * B, G).transpose(1, 2), hs[:-1].transpose(0, 1).reshape(D, T * B, H)
+        )
         return d_a, d_h0, d_c0, d_w
 
 
@@ -279,11 +280,9 @@ class _CellBase(torch.nn.Module):
 
     def _prepare(self, input: Tensor) -> tuple[Tensor, bool]:
         if input.dim() not in (1, 2):
-            raise ValueError(f"input must be (B, input_size) or (input_size,), "
-                             f"got shape {tuple(input.shape)}")
+            raise ValueError(f"input must be (B, input_size) or (input_size,), got shape {tuple(input.shape)}")
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"input's last dimension must be input_size={self.input_size}, "
-                             f"got {input.shape[-1]}")
+            raise ValueError(f"input's last dimension must be input_size={self.input_size}, got {input.shape[-1]}")
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
         # xp = W_ih x + b_ih: (B, I) x (I, G*H) -> (B, G*H)
@@ -296,8 +295,7 @@ class _CellBase(torch.nn.Module):
             return xp.new_zeros(xp.shape[0], self.hidden_size)
         h = hx if batched else hx.unsqueeze(0)
         if h.shape != (xp.shape[0], self.hidden_size):
-            raise ValueError(f"hidden state must have shape {(xp.shape[0], self.hidden_size)}, "
-                             f"got {tuple(h.shape)}")
+            raise ValueError(f"hidden state must have shape {(xp.shape[0], self.hidden_size)}, got {tuple(h.shape)}")
         return h
 
 
@@ -318,8 +316,7 @@ class RNNCell(_CellBase):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         xp, batched = self._prepare(input)
-        h = _rnn_step(xp, self._state(hx, xp, batched), self.weight_hh.t(), self.bias_hh,
-                      self.nonlinearity == "relu")
+        h = _rnn_step(xp, self._state(hx, xp, batched), self.weight_hh.t(), self.bias_hh, self.nonlinearity == "relu")
         return h if batched else h.squeeze(0)
 
 
@@ -331,8 +328,9 @@ class LSTMCell(_CellBase):
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         xp, batched = self._prepare(input)
         h, c = (None, None) if hx is None else hx
-        h, c = _lstm_step(xp, self._state(h, xp, batched), self._state(c, xp, batched),
-                          self.weight_hh.t(), self.bias_hh)
+        h, c = _lstm_step(
+            xp, self._state(h, xp, batched), self._state(c, xp, batched), self.weight_hh.t(), self.bias_hh
+        )
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -355,8 +353,16 @@ class _RNNBase(torch.nn.Module):
 
     mode = ""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = True, dropout: float = 0.0, bidirectional: bool = False):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ):
         super().__init__()
         _check_sizes(input_size, hidden_size)
         if not isinstance(num_layers, int) or num_layers < 1:
@@ -370,15 +376,19 @@ class _RNNBase(torch.nn.Module):
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * D
             for suffix in ("", "_reverse")[:D]:
-                self.register_parameter(f"weight_ih_l{layer}{suffix}",
-                                        torch.nn.Parameter(torch.empty(G * hidden_size, in_size)))
-                self.register_parameter(f"weight_hh_l{layer}{suffix}",
-                                        torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size)))
+                self.register_parameter(
+                    f"weight_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, in_size))
+                )
+                self.register_parameter(
+                    f"weight_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size))
+                )
                 if bias:
-                    self.register_parameter(f"bias_ih_l{layer}{suffix}",
-                                            torch.nn.Parameter(torch.empty(G * hidden_size)))
-                    self.register_parameter(f"bias_hh_l{layer}{suffix}",
-                                            torch.nn.Parameter(torch.empty(G * hidden_size)))
+                    self.register_parameter(
+                        f"bias_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size))
+                    )
+                    self.register_parameter(
+                        f"bias_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size))
+                    )
         self.reset_parameters()
 
     @property
@@ -406,8 +416,12 @@ class _RNNBase(torch.nn.Module):
 
     def _params(self, layer: int, reverse: bool):
         sfx = f"l{layer}" + ("_reverse" if reverse else "")
-        return (getattr(self, f"weight_ih_{sfx}"), getattr(self, f"weight_hh_{sfx}"),
-                getattr(self, f"bias_ih_{sfx}", None), getattr(self, f"bias_hh_{sfx}", None))
+        return (
+            getattr(self, f"weight_ih_{sfx}"),
+            getattr(self, f"weight_hh_{sfx}"),
+            getattr(self, f"bias_ih_{sfx}", None),
+            getattr(self, f"bias_hh_{sfx}", None),
+        )
 
     def _n_states(self) -> int:
         return 2 if self.mode == "LSTM" else 1
@@ -424,11 +438,9 @@ class _RNNBase(torch.nn.Module):
             output (B, T, D*H) (or (T, B, D*H)), and h_n (L*D, B, H) (for LSTM the pair (h_n, c_n)).
         """
         if input.dim() not in (2, 3):
-            raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), "
-                             f"got shape {tuple(input.shape)}")
+            raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got shape {tuple(input.shape)}")
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"input's last dimension must be input_size={self.input_size}, "
-                             f"got {input.shape[-1]}")
+            raise ValueError(f"input's last dimension must be input_size={self.input_size}, got {input.shape[-1]}")
         batched = input.dim() == 3
         if not batched:
             x = input.unsqueeze(1)  # (T, 1, I)
@@ -443,13 +455,14 @@ class _RNNBase(torch.nn.Module):
             if lengths.shape != (B,):
                 raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
             if int(lengths.min()) < 1 or int(lengths.max()) > T:
-                raise ValueError(f"lengths must lie in [1, {T}], got min {int(lengths.min())} "
-                                 f"and max {int(lengths.max())}")
+                raise ValueError(
+                    f"lengths must lie in [1, {T}], got min {int(lengths.min())} and max {int(lengths.max())}"
+                )
             # mask[t, b] = t < length_b: (T, B, 1)
             mask = (torch.arange(T, device=x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
         finals: list[list[Tensor]] = [[] for _ in range(self._n_states())]
         for layer in range(L):
-            state = tuple(st[layer * D:(layer + 1) * D] for st in states)  # each (D, B, H)
+            state = tuple(st[layer * D : (layer + 1) * D] for st in states)  # each (D, B, H)
             x, state = self._layer(x, state, layer, mask)  # (T, B, D*H)
             for k, st in enumerate(state):
                 finals[k].append(st)
@@ -539,8 +552,11 @@ class _RNNBase(torch.nn.Module):
             (h,) = state
             relu = self.mode == "RNN_RELU"
             for t in range(T):
-                h_new = (_gru_step(xs[t], h, w_hh_t, step_b_hh) if self.mode == "GRU"
-                         else _rnn_step(xs[t], h, w_hh_t, step_b_hh, relu))
+                h_new = (
+                    _gru_step(xs[t], h, w_hh_t, step_b_hh)
+                    if self.mode == "GRU"
+                    else _rnn_step(xs[t], h, w_hh_t, step_b_hh, relu)
+                )
                 h = torch.where(masks[t], h_new, h) if masks is not None else h_new
                 outs.append(h)
             final = (h,)
@@ -554,9 +570,17 @@ class RNN(_RNNBase):
     """Multi-layer Elman RNN, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); drop-in for torch.nn.RNN
     (except that `batch_first` defaults to True)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = True, dropout: float = 0.0,
-                 bidirectional: bool = False):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -605,5 +629,5 @@ def init_forget_gate_bias_(module: torch.nn.Module, value: float = 1.0) -> torch
             if name.startswith("bias_ih") or name.startswith("bias_hh"):
                 H = p.shape[0] // 4
                 # the forget gate is the second of four blocks (i, f, g, o): rows H..2H
-                p[H:2 * H] = value if name.startswith("bias_ih") else 0.0
+                p[H : 2 * H] = value if name.startswith("bias_ih") else 0.0
     return module

@@ -68,14 +68,23 @@ class ResidualMLP(torch.nn.Module):
     With `residual=False` it is a plain MLP with n_blocks * n_layers + 2 weight layers.
     """
 
-    def __init__(self, in_features: int, width: int, out_features: int, n_blocks: int, activation="relu",
-                 n_layers: int = 1, residual: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        width: int,
+        out_features: int,
+        n_blocks: int,
+        activation="relu",
+        n_layers: int = 1,
+        residual: bool = True,
+    ):
         super().__init__()
         if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
             raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
         self.stem = Linear(in_features, width)
-        self.blocks = torch.nn.Sequential(*[ResidualBlock(width, activation, n_layers, residual)
-                                            for _ in range(n_blocks)])
+        self.blocks = torch.nn.Sequential(
+            *[ResidualBlock(width, activation, n_layers, residual) for _ in range(n_blocks)]
+        )
         self.head = torch.nn.Sequential(get_activation(activation), Linear(width, out_features))
         self.residual = residual
 

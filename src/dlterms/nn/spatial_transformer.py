@@ -48,8 +48,14 @@ def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch
         raise ValueError(f"theta has {theta.shape[0]} matrices (dim 0) but size asks for batch {b}")
     ys, xs = _base_coords(h, align_corners, theta), _base_coords(w, align_corners, theta)
     # target coordinates (x^t, y^t, 1) for every output pixel: (H, W, 3)
-    base = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w), torch.ones(h, w, dtype=theta.dtype,
-                        device=theta.device)], dim=-1)
+    base = torch.stack(
+        [
+            xs.view(1, w).expand(h, w),
+            ys.view(h, 1).expand(h, w),
+            torch.ones(h, w, dtype=theta.dtype, device=theta.device),
+        ],
+        dim=-1,
+    )
     # (x^s, y^s) = theta (x^t, y^t, 1)^T: (B, H*W, 3) @ (B, 3, 2) -> (B, H*W, 2)
     grid = base.view(1, h * w, 3).expand(b, h * w, 3) @ theta.transpose(1, 2)
     return grid.view(b, h, w, 2)
@@ -91,8 +97,9 @@ def identity_theta(batch: int, dtype=torch.float32, device=None) -> torch.Tensor
     return torch.eye(2, 3, dtype=dtype, device=device).expand(batch, 2, 3).clone()
 
 
-def rotation_theta(angle: torch.Tensor, scale: torch.Tensor | float = 1.0, shift: torch.Tensor | None = None
-                   ) -> torch.Tensor:
+def rotation_theta(
+    angle: torch.Tensor, scale: torch.Tensor | float = 1.0, shift: torch.Tensor | None = None
+) -> torch.Tensor:
     """Affine maps (B, 2, 3) that read the input rotated by `angle` (radians, (B,)), zoomed by 1/scale,
     and moved by `shift` ((B, 2), normalised units)."""
     cos, sin = angle.cos(), angle.sin()
@@ -113,8 +120,13 @@ class SpatialTransformer(nn.Module):
         align_corners: coordinate convention (see the module docstring).
     """
 
-    def __init__(self, localisation: nn.Module, loc_features: int, output_size: tuple[int, int] | None = None,
-                 align_corners: bool = False):
+    def __init__(
+        self,
+        localisation: nn.Module,
+        loc_features: int,
+        output_size: tuple[int, int] | None = None,
+        align_corners: bool = False,
+    ):
         super().__init__()
         from dlterms.nn.linear import Linear
 

@@ -43,12 +43,27 @@ from dlterms.nn.dropout import Dropout
 from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import LayerNorm
 
-__all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
-           "TransformerDecoder", "Transformer", "merge_masks"]
+__all__ = [
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoder",
+    "Transformer",
+    "merge_masks",
+]
 
 
-def merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None, B: int, T_q: int,
-                T_k: int, is_causal: bool = False, dtype=torch.float32, device=None) -> torch.Tensor | None:
+def merge_masks(
+    attn_mask: torch.Tensor | None,
+    key_padding_mask: torch.Tensor | None,
+    B: int,
+    T_q: int,
+    T_k: int,
+    is_causal: bool = False,
+    dtype=torch.float32,
+    device=None,
+) -> torch.Tensor | None:
     """One additive mask (B or 1, 1, T_q, T_k), 0 = may attend, -inf = may not, from PyTorch-style masks.
 
     `attn_mask` (T_q, T_k) or (B * nh, T_q, T_k) / `key_padding_mask` (B, T_k): boolean True = NOT allowed
@@ -99,8 +114,16 @@ class MultiheadAttention(nn.Module):
         bias: add biases to the input and output projections.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 batch_first: bool = True, device=None, dtype=None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_first: bool = True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
@@ -131,10 +154,17 @@ class MultiheadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
-                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
-                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: torch.Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns (output (B, T_q, E), weights or None).
 
         Masks use PyTorch's convention: boolean True = may NOT attend, or float masks added to the
@@ -143,16 +173,20 @@ class MultiheadAttention(nn.Module):
         `average_attn_weights=False`.
         """
         if query.dim() != 3 or key.dim() != 3 or value.dim() != 3:
-            raise ValueError(f"query, key and value must be 3-D (B, T, E), got {query.dim()}-D, {key.dim()}-D, "
-                             f"{value.dim()}-D")
+            raise ValueError(
+                f"query, key and value must be 3-D (B, T, E), got {query.dim()}-D, {key.dim()}-D, {value.dim()}-D"
+            )
         B, T_q, E = query.shape
         T_k = key.shape[1]
         if E != self.embed_dim or key.shape[-1] != E or value.shape[-1] != E:
-            raise ValueError(f"query, key and value must have last dimension embed_dim={self.embed_dim}, got "
-                             f"{E}, {key.shape[-1]}, {value.shape[-1]}")
+            raise ValueError(
+                f"query, key and value must have last dimension embed_dim={self.embed_dim}, got "
+                f"{E}, {key.shape[-1]}, {value.shape[-1]}"
+            )
         if key.shape[:2] != value.shape[:2] or key.shape[0] != B:
-            raise ValueError(f"key and value must have shape (B={B}, T_k, E) alike, got {tuple(key.shape)} "
-                             f"and {tuple(value.shape)}")
+            raise ValueError(
+                f"key and value must have shape (B={B}, T_k, E) alike, got {tuple(key.shape)} and {tuple(value.shape)}"
+            )
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (E, E)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
         # Q W^Q, K W^K, V W^V for all heads at once
@@ -161,8 +195,9 @@ class MultiheadAttention(nn.Module):
         v = self._heads(_project(value, w_v, b_v))  # (B, nh, T_k, hs)
         mask = merge_masks(attn_mask, key_padding_mask, B, T_q, T_k, is_causal, dtype=q.dtype, device=q.device)
         # head_i = softmax(q_i k_i^T / sqrt(hs) + M) v_i
-        y, w = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=self.dropout, training=self.training,
-                                            return_weights=True)  # (B, nh, T_q, hs), (B, nh, T_q, T_k)
+        y, w = scaled_dot_product_attention(
+            q, k, v, mask=mask, dropout_p=self.dropout, training=self.training, return_weights=True
+        )  # (B, nh, T_q, hs), (B, nh, T_q, T_k)
         y = y.transpose(1, 2).reshape(B, T_q, E)  # concatenate heads: (B, T_q, nh * hs)
         y = self.out_proj(y)  # [head_1; ...; head_h] W^O: (B, T_q, E)
         if not need_weights:
@@ -205,9 +240,19 @@ class TransformerEncoderLayer(nn.Module):
     default, pre-norm with `norm_first=True`). Input and output (B, T, d_model).
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str | Callable = "relu", layer_norm_eps: float = 1e-5, batch_first: bool = True,
-                 norm_first: bool = False, bias: bool = True, norm_layer: NormFactory | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = True,
+        norm_first: bool = False,
+        bias: bool = True,
+        norm_layer: NormFactory | None = None,
+    ):
         super().__init__()
         _check_block_args(d_model, nhead, dim_feedforward, dropout)
         norm_layer = norm_layer or _default_norm
@@ -224,8 +269,16 @@ class TransformerEncoderLayer(nn.Module):
         self.last_attn_weights: torch.Tensor | None = None  # (B, nh, T, T) when keep_weights
 
     def _sa(self, x, attn_mask, key_padding_mask, is_causal, keep_weights):
-        y, w = self.self_attn(x, x, x, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
-                              need_weights=keep_weights, average_attn_weights=False, is_causal=is_causal)
+        y, w = self.self_attn(
+            x,
+            x,
+            x,
+            key_padding_mask=key_padding_mask,
+            attn_mask=attn_mask,
+            need_weights=keep_weights,
+            average_attn_weights=False,
+            is_causal=is_causal,
+        )
         self.last_attn_weights = w
         return self.dropout1(y)
 
@@ -233,9 +286,14 @@ class TransformerEncoderLayer(nn.Module):
         # FFN(x) = W_2 phi(W_1 x + b_1) + b_2
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None,
-                src_key_padding_mask: torch.Tensor | None = None, is_causal: bool = False,
-                keep_weights: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        keep_weights: bool = False,
+    ) -> torch.Tensor:
         x = src  # (B, T, C)
         if self.norm_first:
             x = x + self._sa(self.norm1(x), src_mask, src_key_padding_mask, is_causal, keep_weights)
@@ -251,9 +309,19 @@ class TransformerDecoderLayer(nn.Module):
     residual connection and layer norm. tgt (B, T, d_model), memory (B, S, d_model) -> (B, T, d_model).
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str | Callable = "relu", layer_norm_eps: float = 1e-5, batch_first: bool = True,
-                 norm_first: bool = False, bias: bool = True, norm_layer: NormFactory | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = True,
+        norm_first: bool = False,
+        bias: bool = True,
+        norm_layer: NormFactory | None = None,
+    ):
         super().__init__()
         _check_block_args(d_model, nhead, dim_feedforward, dropout)
         norm_layer = norm_layer or _default_norm
@@ -273,22 +341,31 @@ class TransformerDecoderLayer(nn.Module):
         self.last_cross_weights: torch.Tensor | None = None  # (B, nh, T, S) when keep_weights
 
     def _sa(self, x, mask, kpm, is_causal):
-        return self.dropout1(self.self_attn(x, x, x, key_padding_mask=kpm, attn_mask=mask, need_weights=False,
-                                            is_causal=is_causal)[0])
+        return self.dropout1(
+            self.self_attn(x, x, x, key_padding_mask=kpm, attn_mask=mask, need_weights=False, is_causal=is_causal)[0]
+        )
 
     def _mha(self, x, mem, mask, kpm, keep_weights):
-        y, w = self.multihead_attn(x, mem, mem, key_padding_mask=kpm, attn_mask=mask, need_weights=keep_weights,
-                                   average_attn_weights=False)
+        y, w = self.multihead_attn(
+            x, mem, mem, key_padding_mask=kpm, attn_mask=mask, need_weights=keep_weights, average_attn_weights=False
+        )
         self.last_cross_weights = w
         return self.dropout2(y)
 
     def _ff(self, x):
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
-                memory_key_padding_mask: torch.Tensor | None = None, tgt_is_causal: bool = False,
-                keep_weights: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        tgt_mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        tgt_key_padding_mask: torch.Tensor | None = None,
+        memory_key_padding_mask: torch.Tensor | None = None,
+        tgt_is_causal: bool = False,
+        keep_weights: bool = False,
+    ) -> torch.Tensor:
         x = tgt  # (B, T, C)
         if self.norm_first:
             x = x + self._sa(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
@@ -311,8 +388,13 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(encoder_layer) for _ in range(num_layers))
         self.num_layers, self.norm = num_layers, norm
 
-    def forward(self, src: torch.Tensor, mask: torch.Tensor | None = None,
-                src_key_padding_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
         x = src
         for layer in self.layers:
             x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
@@ -329,14 +411,27 @@ class TransformerDecoder(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(decoder_layer) for _ in range(num_layers))
         self.num_layers, self.norm = num_layers, norm
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
-                memory_key_padding_mask: torch.Tensor | None = None, tgt_is_causal: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        tgt_mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        tgt_key_padding_mask: torch.Tensor | None = None,
+        memory_key_padding_mask: torch.Tensor | None = None,
+        tgt_is_causal: bool = False,
+    ) -> torch.Tensor:
         x = tgt
         for layer in self.layers:
-            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
-                      tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask,
-                      tgt_is_causal=tgt_is_causal)
+            x = layer(
+                x,
+                memory,
+                tgt_mask=tgt_mask,
+                memory_mask=memory_mask,
+                tgt_key_padding_mask=tgt_key_padding_mask,
+                memory_key_padding_mask=memory_key_padding_mask,
+                tgt_is_causal=tgt_is_causal,
+            )
         return self.norm(x) if self.norm is not None else x
 
 
@@ -346,26 +441,58 @@ class Transformer(nn.Module):
     and the output projection are the caller's (see `dlterms.nn.Embedding`, `dlterms.nn.positional`).
     """
 
-    def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
-                 num_decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str | Callable = "relu", layer_norm_eps: float = 1e-5, batch_first: bool = True,
-                 norm_first: bool = False, norm_layer: NormFactory | None = None):
+    def __init__(
+        self,
+        d_model: int = 512,
+        nhead: int = 8,
+        num_encoder_layers: int = 6,
+        num_decoder_layers: int = 6,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = True,
+        norm_first: bool = False,
+        norm_layer: NormFactory | None = None,
+    ):
         super().__init__()
         norm_layer = norm_layer or _default_norm
-        kw = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
-                  layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first,
-                  norm_layer=norm_layer)
-        self.encoder = TransformerEncoder(TransformerEncoderLayer(d_model, nhead, **kw), num_encoder_layers,
-                                          norm_layer(d_model, layer_norm_eps))
-        self.decoder = TransformerDecoder(TransformerDecoderLayer(d_model, nhead, **kw), num_decoder_layers,
-                                          norm_layer(d_model, layer_norm_eps))
+        kw = dict(
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation=activation,
+            layer_norm_eps=layer_norm_eps,
+            batch_first=batch_first,
+            norm_first=norm_first,
+            norm_layer=norm_layer,
+        )
+        self.encoder = TransformerEncoder(
+            TransformerEncoderLayer(d_model, nhead, **kw), num_encoder_layers, norm_layer(d_model, layer_norm_eps)
+        )
+        self.decoder = TransformerDecoder(
+            TransformerDecoderLayer(d_model, nhead, **kw), num_decoder_layers, norm_layer(d_model, layer_norm_eps)
+        )
         self.d_model, self.nhead = d_model, nhead
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor | None = None,
-                tgt_mask: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
-                src_key_padding_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
-                memory_key_padding_mask: torch.Tensor | None = None, tgt_is_causal: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        tgt_mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        tgt_key_padding_mask: torch.Tensor | None = None,
+        memory_key_padding_mask: torch.Tensor | None = None,
+        tgt_is_causal: bool = True,
+    ) -> torch.Tensor:
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask)  # (B, S, C)
-        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
-                            tgt_key_padding_mask=tgt_key_padding_mask,
-                            memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=tgt_is_causal)
+        return self.decoder(
+            tgt,
+            memory,
+            tgt_mask=tgt_mask,
+            memory_mask=memory_mask,
+            tgt_key_padding_mask=tgt_key_padding_mask,
+            memory_key_padding_mask=memory_key_padding_mask,
+            tgt_is_causal=tgt_is_causal,
+        )

@@ -25,7 +25,31 @@ from dlterms.optim.search import (
 )
 from dlterms.optim.sgd import SGD
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "SparseAdam", "Lookahead", "Newton", "hessian", "clip_grad_norm_",
-           "clip_grad_value_", "LRSchedule", "StepLR", "CosineAnnealingLR", "LinearLR", "LambdaLR",
-           "SequentialLR", "lr_range_test", "LRFinderResult", "grid_search", "random_search", "Choice",
-           "Uniform", "LogUniform", "IntUniform", "Trial", "SearchResult"]
+__all__ = [
+    "SGD",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "SparseAdam",
+    "Lookahead",
+    "Newton",
+    "hessian",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "LRSchedule",
+    "StepLR",
+    "CosineAnnealingLR",
+    "LinearLR",
+    "LambdaLR",
+    "SequentialLR",
+    "lr_range_test",
+    "LRFinderResult",
+    "grid_search",
+    "random_search",
+    "Choice",
+    "Uniform",
+    "LogUniform",
+    "IntUniform",
+    "Trial",
+    "SearchResult",
+]

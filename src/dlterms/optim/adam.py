@@ -48,9 +48,17 @@ __all__ = ["Adam", "AdamW", "SparseAdam"]
 class Adam(torch.optim.Optimizer):
     """Adam with torch's arguments: lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay."""
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ):
         _check_lr(lr)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas}")
@@ -58,8 +66,15 @@ class Adam(torch.optim.Optimizer):
         _check_unit("betas[1]", betas[1])
         _check_nonneg("eps", eps)
         _check_nonneg("weight_decay", weight_decay)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -112,10 +127,26 @@ class Adam(torch.optim.Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (default weight_decay=1e-2, as in torch.optim.AdamW)."""
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize, decoupled_weight_decay=True)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
 
 
 class SparseAdam(torch.optim.Optimizer):
@@ -125,8 +156,14 @@ class SparseAdam(torch.optim.Optimizer):
     an error, since updating every row would make this plain Adam without weight decay.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 maximize: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        maximize: bool = False,
+    ):
         _check_lr(lr)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas}")
@@ -148,11 +185,15 @@ class SparseAdam(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 if not p.grad.is_sparse:
-                    raise RuntimeError("SparseAdam needs sparse gradients (e.g. Embedding(..., sparse=True)); "
-                                       "for dense gradients use Adam")
+                    raise RuntimeError(
+                        "SparseAdam needs sparse gradients (e.g. Embedding(..., sparse=True)); "
+                        "for dense gradients use Adam"
+                    )
                 if p.grad.sparse_dim() != 1:
-                    raise RuntimeError(f"SparseAdam updates whole rows: expected a gradient sparse in its first "
-                                       f"dimension only, got sparse_dim={p.grad.sparse_dim()}")
+                    raise RuntimeError(
+                        f"SparseAdam updates whole rows: expected a gradient sparse in its first "
+                        f"dimension only, got sparse_dim={p.grad.sparse_dim()}"
+                    )
                 grad = p.grad.coalesce()  # one entry per touched row
                 rows, g = grad.indices()[0], grad.values()  # I, (|I|, ...) g_I
                 if group["maximize"]:

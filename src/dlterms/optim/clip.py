@@ -25,9 +25,13 @@ def _grads(parameters) -> list[torch.Tensor]:
     return [p.grad for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters: Iterable[torch.Tensor] | torch.Tensor, max_norm: float,
-                    norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                    eps: float = 1e-6) -> torch.Tensor:
+def clip_grad_norm_(
+    parameters: Iterable[torch.Tensor] | torch.Tensor,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    eps: float = 1e-6,
+) -> torch.Tensor:
     """Scale all gradients together so their global `norm_type`-norm is at most `max_norm`.
 
     Returns the total norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
@@ -44,8 +48,10 @@ def clip_grad_norm_(parameters: Iterable[torch.Tensor] | torch.Tensor, max_norm:
     per_tensor = torch.stack([torch.linalg.vector_norm(g.detach(), norm_type).to(dev) for g in grads])
     total = torch.linalg.vector_norm(per_tensor, norm_type)
     if error_if_nonfinite and not torch.isfinite(total):
-        raise RuntimeError(f"the total gradient norm is {total.item()}; pass error_if_nonfinite=False to "
-                           "clip anyway, or find where the loss became non-finite")
+        raise RuntimeError(
+            f"the total gradient norm is {total.item()}; pass error_if_nonfinite=False to "
+            "clip anyway, or find where the loss became non-finite"
+        )
     # min(1, c / (||g|| + eps))
     coef = torch.clamp(max_norm / (total + eps), max=1.0)
     for g in grads:

@@ -72,8 +72,13 @@ class Lookahead(torch.optim.Optimizer):
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict:
-        return {"lookahead": super().state_dict(), "inner": self.optimizer.state_dict(),
-                "fast_steps": self.fast_steps, "k": self.k, "alpha": self.alpha}
+        return {
+            "lookahead": super().state_dict(),
+            "inner": self.optimizer.state_dict(),
+            "fast_steps": self.fast_steps,
+            "k": self.k,
+            "alpha": self.alpha,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.optimizer.load_state_dict(state_dict["inner"])

@@ -36,10 +36,20 @@ class LRFinderResult:
     stop_reason: str = ""
 
 
-def lr_range_test(model: torch.nn.Module, train, *, loss_fn, optimizer: torch.optim.Optimizer,
-                  start_lr: float = 1e-6, end_lr: float = 10.0, num_iter: int = 100,
-                  batch_size: int | None = 32,
-                  beta: float = 0.9, diverge_threshold: float = 4.0, seed: int = 0) -> LRFinderResult:
+def lr_range_test(
+    model: torch.nn.Module,
+    train,
+    *,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    batch_size: int | None = 32,
+    beta: float = 0.9,
+    diverge_threshold: float = 4.0,
+    seed: int = 0,
+) -> LRFinderResult:
     """Run the LR range test on `train` = (x, y) with `dlterms.training.fit`; restore the model after."""
     from dlterms.training import Callback, fit
 
@@ -88,8 +98,17 @@ def lr_range_test(model: torch.nn.Module, train, *, loss_fn, optimizer: torch.op
     n = len(train[-1]) if isinstance(train, tuple | list) else len(train)
     per_epoch = 1 if batch_size is None else math.ceil(n / batch_size)
     try:
-        hist = fit(model, train, loss_fn=loss_fn, optimizer=optimizer, epochs=math.ceil(num_iter / per_epoch),
-                   batch_size=batch_size, seed=seed, max_steps=num_iter, callbacks=[_Ramp()])
+        hist = fit(
+            model,
+            train,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            epochs=math.ceil(num_iter / per_epoch),
+            batch_size=batch_size,
+            seed=seed,
+            max_steps=num_iter,
+            callbacks=[_Ramp()],
+        )
         result.stop_reason = hist.stop_reason
     finally:
         model.load_state_dict(saved_model)

@@ -54,8 +54,9 @@ class Newton(torch.optim.Optimizer):
         _check_nonneg("damping", damping)
         super().__init__(params, dict(lr=lr, damping=damping))
         if len(self.param_groups) != 1:
-            raise ValueError(f"Newton takes one parameter group (the Hessian couples all parameters), "
-                             f"got {len(self.param_groups)}")
+            raise ValueError(
+                f"Newton takes one parameter group (the Hessian couples all parameters), got {len(self.param_groups)}"
+            )
 
     def step(self, closure=None):
         if closure is None:
@@ -74,6 +75,6 @@ class Newton(torch.optim.Optimizer):
             for p in params:
                 n = p.numel()
                 # theta_{t+1} = theta_t + eta d
-                p.add_(d[offset:offset + n].view_as(p), alpha=group["lr"])
+                p.add_(d[offset : offset + n].view_as(p), alpha=group["lr"])
                 offset += n
         return loss

@@ -103,8 +103,7 @@ class CosineAnnealingLR(LRSchedule):
 class LinearLR(LRSchedule):
     """Linear change of the multiplier from start_factor to end_factor over total_iters steps (warm-up)."""
 
-    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                 total_iters: int = 5):
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5):
         if not 0 < start_factor <= 1:
             raise ValueError(f"start_factor must be in (0, 1], got {start_factor}")
         if not 0 <= end_factor <= 1:
@@ -139,8 +138,10 @@ class SequentialLR(LRSchedule):
 
     def __init__(self, optimizer, schedulers: Sequence[LRSchedule], milestones: Sequence[int]):
         if len(schedulers) < 1 or len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"need n schedulers and n - 1 milestones, got {len(schedulers)} schedulers and "
-                             f"{len(milestones)} milestones")
+            raise ValueError(
+                f"need n schedulers and n - 1 milestones, got {len(schedulers)} schedulers and "
+                f"{len(milestones)} milestones"
+            )
         if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 1 for m in milestones):
             raise ValueError(f"milestones must be increasing positive integers, got {list(milestones)}")
         for s in schedulers:

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Choice", "Uniform", "LogUniform", "IntUniform", "Trial", "SearchResult", "grid_search",
-           "random_search"]
+__all__ = ["Choice", "Uniform", "LogUniform", "IntUniform", "Trial", "SearchResult", "grid_search", "random_search"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,7 @@ class IntUniform:
 
     def __post_init__(self):
         if not self.low <= self.high or (self.log and self.low < 1):
-            raise ValueError(f"need low <= high (and low >= 1 with log=True), got low={self.low}, "
-                             f"high={self.high}")
+            raise ValueError(f"need low <= high (and low >= 1 with log=True), got low={self.low}, high={self.high}")
 
     def sample(self, rng: np.random.Generator) -> int:
         if self.log:
@@ -125,8 +123,12 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
 
 
-def grid_search(objective: Callable[[dict[str, Any]], float], grid: Mapping[str, Sequence[Any]],
-                base: Mapping[str, Any] | None = None, mode: str = "max") -> SearchResult:
+def grid_search(
+    objective: Callable[[dict[str, Any]], float],
+    grid: Mapping[str, Sequence[Any]],
+    base: Mapping[str, Any] | None = None,
+    mode: str = "max",
+) -> SearchResult:
     """Score every combination of `grid`'s values (each merged into `base`)."""
     _check_mode(mode)
     for k, vs in grid.items():
@@ -140,8 +142,14 @@ def grid_search(objective: Callable[[dict[str, Any]], float], grid: Mapping[str,
     return result
 
 
-def random_search(objective: Callable[[dict[str, Any]], float], space: Mapping[str, Any], n_trials: int,
-                  seed: int = 0, base: Mapping[str, Any] | None = None, mode: str = "max") -> SearchResult:
+def random_search(
+    objective: Callable[[dict[str, Any]], float],
+    space: Mapping[str, Any],
+    n_trials: int,
+    seed: int = 0,
+    base: Mapping[str, Any] | None = None,
+    mode: str = "max",
+) -> SearchResult:
     """Score `n_trials` configurations drawn from `space` (distributions or fixed values), seeded."""
     _check_mode(mode)
     if not isinstance(n_trials, int) or n_trials < 1:

@@ -51,20 +51,37 @@ class DQN:
         generator: torch generator for exploration and sampling.
     """
 
-    def __init__(self, q_net: nn.Module, n_actions: int, lr: float = 1e-3, gamma: float = 0.99,
-                 buffer: ReplayBuffer | None = None, batch_size: int = 64, learning_starts: int = 500,
-                 train_every: int = 1, target_update: int = 500, eps_start: float = 1.0, eps_end: float = 0.05,
-                 eps_decay_steps: int = 5000, double: bool = False, tau: float | None = None,
-                 max_grad_norm: float | None = 10.0,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        q_net: nn.Module,
+        n_actions: int,
+        lr: float = 1e-3,
+        gamma: float = 0.99,
+        buffer: ReplayBuffer | None = None,
+        batch_size: int = 64,
+        learning_starts: int = 500,
+        train_every: int = 1,
+        target_update: int = 500,
+        eps_start: float = 1.0,
+        eps_end: float = 0.05,
+        eps_decay_steps: int = 5000,
+        double: bool = False,
+        tau: float | None = None,
+        max_grad_norm: float | None = 10.0,
+        generator: torch.Generator | None = None,
+    ):
         if n_actions < 1:
             raise ValueError(f"n_actions must be >= 1, got {n_actions}")
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not 0.0 <= gamma < 1.0:
             raise ValueError(f"gamma must be in [0, 1), got {gamma}")
-        for name, v in (("batch_size", batch_size), ("train_every", train_every), ("target_update", target_update),
-                        ("eps_decay_steps", eps_decay_steps)):
+        for name, v in (
+            ("batch_size", batch_size),
+            ("train_every", train_every),
+            ("target_update", target_update),
+            ("eps_decay_steps", eps_decay_steps),
+        ):
             if v < 1:
                 raise ValueError(f"{name} must be >= 1, got {v}")
         if not 0.0 <= eps_end <= eps_start <= 1.0:
@@ -107,8 +124,16 @@ class DQN:
                 self.update(self.buffer.sample(self.batch_size, self.generator))
         elif self.steps >= self.learning_starts and self.steps % self.train_every == 0:
             o, o2 = (torch.as_tensor(np.asarray(v, dtype=np.float32)).reshape(1, -1) for v in (obs, next_obs))
-            self.update({"obs": o, "actions": torch.tensor([int(action)]), "rewards": torch.tensor([float(reward)]),
-                         "next_obs": o2, "terminated": torch.tensor([float(terminated)]), "weights": torch.ones(1)})
+            self.update(
+                {
+                    "obs": o,
+                    "actions": torch.tensor([int(action)]),
+                    "rewards": torch.tensor([float(reward)]),
+                    "next_obs": o2,
+                    "terminated": torch.tensor([float(terminated)]),
+                    "weights": torch.ones(1),
+                }
+            )
         if self.tau is not None:
             # Polyak averaging every step: theta^- <- tau theta + (1 - tau) theta^-
             with torch.no_grad():

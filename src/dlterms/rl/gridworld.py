@@ -34,8 +34,14 @@ class GridWorld(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, grid: tuple[str, ...] | list[str] = DEFAULT_MAP, slip: float = 0.0,
-                 step_reward: float = -0.01, hole_reward: float = -1.0, max_episode_steps: int = 100):
+    def __init__(
+        self,
+        grid: tuple[str, ...] | list[str] = DEFAULT_MAP,
+        slip: float = 0.0,
+        step_reward: float = -0.01,
+        hole_reward: float = -1.0,
+        max_episode_steps: int = 100,
+    ):
         rows = [str(r) for r in grid]
         if not rows or any(len(r) != len(rows[0]) for r in rows):
             raise ValueError(f"grid must be a non-empty list of equal-length strings, got {grid!r}")

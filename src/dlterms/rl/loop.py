@@ -23,8 +23,9 @@ __all__ = ["Agent", "Episode", "TrainLog", "run_episode", "evaluate", "train"]
 class Agent(Protocol):
     def act(self, obs: Any, greedy: bool = False) -> Any: ...
 
-    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool,
-                truncated: bool) -> None: ...
+    def observe(
+        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
+    ) -> None: ...
 
 
 @dataclass
@@ -36,8 +37,7 @@ class Episode:
     terminated: bool  # ended in a terminal state (False: truncated)
 
 
-def run_episode(env, agent: Agent, *, learn: bool = True, greedy: bool = False,
-                seed: int | None = None) -> Episode:
+def run_episode(env, agent: Agent, *, learn: bool = True, greedy: bool = False, seed: int | None = None) -> Episode:
     """Play one episode of `env` with `agent`; with `learn` the agent observes every transition."""
     obs, _ = env.reset(seed=seed)
     ret, length = 0.0, 0
@@ -72,9 +72,20 @@ class TrainLog:
     steps: int = 0
 
 
-def train(env, agent: Agent, *, max_steps: int, seed: int = 0, eval_env=None, eval_every: int = 20,
-          eval_episodes: int = 5, confirm_episodes: int = 20, threshold: float | None = None,
-          eval_seed: int = 1_000_000, on_episode=None) -> TrainLog:
+def train(
+    env,
+    agent: Agent,
+    *,
+    max_steps: int,
+    seed: int = 0,
+    eval_env=None,
+    eval_every: int = 20,
+    eval_episodes: int = 5,
+    confirm_episodes: int = 20,
+    threshold: float | None = None,
+    eval_seed: int = 1_000_000,
+    on_episode=None,
+) -> TrainLog:
     """Train `agent` on `env` for at most `max_steps` environment steps (whole episodes).
 
     Stopping rule: after every `eval_every` training episodes the greedy policy plays `eval_episodes`
@@ -86,8 +97,10 @@ def train(env, agent: Agent, *, max_steps: int, seed: int = 0, eval_env=None, ev
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if eval_every < 1 or eval_episodes < 1 or confirm_episodes < 1:
-        raise ValueError("eval_every, eval_episodes and confirm_episodes must be >= 1, got "
-                         f"{eval_every}, {eval_episodes}, {confirm_episodes}")
+        raise ValueError(
+            "eval_every, eval_episodes and confirm_episodes must be >= 1, got "
+            f"{eval_every}, {eval_episodes}, {confirm_episodes}"
+        )
     log = TrainLog([], [], [])
     steps, i = 0, 0
     while steps < max_steps:

@@ -49,9 +49,15 @@ class REINFORCE:
         generator: torch generator for sampling actions.
     """
 
-    def __init__(self, policy: nn.Module, optimizer: torch.optim.Optimizer, gamma: float = 0.99,
-                 obs_fn: Callable[[object], torch.Tensor] | None = None, baseline_momentum: float = 0.9,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        policy: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        gamma: float = 0.99,
+        obs_fn: Callable[[object], torch.Tensor] | None = None,
+        baseline_momentum: float = 0.9,
+        generator: torch.Generator | None = None,
+    ):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         if not 0.0 <= baseline_momentum < 1.0:
@@ -101,6 +107,7 @@ class REINFORCE:
         self.optimizer.step()
         self.losses.append(float(loss.detach()))
         m = float(G.mean())
-        self.baseline = m if self.baseline is None else self.baseline_momentum * self.baseline + (
-            1 - self.baseline_momentum) * m
+        self.baseline = (
+            m if self.baseline is None else self.baseline_momentum * self.baseline + (1 - self.baseline_momentum) * m
+        )
         self._obs, self._actions, self._rewards = [], [], []

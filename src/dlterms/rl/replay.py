@@ -62,9 +62,15 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty buffer: push transitions first")
 
     def _gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"obs": self.obs[idx], "actions": self.actions[idx], "rewards": self.rewards[idx],
-                "next_obs": self.next_obs[idx], "terminated": self.terminated[idx], "indices": idx,
-                "weights": torch.ones(len(idx))}
+        return {
+            "obs": self.obs[idx],
+            "actions": self.actions[idx],
+            "rewards": self.rewards[idx],
+            "next_obs": self.next_obs[idx],
+            "terminated": self.terminated[idx],
+            "indices": idx,
+            "weights": torch.ones(len(idx)),
+        }
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """A uniform mini-batch (with replacement) of stored transitions; weights are all 1."""
@@ -133,20 +139,21 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def push(self, obs, action: int, reward: float, next_obs, terminated: bool) -> int:
         i = super().push(obs, action, reward, next_obs, terminated)
-        self.tree.update(i, self.max_priority ** self.alpha)
+        self.tree.update(i, self.max_priority**self.alpha)
         return i
 
     def probabilities(self) -> np.ndarray:
         """P(i) = p_i^alpha / sum_k p_k^alpha over the stored slots."""
-        leaves = self.tree.tree[self.tree.capacity:self.tree.capacity + len(self)]
+        leaves = self.tree.tree[self.tree.capacity : self.tree.capacity + len(self)]
         return leaves / leaves.sum()
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         self._check(batch_size)
         total = self.tree.total()
         # stratified: one uniform draw in each of batch_size equal slices of [0, total)
-        u = (torch.arange(batch_size) + torch.rand(batch_size, generator=generator, dtype=torch.float64)) \
-            * (total / batch_size)
+        u = (torch.arange(batch_size) + torch.rand(batch_size, generator=generator, dtype=torch.float64)) * (
+            total / batch_size
+        )
         idx = torch.tensor([min(self.tree.find(float(x)), len(self) - 1) for x in u])
         batch = self._gather(idx)
         p = torch.as_tensor(self.tree.tree[self.tree.capacity + idx.numpy()] / total)  # P(i)

@@ -39,8 +39,9 @@ def _bellman_q(P, V: np.ndarray, gamma: float, n_actions: int) -> np.ndarray:
     return Q
 
 
-def value_iteration(P, n_states: int, n_actions: int, gamma: float = 0.95, tol: float = 1e-10,
-                    max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+def value_iteration(
+    P, n_states: int, n_actions: int, gamma: float = 0.95, tol: float = 1e-10, max_iter: int = 100_000
+) -> tuple[np.ndarray, np.ndarray]:
     """(V*, Q*) for the MDP `P[s][a] = [(prob, s', r, terminated), ...]` (gymnasium's toy-text format)."""
     _check_gamma(gamma)
     if tol <= 0:
@@ -84,8 +85,9 @@ class QLearning:
         seed: seeds the exploration generator.
     """
 
-    def __init__(self, n_states: int, n_actions: int, lr: float = 0.5, gamma: float = 0.95,
-                 epsilon: float = 0.1, seed: int = 0):
+    def __init__(
+        self, n_states: int, n_actions: int, lr: float = 0.5, gamma: float = 0.95, epsilon: float = 0.1, seed: int = 0
+    ):
         if n_states < 1 or n_actions < 1:
             raise ValueError(f"n_states and n_actions must be >= 1, got {n_states}, {n_actions}")
         if not 0.0 < lr <= 1.0:
@@ -103,8 +105,7 @@ class QLearning:
         q = self.Q[obs]
         return int(self.rng.choice(np.flatnonzero(q == q.max())))  # break ties at random
 
-    def observe(self, obs: int, action: int, reward: float, next_obs: int, terminated: bool,
-                truncated: bool) -> None:
+    def observe(self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool) -> None:
         # TD target r + gamma (1 - d) max_a' Q(s', a'); a time-limit truncation still bootstraps
         target = reward + (0.0 if terminated else self.gamma * self.Q[next_obs].max())
         self.Q[obs, action] += self.lr * (target - self.Q[obs, action])

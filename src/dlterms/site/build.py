@@ -40,8 +40,12 @@ def _fmt(value) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("dlterms.site", "templates"),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("dlterms.site", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals["fmt"] = _fmt
     env.filters["summary_html"] = lambda e: Markup(render.inline_html(e.summary(keep_math=True)))
     return env
@@ -57,9 +61,19 @@ def _code_blocks(entry) -> list[dict]:
 
 def search_index(entries) -> list[dict]:
     """What the in-page search needs: names, first sentence, and the definition text."""
-    return [{"id": e.id, "number": e.number, "title": e.title, "aliases": list(e.aliases), "area": e.area,
-             "summary": e.summary(), "summary_html": render.inline_html(e.summary(keep_math=True)),
-             "text": " ".join(e.definition.split())} for e in entries]
+    return [
+        {
+            "id": e.id,
+            "number": e.number,
+            "title": e.title,
+            "aliases": list(e.aliases),
+            "area": e.area,
+            "summary": e.summary(),
+            "summary_html": render.inline_html(e.summary(keep_math=True)),
+            "text": " ".join(e.definition.split()),
+        }
+        for e in entries
+    ]
 
 
 def _write(path: Path, text: str) -> None:
@@ -80,16 +94,22 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
     by_id = {e.id: e for e in items}
     results_by_id = load_results(results_dir)
     env = _environment()
-    common = {"built": time.strftime("%Y-%m-%d %H:%M"), "n_entries": len(items), "n_results": len(results_by_id),
-              "version": __version__}
+    common = {
+        "built": time.strftime("%Y-%m-%d %H:%M"),
+        "n_entries": len(items),
+        "n_results": len(results_by_id),
+        "version": __version__,
+    }
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         shutil.copytree(ASSETS, tmp / "assets")
         _write(tmp / "assets" / "pygments.css", render.pygments_css())
-        _write(tmp / "assets" / "search-index.js",
-               "window.DLTERMS_INDEX = " + json.dumps(search_index(items), ensure_ascii=True) + ";\n")
+        _write(
+            tmp / "assets" / "search-index.js",
+            "window.DLTERMS_INDEX = " + json.dumps(search_index(items), ensure_ascii=True) + ";\n",
+        )
 
         # Figures: only those a saved result names, copied under the same file name.
         (tmp / "figures").mkdir()
@@ -113,23 +133,41 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
         for e in items:
             related = [by_id[r] for r in e.related]
             back = [b for b in backlinks[e.id] if b.id not in e.related]
-            html = term_tpl.render(root="../", e=e, definition_html=render.markdown_to_html(e.definition),
-                                   related=related, backlinks=back, result=results_by_id.get(e.id),
-                                   figures=figures.get(e.id, []), code=_code_blocks(e), **common)
+            html = term_tpl.render(
+                root="../",
+                e=e,
+                definition_html=render.markdown_to_html(e.definition),
+                related=related,
+                backlinks=back,
+                result=results_by_id.get(e.id),
+                figures=figures.get(e.id, []),
+                code=_code_blocks(e),
+                **common,
+            )
             _write(tmp / "terms" / f"{e.id}.html", html)
 
         status = {t: r.status for t, r in results_by_id.items()}
         areas = [(a, [e for e in items if e.area == a]) for a in glossary.AREAS]
-        _write(tmp / "index.html", env.get_template("index.html").render(
-            root="", areas=areas, status=status, n_passed=sum(s == "passed" for s in status.values()),
-            n_with_result=len(status), **common))
+        _write(
+            tmp / "index.html",
+            env.get_template("index.html").render(
+                root="",
+                areas=areas,
+                status=status,
+                n_passed=sum(s == "passed" for s in status.values()),
+                n_with_result=len(status),
+                **common,
+            ),
+        )
 
         rows = coverage_rows(results_dir)
-        totals = {k: sum(bool(r[k]) for r in rows) for k in ("definition", "code", "reference_test", "experiment",
-                                                              "figure")}
+        totals = {
+            k: sum(bool(r[k]) for r in rows) for k in ("definition", "code", "reference_test", "experiment", "figure")
+        }
         totals["passed"] = sum(r["last_result"] == "passed" for r in rows)
-        _write(tmp / "coverage.html", env.get_template("coverage.html").render(root="", rows=rows, totals=totals,
-                                                                                 **common))
+        _write(
+            tmp / "coverage.html", env.get_template("coverage.html").render(root="", rows=rows, totals=totals, **common)
+        )
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

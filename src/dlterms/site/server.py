@@ -43,8 +43,13 @@ class JobRunner:
         with self._lock:
             if self.job and self.job["state"] == "running":
                 return False, dict(self.job)
-            self.job = {"term": term, "state": "running", "fraction": 0.0, "message": "starting",
-                        "started": time.time()}
+            self.job = {
+                "term": term,
+                "state": "running",
+                "fraction": 0.0,
+                "message": "starting",
+                "started": time.time(),
+            }
             job = dict(self.job)
         threading.Thread(target=self._run, args=(term,), daemon=True).start()
         return True, job
@@ -59,12 +64,20 @@ class JobRunner:
         from dlterms.site.build import build_site
 
         try:
-            (result,) = run_many([term], jobs=1, out=self.results, isolate=True,
-                                 progress=lambda t, f, m: self._update(fraction=f, message=m))
+            (result,) = run_many(
+                [term],
+                jobs=1,
+                out=self.results,
+                isolate=True,
+                progress=lambda t, f, m: self._update(fraction=f, message=m),
+            )
             self._update(fraction=1.0, message="rebuilding the site")
             build_site(self.site, self.results)
-            self._update(state="done", status=result.status, message=f"{result.status}: "
-                         f"{result.n_passed}/{len(result.checks)} checks in {result.seconds:.1f} s")
+            self._update(
+                state="done",
+                status=result.status,
+                message=f"{result.status}: {result.n_passed}/{len(result.checks)} checks in {result.seconds:.1f} s",
+            )
         except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps serving
             traceback.print_exc()
             self._update(state="error", message=f"{type(exc).__name__}: {exc}")
@@ -153,8 +166,13 @@ class Server(http.server.ThreadingHTTPServer):
         self.verbose = verbose
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"),
-                site: Path = Path("site-build"), verbose: bool = False) -> Server:
+def make_server(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    results: Path = Path("results"),
+    site: Path = Path("site-build"),
+    verbose: bool = False,
+) -> Server:
     """A ready server (not yet serving). Builds the site first if it does not exist. Port 0 picks a free port."""
     from dlterms.site.build import build_site
 
@@ -174,11 +192,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"),
-          site: Path = Path("site-build")) -> int:
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"), site: Path = Path("site-build")
+) -> int:
     if not _is_loopback(host):
-        print(f"warning: serving on {host}, reachable from other machines; experiments can be started "
-              "by anyone who can reach it", file=sys.stderr)
+        print(
+            f"warning: serving on {host}, reachable from other machines; experiments can be started "
+            "by anyone who can reach it",
+            file=sys.stderr,
+        )
     server = make_server(host, port, results, site, verbose=True)
     print(f"serving {site} on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:

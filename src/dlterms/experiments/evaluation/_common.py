@@ -72,8 +72,7 @@ def imbalanced_problem(seed: int, minority: float = 0.05, n: int = 4000, hard: b
         shape = dict(n_informative=3, n_redundant=2, class_sep=0.6, flip_y=0.01)
     else:
         shape = dict(n_informative=5, n_redundant=0, class_sep=1.0, flip_y=0.0, n_clusters_per_class=1)
-    x, y = make_classification(n_samples=n, n_features=10, weights=[1 - minority, minority], random_state=seed,
-                               **shape)
+    x, y = make_classification(n_samples=n, n_features=10, weights=[1 - minority, minority], random_state=seed, **shape)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.5, stratify=y, random_state=seed)
     model = LogisticRegression(max_iter=1000).fit(xtr, ytr)
     return Imbalanced(yte, model.predict_proba(xte)[:, 1], float(y.mean()))

@@ -46,10 +46,15 @@ def auc(run: Run) -> None:
     run.metric("cases", n)
     run.metric("max_diff_vs_pair_count", worst_mw)
     run.metric("max_diff_vs_sklearn", worst_sk)
-    run.check("AUC equals P(positive outranks negative) on >= 500 cases with ties", n >= 500 and worst_mw <= 1e-12,
-              observed=f"{n} cases, max diff {worst_mw:.1e}", expected="<= 1e-12")
-    run.check("AUC equals scikit-learn's roc_auc_score", worst_sk <= 1e-12, observed=f"{worst_sk:.1e}",
-              expected="<= 1e-12")
+    run.check(
+        "AUC equals P(positive outranks negative) on >= 500 cases with ties",
+        n >= 500 and worst_mw <= 1e-12,
+        observed=f"{n} cases, max diff {worst_mw:.1e}",
+        expected="<= 1e-12",
+    )
+    run.check(
+        "AUC equals scikit-learn's roc_auc_score", worst_sk <= 1e-12, observed=f"{worst_sk:.1e}", expected="<= 1e-12"
+    )
     run.progress(0.4, "timing")
 
     rng = run.rng(1)
@@ -71,10 +76,13 @@ def auc(run: Run) -> None:
     run.metric("cpu_seconds_rank_auc_80k", t_rank[-1])
     # n log n has a log-log slope of about 1.1 here; memory traffic of the sort adds up to ~0.2. Counting
     # pairs is n^2 (slope 2). The check separates the two classes.
-    run.check("rank-based AUC time grows like n log n, not n^2", slope_rank <= 1.6,
-              observed=round(slope_rank, 3), expected="<= 1.6 (n log n ~ 1.1; n^2 = 2)")
-    run.check("counting every pair grows like n^2", slope_pair >= 1.7, observed=round(slope_pair, 3),
-              expected=">= 1.7")
+    run.check(
+        "rank-based AUC time grows like n log n, not n^2",
+        slope_rank <= 1.6,
+        observed=round(slope_rank, 3),
+        expected="<= 1.6 (n log n ~ 1.1; n^2 = 2)",
+    )
+    run.check("counting every pair grows like n^2", slope_pair >= 1.7, observed=round(slope_pair, 3), expected=">= 1.7")
     with run.figure("scaling", alt="time to compute AUC against n, on log-log axes") as fig:
         ax = fig.subplots()
         ax.loglog(sizes, t_rank, "o-", label=f"ranks, O(n log n) (slope {slope_rank:.2f})")

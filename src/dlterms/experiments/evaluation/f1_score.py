@@ -16,8 +16,12 @@ def f1_score(run: Run) -> None:
     n, diff = max_diff_vs_sklearn(metrics.f1_score, skm.f1_score, run.rng(0))
     run.metric("comparisons_with_sklearn", n)
     run.metric("max_abs_diff_vs_sklearn", diff)
-    run.check("F1 equals scikit-learn's on >= 500 random cases (all averages, ties)",
-              n >= 500 and diff <= 1e-12, observed=f"{n} cases, max diff {diff:.1e}", expected=">= 500 cases, <= 1e-12")
+    run.check(
+        "F1 equals scikit-learn's on >= 500 random cases (all averages, ties)",
+        n >= 500 and diff <= 1e-12,
+        observed=f"{n} cases, max diff {diff:.1e}",
+        expected=">= 500 cases, <= 1e-12",
+    )
 
     prob = imbalanced_problem(run.seed, hard=False)
     y = prob.y_test
@@ -34,13 +38,19 @@ def f1_score(run: Run) -> None:
     run.metric("accuracy_model", acc_model)
     run.metric("f1_model", f1_model, key=True)
     run.metric("model_threshold", best_t)
-    run.check("the always-majority classifier's accuracy looks good", acc_base >= 0.9,
-              observed=round(acc_base, 4), expected=">= 0.90")
+    run.check(
+        "the always-majority classifier's accuracy looks good",
+        acc_base >= 0.9,
+        observed=round(acc_base, 4),
+        expected=">= 0.90",
+    )
     run.check("its F1 on the minority class exposes it", f1_base == 0.0, observed=f1_base, expected="0")
-    run.check("F1 separates the two classifiers far more than accuracy does",
-              (f1_model - f1_base) > 5 * abs(acc_model - acc_base),
-              observed=f"F1 gap {f1_model - f1_base:.3f}, accuracy gap {abs(acc_model - acc_base):.3f}",
-              expected="F1 gap > 5x accuracy gap")
+    run.check(
+        "F1 separates the two classifiers far more than accuracy does",
+        (f1_model - f1_base) > 5 * abs(acc_model - acc_base),
+        observed=f"F1 gap {f1_model - f1_base:.3f}, accuracy gap {abs(acc_model - acc_base):.3f}",
+        expected="F1 gap > 5x accuracy gap",
+    )
     with run.figure("accuracy-vs-f1", alt="accuracy barely tells the two classifiers apart, F1 does") as fig:
         ax = fig.subplots()
         xs = np.arange(2)

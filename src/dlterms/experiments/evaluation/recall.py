@@ -16,8 +16,12 @@ def recall(run: Run) -> None:
     n, diff = max_diff_vs_sklearn(metrics.recall_score, skm.recall_score, run.rng(0))
     run.metric("comparisons_with_sklearn", n)
     run.metric("max_abs_diff_vs_sklearn", diff)
-    run.check("recall equals scikit-learn's on >= 500 random cases (all averages, ties)",
-              n >= 500 and diff <= 1e-12, observed=f"{n} cases, max diff {diff:.1e}", expected=">= 500 cases, <= 1e-12")
+    run.check(
+        "recall equals scikit-learn's on >= 500 random cases (all averages, ties)",
+        n >= 500 and diff <= 1e-12,
+        observed=f"{n} cases, max diff {diff:.1e}",
+        expected=">= 500 cases, <= 1e-12",
+    )
 
     prob = imbalanced_problem(run.seed)
     pred = (prob.scores >= 0.5).astype(int)
@@ -28,8 +32,12 @@ def recall(run: Run) -> None:
     run.metric("recall_majority", per_class[0])
     run.metric("recall_minority", per_class[1], key=True)
     run.check("accuracy looks good on the 95/5 problem", acc >= 0.9, observed=round(acc, 4), expected=">= 0.90")
-    run.check("while recall of the minority class is low", per_class[1] <= 0.5,
-              observed=round(float(per_class[1]), 4), expected="<= 0.50")
+    run.check(
+        "while recall of the minority class is low",
+        per_class[1] <= 0.5,
+        observed=round(float(per_class[1]), 4),
+        expected="<= 0.50",
+    )
     with run.figure("per-class", alt="accuracy is high while recall of the minority class is low") as fig:
         ax = fig.subplots()
         names = ["accuracy", "recall (majority)", "recall (minority)"]

@@ -12,9 +12,19 @@ from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.training import History, accuracy, fit
 
 
-def train_classifier(model: torch.nn.Module, split, *, lr: float, epochs: int, batch_size: int | None, seed: int,
-                     device: str = "cpu", weight_decay: float = 0.0, val: bool = False,
-                     cosine: bool = False) -> tuple[float, History]:
+def train_classifier(
+    model: torch.nn.Module,
+    split,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int | None,
+    seed: int,
+    device: str = "cpu",
+    weight_decay: float = 0.0,
+    val: bool = False,
+    cosine: bool = False,
+) -> tuple[float, History]:
     """Adam + cross-entropy through `dlterms.training.fit`; returns (test accuracy, history).
 
     `cosine=True` anneals the step size from `lr` to 0 over the epochs; `val=True` records the test
@@ -22,15 +32,31 @@ def train_classifier(model: torch.nn.Module, split, *, lr: float, epochs: int, b
     model.to(device)
     opt = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = CosineAnnealingLR(opt, T_max=epochs) if cosine else None
-    hist = fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=opt, epochs=epochs,
-               batch_size=batch_size, seed=seed, val=(split.x_test, split.y_test) if val else None,
-               scheduler=sched)
+    hist = fit(
+        model,
+        (split.x_train, split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        val=(split.x_test, split.y_test) if val else None,
+        scheduler=sched,
+    )
     return accuracy(model, split.x_test, split.y_test), hist
 
 
 @torch.no_grad()
-def plot_decision_regions(ax, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, title: str,
-                          steps: int = 150, include_origin: bool = False, point_size: float = 8) -> None:
+def plot_decision_regions(
+    ax,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    title: str,
+    steps: int = 150,
+    include_origin: bool = False,
+    point_size: float = 8,
+) -> None:
     """Shade where `model` predicts class 1 (2-D inputs, 2 classes) and scatter the points on top."""
     xs = x.cpu().numpy()
     lo, hi = xs.min(0) - 0.5, xs.max(0) + 0.5

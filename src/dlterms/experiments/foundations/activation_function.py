@@ -52,8 +52,7 @@ def activation_function(run: Run) -> None:
 
     # 1. Our activations and derivatives against torch on a grid.
     z = torch.linspace(-8, 8, 2001, dtype=torch.float64)
-    refs = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, "leaky_relu": F.leaky_relu,
-            "gelu": F.gelu}
+    refs = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, "leaky_relu": F.leaky_relu, "gelu": F.gelu}
     worst_value, worst_grad = 0.0, 0.0
     for name, ref in refs.items():
         _, fn, dfn = activations.ACTIVATIONS[name]
@@ -63,22 +62,32 @@ def activation_function(run: Run) -> None:
         worst_grad = max(worst_grad, (dfn(z) - dref).abs().max().item())
     run.metric("max_abs_error_vs_torch", worst_value)
     run.metric("max_abs_derivative_error_vs_torch", worst_grad)
-    run.check("sigmoid, tanh, ReLU, leaky ReLU, GELU match torch", worst_value < 1e-6,
-              observed=f"{worst_value:.1e}", expected="< 1e-6")
-    run.check("their hand-written derivatives match torch.autograd", worst_grad < 1e-6,
-              observed=f"{worst_grad:.1e}", expected="< 1e-6")
+    run.check(
+        "sigmoid, tanh, ReLU, leaky ReLU, GELU match torch",
+        worst_value < 1e-6,
+        observed=f"{worst_value:.1e}",
+        expected="< 1e-6",
+    )
+    run.check(
+        "their hand-written derivatives match torch.autograd",
+        worst_grad < 1e-6,
+        observed=f"{worst_grad:.1e}",
+        expected="< 1e-6",
+    )
 
     # 2. The same 4-layer network with identity and with ReLU activations.
     nets, accs = {}, {}
     for i, act in enumerate(("identity", "relu")):
         torch.manual_seed(run.seed)
         nets[act] = MLP(list(cfg.sizes), activation=act)
-        accs[act], _ = train_classifier(nets[act], data, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                        seed=run.seed, device=run.device)
+        accs[act], _ = train_classifier(
+            nets[act], data, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+        )
         run.progress(0.3 + 0.3 * i, f"{act} network trained")
     logistic = MLP([2, 2])
-    acc_lin, _ = train_classifier(logistic, data, lr=cfg.lr_linear, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                  seed=run.seed, device=run.device)
+    acc_lin, _ = train_classifier(
+        logistic, data, lr=cfg.lr_linear, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+    )
 
     # 3. The identity network is one affine map: compare its outputs with x W^T + b' (float64).
     w, b = collapse_to_one_affine_map(nets["identity"])
@@ -94,17 +103,32 @@ def activation_function(run: Run) -> None:
     run.metric("test_acc_identity_4_layers", round(accs["identity"], 4))
     run.metric("test_acc_logistic", round(acc_lin, 4))
     run.metric("test_acc_relu_4_layers", round(accs["relu"], 4), key=True)
-    run.check("4 identity-activation layers multiply to one matrix W4 W3 W2 W1 (float64 and the float32 net)",
-              max(err, err32) < 1e-5, observed=f"{err:.1e} / {err32:.1e}", expected="< 1e-5")
+    run.check(
+        "4 identity-activation layers multiply to one matrix W4 W3 W2 W1 (float64 and the float32 net)",
+        max(err, err32) < 1e-5,
+        observed=f"{err:.1e} / {err32:.1e}",
+        expected="< 1e-5",
+    )
     gap = abs(accs["identity"] - acc_lin)
-    run.check("with identity activations the deep net stays at linear accuracy (vs logistic regression)",
-              gap <= 0.02 and accs["identity"] <= 0.90, observed=f"{accs['identity']:.4f} vs {acc_lin:.4f}",
-              expected="within 0.02 of logistic and <= 0.90")
-    run.check("with ReLU the same architecture separates the moons", accs["relu"] >= 0.97,
-              observed=round(accs["relu"], 4), expected=">= 0.97")
+    run.check(
+        "with identity activations the deep net stays at linear accuracy (vs logistic regression)",
+        gap <= 0.02 and accs["identity"] <= 0.90,
+        observed=f"{accs['identity']:.4f} vs {acc_lin:.4f}",
+        expected="within 0.02 of logistic and <= 0.90",
+    )
+    run.check(
+        "with ReLU the same architecture separates the moons",
+        accs["relu"] >= 0.97,
+        observed=round(accs["relu"], 4),
+        expected=">= 0.97",
+    )
 
-    with run.figure("identity-vs-relu", alt="left: the five activation functions; middle: the identity network's "
-                    "straight decision boundary; right: the ReLU network's curved one", figsize=(12, 3.8)) as fig:
+    with run.figure(
+        "identity-vs-relu",
+        alt="left: the five activation functions; middle: the identity network's "
+        "straight decision boundary; right: the ReLU network's curved one",
+        figsize=(12, 3.8),
+    ) as fig:
         ax0, ax1, ax2 = fig.subplots(1, 3)
         zz = torch.linspace(-4, 4, 400)
         for name in ("identity", *refs):
@@ -115,6 +139,7 @@ def activation_function(run: Run) -> None:
         ax0.set_ylabel(r"$\phi(z)$")
         ax0.set_title("activation functions", fontsize=10)
         ax0.legend(fontsize=8)
-        plot_decision_regions(ax1, nets["identity"], data.x_test, data.y_test,
-                              f"4 layers, identity: {accs['identity']:.1%}")
+        plot_decision_regions(
+            ax1, nets["identity"], data.x_test, data.y_test, f"4 layers, identity: {accs['identity']:.1%}"
+        )
         plot_decision_regions(ax2, nets["relu"], data.x_test, data.y_test, f"4 layers, ReLU: {accs['relu']:.1%}")

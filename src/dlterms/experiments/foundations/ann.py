@@ -37,25 +37,36 @@ def ann(run: Run) -> None:
 
     torch.manual_seed(run.seed)
     net = MLP([2, *cfg.hidden, 2], activation="relu")
-    acc_ann, _ = train_classifier(net, data, lr=cfg.lr_ann, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                  seed=run.seed, device=run.device)
+    acc_ann, _ = train_classifier(
+        net, data, lr=cfg.lr_ann, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+    )
     run.progress(0.5, "ANN trained")
     logistic = MLP([2, 2])  # one linear layer + softmax cross-entropy = logistic regression
-    acc_lin, _ = train_classifier(logistic, data, lr=cfg.lr_linear, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                  seed=run.seed, device=run.device)
+    acc_lin, _ = train_classifier(
+        logistic, data, lr=cfg.lr_linear, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+    )
     run.progress(1.0, "logistic regression trained")
 
     n_params = sum(p.numel() for p in net.parameters())
     run.metric("test_acc_ann", round(acc_ann, 4), key=True)
     run.metric("test_acc_logistic", round(acc_lin, 4))
     run.metric("ann_parameters", n_params)
-    run.check("a 2-32-32-2 ReLU ANN separates the two moons", acc_ann >= 0.97, observed=round(acc_ann, 4),
-              expected=">= 0.97")
-    run.check("logistic regression (a linear boundary) cannot", acc_lin <= 0.90, observed=round(acc_lin, 4),
-              expected="<= 0.90")
+    run.check(
+        "a 2-32-32-2 ReLU ANN separates the two moons", acc_ann >= 0.97, observed=round(acc_ann, 4), expected=">= 0.97"
+    )
+    run.check(
+        "logistic regression (a linear boundary) cannot",
+        acc_lin <= 0.90,
+        observed=round(acc_lin, 4),
+        expected="<= 0.90",
+    )
 
-    with run.figure("boundaries", alt="decision regions on the moons test set: a straight line for logistic "
-                    "regression, a curve that follows the moons for the ANN", figsize=(9, 4)) as fig:
+    with run.figure(
+        "boundaries",
+        alt="decision regions on the moons test set: a straight line for logistic "
+        "regression, a curve that follows the moons for the ANN",
+        figsize=(9, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         plot_decision_regions(ax1, logistic, data.x_test, data.y_test, f"logistic regression: {acc_lin:.1%}")
         plot_decision_regions(ax2, net, data.x_test, data.y_test, f"ANN 2-32-32-2 (ReLU): {acc_ann:.1%}")

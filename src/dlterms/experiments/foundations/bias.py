@@ -43,8 +43,15 @@ def bias(run: Run) -> None:
     for use_bias in (False, True):
         torch.manual_seed(run.seed)
         models[use_bias] = Linear(2, 2, bias=use_bias)
-        accs[use_bias], _ = train_classifier(models[use_bias], data, lr=cfg.lr, epochs=cfg.epochs,
-                                             batch_size=cfg.batch_size, seed=run.seed, device=run.device)
+        accs[use_bias], _ = train_classifier(
+            models[use_bias],
+            data,
+            lr=cfg.lr,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=run.seed,
+            device=run.device,
+        )
     # Where the learned boundary (logit difference = 0) passes, relative to the origin.
     with torch.no_grad():
         m = models[True]
@@ -56,20 +63,36 @@ def bias(run: Run) -> None:
     run.metric("test_acc_with_bias", round(accs[True], 4), key=True)
     run.metric("true_boundary_distance_from_origin", round(float(distance), 3))
     run.metric("learned_boundary_distance_from_origin", round(learned_distance, 3))
-    run.check("without a bias (boundary forced through the origin) the classifier fails", accs[False] <= 0.75,
-              observed=round(accs[False], 4), expected="<= 0.75")
-    run.check("with a bias the same linear classifier separates the classes", accs[True] >= 0.97,
-              observed=round(accs[True], 4), expected=">= 0.97")
-    run.check("the learned bias moves the boundary off the origin to the true line's distance",
-              abs(learned_distance - distance) < 0.2, observed=round(learned_distance, 3),
-              expected=f"{distance:.3f} +- 0.2")
+    run.check(
+        "without a bias (boundary forced through the origin) the classifier fails",
+        accs[False] <= 0.75,
+        observed=round(accs[False], 4),
+        expected="<= 0.75",
+    )
+    run.check(
+        "with a bias the same linear classifier separates the classes",
+        accs[True] >= 0.97,
+        observed=round(accs[True], 4),
+        expected=">= 0.97",
+    )
+    run.check(
+        "the learned bias moves the boundary off the origin to the true line's distance",
+        abs(learned_distance - distance) < 0.2,
+        observed=round(learned_distance, 3),
+        expected=f"{distance:.3f} +- 0.2",
+    )
 
-    with run.figure("with-and-without-bias", alt="decision regions of a linear classifier without bias (boundary "
-                    "through the origin, marked) and with bias (boundary on the class border)", figsize=(9, 4)) as fig:
+    with run.figure(
+        "with-and-without-bias",
+        alt="decision regions of a linear classifier without bias (boundary "
+        "through the origin, marked) and with bias (boundary on the class border)",
+        figsize=(9, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         for ax, use_bias in ((ax1, False), (ax2, True)):
             label = "with bias" if use_bias else "without bias"
-            plot_decision_regions(ax, models[use_bias], data.x_test, data.y_test,
-                                  f"{label}: {accs[use_bias]:.1%}", include_origin=True)
+            plot_decision_regions(
+                ax, models[use_bias], data.x_test, data.y_test, f"{label}: {accs[use_bias]:.1%}", include_origin=True
+            )
             ax.plot([0], [0], marker="+", color="k", ms=12, mew=2)
             ax.annotate("origin", (0, 0), textcoords="offset points", xytext=(6, -12), fontsize=8)

@@ -53,15 +53,27 @@ def deep_learning(run: Run) -> None:
     run.progress(0.1, "MNIST-1D ready")
 
     models = {"logistic": lambda: MLP([40, 10]), "mlp": mnist1d_mlp, "cnn": mnist1d_cnn_bn}
-    plan = {"logistic": (flat, cfg.lr_logistic, cfg.epochs_logistic), "mlp": (flat, cfg.lr_mlp, cfg.epochs_mlp),
-            "cnn": (signals, cfg.lr_cnn, cfg.epochs_cnn)}
+    plan = {
+        "logistic": (flat, cfg.lr_logistic, cfg.epochs_logistic),
+        "mlp": (flat, cfg.lr_mlp, cfg.epochs_mlp),
+        "cnn": (signals, cfg.lr_cnn, cfg.epochs_cnn),
+    }
     accs, curves, n_params = {}, {}, {}
     for i, (name, build) in enumerate(models.items()):
         torch.manual_seed(run.seed)
         model = build()
         data, lr, epochs = plan[name]
-        accs[name], hist = train_classifier(model, data, lr=lr, epochs=epochs, batch_size=cfg.batch_size,
-                                            seed=run.seed, device=run.device, cosine=True, val=True)
+        accs[name], hist = train_classifier(
+            model,
+            data,
+            lr=lr,
+            epochs=epochs,
+            batch_size=cfg.batch_size,
+            seed=run.seed,
+            device=run.device,
+            cosine=True,
+            val=True,
+        )
         curves[name] = hist.val_acc
         n_params[name] = sum(p.numel() for p in model.parameters())
         run.progress(0.1 + 0.3 * (i + 1), f"{name} trained")
@@ -70,24 +82,47 @@ def deep_learning(run: Run) -> None:
         run.metric(f"test_acc_{name}", round(accs[name], 4), key=name == "cnn")
         run.metric(f"parameters_{name}", n_params[name])
     gap = abs(accs["logistic"] - PAPER["logistic"])
-    run.check("logistic regression on raw signals is within 2 points of the paper's 32 %", gap <= 0.02,
-              observed=round(accs["logistic"], 4), expected="0.30 to 0.34")
-    run.check("an MLP's learned features reach the paper's 68 %", accs["mlp"] >= 0.68,
-              observed=round(accs["mlp"], 4), expected=">= 0.68")
-    run.check("a CNN's learned, shift-tolerant features reach the paper's 94 %", accs["cnn"] >= 0.94,
-              observed=round(accs["cnn"], 4), expected=">= 0.94")
-    run.check("deeper learned representations rank logistic < MLP < CNN",
-              accs["logistic"] < accs["mlp"] < accs["cnn"],
-              observed=[round(accs[k], 4) for k in models], expected="increasing")
+    run.check(
+        "logistic regression on raw signals is within 2 points of the paper's 32 %",
+        gap <= 0.02,
+        observed=round(accs["logistic"], 4),
+        expected="0.30 to 0.34",
+    )
+    run.check(
+        "an MLP's learned features reach the paper's 68 %",
+        accs["mlp"] >= 0.68,
+        observed=round(accs["mlp"], 4),
+        expected=">= 0.68",
+    )
+    run.check(
+        "a CNN's learned, shift-tolerant features reach the paper's 94 %",
+        accs["cnn"] >= 0.94,
+        observed=round(accs["cnn"], 4),
+        expected=">= 0.94",
+    )
+    run.check(
+        "deeper learned representations rank logistic < MLP < CNN",
+        accs["logistic"] < accs["mlp"] < accs["cnn"],
+        observed=[round(accs[k], 4) for k in models],
+        expected="increasing",
+    )
 
-    with run.figure("mnist1d", alt="test accuracy per epoch on MNIST-1D for logistic regression, an MLP and a "
-                    "CNN, with the paper's 32, 68 and 94 percent as dashed lines") as fig:
+    with run.figure(
+        "mnist1d",
+        alt="test accuracy per epoch on MNIST-1D for logistic regression, an MLP and a "
+        "CNN, with the paper's 32, 68 and 94 percent as dashed lines",
+    ) as fig:
         ax = fig.subplots()
         colors = {"logistic": "tab:grey", "mlp": "tab:blue", "cnn": "tab:red"}
         labels = {"logistic": "logistic regression", "mlp": "MLP (4x256, dropout)", "cnn": "CNN (3 conv blocks)"}
         for name, curve in curves.items():
-            ax.plot(range(1, len(curve) + 1), curve, color=colors[name], lw=1.8,
-                    label=f"{labels[name]}: {accs[name]:.1%} ({n_params[name]:,} params)")
+            ax.plot(
+                range(1, len(curve) + 1),
+                curve,
+                color=colors[name],
+                lw=1.8,
+                label=f"{labels[name]}: {accs[name]:.1%} ({n_params[name]:,} params)",
+            )
             ax.axhline(PAPER[name], color=colors[name], ls="--", lw=1)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")

@@ -47,9 +47,12 @@ def mlp(run: Run) -> None:
             if counted != formula:
                 mismatches.append((sizes, use_bias, counted, formula))
     run.metric("parameters_mnist1d_mlp", sum(p.numel() for p in mnist1d_mlp().parameters()))
-    run.check("parameter count equals sum(in*out + out) (and sum(in*out) without biases)", not mismatches,
-              observed=f"{2 * len(SIZE_CASES) - len(mismatches)}/{2 * len(SIZE_CASES)} layer-size lists agree",
-              expected=f"{2 * len(SIZE_CASES)}/{2 * len(SIZE_CASES)}")
+    run.check(
+        "parameter count equals sum(in*out + out) (and sum(in*out) without biases)",
+        not mismatches,
+        observed=f"{2 * len(SIZE_CASES) - len(mismatches)}/{2 * len(SIZE_CASES)} layer-size lists agree",
+        expected=f"{2 * len(SIZE_CASES)}/{2 * len(SIZE_CASES)}",
+    )
 
     # 2. XOR.
     x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -57,34 +60,52 @@ def mlp(run: Run) -> None:
     xor = Split(x, y, x, y)  # the task is to fit these four points; "test" = the same four
     torch.manual_seed(run.seed)
     net = MLP([2, cfg.xor_hidden, 2], activation="tanh")
-    acc_xor, _ = train_classifier(net, xor, lr=cfg.xor_lr, epochs=cfg.xor_epochs, batch_size=None, seed=run.seed,
-                                  device=run.device)
+    acc_xor, _ = train_classifier(
+        net, xor, lr=cfg.xor_lr, epochs=cfg.xor_epochs, batch_size=None, seed=run.seed, device=run.device
+    )
     p_right = softmax(predict(net, x.to(run.device)), -1).cpu()[torch.arange(4), y].min().item()
     torch.manual_seed(run.seed)
     linear = MLP([2, 2])
-    acc_lin, _ = train_classifier(linear, xor, lr=cfg.xor_lr, epochs=cfg.xor_epochs, batch_size=None,
-                                  seed=run.seed, device=run.device)
+    acc_lin, _ = train_classifier(
+        linear, xor, lr=cfg.xor_lr, epochs=cfg.xor_epochs, batch_size=None, seed=run.seed, device=run.device
+    )
     run.metric("xor_acc_mlp", acc_xor)
     run.metric("xor_min_prob_correct", round(p_right, 4))
     run.metric("xor_acc_linear", acc_lin)
-    run.check("a 2-8-2 MLP solves XOR exactly (4/4, each with probability >= 0.9)", acc_xor == 1.0 and p_right >= 0.9,
-              observed=f"{int(round(acc_xor * 4))}/4, min p = {p_right:.3f}", expected="4/4, min p >= 0.9")
+    run.check(
+        "a 2-8-2 MLP solves XOR exactly (4/4, each with probability >= 0.9)",
+        acc_xor == 1.0 and p_right >= 0.9,
+        observed=f"{int(round(acc_xor * 4))}/4, min p = {p_right:.3f}",
+        expected="4/4, min p >= 0.9",
+    )
     run.progress(0.2, "XOR solved")
 
     # 3. MNIST-1D.
     data = mnist1d().to(run.device)
     torch.manual_seed(run.seed)
     model = mnist1d_mlp()
-    acc, hist = train_classifier(model, data, lr=cfg.mnist_lr, epochs=cfg.mnist_epochs, batch_size=cfg.batch_size,
-                                 seed=run.seed, device=run.device, cosine=True, val=True)
+    acc, hist = train_classifier(
+        model,
+        data,
+        lr=cfg.mnist_lr,
+        epochs=cfg.mnist_epochs,
+        batch_size=cfg.batch_size,
+        seed=run.seed,
+        device=run.device,
+        cosine=True,
+        val=True,
+    )
     run.metric("test_acc_mnist1d", round(acc, 4), key=True)
     run.check("the MLP reaches the paper's 68 % on MNIST-1D", acc >= 0.68, observed=round(acc, 4), expected=">= 0.68")
 
-    with run.figure("xor-and-mnist1d", alt="left: XOR's four points with the MLP's curved decision regions; right: "
-                    "MNIST-1D test accuracy per epoch, crossing 68 percent", figsize=(10, 4)) as fig:
+    with run.figure(
+        "xor-and-mnist1d",
+        alt="left: XOR's four points with the MLP's curved decision regions; right: "
+        "MNIST-1D test accuracy per epoch, crossing 68 percent",
+        figsize=(10, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
-        plot_decision_regions(ax1, net, x, y, f"XOR: MLP {acc_xor:.0%}, linear model {acc_lin:.0%}",
-                              point_size=60)
+        plot_decision_regions(ax1, net, x, y, f"XOR: MLP {acc_xor:.0%}, linear model {acc_lin:.0%}", point_size=60)
         ax2.plot(range(1, len(hist.val_acc) + 1), hist.val_acc, color="tab:blue", label="MLP 4x256, dropout 0.2")
         ax2.axhline(0.68, color="tab:blue", ls="--", lw=1, label="paper: 68 %")
         ax2.set_xlabel("epoch")

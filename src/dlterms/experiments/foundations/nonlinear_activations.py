@@ -110,10 +110,18 @@ def nonlinear_activations(run: Run) -> None:
     d_sig, d_tanh = activations.sigmoid_derivative(z), activations.tanh_derivative(z)
     run.metric("max_sigmoid_derivative", d_sig.max().item())
     run.metric("max_tanh_derivative", d_tanh.max().item())
-    run.check("sigmoid's largest derivative is 0.25, at z = 0", abs(d_sig.max().item() - 0.25) < 1e-12
-              and z[d_sig.argmax()].abs().item() < 1e-9, observed=round(d_sig.max().item(), 12), expected="0.25")
-    run.check("tanh's largest derivative is 1, at z = 0", abs(d_tanh.max().item() - 1.0) < 1e-12,
-              observed=round(d_tanh.max().item(), 12), expected="1")
+    run.check(
+        "sigmoid's largest derivative is 0.25, at z = 0",
+        abs(d_sig.max().item() - 0.25) < 1e-12 and z[d_sig.argmax()].abs().item() < 1e-9,
+        observed=round(d_sig.max().item(), 12),
+        expected="0.25",
+    )
+    run.check(
+        "tanh's largest derivative is 1, at z = 0",
+        abs(d_tanh.max().item() - 1.0) < 1e-12,
+        observed=round(d_tanh.max().item(), 12),
+        expected="1",
+    )
 
     # 2. Epochs to a loose and a tight target loss, same MLP, three activations, several seeds.
     data = digits(seed=run.seed).to(run.device)
@@ -131,9 +139,16 @@ def nonlinear_activations(run: Run) -> None:
             if s == run.seed:
                 ratios[act] = _gradient_ratio(net, data.x_train[:256], data.y_train[:256])
                 slope_before = _mean_tanh_derivative(net, data.x_train) if act == "tanh" else None
-            hist = fit(net, (data.x_train, data.y_train), loss_fn=cross_entropy,
-                       optimizer=SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), epochs=cfg.max_epochs,
-                       batch_size=cfg.batch_size, seed=s, callbacks=[StopAtLoss(cfg.tight_target)])
+            hist = fit(
+                net,
+                (data.x_train, data.y_train),
+                loss_fn=cross_entropy,
+                optimizer=SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+                epochs=cfg.max_epochs,
+                batch_size=cfg.batch_size,
+                seed=s,
+                callbacks=[StopAtLoss(cfg.tight_target)],
+            )
             for name, target in (("loose", cfg.loose_target), ("tight", cfg.tight_target)):
                 epochs[act][name].append(_first_epoch_at(hist.train_loss, target) or never)
             if s == run.seed:
@@ -154,26 +169,43 @@ def nonlinear_activations(run: Run) -> None:
     run.metric("tanh_mean_derivative_before_after", [round(v, 4) for v in tanh_slope])
     tight = {a: med(a, "tight") for a in acts}
     loose = {a: med(a, "loose") for a in acts}
-    run.check(f"ReLU reaches the tight target loss ({cfg.tight_target}) in the fewest epochs (median of "
-              f"{cfg.seeds} seeds; {never} = not reached in {cfg.max_epochs})",
-              tight["relu"] < min(tight["sigmoid"], tight["tanh"]), observed=tight,
-              expected="relu < tanh and relu < sigmoid")
-    run.check("sigmoid is slowest (does not leave the chance loss)",
-              loose["sigmoid"] > max(loose["tanh"], loose["relu"]), observed=loose,
-              expected="sigmoid > tanh, relu")
-    run.check("ReLU's lead over tanh is larger at the tight target than at the loose one (the other side: "
-              "early in training tanh keeps up)",
-              tight["tanh"] / tight["relu"] > loose["tanh"] / loose["relu"],
-              observed={"tight tanh/relu": round(tight["tanh"] / tight["relu"], 3),
-                        "loose tanh/relu": round(loose["tanh"] / loose["relu"], 3)},
-              expected="tight ratio > loose ratio")
-    run.check("tanh units move towards saturation as the loss falls: their mean derivative 1 - h^2 is smaller "
-              "after training than at initialisation", tanh_slope[1] < tanh_slope[0],
-              observed=[round(v, 4) for v in tanh_slope], expected="after < before")
+    run.check(
+        f"ReLU reaches the tight target loss ({cfg.tight_target}) in the fewest epochs (median of "
+        f"{cfg.seeds} seeds; {never} = not reached in {cfg.max_epochs})",
+        tight["relu"] < min(tight["sigmoid"], tight["tanh"]),
+        observed=tight,
+        expected="relu < tanh and relu < sigmoid",
+    )
+    run.check(
+        "sigmoid is slowest (does not leave the chance loss)",
+        loose["sigmoid"] > max(loose["tanh"], loose["relu"]),
+        observed=loose,
+        expected="sigmoid > tanh, relu",
+    )
+    run.check(
+        "ReLU's lead over tanh is larger at the tight target than at the loose one (the other side: "
+        "early in training tanh keeps up)",
+        tight["tanh"] / tight["relu"] > loose["tanh"] / loose["relu"],
+        observed={
+            "tight tanh/relu": round(tight["tanh"] / tight["relu"], 3),
+            "loose tanh/relu": round(loose["tanh"] / loose["relu"], 3),
+        },
+        expected="tight ratio > loose ratio",
+    )
+    run.check(
+        "tanh units move towards saturation as the loss falls: their mean derivative 1 - h^2 is smaller "
+        "after training than at initialisation",
+        tanh_slope[1] < tanh_slope[0],
+        observed=[round(v, 4) for v in tanh_slope],
+        expected="after < before",
+    )
 
-    with run.figure("functions-and-training", alt="left: sigmoid, tanh and ReLU; middle: their derivatives, the "
-                    "sigmoid's peaking at 0.25; right: training loss per epoch of the same 6-layer MLP with each",
-                    figsize=(12, 3.8)) as fig:
+    with run.figure(
+        "functions-and-training",
+        alt="left: sigmoid, tanh and ReLU; middle: their derivatives, the "
+        "sigmoid's peaking at 0.25; right: training loss per epoch of the same 6-layer MLP with each",
+        figsize=(12, 3.8),
+    ) as fig:
         ax1, ax2, ax3 = fig.subplots(1, 3)
         zz = torch.linspace(-5, 5, 401)
         colors = {"sigmoid": "tab:orange", "tanh": "tab:green", "relu": "tab:blue"}
@@ -181,8 +213,12 @@ def nonlinear_activations(run: Run) -> None:
             _, fn, dfn = activations.ACTIVATIONS[act]
             ax1.plot(zz, fn(zz), color=color, label=act)
             ax2.plot(zz, dfn(zz), color=color, label=act)
-            ax3.semilogy(range(1, len(curves[act]) + 1), curves[act], color=color,
-                         label=f"{act}: median {tight[act]:g} epochs to {cfg.tight_target}")
+            ax3.semilogy(
+                range(1, len(curves[act]) + 1),
+                curves[act],
+                color=color,
+                label=f"{act}: median {tight[act]:g} epochs to {cfg.tight_target}",
+            )
         ax1.set_ylim(-1.5, 3)
         ax1.set_title(r"$\phi(z)$", fontsize=10)
         ax1.legend(fontsize=8)

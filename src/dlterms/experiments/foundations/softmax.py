@@ -52,11 +52,19 @@ def softmax_experiment(run: Run) -> None:
     run.metric("max_abs_diff_vs_torch", torch_err, key=True)
     run.metric("max_abs_diff_log_softmax_vs_torch", log_err)
     run.check("outputs sum to 1", sum_err < cfg.tol, observed=f"{sum_err:.1e}", expected=f"< {cfg.tol:g}")
-    run.check("adding a constant to every logit changes nothing", shift_err < cfg.tol,
-              observed=f"{shift_err:.1e}", expected=f"< {cfg.tol:g} (float64, shifts {list(cfg.shifts)})")
+    run.check(
+        "adding a constant to every logit changes nothing",
+        shift_err < cfg.tol,
+        observed=f"{shift_err:.1e}",
+        expected=f"< {cfg.tol:g} (float64, shifts {list(cfg.shifts)})",
+    )
     run.check("matches torch.softmax", torch_err < cfg.tol, observed=f"{torch_err:.1e}", expected=f"< {cfg.tol:g}")
-    run.check("log-softmax matches torch.log_softmax", log_err < 1e-5, observed=f"{log_err:.1e}",
-              expected="< 1e-5 (log-probabilities down to about -70)")
+    run.check(
+        "log-softmax matches torch.log_softmax",
+        log_err < 1e-5,
+        observed=f"{log_err:.1e}",
+        expected="< 1e-5 (log-probabilities down to about -70)",
+    )
 
     big = torch.tensor([[1000.0, 999.0, 998.0], [1000.0, 0.0, -1000.0]])
     naive_nan = bool(torch.isnan(naive_softmax(big)).any())
@@ -65,14 +73,26 @@ def softmax_experiment(run: Run) -> None:
     ours_finite = bool(torch.isfinite(ours).all())
     big_err = (ours - torch.softmax(big, -1)).abs().max().item()
     run.metric("softmax_of_1000_999_998", [round(v, 6) for v in ours[0].tolist()])
-    run.check("logits of 1000: the naive formula gives NaN (float32 and float64)", naive_nan and naive64_nan,
-              observed=f"NaN: float32 {naive_nan}, float64 {naive64_nan}", expected="NaN in both")
-    run.check("logits of 1000: ours is finite and matches torch", ours_finite and big_err < cfg.tol,
-              observed=f"finite {ours_finite}, diff {big_err:.1e}", expected=f"finite, < {cfg.tol:g}")
+    run.check(
+        "logits of 1000: the naive formula gives NaN (float32 and float64)",
+        naive_nan and naive64_nan,
+        observed=f"NaN: float32 {naive_nan}, float64 {naive64_nan}",
+        expected="NaN in both",
+    )
+    run.check(
+        "logits of 1000: ours is finite and matches torch",
+        ours_finite and big_err < cfg.tol,
+        observed=f"finite {ours_finite}, diff {big_err:.1e}",
+        expected=f"finite, < {cfg.tol:g}",
+    )
 
-    with run.figure("stability-and-temperature", alt="left: largest probability for logits s*(1, 0.998, 0) as s "
-                    "grows; the naive formula turns to NaN above about 88 in float32; right: softmax of the same "
-                    "logits at three temperatures", figsize=(10, 3.8)) as fig:
+    with run.figure(
+        "stability-and-temperature",
+        alt="left: largest probability for logits s*(1, 0.998, 0) as s "
+        "grows; the naive formula turns to NaN above about 88 in float32; right: softmax of the same "
+        "logits at three temperatures",
+        figsize=(10, 3.8),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         scales = np.logspace(0, 3.3, 200)
         base = torch.tensor([1.0, 0.998, 0.0])  # two close logits: the answer keeps changing up to s = 2000

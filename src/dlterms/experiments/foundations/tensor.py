@@ -39,7 +39,7 @@ class Config:
 def _operand_shape(rng: np.random.Generator, out: tuple[int, ...], full_rank: bool) -> tuple[int, ...]:
     """A shape that broadcasts to `out`: drop some leading axes (unless `full_rank`), set some others to 1."""
     keep = len(out) if full_rank else rng.integers(0, len(out) + 1)
-    shape = list(out[len(out) - keep:])
+    shape = list(out[len(out) - keep :])
     for i in range(len(shape)):
         if rng.random() < 0.35:
             shape[i] = 1
@@ -120,8 +120,12 @@ def tensor(run: Run) -> None:
     ranks = {name: t.ndim for name, t in examples.items()}
     for name, t in examples.items():
         run.metric(f"shape {name}", list(t.shape))
-    run.check("examples of rank 0, 1, 2, 3 and 4", sorted(ranks.values()) == [0, 1, 2, 3, 4],
-              observed=sorted(ranks.values()), expected="[0, 1, 2, 3, 4]")
+    run.check(
+        "examples of rank 0, 1, 2, 3 and 4",
+        sorted(ranks.values()) == [0, 1, 2, 3, 4],
+        observed=sorted(ranks.values()),
+        expected="[0, 1, 2, 3, 4]",
+    )
 
     # 2. Random broadcasting + reduction cases against torch.
     agree, diffs, out_ranks = 0, [], []
@@ -136,9 +140,12 @@ def tensor(run: Run) -> None:
     run.metric("cases_agreeing_with_torch", agree, key=True)
     run.metric("max_abs_difference", max(diffs))
     run.metric("cases_per_rank", {r: out_ranks.count(r) for r in range(cfg.max_rank + 1)})
-    run.check("broadcasting + reductions (values, shapes, gradients) agree with torch on every random case",
-              agree == cfg.n_cases and agree >= 200, observed=f"{agree}/{cfg.n_cases}",
-              expected=f"{cfg.n_cases}/{cfg.n_cases}, >= 200")
+    run.check(
+        "broadcasting + reductions (values, shapes, gradients) agree with torch on every random case",
+        agree == cfg.n_cases and agree >= 200,
+        observed=f"{agree}/{cfg.n_cases}",
+        expected=f"{cfg.n_cases}/{cfg.n_cases}, >= 200",
+    )
 
     refused = 0
     for _ in range(cfg.n_incompatible):
@@ -149,21 +156,34 @@ def tensor(run: Run) -> None:
         sa[axis], sb[axis] = 2, 3  # sizes 2 and 3 on one axis never broadcast
         a, b = np.ones(sa), np.ones(sb)
         refused += _refused(lambda a=a, b=b: Tensor(a) + Tensor(b)) and _refused(
-            lambda a=a, b=b: torch.tensor(a) + torch.tensor(b))
+            lambda a=a, b=b: torch.tensor(a) + torch.tensor(b)
+        )
     run.metric("incompatible_shapes_refused_by_both", refused)
-    run.check("incompatible shapes are refused, as torch refuses them", refused == cfg.n_incompatible,
-              observed=f"{refused}/{cfg.n_incompatible}", expected=f"{cfg.n_incompatible}/{cfg.n_incompatible}")
+    run.check(
+        "incompatible shapes are refused, as torch refuses them",
+        refused == cfg.n_incompatible,
+        observed=f"{refused}/{cfg.n_incompatible}",
+        expected=f"{cfg.n_incompatible}/{cfg.n_incompatible}",
+    )
 
-    with run.figure("broadcasting", alt="a (3, 1) column plus a (1, 4) row broadcast to a (3, 4) matrix; the "
-                    "column's gradient is the row sums of the upstream gradient; right: differences from torch "
-                    "per case", figsize=(11, 3.6)) as fig:
+    with run.figure(
+        "broadcasting",
+        alt="a (3, 1) column plus a (1, 4) row broadcast to a (3, 4) matrix; the "
+        "column's gradient is the row sums of the upstream gradient; right: differences from torch "
+        "per case",
+        figsize=(11, 3.6),
+    ) as fig:
         axes = fig.subplots(1, 5, width_ratios=[1, 4, 4, 1, 6])
         col = Tensor(np.array([[1.0], [2.0], [3.0]]), requires_grad=True)
         row = Tensor(np.array([[10.0, 20.0, 30.0, 40.0]]), requires_grad=True)
         s = col + row
         s.backward(np.ones(s.shape))
-        panels = [(col.data, "a (3, 1)"), (row.data, "b (1, 4)"), (s.data, "a + b (3, 4)"),
-                  (col.grad, "dL/da, dL/d(a+b) = 1")]
+        panels = [
+            (col.data, "a (3, 1)"),
+            (row.data, "b (1, 4)"),
+            (s.data, "a + b (3, 4)"),
+            (col.grad, "dL/da, dL/d(a+b) = 1"),
+        ]
         for ax, (m, title) in zip(axes[:4], panels, strict=True):
             ax.imshow(m, cmap="Blues", vmin=0, vmax=60)
             for (r, c), v in np.ndenumerate(m):

@@ -78,8 +78,15 @@ def weight(run: Run) -> None:
     yt = torch.tensor(y, dtype=torch.float32, device=run.device).unsqueeze(1)  # (n, 1)
     torch.manual_seed(run.seed)
     neuron = Linear(cfg.d, 1).to(run.device)
-    hist = fit(neuron, (xt, yt), loss_fn=mse_loss, optimizer=SGD(neuron.parameters(), lr=cfg.lr), epochs=cfg.epochs,
-               batch_size=None, seed=run.seed)
+    hist = fit(
+        neuron,
+        (xt, yt),
+        loss_fn=mse_loss,
+        optimizer=SGD(neuron.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=None,
+        seed=run.seed,
+    )
     w_hat = neuron.weight.detach().cpu().numpy().ravel()
     b_hat = neuron.bias.item()
     err = float(np.max(np.abs(np.r_[w_hat - w_true, b_hat - b_true])))
@@ -88,8 +95,12 @@ def weight(run: Run) -> None:
     run.metric("max_abs_weight_error", round(err, 5), key=True)
     run.metric("max_abs_weight_error_least_squares", round(err_lstsq, 5))
     run.metric("final_mse", round(hist.train_loss[-1], 5))
-    run.check("a linear neuron trained by gradient descent recovers the generating weights and bias", err < 0.05,
-              observed=round(err, 5), expected="< 0.05")
+    run.check(
+        "a linear neuron trained by gradient descent recovers the generating weights and bias",
+        err < 0.05,
+        observed=round(err, 5),
+        expected="< 0.05",
+    )
     run.progress(0.4, "linear neuron trained")
 
     # 2. Activation scale through 20 ReLU layers under three initialisations.
@@ -114,13 +125,20 @@ def weight(run: Run) -> None:
     run.metric("scale_ratio_layer20_he_single_nets_max", round(float(he.max()), 4))
     run.metric("scale_ratio_layer20_xavier", xavier)
     run.metric("scale_ratio_layer20_naive", naive)
-    run.check("He init keeps layer 20's activation scale E[h^2] within 2x of the input's (mean of 16 nets)",
-              0.5 <= he.mean() <= 2.0, observed=round(float(he.mean()), 4), expected="0.5 to 2")
+    run.check(
+        "He init keeps layer 20's activation scale E[h^2] within 2x of the input's (mean of 16 nets)",
+        0.5 <= he.mean() <= 2.0,
+        observed=round(float(he.mean()), 4),
+        expected="0.5 to 2",
+    )
     run.check("naive N(0, 1) init makes it explode", naive > 1e10, observed=f"{naive:.2e}", expected="> 1e10")
 
-    with run.figure("weights-and-init", alt="left: true against learned weights of a linear neuron, on the diagonal; "
-                    "right: activation variance per layer on a log scale for He, Xavier and N(0,1) initialisation",
-                    figsize=(10, 4)) as fig:
+    with run.figure(
+        "weights-and-init",
+        alt="left: true against learned weights of a linear neuron, on the diagonal; "
+        "right: activation variance per layer on a log scale for He, Xavier and N(0,1) initialisation",
+        figsize=(10, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         truth, learned = np.r_[w_true, b_true], np.r_[w_hat, b_hat]
         ax1.plot([-2.2, 2.2], [-2.2, 2.2], color="grey", lw=0.8)

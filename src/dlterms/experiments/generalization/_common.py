@@ -75,8 +75,9 @@ class _Accuracies(Callback):
         h.log("test_acc", accuracy(state.model, self.split.x_test, self.split.y_test))
 
 
-def train_overfit(cfg: OverfitConfig, seed: int, device: str = "cpu", dropout: float | None = None,
-                  penalty=None, callbacks=()) -> OverfitRun:
+def train_overfit(
+    cfg: OverfitConfig, seed: int, device: str = "cpu", dropout: float | None = None, penalty=None, callbacks=()
+) -> OverfitRun:
     """Train the setup's MLP once. `penalty(model) -> scalar` is added to the training loss (e.g. L2);
     `dropout` puts a Dropout layer after every hidden activation."""
     split, y_noisy = noisy_digits(cfg, seed)
@@ -90,14 +91,22 @@ def train_overfit(cfg: OverfitConfig, seed: int, device: str = "cpu", dropout: f
             loss = loss + penalty(model)
         return loss
 
-    history = fit(model, (split.x_train, y_noisy), loss_fn=loss_fn, optimizer=Adam(model.parameters(), lr=cfg.lr),
-                  epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed,
-                  callbacks=[_Accuracies(split, y_noisy, cfg.eval_every), *callbacks])
+    history = fit(
+        model,
+        (split.x_train, y_noisy),
+        loss_fn=loss_fn,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        callbacks=[_Accuracies(split, y_noisy, cfg.eval_every), *callbacks],
+    )
     weights = [layer.weight for layer in model.linear_layers]
     norm = float(torch.sqrt(sum((w.detach() ** 2).sum() for w in weights)))
     ex = history.extra
-    return OverfitRun(epochs=[int(e) for e in ex["epoch"]], train_acc=ex["train_acc"], test_acc=ex["test_acc"],
-                      weight_norm=norm)
+    return OverfitRun(
+        epochs=[int(e) for e in ex["epoch"]], train_acc=ex["train_acc"], test_acc=ex["test_acc"], weight_norm=norm
+    )
 
 
 def plot_curves(ax, runs: dict[str, OverfitRun]) -> None:

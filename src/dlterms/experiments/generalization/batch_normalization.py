@@ -50,9 +50,17 @@ def batch_normalization(run: Run) -> None:
     results = {}
     for i, (lr, bn) in enumerate([(HIGH_LR, False), (HIGH_LR, True), (LOW_LR, False), (LOW_LR, True)]):
         model = _deep_mlp(bn, run.seed).to(run.device)
-        h = fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy,
-                optimizer=SGD(model.parameters(), lr=lr, momentum=0.9), epochs=EPOCHS, batch_size=64,
-                drop_last=True, val=(split.x_test, split.y_test), seed=run.seed)
+        h = fit(
+            model,
+            (split.x_train, split.y_train),
+            loss_fn=cross_entropy,
+            optimizer=SGD(model.parameters(), lr=lr, momentum=0.9),
+            epochs=EPOCHS,
+            batch_size=64,
+            drop_last=True,
+            val=(split.x_test, split.y_test),
+            seed=run.seed,
+        )
         results[(lr, bn)] = h
         run.progress((i + 1) / 4, f"lr {lr} {'with' if bn else 'without'} BN")
         tag = f"{'bn' if bn else 'plain'}_lr{lr}"
@@ -63,26 +71,41 @@ def batch_normalization(run: Run) -> None:
     e_bn, e_plain = _epochs_to_target(bn.val_acc), _epochs_to_target(plain.val_acc)
     run.metric("diverged_step_plain", plain.nonfinite_step)
     run.metric(f"final_test_acc_bn_lr{HIGH_LR}", round(bn.val_acc[-1], 4), key=True)
-    run.check(f"with batch norm the deep net reaches {TARGET} test accuracy within 2 epochs at lr {HIGH_LR}",
-              e_bn is not None and e_bn <= 2, observed=e_bn, expected="<= 2 epochs")
+    run.check(
+        f"with batch norm the deep net reaches {TARGET} test accuracy within 2 epochs at lr {HIGH_LR}",
+        e_bn is not None and e_bn <= 2,
+        observed=e_bn,
+        expected="<= 2 epochs",
+    )
     fails = plain.diverged or e_plain is None or (e_bn is not None and 2 * e_bn <= e_plain)
-    run.check(f"without batch norm the same net diverges, or needs >= 2x the epochs, at lr {HIGH_LR}", fails,
-              observed=("non-finite loss at step " + str(plain.nonfinite_step)) if plain.diverged else
-              f"epochs to {TARGET}: {e_plain or f'not within {EPOCHS}'}; best test acc {max(plain.val_acc):.3f}",
-              expected=f"diverges, or >= {2 * e_bn if e_bn else '?'} epochs")
-    run.check(f"the comparison is not empty: at lr {LOW_LR} the plain net trains too",
-              _epochs_to_target(results[(LOW_LR, False)].val_acc) is not None,
-              observed=round(max(results[(LOW_LR, False)].val_acc), 4), expected=f">= {TARGET} within {EPOCHS} epochs")
+    run.check(
+        f"without batch norm the same net diverges, or needs >= 2x the epochs, at lr {HIGH_LR}",
+        fails,
+        observed=("non-finite loss at step " + str(plain.nonfinite_step))
+        if plain.diverged
+        else f"epochs to {TARGET}: {e_plain or f'not within {EPOCHS}'}; best test acc {max(plain.val_acc):.3f}",
+        expected=f"diverges, or >= {2 * e_bn if e_bn else '?'} epochs",
+    )
+    run.check(
+        f"the comparison is not empty: at lr {LOW_LR} the plain net trains too",
+        _epochs_to_target(results[(LOW_LR, False)].val_acc) is not None,
+        observed=round(max(results[(LOW_LR, False)].val_acc), 4),
+        expected=f">= {TARGET} within {EPOCHS} epochs",
+    )
 
-    with run.figure("curves", alt="test accuracy per epoch of a 10-layer MLP with and without batch norm at two "
-                    "learning rates; at 0.1 the plain net diverges or stalls while the batch-norm net passes 0.9 "
-                    "in one or two epochs") as fig:
+    with run.figure(
+        "curves",
+        alt="test accuracy per epoch of a 10-layer MLP with and without batch norm at two "
+        "learning rates; at 0.1 the plain net diverges or stalls while the batch-norm net passes 0.9 "
+        "in one or two epochs",
+    ) as fig:
         ax = fig.subplots()
         for (lr, use_bn), h in results.items():
             style = "-" if lr == HIGH_LR else ":"
             label = f"{'BN' if use_bn else 'plain'}, lr {lr}" + (" (diverged)" if h.diverged else "")
-            ax.plot(range(1, len(h.val_acc) + 1), h.val_acc, style, color="C1" if use_bn else "C0", marker="o",
-                    label=label)
+            ax.plot(
+                range(1, len(h.val_acc) + 1), h.val_acc, style, color="C1" if use_bn else "C0", marker="o", label=label
+            )
         ax.axhline(TARGET, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")

@@ -58,7 +58,7 @@ def bias_variance_tradeoff(run: Run) -> None:
         # (f_bar - f)^2 overestimates bias^2 by Var/R (f_bar is itself a noisy mean): subtract it
         bias2.append(max(0.0, float(((mean_pred - _f(X_GRID)) ** 2 - v / N_SETS).mean())))  # >= 0 by definition
         var.append(float(v.mean()))
-        total.append(bias2[-1] + var[-1] + SIGMA ** 2)
+        total.append(bias2[-1] + var[-1] + SIGMA**2)
         measured.append(float(((preds - y_test) ** 2).mean()))
     degs = list(DEGREES)
     run.metric("degrees", degs)
@@ -69,33 +69,55 @@ def bias_variance_tradeoff(run: Run) -> None:
     best = int(np.argmin(total))
     run.metric("best_degree", degs[best], key=True)
 
-    rho_b = float(spearmanr(degs[:best + 1], bias2[:best + 1]).statistic)
+    rho_b = float(spearmanr(degs[: best + 1], bias2[: best + 1]).statistic)
     rho_v = float(spearmanr(degs, var).statistic)
     run.metric("bias2_spearman_all_degrees", round(float(spearmanr(degs, bias2).statistic), 3))
-    run.check("bias^2 falls with capacity up to the best degree (Spearman rho with degree)", rho_b <= -0.9,
-              observed=round(rho_b, 3), expected="<= -0.9")
-    run.check("beyond it bias^2 stays near zero (<= 1 % of degree 0's at every higher degree)",
-              max(bias2[best:]) <= 0.01 * bias2[0], observed=round(max(bias2[best:]), 5),
-              expected=f"<= {0.01 * bias2[0]:.5f}")
-    run.check("variance rises with capacity (Spearman rho with degree)", rho_v >= 0.9, observed=round(rho_v, 3),
-              expected=">= 0.9")
+    run.check(
+        "bias^2 falls with capacity up to the best degree (Spearman rho with degree)",
+        rho_b <= -0.9,
+        observed=round(rho_b, 3),
+        expected="<= -0.9",
+    )
+    run.check(
+        "beyond it bias^2 stays near zero (<= 1 % of degree 0's at every higher degree)",
+        max(bias2[best:]) <= 0.01 * bias2[0],
+        observed=round(max(bias2[best:]), 5),
+        expected=f"<= {0.01 * bias2[0]:.5f}",
+    )
+    run.check(
+        "variance rises with capacity (Spearman rho with degree)",
+        rho_v >= 0.9,
+        observed=round(rho_v, 3),
+        expected=">= 0.9",
+    )
     ends = min(total[0], total[-1]) / total[best]
-    run.check("test error is U-shaped: minimum at an interior degree, both ends >= 2x the minimum",
-              0 < best < len(degs) - 1 and ends >= 2, observed=f"min at degree {degs[best]}, ends {ends:.1f}x",
-              expected="interior minimum, ends >= 2x")
+    run.check(
+        "test error is U-shaped: minimum at an interior degree, both ends >= 2x the minimum",
+        0 < best < len(degs) - 1 and ends >= 2,
+        observed=f"min at degree {degs[best]}, ends {ends:.1f}x",
+        expected="interior minimum, ends >= 2x",
+    )
     rel = max(abs(m - t) / t for m, t in zip(measured, total, strict=True))
-    run.check("bias^2 + variance + sigma^2 equals the measured test MSE", rel < 0.05, observed=round(rel, 4),
-              expected="< 5 % relative difference at every degree")
+    run.check(
+        "bias^2 + variance + sigma^2 equals the measured test MSE",
+        rel < 0.05,
+        observed=round(rel, 4),
+        expected="< 5 % relative difference at every degree",
+    )
 
-    with run.figure("decomposition", alt="bias squared falls and variance rises with polynomial degree; their sum "
-                    "plus the noise is U-shaped with its minimum at a middle degree", figsize=(10, 4)) as fig:
+    with run.figure(
+        "decomposition",
+        alt="bias squared falls and variance rises with polynomial degree; their sum "
+        "plus the noise is U-shaped with its minimum at a middle degree",
+        figsize=(10, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         floor = 1e-4  # a log axis cannot show the ~0 bias^2 of the high degrees: draw it at the floor
         ax1.plot(degs, np.maximum(bias2, floor), "o-", label=f"bias^2 (shown >= {floor:g})")
         ax1.plot(degs, var, "s-", label="variance")
         ax1.plot(degs, total, "k^-", label="bias^2 + variance + sigma^2")
         ax1.plot(degs, measured, "x", color="grey", label="measured test MSE")
-        ax1.axhline(SIGMA ** 2, color="grey", linestyle=":", linewidth=0.8)
+        ax1.axhline(SIGMA**2, color="grey", linestyle=":", linewidth=0.8)
         ax1.set_yscale("log")
         ax1.set_ylim(bottom=floor / 2)
         ax1.set_xlabel("polynomial degree (capacity)")
@@ -105,8 +127,14 @@ def bias_variance_tradeoff(run: Run) -> None:
             a_tr, a_gr = _features(X_TRAIN, d), _features(X_GRID, d)
             for r in range(8):
                 w, b = ridge(a_tr, y_sets[r], alpha=1e-8)
-                ax2.plot(X_GRID, a_gr @ w + b, color=colour, alpha=0.35, linewidth=0.8,
-                         label=f"degree {d}" if r == 0 else None)
+                ax2.plot(
+                    X_GRID,
+                    a_gr @ w + b,
+                    color=colour,
+                    alpha=0.35,
+                    linewidth=0.8,
+                    label=f"degree {d}" if r == 0 else None,
+                )
         ax2.plot(X_GRID, _f(X_GRID), "k", linewidth=2, label="f(x)")
         ax2.set_ylim(-2.5, 2.5)
         ax2.set_xlabel("x")

@@ -68,9 +68,17 @@ def _steps(max_len: int, pacing, seed: int, device: str, max_steps: int = 1000) 
     model = RecurrentClassifier("gru", 3, HIDDEN, 2).to(device)
     stop = _StepsToTarget(xt.to(device), yt.to(device))
     # the sampler's stream, walked in order: one pass, one batch per step
-    fit(model, (x[idx].to(device), y[idx].to(device)), loss_fn=cross_entropy,
-        optimizer=Adam(model.parameters(), lr=LR), epochs=1, batch_size=BATCH, shuffle=False, seed=seed,
-        callbacks=[stop])
+    fit(
+        model,
+        (x[idx].to(device), y[idx].to(device)),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=LR),
+        epochs=1,
+        batch_size=BATCH,
+        shuffle=False,
+        seed=seed,
+        callbacks=[stop],
+    )
     return stop
 
 
@@ -81,8 +89,12 @@ def _n(s: _StepsToTarget, cap: int) -> int:
 @experiment("curriculum-learning")
 def curriculum_learning(run: Run) -> None:
     seeds = [run.seed, run.seed + 1, run.seed + 2]
-    res: dict[str, list[_StepsToTarget]] = {"curriculum_T40": [], "random_T40": [], "curriculum_T3": [],
-                                             "random_T3": []}
+    res: dict[str, list[_StepsToTarget]] = {
+        "curriculum_T40": [],
+        "random_T40": [],
+        "curriculum_T3": [],
+        "random_T3": [],
+    }
     for i, s in enumerate(seeds):
         res["curriculum_T40"].append(_steps(40, FAST, s, run.device))
         res["random_T40"].append(_steps(40, None, s, run.device))
@@ -97,25 +109,40 @@ def curriculum_learning(run: Run) -> None:
         run.metric(f"steps_{name}", steps)
         run.metric(f"median_steps_{name}", med[name], key=name == "curriculum_T40")
     run.metric("steps_slow_pacing_T40", _n(slow, 1500))
-    run.check("T = 40: the curriculum reaches 0.95 test accuracy in fewer steps than random order (median of 3 "
-              "seeds)", med["curriculum_T40"] < med["random_T40"],
-              observed=f"{med['curriculum_T40']} vs {med['random_T40']}", expected="curriculum < random")
+    run.check(
+        "T = 40: the curriculum reaches 0.95 test accuracy in fewer steps than random order (median of 3 seeds)",
+        med["curriculum_T40"] < med["random_T40"],
+        observed=f"{med['curriculum_T40']} vs {med['random_T40']}",
+        expected="curriculum < random",
+    )
     save40, save3 = med["random_T40"] - med["curriculum_T40"], med["random_T3"] - med["curriculum_T3"]
     run.metric("median_saving_T40", save40)
     run.metric("median_saving_T3", save3)
-    run.check("easy setting (T = 3): the saving in steps shrinks", save3 < save40,
-              observed=f"{save3} steps saved at T = 3", expected=f"< {save40} (saved at T = 40)")
+    run.check(
+        "easy setting (T = 3): the saving in steps shrinks",
+        save3 < save40,
+        observed=f"{save3} steps saved at T = 3",
+        expected=f"< {save40} (saved at T = 40)",
+    )
     first_random = res["random_T40"][0]
-    run.check("slow pacing (+1 length every 100 steps) loses the advantage over random order",
-              _n(slow, 1500) >= _n(first_random, 1000), observed=_n(slow, 1500),
-              expected=f">= {_n(first_random, 1000)} (random order, same seed)")
+    run.check(
+        "slow pacing (+1 length every 100 steps) loses the advantage over random order",
+        _n(slow, 1500) >= _n(first_random, 1000),
+        observed=_n(slow, 1500),
+        expected=f">= {_n(first_random, 1000)} (random order, same seed)",
+    )
 
-    with run.figure("curves", alt="test accuracy against training steps on parity of strings up to 40 bits: the "
-                    "fast curriculum passes 0.95 first, random order later, slow pacing last") as fig:
+    with run.figure(
+        "curves",
+        alt="test accuracy against training steps on parity of strings up to 40 bits: the "
+        "fast curriculum passes 0.95 first, random order later, slow pacing last",
+    ) as fig:
         ax = fig.subplots()
-        for name, r, colour in (("curriculum (+1 / 20 steps)", res["curriculum_T40"][0], "C1"),
-                                ("random order", res["random_T40"][0], "C0"),
-                                ("slow curriculum (+1 / 100 steps)", slow, "C2")):
+        for name, r, colour in (
+            ("curriculum (+1 / 20 steps)", res["curriculum_T40"][0], "C1"),
+            ("random order", res["random_T40"][0], "C0"),
+            ("slow curriculum (+1 / 100 steps)", slow, "C2"),
+        ):
             steps, acc = zip(*r.curve, strict=True)
             ax.plot(steps, acc, color=colour, label=name)
         ax.axhline(TARGET, color="grey", linestyle=":")

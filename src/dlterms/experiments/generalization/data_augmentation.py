@@ -44,8 +44,16 @@ def _train(make, split, augment, seed: int, device: str) -> float:
     def forward(m, x):
         return m(augment(x, gen)) if (augment is not None and m.training) else m(x)
 
-    fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=LR),
-        epochs=EPOCHS, batch_size=BATCH, seed=seed, forward=forward)
+    fit(
+        model,
+        (split.x_train, split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=LR),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=seed,
+        forward=forward,
+    )
     return accuracy(model, split.x_test, split.y_test)
 
 
@@ -53,8 +61,13 @@ def _train(make, split, augment, seed: int, device: str) -> float:
 def data_augmentation(run: Run) -> None:
     split = digits(test_size=0.9, seed=run.seed, images=True).to(run.device)
     shift, rotate = RandomShift(1), RandomRotation(10)
-    runs = [("cnn", _cnn, None), ("cnn_shift", _cnn, shift), ("mlp", _mlp, None), ("mlp_shift", _mlp, shift),
-            ("cnn_rotate", _cnn, rotate)]
+    runs = [
+        ("cnn", _cnn, None),
+        ("cnn_shift", _cnn, shift),
+        ("mlp", _mlp, None),
+        ("mlp_shift", _mlp, shift),
+        ("cnn_rotate", _cnn, rotate),
+    ]
     acc = {}
     for i, (name, make, aug) in enumerate(runs):
         acc[name] = _train(make, split, aug, run.seed, run.device)
@@ -66,14 +79,25 @@ def data_augmentation(run: Run) -> None:
     run.metric("gain_mlp_shift", round(gain_mlp, 4))
     run.metric("gain_cnn_rotate", round(acc["cnn_rotate"] - acc["cnn"], 4))
     run.metric("train_size", len(split.x_train))
-    run.check("shifts of +-1 px raise the CNN's test accuracy by >= 2 points", gain_cnn >= 0.02,
-              observed=round(gain_cnn, 4), expected=">= 0.02")
-    run.check("the same shifts do not help an MLP (gain < 1 point)", gain_mlp < 0.01, observed=round(gain_mlp, 4),
-              expected="< 0.01")
+    run.check(
+        "shifts of +-1 px raise the CNN's test accuracy by >= 2 points",
+        gain_cnn >= 0.02,
+        observed=round(gain_cnn, 4),
+        expected=">= 0.02",
+    )
+    run.check(
+        "the same shifts do not help an MLP (gain < 1 point)",
+        gain_mlp < 0.01,
+        observed=round(gain_mlp, 4),
+        expected="< 0.01",
+    )
 
-    with run.figure("samples", alt="a training digit and eight augmented copies (four random one-pixel shifts, "
-                    "four random rotations), and test accuracy of the CNN and MLP with and without augmentation",
-                    figsize=(10, 3.6)) as fig:
+    with run.figure(
+        "samples",
+        alt="a training digit and eight augmented copies (four random one-pixel shifts, "
+        "four random rotations), and test accuracy of the CNN and MLP with and without augmentation",
+        figsize=(10, 3.6),
+    ) as fig:
         grid = fig.add_gridspec(2, 6)
         x0 = split.x_train[:1].cpu().repeat(4, 1, 1, 1)
         g = torch.Generator().manual_seed(run.seed)
@@ -88,7 +112,6 @@ def data_augmentation(run: Run) -> None:
         ax = fig.add_subplot(grid[:, 5])
         names = ["cnn", "cnn_shift", "cnn_rotate", "mlp", "mlp_shift"]
         ax.bar(range(len(names)), [acc[n] for n in names], color=["C0", "C1", "C2", "C0", "C1"])
-        ax.set_xticks(range(len(names)), ["CNN", "CNN+shift", "CNN+rot", "MLP", "MLP+shift"], rotation=60,
-                      fontsize=7)
+        ax.set_xticks(range(len(names)), ["CNN", "CNN+shift", "CNN+rot", "MLP", "MLP+shift"], rotation=60, fontsize=7)
         ax.set_ylim(0.8, 1.0)
         ax.set_title("test accuracy", fontsize=8)

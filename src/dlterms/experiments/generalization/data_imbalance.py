@@ -40,8 +40,12 @@ def _scores(model, x, y) -> dict[str, float]:
     pred = predict(model, x).argmax(1).cpu()
     y = y.cpu()
     recall = [float((pred[y == c] == c).float().mean()) for c in (0, 1)]
-    return {"accuracy": float((pred == y).float().mean()), "minority_recall": recall[1],
-            "majority_recall": recall[0], "balanced_accuracy": (recall[0] + recall[1]) / 2}
+    return {
+        "accuracy": float((pred == y).float().mean()),
+        "minority_recall": recall[1],
+        "majority_recall": recall[0],
+        "balanced_accuracy": (recall[0] + recall[1]) / 2,
+    }
 
 
 @experiment("data-imbalance")
@@ -65,8 +69,15 @@ def data_imbalance(run: Run) -> None:
     for i, (name, (x, y, loss_fn)) in enumerate(setups.items()):
         torch.manual_seed(run.seed)
         model = MLP([40, 64, 2]).to(run.device)
-        fit(model, (x.to(run.device), y.to(run.device)), loss_fn=loss_fn, optimizer=Adam(model.parameters(), lr=1e-3),
-            epochs=EPOCHS, batch_size=64, seed=run.seed)
+        fit(
+            model,
+            (x.to(run.device), y.to(run.device)),
+            loss_fn=loss_fn,
+            optimizer=Adam(model.parameters(), lr=1e-3),
+            epochs=EPOCHS,
+            batch_size=64,
+            seed=run.seed,
+        )
         res[name] = _scores(model, x_te.to(run.device), y_te)
         key = name.split(" ")[0]
         for m, v in res[name].items():
@@ -74,24 +85,43 @@ def data_imbalance(run: Run) -> None:
         run.progress((i + 1) / len(setups), name)
 
     p, wt, ov = res["plain"], res["class weights"], res["oversampling"]
-    run.check("the plain model's accuracy looks high (>= 0.95, the all-majority score)", p["accuracy"] >= 0.95,
-              observed=round(p["accuracy"], 4), expected=">= 0.95")
-    run.check("while its minority recall is low (<= 0.5)", p["minority_recall"] <= 0.5,
-              observed=round(p["minority_recall"], 4), expected="<= 0.5")
+    run.check(
+        "the plain model's accuracy looks high (>= 0.95, the all-majority score)",
+        p["accuracy"] >= 0.95,
+        observed=round(p["accuracy"], 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "while its minority recall is low (<= 0.5)",
+        p["minority_recall"] <= 0.5,
+        observed=round(p["minority_recall"], 4),
+        expected="<= 0.5",
+    )
     for name, r in (("class weights", wt), ("oversampling", ov)):
         for m in ("minority_recall", "balanced_accuracy"):
             verb = "raises" if name == "oversampling" else "raise"
-            run.check(f"{name} {verb} {m.replace('_', ' ')} by >= 10 points", r[m] >= p[m] + 0.10,
-                      observed=round(r[m], 4), expected=f">= {p[m] + 0.10:.4f} (plain {p[m]:.4f} + 0.10)")
+            run.check(
+                f"{name} {verb} {m.replace('_', ' ')} by >= 10 points",
+                r[m] >= p[m] + 0.10,
+                observed=round(r[m], 4),
+                expected=f">= {p[m] + 0.10:.4f} (plain {p[m]:.4f} + 0.10)",
+            )
 
-    with run.figure("recall", alt="accuracy, minority recall and balanced accuracy of four training setups at "
-                    "95/5 imbalance: the plain model's accuracy is high but its minority recall is low") as fig:
+    with run.figure(
+        "recall",
+        alt="accuracy, minority recall and balanced accuracy of four training setups at "
+        "95/5 imbalance: the plain model's accuracy is high but its minority recall is low",
+    ) as fig:
         ax = fig.subplots()
         names = list(res)
         metrics = ("accuracy", "minority_recall", "balanced_accuracy")
         for j, m in enumerate(metrics):
-            ax.bar(np.arange(len(names)) + (j - 1) * 0.27, [res[n][m] for n in names], width=0.27,
-                   label=m.replace("_", " "))
+            ax.bar(
+                np.arange(len(names)) + (j - 1) * 0.27,
+                [res[n][m] for n in names],
+                width=0.27,
+                label=m.replace("_", " "),
+            )
         ax.axhline(0.95, color="grey", linestyle=":", linewidth=0.8)
         ax.set_xticks(range(len(names)), names)
         ax.set_ylim(0, 1.05)

@@ -41,8 +41,12 @@ def dropout(run: Run) -> None:
     frac_zero = float((layer(h) == 0).float().mean() - (h == 0).float().mean())
     run.metric("mean_ratio_train_mode", round(ratio, 5))
     run.metric("extra_zero_fraction", round(frac_zero, 4))
-    run.check("dropout (training mode) preserves the mean activation within 1 %", abs(ratio - 1) < 0.01,
-              observed=round(ratio, 5), expected="within 1 % of 1")
+    run.check(
+        "dropout (training mode) preserves the mean activation within 1 %",
+        abs(ratio - 1) < 0.01,
+        observed=round(ratio, 5),
+        expected="within 1 % of 1",
+    )
 
     # (2) generalisation on the overfitting setup
     gap_p, gap_d = plain.gap[-1], dropped.gap[-1]
@@ -53,12 +57,23 @@ def dropout(run: Run) -> None:
     run.metric("train_acc_dropout", round(dropped.train_acc[-1], 4))
     run.metric("gap_plain", round(gap_p, 4))
     run.metric("gap_dropout", round(gap_d, 4))
-    run.check("dropout raises test accuracy by >= 3 points", acc_d >= acc_p + 0.03, observed=round(acc_d, 4),
-              expected=f">= {acc_p + 0.03:.4f} (no dropout {acc_p:.4f} + 0.03)")
-    run.check("dropout narrows the train-test gap by >= 10 points", gap_d <= gap_p - 0.10, observed=round(gap_d, 4),
-              expected=f"<= {gap_p - 0.10:.4f} (no dropout {gap_p:.4f} - 0.10)")
-    with run.figure("curves", alt="train and test accuracy per epoch with and without dropout: without it "
-                    "training accuracy reaches 1 and test stalls; with it the two stay closer") as fig:
+    run.check(
+        "dropout raises test accuracy by >= 3 points",
+        acc_d >= acc_p + 0.03,
+        observed=round(acc_d, 4),
+        expected=f">= {acc_p + 0.03:.4f} (no dropout {acc_p:.4f} + 0.03)",
+    )
+    run.check(
+        "dropout narrows the train-test gap by >= 10 points",
+        gap_d <= gap_p - 0.10,
+        observed=round(gap_d, 4),
+        expected=f"<= {gap_p - 0.10:.4f} (no dropout {gap_p:.4f} - 0.10)",
+    )
+    with run.figure(
+        "curves",
+        alt="train and test accuracy per epoch with and without dropout: without it "
+        "training accuracy reaches 1 and test stalls; with it the two stay closer",
+    ) as fig:
         ax = fig.subplots()
         plot_curves(ax, {"no dropout": plain, f"dropout p={P}": dropped})
         ax.set_title("200 digits, 30 % label noise, MLP 512-512")

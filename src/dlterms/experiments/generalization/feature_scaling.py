@@ -48,15 +48,23 @@ def _hessian_stats(x: np.ndarray) -> tuple[float, float]:
 def _gd_steps(x: np.ndarray, y: np.ndarray, lr: float, seed: int, device: str) -> tuple[int | None, list[float]]:
     w, b = ridge(x, y, alpha=0.0)  # least-squares optimum L*
     best = float(np.mean((x @ w + b - y) ** 2))
-    start = float(np.mean(y ** 2))  # L0 at w = 0, b = 0
+    start = float(np.mean(y**2))  # L0 at w = 0, b = 0
     xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device).unsqueeze(1)  # float64
     model = Linear(x.shape[1], 1, dtype=torch.float64).to(device)
     with torch.no_grad():
         model.weight.zero_()
         model.bias.zero_()
     stop = _StopAtLoss(best + TOL * (start - best))
-    h = fit(model, (xt, yt), loss_fn=mse_loss, optimizer=SGD(model.parameters(), lr=lr), epochs=MAX_STEPS,
-            batch_size=None, seed=seed, callbacks=[stop])
+    h = fit(
+        model,
+        (xt, yt),
+        loss_fn=mse_loss,
+        optimizer=SGD(model.parameters(), lr=lr),
+        epochs=MAX_STEPS,
+        batch_size=None,
+        seed=seed,
+        callbacks=[stop],
+    )
     return stop.reached, h.step_loss
 
 
@@ -68,8 +76,11 @@ def feature_scaling(run: Run) -> None:
     data = load_wine().data
     x, y = data[:, 1:], data[:, 0]  # 12 measurements -> alcohol
     x_tr, _, y_tr, _ = train_test_split(x, y, test_size=0.3, random_state=run.seed)
-    variants = {"raw": x_tr, "standardised": StandardScaler().fit(x_tr).transform(x_tr),
-                "min-max": MinMaxScaler().fit(x_tr).transform(x_tr)}
+    variants = {
+        "raw": x_tr,
+        "standardised": StandardScaler().fit(x_tr).transform(x_tr),
+        "min-max": MinMaxScaler().fit(x_tr).transform(x_tr),
+    }
     steps, curves, kappas = {}, {}, {}
     for i, (name, xv) in enumerate(variants.items()):
         kappas[name], lam_max = _hessian_stats(xv)
@@ -81,17 +92,26 @@ def feature_scaling(run: Run) -> None:
     std_steps = steps["standardised"]
     ratio = raw_steps / std_steps if std_steps else 0.0
     run.metric("step_ratio_raw_over_standardised", round(ratio, 1), key=True)
-    run.check("standardising cuts the Hessian's condition number >= 100x",
-              kappas["raw"] >= 100 * kappas["standardised"],
-              observed=f"{kappas['raw']:.3g} -> {kappas['standardised']:.3g}", expected=">= 100x smaller")
+    run.check(
+        "standardising cuts the Hessian's condition number >= 100x",
+        kappas["raw"] >= 100 * kappas["standardised"],
+        observed=f"{kappas['raw']:.3g} -> {kappas['standardised']:.3g}",
+        expected=">= 100x smaller",
+    )
     bound = ">" if steps["raw"] is None else ""
-    run.check("gradient descent converges in >= 10x fewer steps after standardising",
-              std_steps is not None and ratio >= 10,
-              observed=f"{bound}{raw_steps} -> {std_steps} ({bound}{ratio:.0f}x)", expected=">= 10x fewer")
+    run.check(
+        "gradient descent converges in >= 10x fewer steps after standardising",
+        std_steps is not None and ratio >= 10,
+        observed=f"{bound}{raw_steps} -> {std_steps} ({bound}{ratio:.0f}x)",
+        expected=">= 10x fewer",
+    )
 
-    with run.figure("convergence", alt="mean squared error against gradient-descent steps: standardised and "
-                    "min-max scaled inputs converge in tens to about a thousand steps, raw inputs barely move "
-                    "in 5 000") as fig:
+    with run.figure(
+        "convergence",
+        alt="mean squared error against gradient-descent steps: standardised and "
+        "min-max scaled inputs converge in tens to about a thousand steps, raw inputs barely move "
+        "in 5 000",
+    ) as fig:
         ax = fig.subplots()
         for name, c in curves.items():
             ax.plot(range(1, len(c) + 1), c, label=f"{name} (kappa {kappas[name]:.2g})")

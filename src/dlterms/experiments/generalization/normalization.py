@@ -46,13 +46,22 @@ class _StopAtLoss(Callback):
             state.stop, state.stop_reason = True, "target loss reached"
 
 
-def _steps_to_target(x: torch.Tensor, y: torch.Tensor, lr: float, seed: int,
-                     device: str) -> tuple[int | None, list[float]]:
+def _steps_to_target(
+    x: torch.Tensor, y: torch.Tensor, lr: float, seed: int, device: str
+) -> tuple[int | None, list[float]]:
     torch.manual_seed(seed)
     model = Linear(x.shape[1], 2).to(device)
     stop = _StopAtLoss(TARGET_LOSS)
-    h = fit(model, (x.to(device), y.to(device)), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=lr),
-            epochs=MAX_STEPS, batch_size=None, seed=seed, callbacks=[stop])
+    h = fit(
+        model,
+        (x.to(device), y.to(device)),
+        loss_fn=cross_entropy,
+        optimizer=SGD(model.parameters(), lr=lr),
+        epochs=MAX_STEPS,
+        batch_size=None,
+        seed=seed,
+        callbacks=[stop],
+    )
     return stop.reached, h.step_loss
 
 
@@ -76,10 +85,18 @@ def normalization(run: Run) -> None:
     run.metric("heldout_channel_mean_after", [round(v, 3) for v in zh.mean(dims).tolist()])
     run.metric("heldout_channel_std_after", [round(v, 3) for v in zh.std(dims).tolist()])
     err_mean, err_std = float(mean.abs().max()), float((std - 1).abs().max())
-    run.check("after per-channel standardisation every channel has mean ~0", err_mean < 1e-6,
-              observed=float(f"{err_mean:.2e}"), expected="|mean| < 1e-6")
-    run.check("after per-channel standardisation every channel has std ~1", err_std < 1e-6,
-              observed=float(f"{err_std:.2e}"), expected="|std - 1| < 1e-6")
+    run.check(
+        "after per-channel standardisation every channel has mean ~0",
+        err_mean < 1e-6,
+        observed=float(f"{err_mean:.2e}"),
+        expected="|mean| < 1e-6",
+    )
+    run.check(
+        "after per-channel standardisation every channel has std ~1",
+        err_std < 1e-6,
+        observed=float(f"{err_std:.2e}"),
+        expected="|std - 1| < 1e-6",
+    )
 
     # (2) layer normalisation: per example, matched to torch
     flat = train.reshape(len(train), -1)  # (N, 768)
@@ -91,16 +108,22 @@ def normalization(run: Run) -> None:
         ln_err = float((ln.double()(flat.double()) - ref.double()(flat.double())).abs().max())
     per_ex = float(max(out.mean(1).abs().max(), (out.std(1, unbiased=False) - 1).abs().max()))
     run.metric("layernorm_max_abs_diff_vs_torch", ln_err)
-    run.check("LayerNorm gives every example mean 0 and std 1", per_ex < 1e-4, observed=float(f"{per_ex:.2e}"),
-              expected="< 1e-4")
+    run.check(
+        "LayerNorm gives every example mean 0 and std 1",
+        per_ex < 1e-4,
+        observed=float(f"{per_ex:.2e}"),
+        expected="< 1e-4",
+    )
     run.check("our LayerNorm equals torch.nn.LayerNorm", ln_err < 1e-5, observed=ln_err, expected="< 1e-5 (float64)")
     run.progress(0.2, "statistics checked")
 
     # (3) steps to a target loss, raw against standardised inputs, each at its best learning rate
     d = load_breast_cancer()
     x_tr, _, y_tr, _ = train_test_split(d.data, d.target, test_size=0.3, random_state=run.seed, stratify=d.target)
-    variants = {"raw": torch.tensor(x_tr, dtype=torch.float32),
-                "standardised": torch.tensor(StandardScaler().fit(x_tr).transform(x_tr), dtype=torch.float32)}
+    variants = {
+        "raw": torch.tensor(x_tr, dtype=torch.float32),
+        "standardised": torch.tensor(StandardScaler().fit(x_tr).transform(x_tr), dtype=torch.float32),
+    }
     y = torch.tensor(y_tr)
     best: dict[str, tuple[int, float, list[float]]] = {}
     for i, (name, x) in enumerate(variants.items()):
@@ -116,19 +139,30 @@ def normalization(run: Run) -> None:
     raw, std_steps = best["raw"][0], best["standardised"][0]
     ratio = raw / max(std_steps, 1)
     run.metric("step_ratio", round(ratio, 1), key=True)
-    run.check("raw inputs need >= 5x more steps to the target loss than standardised ones",
-              std_steps <= MAX_STEPS and ratio >= 5,
-              observed=f"{'>' if raw > MAX_STEPS else ''}{min(raw, MAX_STEPS)} vs {std_steps}",
-              expected=">= 5x")
+    run.check(
+        "raw inputs need >= 5x more steps to the target loss than standardised ones",
+        std_steps <= MAX_STEPS and ratio >= 5,
+        observed=f"{'>' if raw > MAX_STEPS else ''}{min(raw, MAX_STEPS)} vs {std_steps}",
+        expected=">= 5x",
+    )
 
-    with run.figure("normalization", alt="left: per-channel value histograms of image patches before and "
-                    "after standardisation; right: training loss of logistic regression on raw and "
-                    "standardised breast-cancer features, each at its best learning rate",
-                    figsize=(10, 4)) as fig:
+    with run.figure(
+        "normalization",
+        alt="left: per-channel value histograms of image patches before and "
+        "after standardisation; right: training loss of logistic regression on raw and "
+        "standardised breast-cancer features, each at its best learning rate",
+        figsize=(10, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         for c, colour in enumerate(("red", "green", "blue")):
-            ax1.hist(z[:, c].reshape(-1).numpy(), bins=60, histtype="step", color=colour, density=True,
-                     label=f"{colour} after")
+            ax1.hist(
+                z[:, c].reshape(-1).numpy(),
+                bins=60,
+                histtype="step",
+                color=colour,
+                density=True,
+                label=f"{colour} after",
+            )
         ax1.set_xlabel("standardised value (raw 0..255)")
         ax1.set_title("per-channel standardisation")
         ax1.legend(fontsize=8)

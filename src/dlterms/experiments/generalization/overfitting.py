@@ -25,14 +25,24 @@ def overfitting(run: Run) -> None:
     run.metric("best_test_epoch", r.epochs[r.test_acc.index(max(r.test_acc))])
     run.metric(f"gap_epoch_{early}", round(gap_early, 4))
     run.metric("train_test_gap", round(gap, 4), key=True)
-    run.check("the MLP fits its noisy training labels", train >= 0.99, observed=round(train, 4),
-              expected=">= 0.99")
-    run.check("test accuracy is at least 20 points lower than training accuracy", gap >= 0.20,
-              observed=round(gap, 4), expected=">= 0.20")
-    run.check(f"the train-test gap grows with training (epoch {early} -> {cfg.epochs})",
-              gap >= gap_early + 0.10, observed=f"{gap_early:.3f} -> {gap:.3f}", expected="grows by >= 0.10")
-    with run.figure("curves", alt="training accuracy on noisy labels rises to 1 while test accuracy stalls "
-                    "near 0.7; the gap widens with epochs") as fig:
+    run.check("the MLP fits its noisy training labels", train >= 0.99, observed=round(train, 4), expected=">= 0.99")
+    run.check(
+        "test accuracy is at least 20 points lower than training accuracy",
+        gap >= 0.20,
+        observed=round(gap, 4),
+        expected=">= 0.20",
+    )
+    run.check(
+        f"the train-test gap grows with training (epoch {early} -> {cfg.epochs})",
+        gap >= gap_early + 0.10,
+        observed=f"{gap_early:.3f} -> {gap:.3f}",
+        expected="grows by >= 0.10",
+    )
+    with run.figure(
+        "curves",
+        alt="training accuracy on noisy labels rises to 1 while test accuracy stalls "
+        "near 0.7; the gap widens with epochs",
+    ) as fig:
         ax = fig.subplots()
         plot_curves(ax, {"MLP 512-512": r})
         ax.set_title("200 digits, 30 % label noise")

@@ -42,10 +42,18 @@ def regularization(run: Run) -> None:
     run.metric("test_acc_l2", round(decayed.test_acc[-1], 4))
     run.metric("weight_norm_plain", round(plain.weight_norm, 3))
     run.metric("weight_norm_l2", round(decayed.weight_norm, 3))
-    run.check("L2 narrows the train-test gap by >= 10 points", gap_l2 <= gap_p - 0.10, observed=round(gap_l2, 4),
-              expected=f"<= {gap_p - 0.10:.4f} (no penalty {gap_p:.4f} - 0.10)")
-    run.check("L2 shrinks the weight norm", decayed.weight_norm < plain.weight_norm,
-              observed=round(decayed.weight_norm, 3), expected=f"< {plain.weight_norm:.3f}")
+    run.check(
+        "L2 narrows the train-test gap by >= 10 points",
+        gap_l2 <= gap_p - 0.10,
+        observed=round(gap_l2, 4),
+        expected=f"<= {gap_p - 0.10:.4f} (no penalty {gap_p:.4f} - 0.10)",
+    )
+    run.check(
+        "L2 shrinks the weight norm",
+        decayed.weight_norm < plain.weight_norm,
+        observed=round(decayed.weight_norm, 3),
+        expected=f"< {plain.weight_norm:.3f}",
+    )
 
     # (2) L1 zeroes irrelevant features
     X, y = load_diabetes(return_X_y=True)
@@ -62,8 +70,9 @@ def regularization(run: Run) -> None:
     run.metric("lasso_zeroed_noise_fraction", zero_noise)
     run.metric("lasso_kept_real_features", int(np.sum(w_l1[:10] != 0)))
     run.metric("ridge_zeroed_noise_fraction", float(np.mean(w_l2[10:] == 0)))
-    run.check("L1 zeroes >= 80 % of 20 irrelevant features", zero_noise >= 0.80, observed=zero_noise,
-              expected=">= 0.80")
+    run.check(
+        "L1 zeroes >= 80 % of 20 irrelevant features", zero_noise >= 0.80, observed=zero_noise, expected=">= 0.80"
+    )
 
     # (3) agreement with scikit-learn
     ref_l1 = Lasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(X, y)
@@ -75,9 +84,13 @@ def regularization(run: Run) -> None:
     run.check("our lasso matches sklearn.linear_model.Lasso", err_l1 < 1e-3, observed=err_l1, expected="< 1e-3")
     run.check("our ridge matches sklearn.linear_model.Ridge", err_l2 < 1e-3, observed=err_l2, expected="< 1e-3")
 
-    with run.figure("l2-and-l1", alt="left: train and test accuracy with and without an L2 penalty; right: "
-                    "lasso and ridge coefficients of 10 real and 20 noise features, the lasso's noise "
-                    "coefficients are exactly zero", figsize=(10, 4)) as fig:
+    with run.figure(
+        "l2-and-l1",
+        alt="left: train and test accuracy with and without an L2 penalty; right: "
+        "lasso and ridge coefficients of 10 real and 20 noise features, the lasso's noise "
+        "coefficients are exactly zero",
+        figsize=(10, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         plot_curves(ax1, {"no penalty": plain, f"L2 lambda={L2}": decayed})
         ax1.set_title("overfitting setup")

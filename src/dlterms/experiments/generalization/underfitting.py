@@ -22,8 +22,16 @@ HIDDEN = (16, 16)
 def _train(sizes, split, seed, device):
     torch.manual_seed(seed)
     model = MLP(sizes).to(device)
-    h = fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=0.01),
-            epochs=EPOCHS, batch_size=64, val=(split.x_test, split.y_test), seed=seed)
+    h = fit(
+        model,
+        (split.x_train, split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=0.01),
+        epochs=EPOCHS,
+        batch_size=64,
+        val=(split.x_test, split.y_test),
+        seed=seed,
+    )
     return model, h
 
 
@@ -37,18 +45,34 @@ def underfitting(run: Run) -> None:
         for part, x, y in (("train", split.x_train, split.y_train), ("test", split.x_test, split.y_test)):
             res[f"{name}_{part}"] = round(accuracy(m, x, y), 4)
             run.metric(f"{part}_acc_{name}", res[f"{name}_{part}"], key=(name, part) == ("linear", "test"))
-    run.check("the linear model underfits: train accuracy <= 0.65", res["linear_train"] <= 0.65,
-              observed=res["linear_train"], expected="<= 0.65")
-    run.check("the linear model underfits: test accuracy <= 0.65", res["linear_test"] <= 0.65,
-              observed=res["linear_test"], expected="<= 0.65")
-    run.check("a small MLP fits: train accuracy >= 0.95", res["mlp_train"] >= 0.95, observed=res["mlp_train"],
-              expected=">= 0.95")
-    run.check("a small MLP fits: test accuracy >= 0.95", res["mlp_test"] >= 0.95, observed=res["mlp_test"],
-              expected=">= 0.95")
+    run.check(
+        "the linear model underfits: train accuracy <= 0.65",
+        res["linear_train"] <= 0.65,
+        observed=res["linear_train"],
+        expected="<= 0.65",
+    )
+    run.check(
+        "the linear model underfits: test accuracy <= 0.65",
+        res["linear_test"] <= 0.65,
+        observed=res["linear_test"],
+        expected="<= 0.65",
+    )
+    run.check(
+        "a small MLP fits: train accuracy >= 0.95",
+        res["mlp_train"] >= 0.95,
+        observed=res["mlp_train"],
+        expected=">= 0.95",
+    )
+    run.check(
+        "a small MLP fits: test accuracy >= 0.95", res["mlp_test"] >= 0.95, observed=res["mlp_test"], expected=">= 0.95"
+    )
 
-    with run.figure("boundaries", alt="decision regions on the two circles: the linear model's single straight "
-                    "boundary leaves both classes mixed, the MLP's closed boundary separates the rings",
-                    figsize=(9, 4)) as fig:
+    with run.figure(
+        "boundaries",
+        alt="decision regions on the two circles: the linear model's single straight "
+        "boundary leaves both classes mixed, the MLP's closed boundary separates the rings",
+        figsize=(9, 4),
+    ) as fig:
         axes = fig.subplots(1, 2)
         g = torch.linspace(-1.5, 1.5, 121)
         gx, gy = torch.meshgrid(g, g, indexing="xy")

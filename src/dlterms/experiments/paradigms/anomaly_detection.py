@@ -61,15 +61,29 @@ def anomaly_detection(run: Run) -> None:
     run.metric("autoencoder_min_auroc", round(min(auc_ae), 4))
     run.metric("detection_rate_at_95pct_threshold", round(float(np.mean(det)), 4))
     run.metric("false_alarm_rate_at_95pct_threshold", round(float(np.mean(fa)), 4))
-    run.check("autoencoder trained on normal data only: mean ROC-AUC over the 10 one-class tasks", m_ae >= 0.9,
-              observed=round(m_ae, 4), expected=">= 0.90")
-    run.check("autoencoder ROC-AUC >= 0.9 for every choice of normal class", min(auc_ae) >= 0.9,
-              observed=round(min(auc_ae), 4), expected=">= 0.90")
-    run.check("compared with scikit-learn's IsolationForest: the autoencoder is at least as good on average",
-              m_ae >= m_if, observed=f"AE {m_ae:.4f}, IF {m_if:.4f}", expected="AE >= IF")
+    run.check(
+        "autoencoder trained on normal data only: mean ROC-AUC over the 10 one-class tasks",
+        m_ae >= 0.9,
+        observed=round(m_ae, 4),
+        expected=">= 0.90",
+    )
+    run.check(
+        "autoencoder ROC-AUC >= 0.9 for every choice of normal class",
+        min(auc_ae) >= 0.9,
+        observed=round(min(auc_ae), 4),
+        expected=">= 0.90",
+    )
+    run.check(
+        "compared with scikit-learn's IsolationForest: the autoencoder is at least as good on average",
+        m_ae >= m_if,
+        observed=f"AE {m_ae:.4f}, IF {m_if:.4f}",
+        expected="AE >= IF",
+    )
 
-    with run.figure("auroc-per-class", alt="ROC-AUC of the autoencoder and of IsolationForest for each digit "
-                    "taken as the normal class") as fig:
+    with run.figure(
+        "auroc-per-class",
+        alt="ROC-AUC of the autoencoder and of IsolationForest for each digit taken as the normal class",
+    ) as fig:
         ax = fig.subplots()
         idx = np.arange(10)
         ax.bar(idx - 0.2, auc_ae, 0.4, label="autoencoder (ours)")

@@ -49,8 +49,16 @@ def _sequence(tasks: list[Split], cfg: Config, seed: int, device: str) -> tuple[
     tracker = TaskAccuracy(tasks)
     after = []
     for k, t in enumerate(tasks):
-        fit(model, (t.x_train, t.y_train), loss_fn=cross_entropy, optimizer=opt, epochs=cfg.epochs,
-            batch_size=cfg.batch_size, seed=seed + k, callbacks=[tracker])
+        fit(
+            model,
+            (t.x_train, t.y_train),
+            loss_fn=cross_entropy,
+            optimizer=opt,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=seed + k,
+            callbacks=[tracker],
+        )
         after.append(accuracy(model, tasks[0].x_test, tasks[0].y_test))
     return tracker.curves, after
 
@@ -72,20 +80,37 @@ def catastrophic_forgetting(run: Run) -> None:
     run.metric("permuted_A_acc_before", round(p_before, 4))
     run.metric("permuted_A_acc_after_B", round(p_after, 4))
     run.metric("permuted_B_acc", round(b_perm, 4))
-    run.check("split digits: task A is learned (test accuracy before B)", a_before >= 0.95,
-              observed=round(a_before, 4), expected=">= 0.95")
-    run.check("split digits: after training on B, A's accuracy collapses", a_after <= 0.5,
-              observed=round(a_after, 4), expected="<= 0.50")
+    run.check(
+        "split digits: task A is learned (test accuracy before B)",
+        a_before >= 0.95,
+        observed=round(a_before, 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "split digits: after training on B, A's accuracy collapses",
+        a_after <= 0.5,
+        observed=round(a_after, 4),
+        expected="<= 0.50",
+    )
     run.check("split digits: B itself is learned", b_split >= 0.95, observed=round(b_split, 4), expected=">= 0.95")
-    run.check("permuted digits: A is learned, then drops by >= 10 points after B (milder forgetting)",
-              p_before >= 0.95 and p_before - p_after >= 0.10, observed=f"{p_before:.3f} -> {p_after:.3f}",
-              expected=">= 0.95, then a drop >= 0.10")
+    run.check(
+        "permuted digits: A is learned, then drops by >= 10 points after B (milder forgetting)",
+        p_before >= 0.95 and p_before - p_after >= 0.10,
+        observed=f"{p_before:.3f} -> {p_after:.3f}",
+        expected=">= 0.95, then a drop >= 0.10",
+    )
 
-    with run.figure("curves", alt="test accuracy of task A and task B after every epoch, training on A then B; "
-                    "left split digits, right permuted digits", figsize=(9, 3.8)) as fig:
+    with run.figure(
+        "curves",
+        alt="test accuracy of task A and task B after every epoch, training on A then B; "
+        "left split digits, right permuted digits",
+        figsize=(9, 3.8),
+    ) as fig:
         axes = fig.subplots(1, 2, sharey=True)
-        for ax, curves, title in ((axes[0], curves_s, "split digits (A: 0-4, B: 5-9)"),
-                                  (axes[1], curves_p, "permuted digits (B: pixels shuffled)")):
+        for ax, curves, title in (
+            (axes[0], curves_s, "split digits (A: 0-4, B: 5-9)"),
+            (axes[1], curves_p, "permuted digits (B: pixels shuffled)"),
+        ):
             epochs = range(1, len(curves[0]) + 1)
             ax.plot(epochs, curves[0], label="task A")
             ax.plot(epochs, curves[1], label="task B")

@@ -50,8 +50,16 @@ def _learn(method: str, tasks, cfg: Config, seed: int, device: str):
     tracker = TaskAccuracy(tasks)
     for k, t in enumerate(tasks):
         x, y = memory.mix(t.x_train, t.y_train) if method == "replay" else (t.x_train, t.y_train)
-        fit(model, (x, y), loss_fn=ewc.loss(cross_entropy) if ewc else cross_entropy, optimizer=opt,
-            epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed + k, callbacks=[tracker])
+        fit(
+            model,
+            (x, y),
+            loss_fn=ewc.loss(cross_entropy) if ewc else cross_entropy,
+            optimizer=opt,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=seed + k,
+            callbacks=[tracker],
+        )
         if ewc is not None:
             ewc.consolidate(t.x_train[: cfg.fisher_samples])
         memory.add_task(t.x_train, t.y_train)
@@ -70,17 +78,34 @@ def continual_learning(run: Run) -> None:
         run.metric(f"{method}_mean_acc_all_tasks", round(sum(final[method]) / cfg.n_tasks, 4))
         run.metric(f"{method}_acc_per_task", [round(a, 4) for a in final[method]])
     naive, ewc, replay = final["naive"][0], final["EWC"][0], final["replay"][0]
-    run.check("after task 3, replay keeps task-1 accuracy far above naive fine-tuning", replay >= naive + 0.3,
-              observed=round(replay - naive, 4), expected=">= 0.30 above naive")
-    run.check("replay keeps task 1 high in absolute terms", replay >= 0.8, observed=round(replay, 4),
-              expected=">= 0.80")
-    run.check("after task 3, EWC keeps task-1 accuracy above naive fine-tuning", ewc >= naive + 0.1,
-              observed=round(ewc - naive, 4), expected=">= 0.10 above naive")
-    run.check("replay still learns the newest task", final["replay"][-1] >= 0.9,
-              observed=round(final["replay"][-1], 4), expected=">= 0.90")
+    run.check(
+        "after task 3, replay keeps task-1 accuracy far above naive fine-tuning",
+        replay >= naive + 0.3,
+        observed=round(replay - naive, 4),
+        expected=">= 0.30 above naive",
+    )
+    run.check(
+        "replay keeps task 1 high in absolute terms", replay >= 0.8, observed=round(replay, 4), expected=">= 0.80"
+    )
+    run.check(
+        "after task 3, EWC keeps task-1 accuracy above naive fine-tuning",
+        ewc >= naive + 0.1,
+        observed=round(ewc - naive, 4),
+        expected=">= 0.10 above naive",
+    )
+    run.check(
+        "replay still learns the newest task",
+        final["replay"][-1] >= 0.9,
+        observed=round(final["replay"][-1], 4),
+        expected=">= 0.90",
+    )
 
-    with run.figure("accuracy-per-task", alt="test accuracy of each of three permuted-digits tasks after every "
-                    "epoch, for naive fine-tuning, EWC and replay", figsize=(10, 3.6)) as fig:
+    with run.figure(
+        "accuracy-per-task",
+        alt="test accuracy of each of three permuted-digits tasks after every "
+        "epoch, for naive fine-tuning, EWC and replay",
+        figsize=(10, 3.6),
+    ) as fig:
         axes = fig.subplots(1, 3, sharey=True)
         for ax, method in zip(axes, ("naive", "EWC", "replay")):
             for k, curve in enumerate(curves[method]):

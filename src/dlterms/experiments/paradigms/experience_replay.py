@@ -51,10 +51,22 @@ def _agent(cfg: Config, seed: int, replay: bool, device: str) -> DQN:
     torch.manual_seed(seed)
     q = MLP([4, cfg.hidden, cfg.hidden, 2]).to(device)
     buf = ReplayBuffer(cfg.capacity, 4) if replay else None
-    return DQN(q, 2, lr=cfg.lr, gamma=0.99, buffer=buf, batch_size=cfg.batch_size,
-               learning_starts=cfg.learning_starts, train_every=cfg.train_every, tau=cfg.tau,
-               eps_decay_steps=cfg.eps_decay_steps,
-               eps_end=0.05, double=True, max_grad_norm=10.0, generator=torch.Generator().manual_seed(seed))
+    return DQN(
+        q,
+        2,
+        lr=cfg.lr,
+        gamma=0.99,
+        buffer=buf,
+        batch_size=cfg.batch_size,
+        learning_starts=cfg.learning_starts,
+        train_every=cfg.train_every,
+        tau=cfg.tau,
+        eps_decay_steps=cfg.eps_decay_steps,
+        eps_end=0.05,
+        double=True,
+        max_grad_norm=10.0,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 @experiment("experience-replay")
@@ -66,8 +78,15 @@ def experience_replay(run: Run) -> None:
     for k, seed in enumerate(seeds):
         t0, c0 = time.perf_counter(), time.process_time()
         agent = _agent(cfg, seed, True, run.device)
-        log_r = train(env, agent, max_steps=cfg.max_steps, seed=seed * 100_000, eval_env=eval_env,
-                      threshold=cfg.threshold, eval_every=cfg.eval_every)
+        log_r = train(
+            env,
+            agent,
+            max_steps=cfg.max_steps,
+            seed=seed * 100_000,
+            eval_env=eval_env,
+            threshold=cfg.threshold,
+            eval_every=cfg.eval_every,
+        )
         secs_r, cpu_r = time.perf_counter() - t0, time.process_time() - c0
         run.progress((k + 0.5) / cfg.seeds, f"seed {seed}: replay done")
         after = None
@@ -76,13 +95,28 @@ def experience_replay(run: Run) -> None:
             after = float(np.mean(evaluate(eval_env, agent, 20, 1_000_000)))
         t1 = time.perf_counter()
         online = _agent(cfg, seed, False, run.device)
-        log_o = train(env, online, max_steps=log_r.steps, seed=seed * 100_000, eval_env=eval_env,
-                      threshold=cfg.threshold, eval_every=cfg.eval_every)
+        log_o = train(
+            env,
+            online,
+            max_steps=log_r.steps,
+            seed=seed * 100_000,
+            eval_env=eval_env,
+            threshold=cfg.threshold,
+            eval_every=cfg.eval_every,
+        )
         secs_o = time.perf_counter() - t1
         run.progress((k + 1) / cfg.seeds, f"seed {seed}: online done")
-        rows.append({"seed": seed, "replay": log_r, "online": log_o, "secs_replay": secs_r, "secs_online": secs_o,
-                     "cpu_replay": cpu_r,
-                     "after": after})
+        rows.append(
+            {
+                "seed": seed,
+                "replay": log_r,
+                "online": log_o,
+                "secs_replay": secs_r,
+                "secs_online": secs_o,
+                "cpu_replay": cpu_r,
+                "after": after,
+            }
+        )
 
     solved_r = [r["replay"].solved_step is not None for r in rows]
     solved_o = [r["online"].solved_step is not None for r in rows]
@@ -92,8 +126,10 @@ def experience_replay(run: Run) -> None:
         run.metric(f"seed{s}_replay_steps_to_solve", lr_.solved_step)
         run.metric(f"seed{s}_replay_seconds", round(r["secs_replay"], 2))
         run.metric(f"seed{s}_replay_cpu_seconds", round(r["cpu_replay"], 2))
-        run.metric(f"seed{s}_replay_eval20_mean",
-                   round(float(np.mean(lr_.confirm_returns)), 2) if lr_.confirm_returns else None)
+        run.metric(
+            f"seed{s}_replay_eval20_mean",
+            round(float(np.mean(lr_.confirm_returns)), 2) if lr_.confirm_returns else None,
+        )
         run.metric(f"seed{s}_replay_eval20_after_2000_more_steps", r["after"])
         run.metric(f"seed{s}_online_budget_steps", lr_.steps)
         run.metric(f"seed{s}_online_solved", lo.solved_step is not None)
@@ -101,21 +137,31 @@ def experience_replay(run: Run) -> None:
         run.metric(f"seed{s}_online_seconds", round(r["secs_online"], 2))
     run.metric("replay_seeds_solved", sum(solved_r), key=True)
     run.metric("online_seeds_solved", sum(solved_o))
-    run.metric("replay_steps_to_solve_spread",
-               [r["replay"].solved_step for r in rows])
+    run.metric("replay_steps_to_solve_spread", [r["replay"].solved_step for r in rows])
     stayed = [r["after"] is not None and r["after"] >= cfg.threshold for r in rows]
     run.metric("replay_still_solved_after_2000_more_steps", f"{sum(stayed)}/{len(rows)}")
 
-    run.check("DQN with replay reaches a greedy 20-episode mean return >= 195 on every seed", all(solved_r),
-              observed=f"{sum(solved_r)}/{len(rows)}", expected=f"{len(rows)}/{len(rows)}")
+    run.check(
+        "DQN with replay reaches a greedy 20-episode mean return >= 195 on every seed",
+        all(solved_r),
+        observed=f"{sum(solved_r)}/{len(rows)}",
+        expected=f"{len(rows)}/{len(rows)}",
+    )
     worst = max(r["secs_replay"] for r in rows)
     run.check("each replay run reaches it within 60 s", worst < 60, observed=round(worst, 2), expected="< 60 s")
-    run.check("with the same environment steps, replay solves at least as many seeds as online updates",
-              sum(solved_r) >= sum(solved_o), observed=f"replay {sum(solved_r)}, online {sum(solved_o)}",
-              expected="replay >= online")
+    run.check(
+        "with the same environment steps, replay solves at least as many seeds as online updates",
+        sum(solved_r) >= sum(solved_o),
+        observed=f"replay {sum(solved_r)}, online {sum(solved_o)}",
+        expected="replay >= online",
+    )
 
-    with run.figure("returns", alt="training return per episode (smoothed) against environment steps for DQN "
-                    "with replay and online, one line per seed, and the greedy evaluations", figsize=(9, 4)) as fig:
+    with run.figure(
+        "returns",
+        alt="training return per episode (smoothed) against environment steps for DQN "
+        "with replay and online, one line per seed, and the greedy evaluations",
+        figsize=(9, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2, sharey=True)
         for r, color in zip(rows, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]):
             for ax, key in ((ax1, "replay"), (ax2, "online")):
@@ -123,7 +169,7 @@ def experience_replay(run: Run) -> None:
                 ret = np.asarray(log.returns)
                 w = min(10, len(ret))
                 sm = np.convolve(ret, np.ones(w) / w, mode="valid")
-                ax.plot(log.end_steps[w - 1:], sm, color=color, label=f"seed {r['seed']}")
+                ax.plot(log.end_steps[w - 1 :], sm, color=color, label=f"seed {r['seed']}")
                 if log.evals:
                     xs, ys = zip(*log.evals)
                     ax.scatter(xs, ys, color=color, s=10, marker="x")

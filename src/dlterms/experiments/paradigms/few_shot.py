@@ -56,9 +56,13 @@ def train_protonet(run: Run, cfg: Config):
     torch.manual_seed(run.seed)
     encoder = MLP(list(cfg.sizes)).to(run.device)
     base = EpisodeSampler(bx, by, cfg.train_way, cfg.train_shot, cfg.n_query, generator=run.generator(1))
-    losses = train_episodic(encoder, base, cfg.train_episodes, Adam(encoder.parameters(), lr=cfg.lr),
-                            on_episode=lambda i, _: run.progress(0.7 * (i + 1) / cfg.train_episodes, "episodes")
-                            if i % 100 == 0 else None)
+    losses = train_episodic(
+        encoder,
+        base,
+        cfg.train_episodes,
+        Adam(encoder.parameters(), lr=cfg.lr),
+        on_episode=lambda i, _: run.progress(0.7 * (i + 1) / cfg.train_episodes, "episodes") if i % 100 == 0 else None,
+    )
     return x, y, encoder, losses
 
 
@@ -82,14 +86,24 @@ def few_shot(run: Run) -> None:
     a1, a5 = float(acc[1].mean()), float(acc[5].mean())
     run.metric("train_loss_first_50", round(sum(losses[:50]) / 50, 4))
     run.metric("train_loss_last_50", round(sum(losses[-50:]) / 50, 4))
-    run.check("5-way 1-shot on novel classes is far above chance", a1 >= 0.5, observed=round(a1, 4),
-              expected=">= 0.50 (chance 0.20)")
-    run.check("5-shot beats 1-shot (the mean over 300 episodes, beyond 3 standard errors)",
-              a5 - a1 > 3 * float((acc[5].var() / len(acc[5]) + acc[1].var() / len(acc[1])).sqrt()),
-              observed=round(a5 - a1, 4), expected="> 3 standard errors")
+    run.check(
+        "5-way 1-shot on novel classes is far above chance",
+        a1 >= 0.5,
+        observed=round(a1, 4),
+        expected=">= 0.50 (chance 0.20)",
+    )
+    run.check(
+        "5-shot beats 1-shot (the mean over 300 episodes, beyond 3 standard errors)",
+        a5 - a1 > 3 * float((acc[5].var() / len(acc[5]) + acc[1].var() / len(acc[1])).sqrt()),
+        observed=round(a5 - a1, 4),
+        expected="> 3 standard errors",
+    )
 
-    with run.figure("accuracy", alt="5-way accuracy on novel digit classes for 1-shot and 5-shot, learned "
-                    "embedding against raw pixels, with chance") as fig:
+    with run.figure(
+        "accuracy",
+        alt="5-way accuracy on novel digit classes for 1-shot and 5-shot, learned "
+        "embedding against raw pixels, with chance",
+    ) as fig:
         ax = fig.subplots()
         ax.bar([0, 2], [a1, a5], 0.8, label="prototypical network (learned embedding)")
         ax.bar([1, 3], [float(raw[1].mean()), float(raw[5].mean())], 0.8, label="nearest prototype on raw pixels")

@@ -34,8 +34,16 @@ class Config:
 
 def _train(model, forward, labelled, y, cfg, seed):
     opt = Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    fit(model, (labelled, y[labelled]), loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=cfg.epochs,
-        batch_size=None, seed=seed, forward=lambda m, idx: forward(m)[idx])
+    fit(
+        model,
+        (labelled, y[labelled]),
+        loss_fn=nn.functional.cross_entropy,
+        optimizer=opt,
+        epochs=cfg.epochs,
+        batch_size=None,
+        seed=seed,
+        forward=lambda m, idx: forward(m)[idx],
+    )
     with torch.no_grad():
         model.eval()
         return forward(model)
@@ -53,8 +61,9 @@ def graph_neural_networks(run: Run) -> None:
     rng = run.rng(1)
     acc_gcn, acc_mlp, last = [], [], None
     for s in run.track(range(cfg.splits), message="splits"):
-        labelled = np.concatenate([rng.choice(np.flatnonzero(y.cpu().numpy() == c), cfg.labelled_per_class,
-                                              replace=False) for c in (0, 1)])
+        labelled = np.concatenate(
+            [rng.choice(np.flatnonzero(y.cpu().numpy() == c), cfg.labelled_per_class, replace=False) for c in (0, 1)]
+        )
         labelled_t = torch.as_tensor(np.sort(labelled), device=run.device)
         mask = torch.ones(n, dtype=torch.bool, device=run.device)
         mask[labelled_t] = False
@@ -74,26 +83,43 @@ def graph_neural_networks(run: Run) -> None:
     run.metric("gcn_acc_min", round(min(acc_gcn), 4))
     run.metric("gcn_acc_per_split", [round(a, 4) for a in acc_gcn])
     run.metric("mlp_acc_per_split", [round(a, 4) for a in acc_mlp])
-    run.check("GCN classifies the unlabelled members well from 2 labels per club (mean over splits)",
-              mg >= 0.85, observed=round(mg, 4), expected=">= 0.85")
-    run.check("GCN beats an MLP on the node features alone (mean over splits)", mg >= mm + 0.2,
-              observed=round(mg - mm, 4), expected=">= 0.2 accuracy points above the MLP")
-    run.check("GCN beats the MLP on every split", all(a > b for a, b in zip(acc_gcn, acc_mlp)),
-              observed=sum(a > b for a, b in zip(acc_gcn, acc_mlp)), expected=f"{cfg.splits} of {cfg.splits}")
+    run.check(
+        "GCN classifies the unlabelled members well from 2 labels per club (mean over splits)",
+        mg >= 0.85,
+        observed=round(mg, 4),
+        expected=">= 0.85",
+    )
+    run.check(
+        "GCN beats an MLP on the node features alone (mean over splits)",
+        mg >= mm + 0.2,
+        observed=round(mg - mm, 4),
+        expected=">= 0.2 accuracy points above the MLP",
+    )
+    run.check(
+        "GCN beats the MLP on every split",
+        all(a > b for a, b in zip(acc_gcn, acc_mlp)),
+        observed=sum(a > b for a, b in zip(acc_gcn, acc_mlp)),
+        expected=f"{cfg.splits} of {cfg.splits}",
+    )
 
     gcn, labelled, pred = last
     with torch.no_grad():
         h = gcn.embed(x, adj).cpu().numpy()
     h2 = h @ np.linalg.svd(h - h.mean(0), full_matrices=False)[2][:2].T  # first 2 principal axes
-    with run.figure("karate", alt="karate club graph coloured by the GCN's predicted club, labelled nodes "
-                    "ringed; right: the GCN's hidden features projected to 2-D", figsize=(9, 4)) as fig:
+    with run.figure(
+        "karate",
+        alt="karate club graph coloured by the GCN's predicted club, labelled nodes "
+        "ringed; right: the GCN's hidden features projected to 2-D",
+        figsize=(9, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         pos = nx.spring_layout(g, seed=run.seed)
         colors = ["tab:blue" if p == 0 else "tab:orange" for p in pred]
         nx.draw_networkx_edges(g, pos, ax=ax1, alpha=0.3)
         nx.draw_networkx_nodes(g, pos, ax=ax1, node_color=colors, node_size=120)
-        nx.draw_networkx_nodes(g, pos, nodelist=list(labelled), ax=ax1, node_color="none", edgecolors="k",
-                               linewidths=2, node_size=220)
+        nx.draw_networkx_nodes(
+            g, pos, nodelist=list(labelled), ax=ax1, node_color="none", edgecolors="k", linewidths=2, node_size=220
+        )
         ax1.set_title("GCN prediction (ringed: labelled)")
         ax1.axis("off")
         yt = y.cpu().numpy()

@@ -51,8 +51,15 @@ def knowledge_distillation(run: Run) -> None:
     d = digits(test_size=0.3, seed=run.seed).to(run.device)
     torch.manual_seed(run.seed)
     teacher = MLP(list(cfg.teacher_sizes), dropout=0.2).to(run.device)
-    fit(teacher, (d.x_train, d.y_train), loss_fn=cross_entropy, optimizer=Adam(teacher.parameters(), lr=cfg.lr),
-        epochs=cfg.teacher_epochs, batch_size=64, seed=run.seed)
+    fit(
+        teacher,
+        (d.x_train, d.y_train),
+        loss_fn=cross_entropy,
+        optimizer=Adam(teacher.parameters(), lr=cfg.lr),
+        epochs=cfg.teacher_epochs,
+        batch_size=64,
+        seed=run.seed,
+    )
     teacher.eval()
     keep = d.y_train != cfg.left_out
     xs, ys = d.x_train[keep], d.y_train[keep]
@@ -68,14 +75,23 @@ def knowledge_distillation(run: Run) -> None:
     for k, (name, loss_fn) in enumerate(losses.items()):
         torch.manual_seed(run.seed + 1)  # the same initial student for both
         student = MLP(list(cfg.student_sizes)).to(run.device)
-        fit(student, (xs, idx), loss_fn=loss_fn, optimizer=Adam(student.parameters(), lr=cfg.lr),
-            epochs=cfg.student_epochs, batch_size=64, seed=run.seed)
+        fit(
+            student,
+            (xs, idx),
+            loss_fn=loss_fn,
+            optimizer=Adam(student.parameters(), lr=cfg.lr),
+            epochs=cfg.student_epochs,
+            batch_size=64,
+            seed=run.seed,
+        )
         student.eval()
         with torch.no_grad():
             pred = student(d.x_test).argmax(1)
-        res[name] = (float((pred[is_out] == cfg.left_out).float().mean()),
-                     float((pred[~is_out] == d.y_test[~is_out]).float().mean()),
-                     float((pred == cfg.left_out).float().sum()))
+        res[name] = (
+            float((pred[is_out] == cfg.left_out).float().mean()),
+            float((pred[~is_out] == d.y_test[~is_out]).float().mean()),
+            float((pred == cfg.left_out).float().sum()),
+        )
         run.progress((k + 1) / 2, name)
     ratio = _n_params(teacher) / _n_params(student)
     acc_t = accuracy(teacher, d.x_test, d.y_test)
@@ -92,15 +108,30 @@ def knowledge_distillation(run: Run) -> None:
     run.metric("soft_student_acc_on_other_digits", round(res["soft targets"][1], 4))
     run.metric("labels_student_times_predicting_3", int(res["labels"][2]))
     run.check("the student is >= 5x smaller than the teacher", ratio >= 5, observed=round(ratio, 1), expected=">= 5")
-    run.check("trained on labels alone, the student never recognises the left-out class",
-              res["labels"][0] <= 0.02, observed=round(res["labels"][0], 4), expected="~0 (<= 0.02)")
-    run.check("trained on the teacher's soft targets, it recognises the class it never saw",
-              res["soft targets"][0] >= 0.3, observed=round(res["soft targets"][0], 4), expected=">= 0.30")
-    run.check("the soft-target student still classifies the other digits", res["soft targets"][1] >= 0.9,
-              observed=round(res["soft targets"][1], 4), expected=">= 0.90")
+    run.check(
+        "trained on labels alone, the student never recognises the left-out class",
+        res["labels"][0] <= 0.02,
+        observed=round(res["labels"][0], 4),
+        expected="~0 (<= 0.02)",
+    )
+    run.check(
+        "trained on the teacher's soft targets, it recognises the class it never saw",
+        res["soft targets"][0] >= 0.3,
+        observed=round(res["soft targets"][0], 4),
+        expected=">= 0.30",
+    )
+    run.check(
+        "the soft-target student still classifies the other digits",
+        res["soft targets"][1] >= 0.9,
+        observed=round(res["soft targets"][1], 4),
+        expected=">= 0.90",
+    )
 
-    with run.figure("left-out-class", alt="test accuracy on the left-out digit 3 and on the other digits for the "
-                    "teacher, the student trained on labels and the student trained on soft targets") as fig:
+    with run.figure(
+        "left-out-class",
+        alt="test accuracy on the left-out digit 3 and on the other digits for the "
+        "teacher, the student trained on labels and the student trained on soft targets",
+    ) as fig:
         ax = fig.subplots()
         names = ["teacher (saw 3s)", "student, labels", "student, soft targets"]
         on3 = [t3, res["labels"][0], res["soft targets"][0]]

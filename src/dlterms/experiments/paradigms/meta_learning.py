@@ -58,8 +58,13 @@ def meta_learning(run: Run) -> None:
             x, y, _, _ = tasks.sample(cfg.meta_batch, 2 * cfg.k_shot)
             x, y = x.to(run.device), y.to(run.device)
             if method == "MAML":
-                loss = maml_loss(model, (x[:, :cfg.k_shot], y[:, :cfg.k_shot]), (x[:, cfg.k_shot:], y[:, cfg.k_shot:]),
-                                 cfg.inner_lr, inner_steps=1)
+                loss = maml_loss(
+                    model,
+                    (x[:, : cfg.k_shot], y[:, : cfg.k_shot]),
+                    (x[:, cfg.k_shot :], y[:, cfg.k_shot :]),
+                    cfg.inner_lr,
+                    inner_steps=1,
+                )
             elif method == "Reptile":
                 reptile_step(model, x, y, cfg.reptile_inner_lr, cfg.reptile_steps, cfg.reptile_epsilon)
                 continue
@@ -84,25 +89,43 @@ def meta_learning(run: Run) -> None:
     last = cfg.test_steps.index(10)
     maml10, rep10, pre10 = errors["MAML"][last], errors["Reptile"][last], errors["pretrained"][last]
     maml1 = errors["MAML"][cfg.test_steps.index(1)]
-    run.check("after 10 steps on 10 points, MAML's initialisation has far lower error than pretraining",
-              maml10 <= 0.5 * pre10, observed=f"{maml10:.3f} vs {pre10:.3f}", expected="<= half")
-    run.check("MAML after 1 step beats pretraining after 10", maml1 < pre10, observed=f"{maml1:.3f} vs {pre10:.3f}",
-              expected="lower")
-    run.check("Reptile's initialisation also beats pretraining after 10 steps", rep10 < pre10,
-              observed=f"{rep10:.3f} vs {pre10:.3f}", expected="lower")
+    run.check(
+        "after 10 steps on 10 points, MAML's initialisation has far lower error than pretraining",
+        maml10 <= 0.5 * pre10,
+        observed=f"{maml10:.3f} vs {pre10:.3f}",
+        expected="<= half",
+    )
+    run.check(
+        "MAML after 1 step beats pretraining after 10",
+        maml1 < pre10,
+        observed=f"{maml1:.3f} vs {pre10:.3f}",
+        expected="lower",
+    )
+    run.check(
+        "Reptile's initialisation also beats pretraining after 10 steps",
+        rep10 < pre10,
+        observed=f"{rep10:.3f} vs {pre10:.3f}",
+        expected="lower",
+    )
 
-    with run.figure("adaptation", alt="one test sine: the 10 support points, the true curve, and the predictions "
-                    "of MAML and of the pretrained model before and after 1 and 10 steps; right: test MSE "
-                    "against adaptation steps", figsize=(10, 4)) as fig:
+    with run.figure(
+        "adaptation",
+        alt="one test sine: the 10 support points, the true curve, and the predictions "
+        "of MAML and of the pretrained model before and after 1 and 10 steps; right: test MSE "
+        "against adaptation steps",
+        figsize=(10, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         i = 0
         ax1.plot(xq[i, :, 0].cpu(), yq[i, :, 0].cpu(), "k-", lw=2, label="true")
         ax1.scatter(x[i, :, 0].cpu(), y[i, :, 0].cpu(), c="k", marker="^", zorder=5, label="10 support points")
         for m, color in (("MAML", "tab:blue"), ("pretrained", "tab:orange")):
             for k, ls in ((0, ":"), (1, "--"), (10, "-")):
-                _, prm = _test_error(models[m], x[i:i + 1], y[i:i + 1], xq[i:i + 1], yq[i:i + 1], k, cfg.inner_lr)
+                _, prm = _test_error(
+                    models[m], x[i : i + 1], y[i : i + 1], xq[i : i + 1], yq[i : i + 1], k, cfg.inner_lr
+                )
                 with torch.no_grad():
-                    pred = models[m](xq[i:i + 1], prm)[0, :, 0].cpu()
+                    pred = models[m](xq[i : i + 1], prm)[0, :, 0].cpu()
                 ax1.plot(xq[i, :, 0].cpu(), pred, color=color, ls=ls, label=f"{m}, {k} steps")
         ax1.legend(fontsize=7)
         ax1.set_xlabel("x")

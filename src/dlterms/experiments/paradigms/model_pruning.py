@@ -50,8 +50,15 @@ def model_pruning(run: Run) -> None:
     torch.manual_seed(run.seed)
     model = MLP(list(cfg.sizes)).to(run.device)
     train = (data.x_train, data.y_train)
-    fit(model, train, loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr), epochs=cfg.epochs,
-        batch_size=64, seed=run.seed)
+    fit(
+        model,
+        train,
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=64,
+        seed=run.seed,
+    )
     acc_dense = accuracy(model, xt, yt)
     dense_state = {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -61,8 +68,16 @@ def model_pruning(run: Run) -> None:
         masks = magnitude_masks(model, amount, scope="global")
         apply_masks(model, masks)
         cut = accuracy(model, xt, yt)
-        fit(model, train, loss_fn=cross_entropy, optimizer=opt, epochs=cfg.finetune_epochs, batch_size=64,
-            seed=run.seed + 1 + r, callbacks=[MaskCallback(masks)])
+        fit(
+            model,
+            train,
+            loss_fn=cross_entropy,
+            optimizer=opt,
+            epochs=cfg.finetune_epochs,
+            batch_size=64,
+            seed=run.seed + 1 + r,
+            callbacks=[MaskCallback(masks)],
+        )
         rows.append((sparsity(model), cut, accuracy(model, xt, yt)))
     run.progress(0.6, "magnitude pruning done")
 
@@ -82,8 +97,15 @@ def model_pruning(run: Run) -> None:
         parts += [lin] + ([ReLU()] if i < len(small_layers) - 1 else [])
     small = torch.nn.Sequential(*parts).to(run.device)
     acc_small_cut = accuracy(small, xt, yt)
-    fit(small, train, loss_fn=cross_entropy, optimizer=Adam(small.parameters(), lr=cfg.lr),
-        epochs=cfg.structured_epochs, batch_size=64, seed=run.seed + 100)
+    fit(
+        small,
+        train,
+        loss_fn=cross_entropy,
+        optimizer=Adam(small.parameters(), lr=cfg.lr),
+        epochs=cfg.structured_epochs,
+        batch_size=64,
+        seed=run.seed + 100,
+    )
     acc_small = accuracy(small, xt, yt)
     xb = torch.rand(cfg.timing_batch, cfg.sizes[0], generator=run.generator(5)).to(run.device)
     t_dense, t_small, t_masked = (best_forward_seconds(m, xb, cfg.repeats) for m in (dense, small, model))
@@ -104,19 +126,36 @@ def model_pruning(run: Run) -> None:
     run.metric("inference_ms_structured", round(1e3 * t_small, 3))
     run.metric("inference_ms_masked_unstructured", round(1e3 * t_masked, 3))
     run.metric("structured_speedup", round(speedup, 3))
-    run.check(">= 80 % of the weights pruned with at most 1 point of accuracy lost (fine-tuned)",
-              acc_dense - best80[1] <= 0.01, observed=f"sparsity {best80[0]:.3f}, loss {acc_dense - best80[1]:.4f}",
-              expected="loss <= 0.01 at sparsity >= 0.80")
-    run.check("the masks hold: measured sparsity matches each round's target",
-              all(abs(s - a) < 0.005 for (s, _, _), a in zip(rows, cfg.schedule)),
-              observed=[round(s, 4) for s, _, _ in rows], expected=str(list(cfg.schedule)))
-    run.check("structured pruning (75 % of hidden units removed) runs faster", speedup > 1.5,
-              observed=round(speedup, 3), expected="> 1.5x")
-    run.check("structured pruning with fine-tuning stays within 2 points of the dense model",
-              acc_dense - acc_small <= 0.02, observed=round(acc_dense - acc_small, 4), expected="<= 0.02")
+    run.check(
+        ">= 80 % of the weights pruned with at most 1 point of accuracy lost (fine-tuned)",
+        acc_dense - best80[1] <= 0.01,
+        observed=f"sparsity {best80[0]:.3f}, loss {acc_dense - best80[1]:.4f}",
+        expected="loss <= 0.01 at sparsity >= 0.80",
+    )
+    run.check(
+        "the masks hold: measured sparsity matches each round's target",
+        all(abs(s - a) < 0.005 for (s, _, _), a in zip(rows, cfg.schedule)),
+        observed=[round(s, 4) for s, _, _ in rows],
+        expected=str(list(cfg.schedule)),
+    )
+    run.check(
+        "structured pruning (75 % of hidden units removed) runs faster",
+        speedup > 1.5,
+        observed=round(speedup, 3),
+        expected="> 1.5x",
+    )
+    run.check(
+        "structured pruning with fine-tuning stays within 2 points of the dense model",
+        acc_dense - acc_small <= 0.02,
+        observed=round(acc_dense - acc_small, 4),
+        expected="<= 0.02",
+    )
 
-    with run.figure("accuracy-vs-sparsity", alt="test accuracy against the fraction of weights pruned, right after "
-                    "each cut, after fine-tuning, and for one-shot pruning without fine-tuning") as fig:
+    with run.figure(
+        "accuracy-vs-sparsity",
+        alt="test accuracy against the fraction of weights pruned, right after "
+        "each cut, after fine-tuning, and for one-shot pruning without fine-tuning",
+    ) as fig:
         ax = fig.subplots()
         sp = [s for s, _, _ in rows]
         ax.plot(sp, [ft for _, _, ft in rows], "o-", label="iterative, fine-tuned")

@@ -60,8 +60,15 @@ def neural_architecture_search(run: Run) -> None:
     def train(arch, x, y, epochs):
         torch.manual_seed(_arch_seed(arch, run.seed))
         model = _build(arch).to(run.device)
-        fit(model, (x.to(run.device), y.to(run.device)), loss_fn=cross_entropy,
-            optimizer=Adam(model.parameters(), lr=cfg.lr), epochs=epochs, batch_size=128, seed=run.seed)
+        fit(
+            model,
+            (x.to(run.device), y.to(run.device)),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=cfg.lr),
+            epochs=epochs,
+            batch_size=128,
+            seed=run.seed,
+        )
         return model
 
     def evaluate(arch):
@@ -72,8 +79,9 @@ def neural_architecture_search(run: Run) -> None:
         return cache[key]
 
     evo = regularized_evolution(space, evaluate, cfg.budget, cfg.population, cfg.sample, seed=run.seed)
-    randoms = [random_search(space, evaluate, cfg.budget, seed=run.seed * 100 + 1 + r)
-               for r in range(cfg.random_repeats)]
+    randoms = [
+        random_search(space, evaluate, cfg.budget, seed=run.seed * 100 + 1 + r) for r in range(cfg.random_repeats)
+    ]
     evo_best = max(evo, key=lambda t: t.score)
     rand_bests = [max(r, key=lambda t: t.score) for r in randoms]
     all_random = sorted((t for r in randoms for t in r), key=lambda t: t.score)
@@ -95,24 +103,40 @@ def neural_architecture_search(run: Run) -> None:
     run.metric("random_best_arch_test", round(t_rbest, 4))
     run.metric("search_space_size", space.size())
     run.metric("evaluations", len(cache))
-    run.check("within the same budget, evolution finds an architecture better than random search's median (val)",
-              evo_best.score > rand_median.score, observed=f"{evo_best.score:.4f} vs {rand_median.score:.4f}",
-              expected="evolution best > random median")
-    run.check("confirmed on the test set after retraining", t_evo > t_med, observed=f"{t_evo:.4f} vs {t_med:.4f}",
-              expected="evolution's pick > random median architecture")
+    run.check(
+        "within the same budget, evolution finds an architecture better than random search's median (val)",
+        evo_best.score > rand_median.score,
+        observed=f"{evo_best.score:.4f} vs {rand_median.score:.4f}",
+        expected="evolution best > random median",
+    )
+    run.check(
+        "confirmed on the test set after retraining",
+        t_evo > t_med,
+        observed=f"{t_evo:.4f} vs {t_med:.4f}",
+        expected="evolution's pick > random median architecture",
+    )
     run.metric("evolution_best_minus_random_best_median", round(evo_best.score - median_of_bests, 4))
 
-    with run.figure("search", alt="validation accuracy of each evaluated architecture in order, for regularised "
-                    "evolution and the random-search runs, with running best") as fig:
+    with run.figure(
+        "search",
+        alt="validation accuracy of each evaluated architecture in order, for regularised "
+        "evolution and the random-search runs, with running best",
+    ) as fig:
         ax = fig.subplots()
         for r, trials in enumerate(randoms):
             s = [t.score for t in trials]
-            ax.plot(range(1, len(s) + 1), torch.tensor(s).cummax(0).values, color="tab:orange", alpha=0.6,
-                    label="random search, running best" if r == 0 else None)
+            ax.plot(
+                range(1, len(s) + 1),
+                torch.tensor(s).cummax(0).values,
+                color="tab:orange",
+                alpha=0.6,
+                label="random search, running best" if r == 0 else None,
+            )
             ax.scatter(range(1, len(s) + 1), s, color="tab:orange", s=6, alpha=0.5)
         s = [t.score for t in evo]
-        ax.plot(range(1, len(s) + 1), torch.tensor(s).cummax(0).values, color="tab:blue",
-                label="evolution, running best")
+        ax.plot(
+            range(1, len(s) + 1), torch.tensor(s).cummax(0).values, color="tab:blue", label="evolution, running best"
+        )
         ax.scatter(range(1, len(s) + 1), s, color="tab:blue", s=8)
         ax.axhline(rand_median.score, ls="--", c="gray", label="random-search median")
         ax.set_xlabel("evaluation")

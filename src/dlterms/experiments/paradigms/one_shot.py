@@ -60,9 +60,15 @@ def one_shot(run: Run) -> None:
             raw_acc.append(float((episode_logits(torch.nn.Flatten(), ep).argmax(1) == ep.query_y).float().mean()))
         torch.manual_seed(run.seed * 1000 + i)
         scratch = mnist1d_cnn(n_classes=5, batch_norm=False).to(run.device)
-        fit(scratch, (ep.support_x, ep.support_y), loss_fn=cross_entropy,
-            optimizer=Adam(scratch.parameters(), lr=cfg.scratch_lr), epochs=cfg.scratch_steps, batch_size=None,
-            seed=i)
+        fit(
+            scratch,
+            (ep.support_x, ep.support_y),
+            loss_fn=cross_entropy,
+            optimizer=Adam(scratch.parameters(), lr=cfg.scratch_lr),
+            epochs=cfg.scratch_steps,
+            batch_size=None,
+            seed=i,
+        )
         scratch.eval()
         with torch.no_grad():
             scratch_acc.append(float((scratch(ep.query_x).argmax(1) == ep.query_y).float().mean()))
@@ -77,13 +83,24 @@ def one_shot(run: Run) -> None:
     run.metric("paired_difference_standard_error", round(se, 4))
     run.metric("episodes_embedding_wins", int((diff > 0).sum()))
     run.metric("episodes_scratch_wins", int((diff < 0).sum()))
-    run.check("with one example per new class, the learned embedding is far above chance", float(p.mean()) >= 0.4,
-              observed=round(float(p.mean()), 4), expected=">= 0.40 (chance 0.20)")
-    run.check("and above a model trained from scratch on those single examples (paired, > 3 standard errors)",
-              float(diff.mean()) > 3 * se, observed=round(float(diff.mean()), 4), expected=f"> {3 * se:.4f}")
+    run.check(
+        "with one example per new class, the learned embedding is far above chance",
+        float(p.mean()) >= 0.4,
+        observed=round(float(p.mean()), 4),
+        expected=">= 0.40 (chance 0.20)",
+    )
+    run.check(
+        "and above a model trained from scratch on those single examples (paired, > 3 standard errors)",
+        float(diff.mean()) > 3 * se,
+        observed=round(float(diff.mean()), 4),
+        expected=f"> {3 * se:.4f}",
+    )
 
-    with run.figure("episodes", alt="per-episode 5-way 1-shot accuracy of the learned embedding against a model "
-                    "trained from scratch on the same single examples") as fig:
+    with run.figure(
+        "episodes",
+        alt="per-episode 5-way 1-shot accuracy of the learned embedding against a model "
+        "trained from scratch on the same single examples",
+    ) as fig:
         ax = fig.subplots()
         ax.scatter(s.numpy(), p.numpy(), s=12)
         ax.plot([0, 1], [0, 1], c="gray", ls="--")

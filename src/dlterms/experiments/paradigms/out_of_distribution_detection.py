@@ -48,8 +48,15 @@ def out_of_distribution_detection(run: Run) -> None:
     x_out = torch.cat([d.x_train[~tr], d.x_test[~te]]).to(run.device)
     torch.manual_seed(run.seed)
     model = MLP(list(cfg.sizes)).to(run.device)
-    fit(model, (x_in, y_in), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
-        epochs=cfg.epochs, batch_size=64, seed=run.seed)
+    fit(
+        model,
+        (x_in, y_in),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=64,
+        seed=run.seed,
+    )
     acc = accuracy(model, x_test_in, y_test_in)
     body = torch.nn.Sequential(*list(model)[:-1]).eval()  # penultimate features h(x)
     model.eval()
@@ -73,17 +80,32 @@ def out_of_distribution_detection(run: Run) -> None:
     run.metric("in_distribution_test_acc", round(acc, 4))
     run.metric("ood_mean_max_softmax", round(float(msp_out.mean()), 4))
     run.metric("ood_fraction_confidence_above_0.9", round(float((msp_out > 0.9).float().mean()), 4))
-    run.check("the classifier of digits 0-4 is accurate on held-out 0-4", acc >= 0.95, observed=round(acc, 4),
-              expected=">= 0.95")
+    run.check(
+        "the classifier of digits 0-4 is accurate on held-out 0-4",
+        acc >= 0.95,
+        observed=round(acc, 4),
+        expected=">= 0.95",
+    )
     for name in scores:
-        run.check(f"{name} tells unseen digits 5-9 from held-out 0-4 well", aurocs[name] >= 0.85,
-                  observed=round(aurocs[name], 4), expected="AUROC >= 0.85")
+        run.check(
+            f"{name} tells unseen digits 5-9 from held-out 0-4 well",
+            aurocs[name] >= 0.85,
+            observed=round(aurocs[name], 4),
+            expected="AUROC >= 0.85",
+        )
     frac = float((msp_out > 0.9).float().mean())
-    run.check("softmax confidence is a weak signal: many unseen digits get > 0.9 confidence", frac >= 0.2,
-              observed=round(frac, 4), expected=">= 0.20 of digits 5-9")
+    run.check(
+        "softmax confidence is a weak signal: many unseen digits get > 0.9 confidence",
+        frac >= 0.2,
+        observed=round(frac, 4),
+        expected=">= 0.20 of digits 5-9",
+    )
 
-    with run.figure("scores", alt="histograms of each OOD score for held-out digits 0-4 and unseen digits 5-9, "
-                    "with ROC curves", figsize=(11, 3.6)) as fig:
+    with run.figure(
+        "scores",
+        alt="histograms of each OOD score for held-out digits 0-4 and unseen digits 5-9, with ROC curves",
+        figsize=(11, 3.6),
+    ) as fig:
         axes = fig.subplots(1, 4)
         for ax, (name, (s_in, s_out)) in zip(axes, scores.items()):
             lo = float(min(s_in.min(), s_out.min()))

@@ -46,8 +46,15 @@ def quantization(run: Run) -> None:
     data = digits(test_size=0.3, seed=run.seed)
     torch.manual_seed(run.seed)
     model = MLP(list(cfg.sizes))
-    fit(model, (data.x_train, data.y_train), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
-        epochs=cfg.epochs, batch_size=64, seed=run.seed)
+    fit(
+        model,
+        (data.x_train, data.y_train),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=64,
+        seed=run.seed,
+    )
     model.eval()
     xt, yt = data.x_test, data.y_test
     acc_f = accuracy(model, xt, yt)
@@ -66,8 +73,11 @@ def quantization(run: Run) -> None:
 
         ref_q = torch_quantize_dynamic(ref_float, {torch.nn.Linear}, dtype=torch.qint8)
         acc_ref = accuracy(ref_q, xt, yt)
-        size_ref = sum(m.weight().int_repr().numel() + 8 + 4 * m.bias().numel()
-                       for m in ref_q.modules() if type(m).__name__ == "Linear" and hasattr(m, "_packed_params"))
+        size_ref = sum(
+            m.weight().int_repr().numel() + 8 + 4 * m.bias().numel()
+            for m in ref_q.modules()
+            if type(m).__name__ == "Linear" and hasattr(m, "_packed_params")
+        )
         t_ref = best_forward_seconds(ref_q, xt, cfg.repeats)
     size_f, size_pc, size_pt = model_size_bytes(model), model_size_bytes(q_pc), model_size_bytes(q_pt)
     t_f, t_pc = best_forward_seconds(model, xt, cfg.repeats), best_forward_seconds(q_pc, xt, cfg.repeats)
@@ -78,8 +88,10 @@ def quantization(run: Run) -> None:
         logits = model(xt)
         for bits in cfg.bit_widths:
             qb = quantize_dynamic(model, bits=bits, per_channel=True)
-            sweep[bits] = (accuracy(qb, xt, yt),
-                           accuracy(quantize_dynamic(model, bits=bits, per_channel=False), xt, yt))
+            sweep[bits] = (
+                accuracy(qb, xt, yt),
+                accuracy(quantize_dynamic(model, bits=bits, per_channel=False), xt, yt),
+            )
             # relative logit error ||f_q(x) - f(x)|| / ||f(x)|| over the test set
             err[bits] = float((qb(xt) - logits).norm() / logits.norm())
 
@@ -97,23 +109,45 @@ def quantization(run: Run) -> None:
     run.metric("inference_ms_torch_int8", round(1e3 * t_ref, 3))
     run.metric("acc_by_weight_bits_per_channel", {b: round(v[0], 4) for b, v in sweep.items()})
     run.metric("acc_by_weight_bits_per_tensor", {b: round(v[1], 4) for b, v in sweep.items()})
-    run.check("int8 (per channel) makes the model about 4x smaller", size_f / size_pc >= 3.5,
-              observed=round(size_f / size_pc, 3), expected=">= 3.5")
-    run.check("int8 per channel loses at most 1 accuracy point", acc_f - acc_pc <= 0.01,
-              observed=round(acc_f - acc_pc, 4), expected="<= 0.01")
-    run.check("int8 per tensor loses at most 1 accuracy point", acc_f - acc_pt <= 0.01,
-              observed=round(acc_f - acc_pt, 4), expected="<= 0.01")
-    run.check("ours agrees with PyTorch's dynamic int8 quantization within 1 point", abs(acc_pt - acc_ref) <= 0.01,
-              observed=round(acc_pt - acc_ref, 4), expected="|difference| <= 0.01")
+    run.check(
+        "int8 (per channel) makes the model about 4x smaller",
+        size_f / size_pc >= 3.5,
+        observed=round(size_f / size_pc, 3),
+        expected=">= 3.5",
+    )
+    run.check(
+        "int8 per channel loses at most 1 accuracy point",
+        acc_f - acc_pc <= 0.01,
+        observed=round(acc_f - acc_pc, 4),
+        expected="<= 0.01",
+    )
+    run.check(
+        "int8 per tensor loses at most 1 accuracy point",
+        acc_f - acc_pt <= 0.01,
+        observed=round(acc_f - acc_pt, 4),
+        expected="<= 0.01",
+    )
+    run.check(
+        "ours agrees with PyTorch's dynamic int8 quantization within 1 point",
+        abs(acc_pt - acc_ref) <= 0.01,
+        observed=round(acc_pt - acc_ref, 4),
+        expected="|difference| <= 0.01",
+    )
     run.metric("relative_logit_error_by_weight_bits", {b: round(e, 5) for b, e in err.items()})
     errs = [err[b] for b in sorted(cfg.bit_widths, reverse=True)]
-    run.check("the rounding error of the outputs grows at every step down in bit-width",
-              all(a < b for a, b in zip(errs, errs[1:])), observed=[round(e, 4) for e in errs],
-              expected="strictly increasing from 8 to 2 bits")
+    run.check(
+        "the rounding error of the outputs grows at every step down in bit-width",
+        all(a < b for a, b in zip(errs, errs[1:])),
+        observed=[round(e, 4) for e in errs],
+        expected="strictly increasing from 8 to 2 bits",
+    )
 
-    with run.figure("accuracy-vs-bits", alt="test accuracy against weight bit-width for per-channel and "
-                    "per-tensor quantization, with the float model as a line; right: relative output error",
-                    figsize=(9, 3.8)) as fig:
+    with run.figure(
+        "accuracy-vs-bits",
+        alt="test accuracy against weight bit-width for per-channel and "
+        "per-tensor quantization, with the float model as a line; right: relative output error",
+        figsize=(9, 3.8),
+    ) as fig:
         ax, ax2 = fig.subplots(1, 2)
         bits = list(cfg.bit_widths)
         ax2.semilogy(bits, [err[b] for b in bits], "o-")

@@ -64,51 +64,73 @@ def reinforcement_learning(run: Run) -> None:
     wrong = [s for s in states if policy[s] not in best[s]]
     V_q = policy_evaluation(env.P, policy, cfg.gamma)
     gap = float(np.abs(V_q - V_star)[states].max())
-    q_first, q_last = float(np.mean(q_returns[:cfg.window])), float(np.mean(q_returns[-cfg.window:]))
+    q_first, q_last = float(np.mean(q_returns[: cfg.window])), float(np.mean(q_returns[-cfg.window :]))
     run.metric("q_states_optimal", len(states) - len(wrong), key=True)
     run.metric("q_states_total", len(states))
     run.metric("q_value_gap_max", gap)
     run.metric("q_return_first", round(q_first, 4))
     run.metric("q_return_last", round(q_last, 4))
     run.metric("v_star_start", round(float(V_star[env.start]), 4))
-    run.check("Q-learning's greedy policy is optimal in every non-terminal state (value iteration's Q*)",
-              not wrong, observed=f"{len(states) - len(wrong)}/{len(states)}",
-              expected=f"{len(states)}/{len(states)}")
-    run.check("the greedy policy's exact value equals V* in every state", gap < 1e-6,
-              observed=gap, expected="< 1e-6")
-    run.check("Q-learning's returns rise over episodes (first vs last 50)", q_last > q_first + 0.3,
-              observed=round(q_last - q_first, 4), expected="> 0.3")
+    run.check(
+        "Q-learning's greedy policy is optimal in every non-terminal state (value iteration's Q*)",
+        not wrong,
+        observed=f"{len(states) - len(wrong)}/{len(states)}",
+        expected=f"{len(states)}/{len(states)}",
+    )
+    run.check("the greedy policy's exact value equals V* in every state", gap < 1e-6, observed=gap, expected="< 1e-6")
+    run.check(
+        "Q-learning's returns rise over episodes (first vs last 50)",
+        q_last > q_first + 0.3,
+        observed=round(q_last - q_first, 4),
+        expected="> 0.3",
+    )
 
     torch.manual_seed(run.seed)
     net = torch.nn.Linear(nS, nA, bias=False)  # a softmax policy with one logit per (state, action)
     torch.nn.init.zeros_(net.weight)  # uniform policy at the start
-    pg = REINFORCE(net.to(run.device), Adam(net.parameters(), lr=cfg.pg_lr), gamma=cfg.gamma,
-                   obs_fn=lambda o: torch.nn.functional.one_hot(torch.tensor(o), nS).float(),
-                   generator=run.generator(7))
+    pg = REINFORCE(
+        net.to(run.device),
+        Adam(net.parameters(), lr=cfg.pg_lr),
+        gamma=cfg.gamma,
+        obs_fn=lambda o: torch.nn.functional.one_hot(torch.tensor(o), nS).float(),
+        generator=run.generator(7),
+    )
     pg_returns = []
     for i in range(cfg.pg_episodes):
         pg_returns.append(run_episode(env, pg, seed=run.seed * 100_000 + i).ret)
         if i % 50 == 0:
             run.progress(0.5 + 0.5 * i / cfg.pg_episodes, "REINFORCE")
     greedy_ret = run_episode(env, pg, learn=False, greedy=True).ret
-    pg_first, pg_last = float(np.mean(pg_returns[:cfg.window])), float(np.mean(pg_returns[-cfg.window:]))
+    pg_first, pg_last = float(np.mean(pg_returns[: cfg.window])), float(np.mean(pg_returns[-cfg.window :]))
     run.metric("pg_return_first", round(pg_first, 4))
     run.metric("pg_return_last", round(pg_last, 4))
     run.metric("pg_greedy_return", round(greedy_ret, 4))
-    run.check("REINFORCE's returns rise over episodes (first vs last 50)", pg_last > pg_first + 0.3,
-              observed=round(pg_last - pg_first, 4), expected="> 0.3")
-    run.check("REINFORCE's greedy policy reaches the goal", greedy_ret > 0.5, observed=round(greedy_ret, 4),
-              expected="> 0.5 (goal +1 minus step costs)")
+    run.check(
+        "REINFORCE's returns rise over episodes (first vs last 50)",
+        pg_last > pg_first + 0.3,
+        observed=round(pg_last - pg_first, 4),
+        expected="> 0.3",
+    )
+    run.check(
+        "REINFORCE's greedy policy reaches the goal",
+        greedy_ret > 0.5,
+        observed=round(greedy_ret, 4),
+        expected="> 0.5 (goal +1 minus step costs)",
+    )
 
-    with run.figure("returns", alt="moving average of the return per episode for Q-learning and REINFORCE "
-                    "on the grid world, and the greedy Q-learning policy drawn on the grid",
-                    figsize=(9, 4)) as fig:
+    with run.figure(
+        "returns",
+        alt="moving average of the return per episode for Q-learning and REINFORCE "
+        "on the grid world, and the greedy Q-learning policy drawn on the grid",
+        figsize=(9, 4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2, width_ratios=[3, 2])
         w = cfg.window
         ax1.plot(np.arange(w, cfg.q_episodes + 1), _moving(q_returns, w), label="Q-learning")
         ax1.plot(np.arange(w, cfg.pg_episodes + 1), _moving(pg_returns, w), label="REINFORCE")
-        ax1.axhline(run_episode(env, agent, learn=False, greedy=True).ret, ls="--", c="gray",
-                    label="optimal policy's return")
+        ax1.axhline(
+            run_episode(env, agent, learn=False, greedy=True).ret, ls="--", c="gray", label="optimal policy's return"
+        )
         ax1.set_xscale("log")
         ax1.set_xlabel("episode")
         ax1.set_ylabel(f"return (mean of {cfg.window})")
@@ -119,8 +141,7 @@ def reinforcement_learning(run: Run) -> None:
             cell = env.cell(s)
             color = {"#": "k", "H": "tab:red", "G": "tab:green"}.get(cell)
             if color:
-                ax2.add_patch(Rectangle(
-                    (c - 0.5, r - 0.5), 1, 1, color=color, alpha=0.6))
+                ax2.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, color=color, alpha=0.6))
             elif s in states:
                 dx, dy = arrows[int(policy[s])]
                 ax2.arrow(c - dx / 2, r - dy / 2, dx, dy, head_width=0.15, length_includes_head=True)

@@ -88,18 +88,30 @@ def zero_shot(run: Run) -> None:
     run.metric("acc_per_module_descriptions", per_class)
     run.metric("chance", 1 / len(names))
     run.metric("majority_class_rate", round(majority, 4))
-    run.check("descriptions alone let unseen classes be recognised well above chance and the majority rate",
-              acc["descriptions"] >= max(0.5, 2 * majority), observed=round(acc["descriptions"], 4),
-              expected=f">= {max(0.5, 2 * majority):.3f} (chance 0.1, majority {majority:.3f})")
-    run.check("the side information carries it: shuffling the descriptions among classes drops accuracy to "
-              "chance or below", acc["shuffled_descriptions"] <= 0.15, observed=round(acc["shuffled_descriptions"], 4),
-              expected="<= 0.15")
-    run.check("richer side information helps: descriptions beat bare module names",
-              acc["descriptions"] > acc["names_only"], observed=f"{acc['descriptions']:.3f} vs {acc['names_only']:.3f}",
-              expected="descriptions > names")
+    run.check(
+        "descriptions alone let unseen classes be recognised well above chance and the majority rate",
+        acc["descriptions"] >= max(0.5, 2 * majority),
+        observed=round(acc["descriptions"], 4),
+        expected=f">= {max(0.5, 2 * majority):.3f} (chance 0.1, majority {majority:.3f})",
+    )
+    run.check(
+        "the side information carries it: shuffling the descriptions among classes drops accuracy to chance or below",
+        acc["shuffled_descriptions"] <= 0.15,
+        observed=round(acc["shuffled_descriptions"], 4),
+        expected="<= 0.15",
+    )
+    run.check(
+        "richer side information helps: descriptions beat bare module names",
+        acc["descriptions"] > acc["names_only"],
+        observed=f"{acc['descriptions']:.3f} vs {acc['names_only']:.3f}",
+        expected="descriptions > names",
+    )
 
-    with run.figure("accuracy", alt="zero-shot accuracy with class descriptions, with module names only, and with "
-                    "shuffled descriptions; and accuracy per module") as fig:
+    with run.figure(
+        "accuracy",
+        alt="zero-shot accuracy with class descriptions, with module names only, and with "
+        "shuffled descriptions; and accuracy per module",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 2])
         ax1.bar(range(3), [acc["descriptions"], acc["names_only"], acc["shuffled_descriptions"]])
         ax1.axhline(0.1, ls="--", c="gray", label="chance")

@@ -18,7 +18,14 @@ def linear_probe(run: Run, ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tens
     ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
     torch.manual_seed(run.seed)
     m = Linear(ftr.shape[1], 10).to(run.device)
-    fit(m, (ftr, ytr), loss_fn=cross_entropy, optimizer=Adam(m.parameters(), lr=1e-2), epochs=100, batch_size=None,
-        seed=run.seed)
+    fit(
+        m,
+        (ftr, ytr),
+        loss_fn=cross_entropy,
+        optimizer=Adam(m.parameters(), lr=1e-2),
+        epochs=100,
+        batch_size=None,
+        seed=run.seed,
+    )
     with torch.no_grad():
         return float((m(fte).argmax(1) == yte).float().mean())

@@ -41,16 +41,38 @@ def autoencoder(run: Run) -> None:
 
     torch.manual_seed(run.seed)
     ae = Autoencoder(64, K, hidden=(128,), output_activation="sigmoid").to(run.device)
-    fit(ae, d.x_train, loss_fn=mse_loss, optimizer=Adam(ae.parameters(), lr=3e-3), epochs=epochs,
-        batch_size=64, seed=run.seed, callbacks=[ProgressCallback(lambda f, m: run.progress(f / 2, m), "AE")])
+    fit(
+        ae,
+        d.x_train,
+        loss_fn=mse_loss,
+        optimizer=Adam(ae.parameters(), lr=3e-3),
+        epochs=epochs,
+        batch_size=64,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(f / 2, m), "AE")],
+    )
     err_ae = _mse(ae, d.x_test, d.x_test)
 
     torch.manual_seed(run.seed)
-    dae = DenoisingAutoencoder(64, K, hidden=(128,), output_activation="sigmoid", noise="gaussian",
-                               noise_level=SIGMA, generator=run.generator(1)).to(run.device)
-    fit(dae, d.x_train, loss_fn=mse_loss, optimizer=Adam(dae.parameters(), lr=3e-3), epochs=epochs,
-        batch_size=64, seed=run.seed,
-        callbacks=[ProgressCallback(lambda f, m: run.progress(0.5 + f / 2, m), "denoising AE")])
+    dae = DenoisingAutoencoder(
+        64,
+        K,
+        hidden=(128,),
+        output_activation="sigmoid",
+        noise="gaussian",
+        noise_level=SIGMA,
+        generator=run.generator(1),
+    ).to(run.device)
+    fit(
+        dae,
+        d.x_train,
+        loss_fn=mse_loss,
+        optimizer=Adam(dae.parameters(), lr=3e-3),
+        epochs=epochs,
+        batch_size=64,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(0.5 + f / 2, m), "denoising AE")],
+    )
 
     x_noisy = corrupt(d.x_test, "gaussian", SIGMA, run.generator(2))  # fixed test corruption
     err_noisy_input = float(mse_loss(x_noisy, d.x_test))
@@ -65,25 +87,44 @@ def autoencoder(run: Run) -> None:
     run.metric("autoencoder_mse_from_noisy", err_ae_noisy)
     run.metric("denoising_ae_mse_from_noisy", err_dae_noisy)
     run.metric("denoising_ae_mse_from_clean", err_dae_clean)
-    run.check(f"the k={K} autoencoder reconstructs test digits with lower error than PCA with {K} components",
-              err_ae < err_pca, observed=round(err_ae, 5), expected=f"< {err_pca:.5f} (PCA)")
-    run.check("the denoising autoencoder recovers clean digits from noisy ones better than the plain one",
-              err_dae_noisy < err_ae_noisy, observed=round(err_dae_noisy, 5),
-              expected=f"< {err_ae_noisy:.5f} (plain autoencoder)")
-    run.check("the denoising autoencoder's output is closer to the clean digit than its noisy input",
-              err_dae_noisy < err_noisy_input, observed=round(err_dae_noisy, 5),
-              expected=f"< {err_noisy_input:.5f} (noisy input)")
+    run.check(
+        f"the k={K} autoencoder reconstructs test digits with lower error than PCA with {K} components",
+        err_ae < err_pca,
+        observed=round(err_ae, 5),
+        expected=f"< {err_pca:.5f} (PCA)",
+    )
+    run.check(
+        "the denoising autoencoder recovers clean digits from noisy ones better than the plain one",
+        err_dae_noisy < err_ae_noisy,
+        observed=round(err_dae_noisy, 5),
+        expected=f"< {err_ae_noisy:.5f} (plain autoencoder)",
+    )
+    run.check(
+        "the denoising autoencoder's output is closer to the clean digit than its noisy input",
+        err_dae_noisy < err_noisy_input,
+        observed=round(err_dae_noisy, 5),
+        expected=f"< {err_noisy_input:.5f} (noisy input)",
+    )
 
     idx = torch.arange(10) * (len(d.x_test) // 10)
     with torch.no_grad():
         ae.eval()
         dae.eval()
-        rows = [("original", d.x_test[idx]), (f"PCA k={K}", pca_rec[idx]), (f"autoencoder k={K}", ae(d.x_test[idx])),
-                (f"noisy (sigma {SIGMA})", x_noisy[idx]), ("autoencoder(noisy)", ae(x_noisy[idx])),
-                ("denoising AE(noisy)", dae(x_noisy[idx]))]
-    with run.figure("reconstructions", alt="ten test digits (columns): originals, PCA and autoencoder "
-                    "reconstructions with 8 numbers, noisy versions, and the plain and denoising "
-                    "autoencoders' outputs from the noisy versions", figsize=(8, 5.4)) as fig:
+        rows = [
+            ("original", d.x_test[idx]),
+            (f"PCA k={K}", pca_rec[idx]),
+            (f"autoencoder k={K}", ae(d.x_test[idx])),
+            (f"noisy (sigma {SIGMA})", x_noisy[idx]),
+            ("autoencoder(noisy)", ae(x_noisy[idx])),
+            ("denoising AE(noisy)", dae(x_noisy[idx])),
+        ]
+    with run.figure(
+        "reconstructions",
+        alt="ten test digits (columns): originals, PCA and autoencoder "
+        "reconstructions with 8 numbers, noisy versions, and the plain and denoising "
+        "autoencoders' outputs from the noisy versions",
+        figsize=(8, 5.4),
+    ) as fig:
         axes = fig.subplots(len(rows), len(idx))
         for r, (name, imgs) in enumerate(rows):
             for c in range(len(idx)):

@@ -36,15 +36,27 @@ def dimensionality_reduction(run: Run) -> None:
     run.progress(0.05, "PCA")
     torch.manual_seed(run.seed)
     ae = Autoencoder(64, 2, hidden=(128, 32), output_activation="sigmoid").to(run.device)
-    fit(ae, X.to(run.device), loss_fn=mse_loss, optimizer=Adam(ae.parameters(), lr=3e-3),
-        epochs=5 if run.quick else 40, batch_size=64, seed=run.seed,
-        callbacks=[ProgressCallback(lambda f, m: run.progress(0.05 + 0.35 * f, m), "autoencoder")])
+    fit(
+        ae,
+        X.to(run.device),
+        loss_fn=mse_loss,
+        optimizer=Adam(ae.parameters(), lr=3e-3),
+        epochs=5 if run.quick else 40,
+        batch_size=64,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(0.05 + 0.35 * f, m), "autoencoder")],
+    )
     ae.eval()
     with torch.no_grad():
         maps["autoencoder"] = ae.encode(X.to(run.device)).cpu().numpy()
     n_iter = 300 if run.quick else 750  # 750 iterations: the map is settled (see the tsne experiment's KL curve)
-    maps["t-SNE"] = TSNE(perplexity=30.0, max_iter=n_iter, random_state=run.seed).fit_transform(
-        X.double(), callback=lambda it, kl: run.progress(0.4 + 0.55 * it / n_iter, f"t-SNE iteration {it}")).numpy()
+    maps["t-SNE"] = (
+        TSNE(perplexity=30.0, max_iter=n_iter, random_state=run.seed)
+        .fit_transform(
+            X.double(), callback=lambda it, kl: run.progress(0.4 + 0.55 * it / n_iter, f"t-SNE iteration {it}")
+        )
+        .numpy()
+    )
 
     tw, knn = {}, {}
     for name, Z in maps.items():
@@ -54,15 +66,31 @@ def dimensionality_reduction(run: Run) -> None:
         run.metric(f"trustworthiness_{key}", tw[name], key=(name == "t-SNE"))
         run.metric(f"knn_accuracy_2d_{key}", knn[name])
     for name in ("autoencoder", "t-SNE"):
-        run.check(f"{name} map is more trustworthy than PCA's", tw[name] > tw["PCA"],
-                  observed=round(tw[name], 4), expected=f"> {tw['PCA']:.4f} (PCA)")
-        run.check(f"2-D kNN accuracy on the {name} map beats PCA's", knn[name] > knn["PCA"],
-                  observed=round(knn[name], 4), expected=f"> {knn['PCA']:.4f} (PCA)")
-    run.check("t-SNE is the most trustworthy of the three maps", tw["t-SNE"] >= max(tw.values()),
-              observed=round(tw["t-SNE"], 4), expected=f">= {max(tw['PCA'], tw['autoencoder']):.4f}")
+        run.check(
+            f"{name} map is more trustworthy than PCA's",
+            tw[name] > tw["PCA"],
+            observed=round(tw[name], 4),
+            expected=f"> {tw['PCA']:.4f} (PCA)",
+        )
+        run.check(
+            f"2-D kNN accuracy on the {name} map beats PCA's",
+            knn[name] > knn["PCA"],
+            observed=round(knn[name], 4),
+            expected=f"> {knn['PCA']:.4f} (PCA)",
+        )
+    run.check(
+        "t-SNE is the most trustworthy of the three maps",
+        tw["t-SNE"] >= max(tw.values()),
+        observed=round(tw["t-SNE"], 4),
+        expected=f">= {max(tw['PCA'], tw['autoencoder']):.4f}",
+    )
 
-    with run.figure("maps", alt="the digits mapped to 2-D by PCA, an autoencoder and t-SNE, coloured by "
-                    "class, with trustworthiness and 2-D kNN accuracy in the titles", figsize=(13, 4.2)) as fig:
+    with run.figure(
+        "maps",
+        alt="the digits mapped to 2-D by PCA, an autoencoder and t-SNE, coloured by "
+        "class, with trustworthiness and 2-D kNN accuracy in the titles",
+        figsize=(13, 4.2),
+    ) as fig:
         axes = fig.subplots(1, 3)
         for ax, (name, Z) in zip(axes, maps.items()):
             sc = ax.scatter(Z[:, 0], Z[:, 1], c=y, cmap="tab10", s=3)

@@ -30,9 +30,16 @@ def feature_extraction(run: Run) -> None:
     cnn.eval()
     with torch.no_grad():
         f0_tr, f0_te = cnn.forward_features(d.x_train), cnn.forward_features(d.x_test)
-    fit(cnn, (d.x_train, d.y_train), loss_fn=cross_entropy, optimizer=Adam(cnn.parameters(), lr=3e-3),
-        epochs=2 if run.quick else 20, batch_size=128, seed=run.seed,
-        callbacks=[ProgressCallback(lambda f, m: run.progress(0.8 * f, m), "CNN")])
+    fit(
+        cnn,
+        (d.x_train, d.y_train),
+        loss_fn=cross_entropy,
+        optimizer=Adam(cnn.parameters(), lr=3e-3),
+        epochs=2 if run.quick else 20,
+        batch_size=128,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(0.8 * f, m), "CNN")],
+    )
     cnn_acc = accuracy(cnn, d.x_test, d.y_test)
     cnn.eval()
     with torch.no_grad():
@@ -45,14 +52,24 @@ def feature_extraction(run: Run) -> None:
     run.metric("linear_on_trained_cnn_features", acc_feat, key=True)
     run.metric("cnn_end_to_end_test_acc", cnn_acc)
     run.metric("n_features", f_tr.shape[1])
-    run.check("a linear classifier on the trained CNN's features beats it on raw input by >= 20 points",
-              acc_feat - acc_raw >= 0.20, observed=round(acc_feat - acc_raw, 4),
-              expected=f">= 0.20 (raw {acc_raw:.4f})")
-    run.check("trained features beat the untrained network's features (the gain comes from training)",
-              acc_feat > acc_untrained, observed=round(acc_feat, 4), expected=f"> {acc_untrained:.4f}")
+    run.check(
+        "a linear classifier on the trained CNN's features beats it on raw input by >= 20 points",
+        acc_feat - acc_raw >= 0.20,
+        observed=round(acc_feat - acc_raw, 4),
+        expected=f">= 0.20 (raw {acc_raw:.4f})",
+    )
+    run.check(
+        "trained features beat the untrained network's features (the gain comes from training)",
+        acc_feat > acc_untrained,
+        observed=round(acc_feat, 4),
+        expected=f"> {acc_untrained:.4f}",
+    )
 
-    with run.figure("probes", alt="test accuracy of the same linear classifier on raw MNIST-1D signals, on "
-                    "an untrained CNN's features and on a trained CNN's features") as fig:
+    with run.figure(
+        "probes",
+        alt="test accuracy of the same linear classifier on raw MNIST-1D signals, on "
+        "an untrained CNN's features and on a trained CNN's features",
+    ) as fig:
         ax = fig.subplots()
         nf = f_tr.shape[1]
         names = ["raw input (40)", f"untrained CNN features ({nf})", f"trained CNN features ({nf})"]

@@ -42,17 +42,31 @@ def generative_model(run: Run) -> None:
     torch.manual_seed(run.seed)
     vae = VAE(64, latent_dim=8, hidden=(256,)).to(run.device)
     elbo_init = _test_elbo(vae, d.x_test, run.seed)
-    hist = fit(vae, d.x_train, loss_fn=negative_elbo, optimizer=Adam(vae.parameters(), lr=2e-3),
-               epochs=5 if quick else 100, batch_size=64, seed=run.seed,
-               callbacks=[ProgressCallback(lambda f, m: run.progress(0.6 * f, m), "VAE")])
+    hist = fit(
+        vae,
+        d.x_train,
+        loss_fn=negative_elbo,
+        optimizer=Adam(vae.parameters(), lr=2e-3),
+        epochs=5 if quick else 100,
+        batch_size=64,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(0.6 * f, m), "VAE")],
+    )
     elbo_train = [-v for v in hist.train_loss]
     elbo_test = _test_elbo(vae, d.x_test, run.seed)
 
     torch.manual_seed(run.seed + 1)
     cnn = digits_cnn().to(run.device)
-    fit(cnn, (di.x_train, di.y_train), loss_fn=cross_entropy, optimizer=Adam(cnn.parameters(), lr=3e-3),
-        epochs=3 if quick else 20, batch_size=64, seed=run.seed,
-        callbacks=[ProgressCallback(lambda f, m: run.progress(0.6 + 0.35 * f, m), "judge CNN")])
+    fit(
+        cnn,
+        (di.x_train, di.y_train),
+        loss_fn=cross_entropy,
+        optimizer=Adam(cnn.parameters(), lr=3e-3),
+        epochs=3 if quick else 20,
+        batch_size=64,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(0.6 + 0.35 * f, m), "judge CNN")],
+    )
     cnn_acc = accuracy(cnn, di.x_test, di.y_test)
 
     samples = vae.sample(1000, run.generator(1))  # (1000, 64), pixel means in [0, 1]
@@ -71,18 +85,42 @@ def generative_model(run: Run) -> None:
     run.metric("cnn_confidence_on_vae_samples", conf_s, key=True)
     run.metric("cnn_confidence_on_matched_noise", conf_n)
     run.metric("samples_per_predicted_class", classes.tolist())
-    run.check("the ELBO rises during training (mean train ELBO, last epoch vs first)",
-              elbo_train[-1] > elbo_train[0], observed=round(elbo_train[-1], 2), expected=f"> {elbo_train[0]:.2f}")
-    run.check("the test ELBO of the trained VAE is above the untrained one's", elbo_test > elbo_init,
-              observed=round(elbo_test, 2), expected=f"> {elbo_init:.2f}")
-    run.check("the judge CNN is accurate on real test digits (so its verdict means something)", cnn_acc >= 0.95,
-              observed=round(cnn_acc, 4), expected=">= 0.95")
-    run.check("a separately trained CNN recognises the VAE's samples with mean confidence >= 0.8",
-              conf_s >= 0.8, observed=round(conf_s, 4), expected=">= 0.80")
-    run.check("...at least 0.1 above its confidence on noise with the samples' per-pixel mean and variance",
-              conf_s - conf_n >= 0.1, observed=round(conf_s - conf_n, 4), expected=f">= 0.1 (noise: {conf_n:.4f})")
-    run.check("every digit class appears among the 1000 samples", bool((classes > 0).all()),
-              observed=int((classes > 0).sum()), expected="10 of 10")
+    run.check(
+        "the ELBO rises during training (mean train ELBO, last epoch vs first)",
+        elbo_train[-1] > elbo_train[0],
+        observed=round(elbo_train[-1], 2),
+        expected=f"> {elbo_train[0]:.2f}",
+    )
+    run.check(
+        "the test ELBO of the trained VAE is above the untrained one's",
+        elbo_test > elbo_init,
+        observed=round(elbo_test, 2),
+        expected=f"> {elbo_init:.2f}",
+    )
+    run.check(
+        "the judge CNN is accurate on real test digits (so its verdict means something)",
+        cnn_acc >= 0.95,
+        observed=round(cnn_acc, 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "a separately trained CNN recognises the VAE's samples with mean confidence >= 0.8",
+        conf_s >= 0.8,
+        observed=round(conf_s, 4),
+        expected=">= 0.80",
+    )
+    run.check(
+        "...at least 0.1 above its confidence on noise with the samples' per-pixel mean and variance",
+        conf_s - conf_n >= 0.1,
+        observed=round(conf_s - conf_n, 4),
+        expected=f">= 0.1 (noise: {conf_n:.4f})",
+    )
+    run.check(
+        "every digit class appears among the 1000 samples",
+        bool((classes > 0).all()),
+        observed=int((classes > 0).sum()),
+        expected="10 of 10",
+    )
 
     # latent interpolation between two test digits of different classes
     a = int((d.y_test == 0).nonzero()[0])
@@ -92,9 +130,12 @@ def generative_model(run: Run) -> None:
         za, zb = vae.encode(d.x_test[[a]])[0], vae.encode(d.x_test[[b]])[0]
         ts = torch.linspace(0, 1, 10, device=run.device)[:, None]
         interp = vae.decode((1 - ts) * za + ts * zb)  # (10, 64)
-    with run.figure("samples", alt="top: 40 digits decoded from the VAE's prior with the CNN's label and "
-                    "confidence; bottom: decoding along a straight line in latent space from a 0 to a 6",
-                    figsize=(10, 6)) as fig:
+    with run.figure(
+        "samples",
+        alt="top: 40 digits decoded from the VAE's prior with the CNN's label and "
+        "confidence; bottom: decoding along a straight line in latent space from a 0 to a 6",
+        figsize=(10, 6),
+    ) as fig:
         axes = fig.subplots(5, 10)
         for i in range(40):
             ax = axes[i // 10, i % 10]

@@ -23,8 +23,16 @@ from dlterms.training import fit
 
 def _train(run: Run, model, xa, xb, y, epochs):
     torch.manual_seed(run.seed)
-    fit(model, (xa, xb, y), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=3e-3), epochs=epochs,
-        batch_size=128, seed=run.seed, forward=lambda m, a, b: m(a, b))
+    fit(
+        model,
+        (xa, xb, y),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=3e-3),
+        epochs=epochs,
+        batch_size=128,
+        seed=run.seed,
+        forward=lambda m, a, b: m(a, b),
+    )
     return model
 
 
@@ -51,8 +59,10 @@ def multimodal_learning(run: Run) -> None:
         torch.manual_seed(run.seed + 2)
         early = _train(run, EarlyFusion(8, 16, C).to(run.device), xa[tr], xb[tr], y[tr], epochs)
         late = LateFusion(ua, ub, "product")
-        r = {name: _acc(m, xa[te], xb[te], y[te])
-             for name, m in (("A only", ua), ("B only", ub), ("early fusion", early), ("late fusion", late))}
+        r = {
+            name: _acc(m, xa[te], xb[te], y[te])
+            for name, m in (("A only", ua), ("B only", ub), ("early fusion", early), ("late fusion", late))
+        }
         results["XOR" if interaction else "2a+b"] = r
         tag = "xor" if interaction else "additive"
         for name, v in r.items():
@@ -62,18 +72,26 @@ def multimodal_learning(run: Run) -> None:
     r = results["2a+b"]
     best_single = max(r["A only"], r["B only"])
     for name in ("early fusion", "late fusion"):
-        run.check(f"y = 2a + b: {name} beats the better single modality by >= 20 points",
-                  r[name] - best_single >= 0.20, observed=round(r[name] - best_single, 4),
-                  expected=f">= 0.20 (best single {best_single:.4f})")
+        run.check(
+            f"y = 2a + b: {name} beats the better single modality by >= 20 points",
+            r[name] - best_single >= 0.20,
+            observed=round(r[name] - best_single, 4),
+            expected=f">= 0.20 (best single {best_single:.4f})",
+        )
     x = results["XOR"]
-    run.check("y = a XOR b: early fusion beats late fusion by >= 20 points (late fusion cannot see the "
-              "interaction)", x["early fusion"] - x["late fusion"] >= 0.20,
-              observed=round(x["early fusion"] - x["late fusion"], 4),
-              expected=f">= 0.20 (late {x['late fusion']:.4f})")
+    run.check(
+        "y = a XOR b: early fusion beats late fusion by >= 20 points (late fusion cannot see the interaction)",
+        x["early fusion"] - x["late fusion"] >= 0.20,
+        observed=round(x["early fusion"] - x["late fusion"], 4),
+        expected=f">= 0.20 (late {x['late fusion']:.4f})",
+    )
 
-    with run.figure("fusion", alt="test accuracy of single-modality models and of early and late fusion, "
-                    "for a label split across modalities (2a+b) and for an interaction label (XOR)",
-                    figsize=(10, 4)) as fig:
+    with run.figure(
+        "fusion",
+        alt="test accuracy of single-modality models and of early and late fusion, "
+        "for a label split across modalities (2a+b) and for an interaction label (XOR)",
+        figsize=(10, 4),
+    ) as fig:
         axes = fig.subplots(1, 2)
         for ax, (setting, r) in zip(axes, results.items()):
             names = list(r)

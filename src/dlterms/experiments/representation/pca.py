@@ -36,20 +36,25 @@ def pca(run: Run) -> None:
     run.metric("max_component_diff_vs_sklearn", comp_err)
     run.metric("max_explained_variance_diff_vs_sklearn", var_err)
     run.metric("max_explained_variance_ratio_diff", ratio_err)
-    run.check("components equal scikit-learn's up to sign", comp_err <= 1e-8, observed=comp_err,
-              expected="<= 1e-8")
-    run.check("explained variance (and ratio) equal scikit-learn's", max(var_err, ratio_err) <= 1e-8,
-              observed=max(var_err, ratio_err), expected="<= 1e-8")
+    run.check("components equal scikit-learn's up to sign", comp_err <= 1e-8, observed=comp_err, expected="<= 1e-8")
+    run.check(
+        "explained variance (and ratio) equal scikit-learn's",
+        max(var_err, ratio_err) <= 1e-8,
+        observed=max(var_err, ratio_err),
+        expected="<= 1e-8",
+    )
 
     Z = ours.transform(X)  # (n, k)
     cov = torch.cov(Z.T)  # (k, k)
     off = float((cov - torch.diag(torch.diag(cov))).abs().max())
     diag_err = float((torch.diag(cov) - ours.explained_variance_).abs().max())
     run.metric("max_offdiag_cov_of_projections", off)
-    run.check("projections are uncorrelated (largest off-diagonal covariance)", off <= 1e-8, observed=off,
-              expected="<= 1e-8")
-    run.check("variance of each projection equals its eigenvalue", diag_err <= 1e-8, observed=diag_err,
-              expected="<= 1e-8")
+    run.check(
+        "projections are uncorrelated (largest off-diagonal covariance)", off <= 1e-8, observed=off, expected="<= 1e-8"
+    )
+    run.check(
+        "variance of each projection equals its eigenvalue", diag_err <= 1e-8, observed=diag_err, expected="<= 1e-8"
+    )
 
     full = PCA().fit(X)
     lam = full.all_explained_variance_
@@ -62,21 +67,31 @@ def pca(run: Run) -> None:
         discarded.append(float(lam[kk:].sum()))
     rel = max(abs(e - d) / d for e, d in zip(errs, discarded))
     run.metric("max_rel_diff_recon_error_vs_discarded_eigs", rel, key=True)
-    run.check("reconstruction error = sum of discarded eigenvalues, k = 1..40", rel <= 1e-8, observed=rel,
-              expected="relative difference <= 1e-8")
+    run.check(
+        "reconstruction error = sum of discarded eigenvalues, k = 1..40",
+        rel <= 1e-8,
+        observed=rel,
+        expected="relative difference <= 1e-8",
+    )
     run.metric("variance_explained_by_2_components", float(ours.explained_variance_ratio_[:2].sum()))
-    run.metric("components_for_90pct_variance",
-               int((torch.cumsum(lam / lam.sum(), 0) < 0.9).sum()) + 1)
+    run.metric("components_for_90pct_variance", int((torch.cumsum(lam / lam.sum(), 0) < 0.9).sum()) + 1)
 
-    with run.figure("pca", alt="left: digits projected on the first two principal components, coloured by "
-                    "class; right: reconstruction error and sum of discarded eigenvalues against k",
-                    figsize=(10, 4)) as fig:
+    with run.figure(
+        "pca",
+        alt="left: digits projected on the first two principal components, coloured by "
+        "class; right: reconstruction error and sum of discarded eigenvalues against k",
+        figsize=(10, 4),
+    ) as fig:
         a1, a2 = fig.subplots(1, 2)
         sc = a1.scatter(Z[:, 0], Z[:, 1], c=y_np, cmap="tab10", s=4)
         fig.colorbar(sc, ax=a1, label="digit")
         a1.set(xlabel="PC 1", ylabel="PC 2", title="digits on the first two components")
         a2.plot(ks, errs, "o", ms=4, label="reconstruction error / (n-1)")
         a2.plot(ks, discarded, "-", label="sum of discarded eigenvalues")
-        a2.set(xlabel="components kept k", ylabel="squared error", yscale="log",
-               title="error equals the discarded variance")
+        a2.set(
+            xlabel="components kept k",
+            ylabel="squared error",
+            yscale="log",
+            title="error equals the discarded variance",
+        )
         a2.legend()

@@ -30,34 +30,55 @@ def self_supervised(run: Run) -> None:
     d = mnist1d().to(run.device)
     torch.manual_seed(run.seed)
     encoder = torch.nn.Sequential(MLP([40, 256, 128]), ReLU())
-    model = SimCLR(encoder, 128, 32, Compose([RandomSignalShift(10), GaussianNoise(0.3)]),
-                   run.generator(1)).to(run.device)
+    model = SimCLR(encoder, 128, 32, Compose([RandomSignalShift(10), GaussianNoise(0.3)]), run.generator(1)).to(
+        run.device
+    )
     with torch.no_grad():
         rand_tr, rand_te = model.features(d.x_train), model.features(d.x_test)
-    hist = fit(model, d.x_train, loss_fn=lambda out, _: nt_xent_loss(*out, TAU),
-               optimizer=Adam(model.parameters(), lr=1e-3), epochs=3 if run.quick else 30, batch_size=256,
-               seed=run.seed,
-               callbacks=[ProgressCallback(lambda f, m: run.progress(0.85 * f, m), "SimCLR")])
+    hist = fit(
+        model,
+        d.x_train,
+        loss_fn=lambda out, _: nt_xent_loss(*out, TAU),
+        optimizer=Adam(model.parameters(), lr=1e-3),
+        epochs=3 if run.quick else 30,
+        batch_size=256,
+        seed=run.seed,
+        callbacks=[ProgressCallback(lambda f, m: run.progress(0.85 * f, m), "SimCLR")],
+    )
     model.eval()
     with torch.no_grad():
         ssl_tr, ssl_te = model.features(d.x_train), model.features(d.x_test)
-    acc = {"raw input": linear_probe(run, d.x_train, d.y_train, d.x_test, d.y_test),
-           "random-init features": linear_probe(run, rand_tr, d.y_train, rand_te, d.y_test),
-           "self-supervised features": linear_probe(run, ssl_tr, d.y_train, ssl_te, d.y_test)}
+    acc = {
+        "raw input": linear_probe(run, d.x_train, d.y_train, d.x_test, d.y_test),
+        "random-init features": linear_probe(run, rand_tr, d.y_train, rand_te, d.y_test),
+        "self-supervised features": linear_probe(run, ssl_tr, d.y_train, ssl_te, d.y_test),
+    }
     run.metric("probe_acc_raw", acc["raw input"])
     run.metric("probe_acc_random_init", acc["random-init features"])
     run.metric("probe_acc_self_supervised", acc["self-supervised features"], key=True)
     run.metric("nt_xent_first_epoch", hist.train_loss[0])
     run.metric("nt_xent_last_epoch", hist.train_loss[-1])
     ssl = acc["self-supervised features"]
-    run.check("the contrastive loss falls during pre-training", hist.train_loss[-1] < hist.train_loss[0],
-              observed=round(hist.train_loss[-1], 4), expected=f"< {hist.train_loss[0]:.4f}")
+    run.check(
+        "the contrastive loss falls during pre-training",
+        hist.train_loss[-1] < hist.train_loss[0],
+        observed=round(hist.train_loss[-1], 4),
+        expected=f"< {hist.train_loss[0]:.4f}",
+    )
     for other in ("random-init features", "raw input"):
-        run.check(f"a linear probe on self-supervised features beats one on {other}", ssl > acc[other],
-                  observed=round(ssl, 4), expected=f"> {acc[other]:.4f} ({other})")
+        run.check(
+            f"a linear probe on self-supervised features beats one on {other}",
+            ssl > acc[other],
+            observed=round(ssl, 4),
+            expected=f"> {acc[other]:.4f} ({other})",
+        )
 
-    with run.figure("probes", alt="linear-probe test accuracy on MNIST-1D for raw input, random-init "
-                    "features and self-supervised features, and the NT-Xent loss per epoch", figsize=(10, 4)) as fig:
+    with run.figure(
+        "probes",
+        alt="linear-probe test accuracy on MNIST-1D for raw input, random-init "
+        "features and self-supervised features, and the NT-Xent loss per epoch",
+        figsize=(10, 4),
+    ) as fig:
         a1, a2 = fig.subplots(1, 2)
         names = list(acc)
         a1.bar(range(3), [acc[n] for n in names], color=["gray", "tab:orange", "tab:blue"])

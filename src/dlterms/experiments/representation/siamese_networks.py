@@ -47,10 +47,18 @@ def siamese_networks(run: Run) -> None:
     i, j, same = make_pairs(y_tr, 4000, run.generator(1))
     torch.manual_seed(run.seed)
     net = SiameseNetwork(64, embedding_dim=32, hidden=(128,)).to(run.device)
-    fit(net, (x_tr[i], x_tr[j], same), loss_fn=lambda out, y: contrastive_loss(out[0], out[1], y, margin=1.0),
-        optimizer=Adam(net.parameters(), lr=1e-3), epochs=3 if run.quick else 30, batch_size=128, seed=run.seed,
-        device=run.device, forward=lambda m, a, b: m(a, b),
-        callbacks=[ProgressCallback(run.progress, "siamese")])
+    fit(
+        net,
+        (x_tr[i], x_tr[j], same),
+        loss_fn=lambda out, y: contrastive_loss(out[0], out[1], y, margin=1.0),
+        optimizer=Adam(net.parameters(), lr=1e-3),
+        epochs=3 if run.quick else 30,
+        batch_size=128,
+        seed=run.seed,
+        device=run.device,
+        forward=lambda m, a, b: m(a, b),
+        callbacks=[ProgressCallback(run.progress, "siamese")],
+    )
 
     ti, tj, tsame = make_pairs(y_te, 2000, run.generator(2))
     net.eval()
@@ -66,16 +74,31 @@ def siamese_networks(run: Run) -> None:
     run.metric("auc_raw_pixels_unseen_classes", auc_raw)
     run.metric("max_self_distance", self_d)
     run.metric("max_asymmetry", sym)
-    run.check("verification AUC on digit classes 6-9, never seen in training, >= 0.9", auc >= 0.9,
-              observed=round(auc, 4), expected=">= 0.90")
-    run.check("the learned distance beats the raw-pixel distance on those pairs", auc > auc_raw,
-              observed=round(auc, 4), expected=f"> {auc_raw:.4f} (raw pixels)")
-    run.check("shared weights: d(x, x) = 0 and d(x1, x2) = d(x2, x1)", self_d == 0.0 and sym <= 1e-6,
-              observed=[self_d, sym], expected="0 and <= 1e-6")
+    run.check(
+        "verification AUC on digit classes 6-9, never seen in training, >= 0.9",
+        auc >= 0.9,
+        observed=round(auc, 4),
+        expected=">= 0.90",
+    )
+    run.check(
+        "the learned distance beats the raw-pixel distance on those pairs",
+        auc > auc_raw,
+        observed=round(auc, 4),
+        expected=f"> {auc_raw:.4f} (raw pixels)",
+    )
+    run.check(
+        "shared weights: d(x, x) = 0 and d(x1, x2) = d(x2, x1)",
+        self_d == 0.0 and sym <= 1e-6,
+        observed=[self_d, sym],
+        expected="0 and <= 1e-6",
+    )
 
-    with run.figure("verification", alt="ROC curves of same/different verification on unseen digit classes, "
-                    "learned siamese distance vs raw pixel distance, and the distance histograms",
-                    figsize=(10, 4)) as fig:
+    with run.figure(
+        "verification",
+        alt="ROC curves of same/different verification on unseen digit classes, "
+        "learned siamese distance vs raw pixel distance, and the distance histograms",
+        figsize=(10, 4),
+    ) as fig:
         a1, a2 = fig.subplots(1, 2)
         for score, name in ((-dist, f"siamese (AUC {auc:.3f})"), (-raw, f"raw pixels (AUC {auc_raw:.3f})")):
             fpr, tpr, _ = roc_curve(tsame.numpy(), score.numpy())

@@ -48,9 +48,17 @@ def triplet_loss(run: Run) -> None:
     net = SiameseNetwork(64, embedding_dim=32, hidden=(128,), normalize=True).to(run.device)
     recall0 = _recall_at_1(net, d.x_test, d.y_test)
     rec = _Recall(d.x_test, d.y_test)
-    fit(net, (d.x_train, d.y_train), loss_fn=lambda e, y: batch_hard_triplet_loss(e, y, margin=MARGIN),
-        optimizer=Adam(net.parameters(), lr=1e-3), epochs=3 if run.quick else 40, batch_size=128, seed=run.seed,
-        forward=lambda m, x: m.embed(x), callbacks=[rec, ProgressCallback(run.progress, "triplet")])
+    fit(
+        net,
+        (d.x_train, d.y_train),
+        loss_fn=lambda e, y: batch_hard_triplet_loss(e, y, margin=MARGIN),
+        optimizer=Adam(net.parameters(), lr=1e-3),
+        epochs=3 if run.quick else 40,
+        batch_size=128,
+        seed=run.seed,
+        forward=lambda m, x: m.embed(x),
+        callbacks=[rec, ProgressCallback(run.progress, "triplet")],
+    )
     recalls = [recall0, *rec.values]
 
     g = run.generator(1)
@@ -72,13 +80,25 @@ def triplet_loss(run: Run) -> None:
     run.metric("recall_at_1_untrained", recall0)
     run.metric("recall_at_1_trained", recalls[-1])
     run.metric("recall_at_1_by_epoch", [round(r, 4) for r in recalls])
-    run.check("held-out triplets satisfying the margin d(a,n) >= d(a,p) + 0.2", frac >= 0.95,
-              observed=round(frac, 4), expected=">= 0.95")
-    run.check("recall@1 on the test split rises over training", recalls[-1] > recalls[0],
-              observed=round(recalls[-1], 4), expected=f"> {recalls[0]:.4f} (untrained)")
+    run.check(
+        "held-out triplets satisfying the margin d(a,n) >= d(a,p) + 0.2",
+        frac >= 0.95,
+        observed=round(frac, 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "recall@1 on the test split rises over training",
+        recalls[-1] > recalls[0],
+        observed=round(recalls[-1], 4),
+        expected=f"> {recalls[0]:.4f} (untrained)",
+    )
 
-    with run.figure("training", alt="recall@1 of the test split per epoch, and the distribution of "
-                    "d(a,n) - d(a,p) over held-out triplets with the margin marked", figsize=(10, 4)) as fig:
+    with run.figure(
+        "training",
+        alt="recall@1 of the test split per epoch, and the distribution of "
+        "d(a,n) - d(a,p) over held-out triplets with the margin marked",
+        figsize=(10, 4),
+    ) as fig:
         a1, a2 = fig.subplots(1, 2)
         a1.plot(range(len(recalls)), recalls, "o-", ms=3)
         a1.set(xlabel="epoch (0 = untrained)", ylabel="recall@1 (test)", title="retrieval improves with training")

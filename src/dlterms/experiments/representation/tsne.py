@@ -61,23 +61,43 @@ def tsne(run: Run) -> None:
 
     rel_exact = abs(kl_ours - kl_sk_exact) / kl_sk_exact
     rel_rep = abs(kl_ours - kl_sk_reported) / kl_sk_reported
-    run.check("final KL within 10 % of scikit-learn's (both maps, exact KL under the same P)",
-              rel_exact <= 0.10, observed=round(rel_exact, 4), expected="<= 0.10")
-    run.check("final KL within 10 % of the KL scikit-learn reports", rel_rep <= 0.10,
-              observed=round(rel_rep, 4), expected="<= 0.10")
-    run.check("trustworthiness (10 neighbours) within 0.02 of scikit-learn's", abs(tw_ours - tw_sk) <= 0.02,
-              observed=round(tw_ours - tw_sk, 4), expected="|difference| <= 0.02")
+    run.check(
+        "final KL within 10 % of scikit-learn's (both maps, exact KL under the same P)",
+        rel_exact <= 0.10,
+        observed=round(rel_exact, 4),
+        expected="<= 0.10",
+    )
+    run.check(
+        "final KL within 10 % of the KL scikit-learn reports",
+        rel_rep <= 0.10,
+        observed=round(rel_rep, 4),
+        expected="<= 0.10",
+    )
+    run.check(
+        "trustworthiness (10 neighbours) within 0.02 of scikit-learn's",
+        abs(tw_ours - tw_sk) <= 0.02,
+        observed=round(tw_ours - tw_sk, 4),
+        expected="|difference| <= 0.02",
+    )
     kls = [k for _, k in curve]
     after = [k for it, k in curve if it > ours.exaggeration_iter]
-    run.check("KL falls after early exaggeration ends", len(after) >= 2 and after[-1] < after[0],
-              observed=[round(after[0], 4), round(after[-1], 4)] if after else None,
-              expected="last < first")
+    run.check(
+        "KL falls after early exaggeration ends",
+        len(after) >= 2 and after[-1] < after[0],
+        observed=[round(after[0], 4), round(after[-1], 4)] if after else None,
+        expected="last < first",
+    )
 
-    with run.figure("maps", alt="t-SNE maps of the 1797 digits, ours and scikit-learn's, coloured by class, "
-                    "and our KL over iterations", figsize=(13, 4)) as fig:
+    with run.figure(
+        "maps",
+        alt="t-SNE maps of the 1797 digits, ours and scikit-learn's, coloured by class, and our KL over iterations",
+        figsize=(13, 4),
+    ) as fig:
         a1, a2, a3 = fig.subplots(1, 3)
-        for ax, Z, name, kl, tw, t in ((a1, Y, "ours (exact gradient)", kl_ours, tw_ours, t_ours),
-                                       (a2, Ys, "scikit-learn (Barnes-Hut)", kl_sk_exact, tw_sk, t_sk)):
+        for ax, Z, name, kl, tw, t in (
+            (a1, Y, "ours (exact gradient)", kl_ours, tw_ours, t_ours),
+            (a2, Ys, "scikit-learn (Barnes-Hut)", kl_sk_exact, tw_sk, t_sk),
+        ):
             ax.scatter(Z[:, 0], Z[:, 1], c=y, cmap="tab10", s=3)
             ax.set(title=f"{name}\nKL {kl:.3f}, trustworthiness {tw:.4f}, {t:.1f} s", xticks=[], yticks=[])
         a3.plot([it for it, _ in curve], kls, "o-", ms=3)

@@ -39,17 +39,36 @@ def number_task(seed: int, n_train: int, n_test: int, device):
     return encode(train, sv, tv, device), encode(test, sv, tv, device), sv, tv
 
 
-def train(model: Seq2Seq, data: Seq2SeqData, *, epochs: int, seed: int, lr: float = 3e-3, batch_size: int = 64,
-          callbacks: Sequence[Callback] = (), max_steps: int | None = None, optimizer=None,
-          cosine: bool = False) -> History:
+def train(
+    model: Seq2Seq,
+    data: Seq2SeqData,
+    *,
+    epochs: int,
+    seed: int,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    callbacks: Sequence[Callback] = (),
+    max_steps: int | None = None,
+    optimizer=None,
+    cosine: bool = False,
+) -> History:
     """Train with `fit`: inputs (src, src_len, tgt), target tgt, per-token cross-entropy, clipping at 1;
     `cosine` anneals the learning rate to 0 over the epochs."""
     opt = optimizer or Adam(model.parameters(), lr=lr)
     scheduler = CosineAnnealingLR(opt, T_max=epochs) if cosine else None
-    return fit(model, (data.src, data.src_len, data.tgt, data.tgt), loss_fn=seq2seq_loss, optimizer=opt,
-               epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps, scheduler=scheduler,
-               forward=lambda m, src, src_len, tgt: m(src, src_len, tgt),
-               callbacks=[GradientClipping(max_norm=1.0), *callbacks])
+    return fit(
+        model,
+        (data.src, data.src_len, data.tgt, data.tgt),
+        loss_fn=seq2seq_loss,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        max_steps=max_steps,
+        scheduler=scheduler,
+        forward=lambda m, src, src_len, tgt: m(src, src_len, tgt),
+        callbacks=[GradientClipping(max_norm=1.0), *callbacks],
+    )
 
 
 def decode(model: Seq2Seq, data: Seq2SeqData, beam_size: int = 1, batch: int = 500):
@@ -59,7 +78,7 @@ def decode(model: Seq2Seq, data: Seq2SeqData, beam_size: int = 1, batch: int = 5
     toks, lps = [], []
     T = data.tgt.shape[1]
     for i in range(0, len(data), batch):
-        src, sl = data.src[i:i + batch], data.src_len[i:i + batch]
+        src, sl = data.src[i : i + batch], data.src_len[i : i + batch]
         if beam_size == 1:
             t, lp = greedy_search(model, src, sl, max_len=T)
         else:

@@ -37,7 +37,7 @@ class Config:
     n_train: int = 1500
     n_test: int = 500
     hidden: int = 32
-    epochs: int = 3          # 47 steps of 32 sequences each per epoch
+    epochs: int = 3  # 47 steps of 32 sequences each per epoch
     lr: float = 3e-3
 
 
@@ -52,13 +52,21 @@ def attention_layers(run: Run) -> None:
         xt, yt = marked_recall(cfg.n_test, delay, cfg.n_symbols, seed=run.seed + 1, distractors=False)
         for j, (name, readout) in enumerate([("final state", "last"), ("attention layer", "attention")]):
             torch.manual_seed(run.seed)
-            model = RecurrentClassifier("gru", cfg.n_symbols + 1, cfg.hidden, cfg.n_symbols,
-                                        readout=readout).to(run.device)
+            model = RecurrentClassifier("gru", cfg.n_symbols + 1, cfg.hidden, cfg.n_symbols, readout=readout).to(
+                run.device
+            )
             k = 2 * i + j
             fit_cb = ProgressCallback(lambda f, m, k=k: run.progress((k + f) / jobs, m), f"{name}, T={delay + 5}")
-            fit(model, (x, y), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
-                epochs=cfg.epochs, batch_size=32, seed=run.seed,
-                callbacks=[GradientClipping(max_norm=1.0), fit_cb])
+            fit(
+                model,
+                (x, y),
+                loss_fn=cross_entropy,
+                optimizer=Adam(model.parameters(), lr=cfg.lr),
+                epochs=cfg.epochs,
+                batch_size=32,
+                seed=run.seed,
+                callbacks=[GradientClipping(max_norm=1.0), fit_cb],
+            )
             acc[name].append(accuracy(model, xt, yt))
             if readout == "attention":
                 predict(model, xt)  # fills model.last_attention with the (N, T) weights
@@ -73,17 +81,36 @@ def attention_layers(run: Run) -> None:
     run.metric("test_acc_attention_layer_longest", acc["attention layer"][-1], key=True)
     chance = 1 / cfg.n_symbols
     a, f = acc["attention layer"], acc["final state"]
-    run.check("with an attention layer: accuracy >= 0.95 at every length", min(a) >= 0.95,
-              observed=round(min(a), 4), expected=">= 0.95")
-    run.check("the attention layer puts >= 0.90 of its weight on the marked step at every length",
-              min(mass) >= 0.90, observed=round(min(mass), 4), expected=">= 0.90")
-    run.check("without it: >= 0.85 at the shortest length (it can do the task when the gap is short)",
-              f[0] >= 0.85, observed=round(f[0], 4), expected=">= 0.85")
-    run.check(f"without it: near chance at the longest length ({lengths[-1]} steps)", f[-1] <= 2 * chance,
-              observed=round(f[-1], 4), expected=f"<= {2 * chance:.3f} (2x chance)")
+    run.check(
+        "with an attention layer: accuracy >= 0.95 at every length",
+        min(a) >= 0.95,
+        observed=round(min(a), 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "the attention layer puts >= 0.90 of its weight on the marked step at every length",
+        min(mass) >= 0.90,
+        observed=round(min(mass), 4),
+        expected=">= 0.90",
+    )
+    run.check(
+        "without it: >= 0.85 at the shortest length (it can do the task when the gap is short)",
+        f[0] >= 0.85,
+        observed=round(f[0], 4),
+        expected=">= 0.85",
+    )
+    run.check(
+        f"without it: near chance at the longest length ({lengths[-1]} steps)",
+        f[-1] <= 2 * chance,
+        observed=round(f[-1], 4),
+        expected=f"<= {2 * chance:.3f} (2x chance)",
+    )
 
-    with run.figure("by_length", alt="test accuracy of recalling a marked symbol against sequence length, "
-                    "for a GRU read from its final state and through an attention layer") as fig:
+    with run.figure(
+        "by_length",
+        alt="test accuracy of recalling a marked symbol against sequence length, "
+        "for a GRU read from its final state and through an attention layer",
+    ) as fig:
         ax = fig.subplots()
         for name, vals in acc.items():
             ax.plot(lengths, vals, "o-", label=name)

@@ -41,9 +41,9 @@ class Config:
     n_test: int = 1000
     embedding_dim: int = 32
     hidden: int = 48
-    epochs: int = 5         # the shared budget (seq2seq-model's): 63 steps of 64 pairs per epoch
-    longer: int = 2         # the model without attention also trains to this multiple of the budget
-    lr: float = 3e-3        # annealed by a cosine over each training run
+    epochs: int = 5  # the shared budget (seq2seq-model's): 63 steps of 64 pairs per epoch
+    longer: int = 2  # the model without attention also trains to this multiple of the budget
+    lr: float = 3e-3  # annealed by a cosine over each training run
 
 
 def _by_bucket(values: torch.Tensor, lengths: np.ndarray) -> list[float]:
@@ -66,8 +66,7 @@ def attention_mechanism(run: Run) -> None:
     for name, att in [("with attention", "general"), ("without attention", None)]:
         torch.manual_seed(run.seed)
         model = Seq2Seq(len(sv), len(tv), cfg.embedding_dim, cfg.hidden, attention=att).to(run.device)
-        common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr, cosine=True,
-                     callbacks=[progress(name)])
+        common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr, cosine=True, callbacks=[progress(name)])
         done[0] += cfg.epochs
         tokens, _ = common.decode(model, test)
         results[name] = (common.exact(tokens, test).cpu(), (tokens == test.tgt).float().mean(1).cpu())
@@ -75,12 +74,24 @@ def attention_mechanism(run: Run) -> None:
     # the model without attention trains on for twice the budget again (a second cosine cycle, with a
     # different shuffling seed so it sees new batch orders)
     model = models["without attention"]
-    common.train(model, train, epochs=cfg.epochs * (cfg.longer - 1), seed=run.seed + 1, lr=cfg.lr, cosine=True,
-                 callbacks=[ProgressCallback(lambda f, m: run.progress((2 * cfg.epochs + f * 2 * cfg.epochs) / total,
-                                                                        m), "without attention, longer")])
+    common.train(
+        model,
+        train,
+        epochs=cfg.epochs * (cfg.longer - 1),
+        seed=run.seed + 1,
+        lr=cfg.lr,
+        cosine=True,
+        callbacks=[
+            ProgressCallback(
+                lambda f, m: run.progress((2 * cfg.epochs + f * 2 * cfg.epochs) / total, m), "without attention, longer"
+            )
+        ],
+    )
     tokens, _ = common.decode(model, test)
-    results[f"without attention, {cfg.longer}x budget"] = (common.exact(tokens, test).cpu(),
-                                                           (tokens == test.tgt).float().mean(1).cpu())
+    results[f"without attention, {cfg.longer}x budget"] = (
+        common.exact(tokens, test).cpu(),
+        (tokens == test.tgt).float().mean(1).cpu(),
+    )
 
     curves = {name: _by_bucket(ok, lengths) for name, (ok, _) in results.items()}
     chars = {name: _by_bucket(ch, lengths) for name, (_, ch) in results.items()}
@@ -94,27 +105,44 @@ def attention_mechanism(run: Run) -> None:
 
     att, plain = curves["with attention"], curves["without attention"]
     longer = curves[f"without attention, {cfg.longer}x budget"]
-    run.check("with attention: exact match >= 0.85 in every input-length bucket", min(att) >= 0.85,
-              observed=round(min(att), 4), expected=">= 0.85")
-    run.check("with attention: longest inputs within 0.10 of the shortest", att[0] - att[-1] <= 0.10,
-              observed=round(att[0] - att[-1], 4), expected="<= 0.10")
-    run.check("same budget without attention: gap on the longest inputs >= 0.30", att[-1] - plain[-1] >= 0.30,
-              observed=round(att[-1] - plain[-1], 4), expected=">= 0.30")
-    run.check(f"without attention, even {cfg.longer}x the budget leaves it below the attention model",
-              sum(longer) < sum(att), observed=round(results[f"without attention, {cfg.longer}x budget"][0]
-                                                      .float().mean().item(), 4),
-              expected=f"< {results['with attention'][0].float().mean().item():.4f}")
+    run.check(
+        "with attention: exact match >= 0.85 in every input-length bucket",
+        min(att) >= 0.85,
+        observed=round(min(att), 4),
+        expected=">= 0.85",
+    )
+    run.check(
+        "with attention: longest inputs within 0.10 of the shortest",
+        att[0] - att[-1] <= 0.10,
+        observed=round(att[0] - att[-1], 4),
+        expected="<= 0.10",
+    )
+    run.check(
+        "same budget without attention: gap on the longest inputs >= 0.30",
+        att[-1] - plain[-1] >= 0.30,
+        observed=round(att[-1] - plain[-1], 4),
+        expected=">= 0.30",
+    )
+    run.check(
+        f"without attention, even {cfg.longer}x the budget leaves it below the attention model",
+        sum(longer) < sum(att),
+        observed=round(results[f"without attention, {cfg.longer}x budget"][0].float().mean().item(), 4),
+        expected=f"< {results['with attention'][0].float().mean().item():.4f}",
+    )
 
     # alignment of one long test input
     i = int(np.argmax(lengths))
     m = models["with attention"].eval()
-    toks, _, attn = greedy_search(m, test.src[i:i + 1], test.src_len[i:i + 1], max_len=11, return_attention=True)
+    toks, _, attn = greedy_search(m, test.src[i : i + 1], test.src_len[i : i + 1], max_len=11, return_attention=True)
     src_text = test.pairs[i][0]
     out_text = tv.decode(toks[0])
-    A = attn[0, :len(out_text) + 1, :len(src_text)].cpu().numpy()
+    A = attn[0, : len(out_text) + 1, : len(src_text)].cpu().numpy()
 
-    with run.figure("by_length", alt="test exact match per input-length bucket for the model with attention, "
-                    "without attention at the same budget, and without attention at 3x the budget") as fig:
+    with run.figure(
+        "by_length",
+        alt="test exact match per input-length bucket for the model with attention, "
+        "without attention at the same budget, and without attention at 3x the budget",
+    ) as fig:
         ax = fig.subplots()
         xs = np.arange(len(BUCKETS))
         for name, vals in curves.items():
@@ -124,8 +152,11 @@ def attention_mechanism(run: Run) -> None:
         ax.set_ylabel("exact match")
         ax.set_ylim(-0.02, 1.05)
         ax.legend()
-    with run.figure("alignment", alt=f"attention weights of each output character of {out_text!r} over the "
-                    f"input characters of {src_text!r}", figsize=(10, 3.2)) as fig:
+    with run.figure(
+        "alignment",
+        alt=f"attention weights of each output character of {out_text!r} over the input characters of {src_text!r}",
+        figsize=(10, 3.2),
+    ) as fig:
         ax = fig.subplots()
         ax.imshow(A, aspect="auto", cmap="Greys")
         ax.set_xticks(range(len(src_text)), list(src_text), fontsize=7)

@@ -69,8 +69,12 @@ def attention_mechanisms(run: Run) -> None:
         yr, wr = ref(x, x, x, key_padding_mask=kpm, attn_mask=cm, average_attn_weights=False)
     diff = max(float((yo - yr).abs().max()), float((wo - wr).abs().max()))
     run.metric("max_abs_diff_vs_torch_mha", diff)
-    run.check("MultiheadAttention equals torch's with copied weights (causal + padding masks, per-head weights)",
-              diff <= 1e-5, observed=diff, expected="<= 1e-5")
+    run.check(
+        "MultiheadAttention equals torch's with copied weights (causal + padding masks, per-head weights)",
+        diff <= 1e-5,
+        observed=diff,
+        expected="<= 1e-5",
+    )
 
     # ---- 2. two kinds of lookup
     n_tr, n_te = 6000, 1000
@@ -80,8 +84,16 @@ def attention_mechanisms(run: Run) -> None:
     epochs = 2 if run.quick else 12
     opt = Adam(model.parameters(), lr=3e-3)
     sched = CosineAnnealingLR(opt, T_max=epochs)
-    fit(model, (xs[:n_tr], ys[:n_tr]), loss_fn=_loss, optimizer=opt, epochs=epochs, batch_size=64, seed=run.seed,
-        scheduler=sched)
+    fit(
+        model,
+        (xs[:n_tr], ys[:n_tr]),
+        loss_fn=_loss,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=64,
+        seed=run.seed,
+        scheduler=sched,
+    )
     model.eval()
     with torch.no_grad():
         out, w = model(xs[n_tr:].to(run.device), return_weights=True)
@@ -96,35 +108,47 @@ def attention_mechanisms(run: Run) -> None:
     run.metric("head_mass_on_first", [round(float(v), 3) for v in first_mass])
     h_prev, h_first = int(prev_mass.argmax()), int(first_mass.argmax())
     rows = w[:, :, 2:]  # (B, H, T-2, T)
-    div = float(torch.stack([_js_bits(rows[:, i], rows[:, j]).mean()
-                             for i, j in itertools.combinations(range(H), 2)]).mean())
+    div = float(
+        torch.stack([_js_bits(rows[:, i], rows[:, j]).mean() for i, j in itertools.combinations(range(H), 2)]).mean()
+    )
     run.metric("head_diversity_js_bits", div)
-    run.check("one head specialises on the previous token and another on the first token",
-              h_prev != h_first and prev_mass[h_prev] >= 0.7 and first_mass[h_first] >= 0.7,
-              observed=f"head {h_prev}: {float(prev_mass[h_prev]):.2f} on t-1; head {h_first}: "
-                       f"{float(first_mass[h_first]):.2f} on 0",
-              expected="two different heads, each >= 0.70")
+    run.check(
+        "one head specialises on the previous token and another on the first token",
+        h_prev != h_first and prev_mass[h_prev] >= 0.7 and first_mass[h_first] >= 0.7,
+        observed=f"head {h_prev}: {float(prev_mass[h_prev]):.2f} on t-1; head {h_first}: "
+        f"{float(first_mass[h_first]):.2f} on 0",
+        expected="two different heads, each >= 0.70",
+    )
     run.check("heads differ from each other", div >= 0.3, observed=round(div, 3), expected=">= 0.3 bits (max 1)")
 
     # ---- 3. the causal mask blocks the future
-    x0 = xs[n_tr:n_tr + 200].to(run.device)
+    x0 = xs[n_tr : n_tr + 200].to(run.device)
     x1 = x0.clone()
-    x1[:, T // 2:] = (x1[:, T // 2:] + 1) % K  # change every token from T/2 on
+    x1[:, T // 2 :] = (x1[:, T // 2 :] + 1) % K  # change every token from T/2 on
     with torch.no_grad():
         o0, w0 = model(x0, return_weights=True)
         o1 = model(x1)
     past = float((o0[:, : T // 2] - o1[:, : T // 2]).abs().max())
     future_w = float(w0.triu(1).abs().max())
-    changed = float((o0[:, T // 2:] - o1[:, T // 2:]).abs().max())
+    changed = float((o0[:, T // 2 :] - o1[:, T // 2 :]).abs().max())
     run.metric("past_output_change", past)
     run.metric("attention_on_future", future_w)
-    run.check("changing future tokens leaves every earlier output unchanged", past == 0.0 and changed > 0,
-              observed=past, expected=f"exactly 0 (later outputs changed by up to {changed:.2f})")
-    run.check("attention weights on future positions are exactly zero", future_w == 0.0, observed=future_w,
-              expected="0")
+    run.check(
+        "changing future tokens leaves every earlier output unchanged",
+        past == 0.0 and changed > 0,
+        observed=past,
+        expected=f"exactly 0 (later outputs changed by up to {changed:.2f})",
+    )
+    run.check(
+        "attention weights on future positions are exactly zero", future_w == 0.0, observed=future_w, expected="0"
+    )
 
-    with run.figure("attention_heads", alt="attention maps of the four heads on one test sequence: one head "
-                    "looks at the previous token, another at the first", figsize=(9.6, 2.8)) as fig:
+    with run.figure(
+        "attention_heads",
+        alt="attention maps of the four heads on one test sequence: one head "
+        "looks at the previous token, another at the first",
+        figsize=(9.6, 2.8),
+    ) as fig:
         axes = fig.subplots(1, H)
         for i, ax in enumerate(axes):
             ax.imshow(w[0, i].numpy(), cmap="viridis", vmin=0, vmax=1)

@@ -47,13 +47,13 @@ from dlterms.training import Callback, ProgressCallback
 @dataclass
 class Config:
     tiny_inputs: int = 100
-    tiny_epochs: int = 2    # 32 steps: a half-trained model, unsure enough that search choices matter
+    tiny_epochs: int = 2  # 32 steps: a half-trained model, unsure enough that search choices matter
     tiny_max_len: int = 5
     tiny_alpha: float = 0.6
     n_train: int = 4000
     n_test: int = 1000
     hidden: int = 48
-    epochs: int = 3         # searched after each epoch: from an unsure model to a good one
+    epochs: int = 3  # searched after each epoch: from an unsure model to a good one
     beam: int = 5
 
 
@@ -80,11 +80,18 @@ class _SearchEachEpoch(Callback):
         g_ok, b_ok = common.exact(g_tok, test), common.exact(b_tok, test)
         search_error = ~g_ok & (true_lp > g_lp + 1e-5)  # the model prefers the true output; greedy missed it
         fixed = b_ok & ~g_ok
-        self.evals.append(dict(
-            epoch=state.epoch + 1, em_greedy=g_ok.float().mean().item(), em_beam=b_ok.float().mean().item(),
-            not_lower=(b_lp >= g_lp - 1e-5).float().mean().item(),
-            fixed=int(fixed.sum()), broken=int((g_ok & ~b_ok).sum()),
-            search_errors=int(search_error.sum()), model_errors=int((~g_ok & ~search_error).sum())))
+        self.evals.append(
+            dict(
+                epoch=state.epoch + 1,
+                em_greedy=g_ok.float().mean().item(),
+                em_beam=b_ok.float().mean().item(),
+                not_lower=(b_lp >= g_lp - 1e-5).float().mean().item(),
+                fixed=int(fixed.sum()),
+                broken=int((g_ok & ~b_ok).sum()),
+                search_errors=int(search_error.sum()),
+                model_errors=int((~g_ok & ~search_error).sum()),
+            )
+        )
 
 
 @experiment("beam-search")
@@ -96,14 +103,14 @@ def beam_search_experiment(run: Run) -> None:
     pairs = [(w, w[::-1]) for w in words]  # reverse a string of 1-4 symbols
     abc = CharVocab("abc")
     tiny_train = common.encode(pairs[:500], abc, abc, run.device)
-    tiny_test = common.encode(pairs[500:500 + cfg.tiny_inputs], abc, abc, run.device)
+    tiny_test = common.encode(pairs[500 : 500 + cfg.tiny_inputs], abc, abc, run.device)
     torch.manual_seed(run.seed)
     tiny = Seq2Seq(len(abc), len(abc), embedding_dim=8, hidden_size=8, attention="dot").to(run.device)
     common.train(tiny, tiny_train, epochs=cfg.tiny_epochs, seed=run.seed, lr=1e-2, batch_size=32)
     tiny.eval()
     src, src_len = tiny_test.src, tiny_test.src_len
     L = cfg.tiny_max_len
-    full = 4 ** L  # a beam this wide keeps every sequence
+    full = 4**L  # a beam this wide keeps every sequence
     agree, greedy_agree = {}, None
     for a in (0.0, cfg.tiny_alpha):
         ex_tok, _ = exhaustive_search(tiny, src, src_len, L, alpha=a)
@@ -115,11 +122,19 @@ def beam_search_experiment(run: Run) -> None:
             g_tok, _ = greedy_search(tiny, src, src_len, L)
             greedy_agree = _same(g_tok, ex_tok).float().mean().item()
         run.metric(f"tiny_alpha{a}_agreement_with_exhaustive_by_beam", {str(k): v for k, v in agree[a].items()})
-        run.check(f"tiny model, alpha={a}: a beam of {full} (the whole space) equals exhaustive search on "
-                  "every input", agree[a][full] == 1.0, observed=agree[a][full], expected="1.0")
+        run.check(
+            f"tiny model, alpha={a}: a beam of {full} (the whole space) equals exhaustive search on every input",
+            agree[a][full] == 1.0,
+            observed=agree[a][full],
+            expected="1.0",
+        )
     run.metric("tiny_greedy_agreement_with_exhaustive", greedy_agree)
-    run.check("tiny model: greedy search misses the most likely sequence on some inputs", greedy_agree < 1.0,
-              observed=greedy_agree, expected="< 1.0")
+    run.check(
+        "tiny model: greedy search misses the most likely sequence on some inputs",
+        greedy_agree < 1.0,
+        observed=greedy_agree,
+        expected="< 1.0",
+    )
     run.progress(0.1, "tiny model searched")
 
     # ---- parts 2 and 3: numbers and dates, searched after every epoch of training
@@ -129,35 +144,54 @@ def beam_search_experiment(run: Run) -> None:
         torch.manual_seed(run.seed)
         model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention="general").to(run.device)
         searches = _SearchEachEpoch(model, test, cfg.beam)
-        common.train(model, train, epochs=cfg.epochs, seed=run.seed, callbacks=[
-            searches, ProgressCallback(lambda f, m, t=t: run.progress(0.1 + 0.45 * (t + f), m), task)])
+        common.train(
+            model,
+            train,
+            epochs=cfg.epochs,
+            seed=run.seed,
+            callbacks=[searches, ProgressCallback(lambda f, m, t=t: run.progress(0.1 + 0.45 * (t + f), m), task)],
+        )
         evals[task] = searches.evals
         for e in searches.evals:
             for k, v in e.items():
                 if k != "epoch":
-                    run.metric(f"{task}_epoch{e['epoch']}_{k}", v, key=(task == "numbers" and k == "em_beam"
-                                                                           and e["epoch"] == 1))
-        run.check(f"{task}: beam k=5 log-probability >= greedy's on >= 95 % of inputs, after every epoch",
-                  min(e["not_lower"] for e in searches.evals) >= 0.95,
-                  observed=min(e["not_lower"] for e in searches.evals), expected=">= 0.95")
+                    run.metric(
+                        f"{task}_epoch{e['epoch']}_{k}",
+                        v,
+                        key=(task == "numbers" and k == "em_beam" and e["epoch"] == 1),
+                    )
+        run.check(
+            f"{task}: beam k=5 log-probability >= greedy's on >= 95 % of inputs, after every epoch",
+            min(e["not_lower"] for e in searches.evals) >= 0.95,
+            observed=min(e["not_lower"] for e in searches.evals),
+            expected=">= 0.95",
+        )
     num = evals["numbers"]
     fixed, broken = sum(e["fixed"] for e in num), sum(e["broken"] for e in num)
     p_value = mcnemar_exact_pvalue(fixed, broken)
     run.metric("numbers_fixed_broken_pooled", [fixed, broken])
     run.metric("numbers_mcnemar_p", p_value)
-    run.check(f"numbers: beam k=5 raises exact match over greedy: pooled over the {cfg.epochs} checkpoints it "
-              "fixes more inputs than it breaks, one-sided exact McNemar p < 0.05",
-              fixed > broken and p_value < 0.05,
-              observed=f"{fixed} fixed, {broken} broken, p = {p_value:.2g}; exact match beam vs greedy "
-                       + ", ".join(f"{e['em_beam']:.3f} vs {e['em_greedy']:.3f}" for e in num),
-              expected="fixed > broken, p < 0.05")
-    run.metric("dates_beam_minus_greedy_exact_match_by_epoch",
-               [round(e["em_beam"] - e["em_greedy"], 4) for e in evals["dates"]])
+    run.check(
+        f"numbers: beam k=5 raises exact match over greedy: pooled over the {cfg.epochs} checkpoints it "
+        "fixes more inputs than it breaks, one-sided exact McNemar p < 0.05",
+        fixed > broken and p_value < 0.05,
+        observed=f"{fixed} fixed, {broken} broken, p = {p_value:.2g}; exact match beam vs greedy "
+        + ", ".join(f"{e['em_beam']:.3f} vs {e['em_greedy']:.3f}" for e in num),
+        expected="fixed > broken, p < 0.05",
+    )
+    run.metric(
+        "dates_beam_minus_greedy_exact_match_by_epoch",
+        [round(e["em_beam"] - e["em_greedy"], 4) for e in evals["dates"]],
+    )
 
-    with run.figure("beam", alt="left: fraction of tiny-model inputs where beam search of width k finds "
-                    "the exhaustive optimum; middle and right: exact match of greedy and beam-5 decoding after "
-                    "each epoch of training, on numbers in words (beam ahead every time) and on dates (no "
-                    "consistent difference)", figsize=(12, 3.4)) as fig:
+    with run.figure(
+        "beam",
+        alt="left: fraction of tiny-model inputs where beam search of width k finds "
+        "the exhaustive optimum; middle and right: exact match of greedy and beam-5 decoding after "
+        "each epoch of training, on numbers in words (beam ahead every time) and on dates (no "
+        "consistent difference)",
+        figsize=(12, 3.4),
+    ) as fig:
         ax1, *axes = fig.subplots(1, 3)
         for a, by_k in agree.items():
             ks = list(by_k)
@@ -174,6 +208,7 @@ def beam_search_experiment(run: Run) -> None:
             ax.set_xticks(ep)
             ax.set_xlabel("epochs trained")
             ax.set_ylabel("exact match")
-            ax.set_title(f"{task}: fixed/broken by beam " + ", ".join(f"{e['fixed']}/{e['broken']}" for e in ev),
-                         fontsize=9)
+            ax.set_title(
+                f"{task}: fixed/broken by beam " + ", ".join(f"{e['fixed']}/{e['broken']}" for e in ev), fontsize=9
+            )
             ax.legend()

@@ -79,8 +79,12 @@ def bert(run: Run) -> None:
     run.metric("n_sentences", len(sents))
     run.metric("max_abs_diff_hidden", max_diff, key=True)
     run.metric("max_abs_diff_pooler", pool_diff)
-    run.check("our BERT's hidden states (all 7) equal transformers' on the real MiniLM weights", max_diff <= 1e-4,
-              observed=max_diff, expected="<= 1e-4 on 64 sentences")
+    run.check(
+        "our BERT's hidden states (all 7) equal transformers' on the real MiniLM weights",
+        max_diff <= 1e-4,
+        observed=max_diff,
+        expected="<= 1e-4 on 64 sentences",
+    )
     run.check("pooler output equals transformers'", pool_diff <= 1e-4, observed=pool_diff, expected="<= 1e-4")
     del ref
     run.progress(0.2, "reference comparison done")
@@ -92,8 +96,15 @@ def bert(run: Run) -> None:
     V = len(vocab)
     n_test = 600
     test_ids, train_ids = ids[:n_test], ids[n_test:]
-    cfg = BertConfig(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                     max_position_embeddings=T, hidden_dropout_prob=0.0)
+    cfg = BertConfig(
+        vocab_size=V,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=T,
+        hidden_dropout_prob=0.0,
+    )
     mlm = BertForMaskedLM(cfg).to(run.device)
     g = run.generator(2)
     special = [PAD, CLS, SEP]
@@ -114,22 +125,37 @@ def bert(run: Run) -> None:
     logp = (freq / freq.sum()).log()
     loss_unigram = float(-logp[y_te[y_te != -100]].mean())
     opt = Adam(mlm.parameters(), lr=2e-3)
-    hist = fit(mlm, (x_tr, y_tr), loss_fn=BertForMaskedLM.loss, optimizer=opt, epochs=1 if run.quick else 3,
-               batch_size=64, seed=run.seed)
+    hist = fit(
+        mlm,
+        (x_tr, y_tr),
+        loss_fn=BertForMaskedLM.loss,
+        optimizer=opt,
+        epochs=1 if run.quick else 3,
+        batch_size=64,
+        seed=run.seed,
+    )
     loss_after = masked_loss(mlm)
     run.metric("mlm_loss_before", loss_before)
     run.metric("mlm_loss_after", loss_after, key=False)
     run.metric("mlm_loss_unigram", loss_unigram)
     run.metric("mlm_loss_uniform", math.log(V))
-    run.check("MLM pretraining lowers the held-out masked-token loss", loss_after < loss_before - 1.0,
-              observed=round(loss_after, 3), expected=f"< {loss_before - 1.0:.3f} (before: {loss_before:.3f})")
-    run.check("and beats the best context-free (unigram) prediction", loss_after < loss_unigram,
-              observed=round(loss_after, 3), expected=f"< {loss_unigram:.3f}")
+    run.check(
+        "MLM pretraining lowers the held-out masked-token loss",
+        loss_after < loss_before - 1.0,
+        observed=round(loss_after, 3),
+        expected=f"< {loss_before - 1.0:.3f} (before: {loss_before:.3f})",
+    )
+    run.check(
+        "and beats the best context-free (unigram) prediction",
+        loss_after < loss_unigram,
+        observed=round(loss_after, 3),
+        expected=f"< {loss_unigram:.3f}",
+    )
     run.progress(0.7, "pretraining done")
 
     # ---- 3. fine-tuning with one added output layer: real vs word-reversed sentences
     gs = run.generator(3)
-    lengths = ((ids != PAD).sum(1) - 2)
+    lengths = (ids != PAD).sum(1) - 2
     keep = lengths >= 6
     real_ids = ids[keep][:5000]
     shuffled = _reverse_words(real_ids)
@@ -145,19 +171,32 @@ def bert(run: Run) -> None:
         epochs = 1 if run.quick else 3
         opt = Adam(clf.parameters(), lr=1e-3)
         sched = CosineAnnealingLR(opt, T_max=epochs)
-        fit(clf, (x_ctr, y_ctr), loss_fn=cross_entropy, optimizer=opt, epochs=epochs, batch_size=64, seed=run.seed,
-            scheduler=sched)
+        fit(
+            clf,
+            (x_ctr, y_ctr),
+            loss_fn=cross_entropy,
+            optimizer=opt,
+            epochs=epochs,
+            batch_size=64,
+            seed=run.seed,
+            scheduler=sched,
+        )
         clf.eval()
         with torch.no_grad():
             return float((clf(x_cte.to(run.device)).argmax(-1).cpu() == y_cte).float().mean())
 
     acc_pre = finetune(mlm.bert)
     run.metric("finetune_test_acc_pretrained", acc_pre, key=False)
-    run.check("fine-tuned with one output layer, the pretrained tiny BERT tells real from word-reversed sentences",
-              acc_pre >= 0.90, observed=round(acc_pre, 4), expected=">= 0.90")
+    run.check(
+        "fine-tuned with one output layer, the pretrained tiny BERT tells real from word-reversed sentences",
+        acc_pre >= 0.90,
+        observed=round(acc_pre, 4),
+        expected=">= 0.90",
+    )
 
-    with run.figure("mlm_loss", alt="masked-token loss per training step of the tiny BERT, with the unigram "
-                    "and uniform baselines") as fig:
+    with run.figure(
+        "mlm_loss", alt="masked-token loss per training step of the tiny BERT, with the unigram and uniform baselines"
+    ) as fig:
         ax = fig.subplots()
         ax.plot(hist.step_loss, lw=0.8, label="training masked-token loss")
         ax.axhline(loss_unigram, color="gray", ls="--", label="unigram (no context)")

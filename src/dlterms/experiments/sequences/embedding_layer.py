@@ -63,9 +63,12 @@ def embedding_layer(run: Run) -> None:
     rows_ours = emb.weight.grad.coalesce().indices().flatten().tolist()
     rows_ref = ref.weight.grad.coalesce().indices().flatten().tolist()
     run.metric("rows_with_gradient", len(rows_ours))
-    run.check("sparse gradient equals torch.nn.Embedding(sparse=True)'s, on the same rows",
-              gdiff <= 1e-6 and rows_ours == rows_ref and emb.weight.grad.is_sparse,
-              observed=f"max diff {gdiff:.1e}, {len(rows_ours)} of {N_SYMBOLS} rows", expected="<= 1e-6, same rows")
+    run.check(
+        "sparse gradient equals torch.nn.Embedding(sparse=True)'s, on the same rows",
+        gdiff <= 1e-6 and rows_ours == rows_ref and emb.weight.grad.is_sparse,
+        observed=f"max diff {gdiff:.1e}, {len(rows_ours)} of {N_SYMBOLS} rows",
+        expected="<= 1e-6, same rows",
+    )
 
     # ---- 2. related symbols end up near each other
     cls = torch.from_numpy(run.rng(2).permutation(N_SYMBOLS) % N_CLASSES)  # hidden class of each symbol
@@ -84,8 +87,16 @@ def embedding_layer(run: Run) -> None:
     purity0, gap0 = _neighbour_stats(model.emb.weight.cpu(), cls)
     opt = Adam(model.parameters(), lr=1e-2)
     n_tr = 5000
-    hist = fit(model, (x[:n_tr], y[:n_tr]), loss_fn=cross_entropy, optimizer=opt, epochs=2 if run.quick else 15,
-               batch_size=128, val=(x[n_tr:], y[n_tr:]), seed=run.seed)
+    hist = fit(
+        model,
+        (x[:n_tr], y[:n_tr]),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=2 if run.quick else 15,
+        batch_size=128,
+        val=(x[n_tr:], y[n_tr:]),
+        seed=run.seed,
+    )
     purity1, gap1 = _neighbour_stats(model.emb.weight.cpu(), cls)
     acc = hist.val_acc[-1]
     run.metric("val_acc_same_class", acc)
@@ -94,13 +105,23 @@ def embedding_layer(run: Run) -> None:
     run.metric("cos_gap_before", gap0)
     run.metric("cos_gap_after", gap1)
     run.check("the task is learned", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
-    run.check("after training, a symbol's nearest neighbour shares its hidden class", purity1 >= 0.9,
-              observed=round(purity1, 3), expected=f">= 0.9 (before training {purity0:.3f}; chance 9/39 = 0.23)")
-    run.check("same-class symbols are more similar than other pairs", gap1 >= 0.3 and gap1 > gap0 + 0.2,
-              observed=round(gap1, 3), expected=f">= 0.3 and > before ({gap0:.3f}) + 0.2")
+    run.check(
+        "after training, a symbol's nearest neighbour shares its hidden class",
+        purity1 >= 0.9,
+        observed=round(purity1, 3),
+        expected=f">= 0.9 (before training {purity0:.3f}; chance 9/39 = 0.23)",
+    )
+    run.check(
+        "same-class symbols are more similar than other pairs",
+        gap1 >= 0.3 and gap1 > gap0 + 0.2,
+        observed=round(gap1, 3),
+        expected=f">= 0.3 and > before ({gap0:.3f}) + 0.2",
+    )
 
-    with run.figure("embeddings", alt="the 40 learned symbol vectors projected on their first two principal "
-                    "components, coloured by hidden class") as fig:
+    with run.figure(
+        "embeddings",
+        alt="the 40 learned symbol vectors projected on their first two principal components, coloured by hidden class",
+    ) as fig:
         w = model.emb.weight.detach().cpu()
         w = w - w.mean(0)
         _, _, vt = torch.linalg.svd(w, full_matrices=False)

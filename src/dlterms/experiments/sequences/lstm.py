@@ -25,15 +25,15 @@ from dlterms.training import GradientClipping, ProgressCallback, fit
 
 @dataclass
 class Config:
-    delay: int = 50         # blank steps after the last place the symbol can appear
-    n_symbols: int = 8      # chance = 1/8
+    delay: int = 50  # blank steps after the last place the symbol can appear
+    n_symbols: int = 8  # chance = 1/8
     n_train: int = 2000
     n_test: int = 1000
     hidden: int = 32
-    epochs: int = 4         # 63 steps of 32 examples each per epoch (seeds 0-2 reach 1.00 by the 4th)
+    epochs: int = 4  # 63 steps of 32 examples each per epoch (seeds 0-2 reach 1.00 by the 4th)
     lr: float = 2e-3
     forget_bias: float = 6.0
-    clip: float = 1.0       # gradient norm clipping keeps the LSTM's early steps stable
+    clip: float = 1.0  # gradient norm clipping keeps the LSTM's early steps stable
 
 
 @experiment("lstm")
@@ -42,8 +42,11 @@ def lstm(run: Run) -> None:
     x, y = marked_recall(cfg.n_train, cfg.delay, cfg.n_symbols, seed=run.seed, distractors=False)
     xt, yt = marked_recall(cfg.n_test, cfg.delay, cfg.n_symbols, seed=run.seed + 1, distractors=False)
     chance = 1.0 / cfg.n_symbols
-    variants = [("LSTM, forget bias +6", "lstm", cfg.forget_bias), ("LSTM, default init", "lstm", None),
-                ("vanilla RNN", "rnn", None)]
+    variants = [
+        ("LSTM, forget bias +6", "lstm", cfg.forget_bias),
+        ("LSTM, default init", "lstm", None),
+        ("vanilla RNN", "rnn", None),
+    ]
     curves, final, forget0 = {}, {}, {}
     for i, (name, kind, fb) in enumerate(variants):
         torch.manual_seed(run.seed)
@@ -52,12 +55,22 @@ def lstm(run: Run) -> None:
             init_forget_gate_bias_(model, fb)
         if kind == "lstm":  # mean forget gate at the start, with zero input and state: sigma(b_if + b_hf)
             H = cfg.hidden
-            b = model.rnn.bias_ih_l0[H:2 * H] + model.rnn.bias_hh_l0[H:2 * H]
+            b = model.rnn.bias_ih_l0[H : 2 * H] + model.rnn.bias_hh_l0[H : 2 * H]
             forget0[name] = torch.sigmoid(b).mean().item()
-        hist = fit(model, (x, y), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
-                   epochs=cfg.epochs, batch_size=32, seed=run.seed, val=(xt, yt),
-                   callbacks=[GradientClipping(max_norm=cfg.clip),
-                              ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 3, m), name)])
+        hist = fit(
+            model,
+            (x, y),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=cfg.lr),
+            epochs=cfg.epochs,
+            batch_size=32,
+            seed=run.seed,
+            val=(xt, yt),
+            callbacks=[
+                GradientClipping(max_norm=cfg.clip),
+                ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 3, m), name),
+            ],
+        )
         curves[name], final[name] = hist.val_acc, hist.val_acc[-1]
     a6, a0, ar = final["LSTM, forget bias +6"], final["LSTM, default init"], final["vanilla RNN"]
     run.metric("test_acc_lstm_forget_bias_6", a6, key=True)
@@ -68,15 +81,30 @@ def lstm(run: Run) -> None:
     run.metric("initial_mean_forget_gate_default", forget0["LSTM, default init"])
     run.metric("training_steps_each", cfg.epochs * ((cfg.n_train + 31) // 32))
 
-    run.check(f"LSTM with forget-gate bias +6 recalls a symbol {cfg.delay}+ steps back", a6 >= 0.95,
-              observed=round(a6, 4), expected=">= 0.95")
-    run.check("LSTM with default init stays near chance in the same budget", a0 <= 2 * chance,
-              observed=round(a0, 4), expected=f"<= {2 * chance:.3f} (2x chance)")
-    run.check("vanilla RNN stays near chance", ar <= 2 * chance,
-              observed=round(ar, 4), expected=f"<= {2 * chance:.3f} (2x chance)")
+    run.check(
+        f"LSTM with forget-gate bias +6 recalls a symbol {cfg.delay}+ steps back",
+        a6 >= 0.95,
+        observed=round(a6, 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "LSTM with default init stays near chance in the same budget",
+        a0 <= 2 * chance,
+        observed=round(a0, 4),
+        expected=f"<= {2 * chance:.3f} (2x chance)",
+    )
+    run.check(
+        "vanilla RNN stays near chance",
+        ar <= 2 * chance,
+        observed=round(ar, 4),
+        expected=f"<= {2 * chance:.3f} (2x chance)",
+    )
 
-    with run.figure("recall", alt="test accuracy per epoch of recalling a symbol 50+ steps back, for an LSTM "
-                    "with forget-gate bias +6, an LSTM with default init and a vanilla RNN") as fig:
+    with run.figure(
+        "recall",
+        alt="test accuracy per epoch of recalling a symbol 50+ steps back, for an LSTM "
+        "with forget-gate bias +6, an LSTM with default init and a vanilla RNN",
+    ) as fig:
         ax = fig.subplots()
         for name, acc in curves.items():
             ax.plot(range(1, len(acc) + 1), acc, "o-", label=f"{name} ({acc[-1]:.2f})")

@@ -24,8 +24,11 @@ class _OrderModel(torch.nn.Module):
     def __init__(self, pe: str):
         super().__init__()
         self.emb = Embedding(V, D)
-        self.pe = {"none": torch.nn.Identity(), "sinusoidal": SinusoidalPositionalEncoding(D, max_len=T),
-                   "learned": LearnedPositionalEncoding(T, D, init_std=0.5)}[pe]
+        self.pe = {
+            "none": torch.nn.Identity(),
+            "sinusoidal": SinusoidalPositionalEncoding(D, max_len=T),
+            "learned": LearnedPositionalEncoding(T, D, init_std=0.5),
+        }[pe]
         self.block = TransformerEncoderLayer(D, 4, 64, dropout=0.0)
         self.head = Linear(D, 2)
 
@@ -57,10 +60,18 @@ def positional_encoding(run: Run) -> None:
         err_pe = float((block(pe(x[:, perm])) - block(pe(x))[:, perm]).abs().max())
     run.metric("equivariance_error_without_pe", err)
     run.metric("equivariance_error_with_pe", err_pe)
-    run.check("without positions, f(permuted x) = permuted f(x)", err <= 1e-12, observed=err,
-              expected="<= 1e-12 (float64 rounding)")
-    run.check("with sinusoidal encodings the outputs are no longer a permutation", err_pe >= 1e-2,
-              observed=round(err_pe, 4), expected=">= 1e-2")
+    run.check(
+        "without positions, f(permuted x) = permuted f(x)",
+        err <= 1e-12,
+        observed=err,
+        expected="<= 1e-12 (float64 rounding)",
+    )
+    run.check(
+        "with sinusoidal encodings the outputs are no longer a permutation",
+        err_pe >= 1e-2,
+        observed=round(err_pe, 4),
+        expected=">= 1e-2",
+    )
 
     # ---- 2. the order task
     n_tr, n_te = 3000, 1000
@@ -70,20 +81,43 @@ def positional_encoding(run: Run) -> None:
         torch.manual_seed(run.seed + k)
         model = _OrderModel(kind).to(run.device)
         opt = Adam(model.parameters(), lr=3e-3)
-        hist = fit(model, (x_all[:n_tr], y_all[:n_tr]), loss_fn=cross_entropy, optimizer=opt,
-                   epochs=2 if run.quick else 5, batch_size=64, val=(x_all[n_tr:], y_all[n_tr:]), seed=run.seed)
+        hist = fit(
+            model,
+            (x_all[:n_tr], y_all[:n_tr]),
+            loss_fn=cross_entropy,
+            optimizer=opt,
+            epochs=2 if run.quick else 5,
+            batch_size=64,
+            val=(x_all[n_tr:], y_all[n_tr:]),
+            seed=run.seed,
+        )
         accs[kind] = hist.val_acc[-1]
         run.metric(f"test_acc_{kind}", accs[kind], key=kind == "sinusoidal")
         run.progress(0.3 + 0.23 * (k + 1), f"{kind} done")
-    run.check("without positional encoding the order task stays at chance", abs(accs["none"] - 0.5) <= 0.05,
-              observed=round(accs["none"], 4), expected="0.50 +- 0.05")
-    run.check("with sinusoidal encoding it is solved", accs["sinusoidal"] >= 0.95,
-              observed=round(accs["sinusoidal"], 4), expected=">= 0.95")
-    run.check("with learned encoding it is solved", accs["learned"] >= 0.95, observed=round(accs["learned"], 4),
-              expected=">= 0.95")
+    run.check(
+        "without positional encoding the order task stays at chance",
+        abs(accs["none"] - 0.5) <= 0.05,
+        observed=round(accs["none"], 4),
+        expected="0.50 +- 0.05",
+    )
+    run.check(
+        "with sinusoidal encoding it is solved",
+        accs["sinusoidal"] >= 0.95,
+        observed=round(accs["sinusoidal"], 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "with learned encoding it is solved",
+        accs["learned"] >= 0.95,
+        observed=round(accs["learned"], 4),
+        expected=">= 0.95",
+    )
 
-    with run.figure("encoding_matrix", alt="the sinusoidal positional-encoding matrix: 64 positions by 64 "
-                    "dimensions; frequency falls from left to right") as fig:
+    with run.figure(
+        "encoding_matrix",
+        alt="the sinusoidal positional-encoding matrix: 64 positions by 64 "
+        "dimensions; frequency falls from left to right",
+    ) as fig:
         ax = fig.subplots()
         im = ax.imshow(sinusoidal_encoding(64, 64).numpy(), cmap="RdBu", aspect="auto", vmin=-1, vmax=1)
         ax.set_xlabel("dimension")

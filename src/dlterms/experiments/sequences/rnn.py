@@ -25,11 +25,11 @@ from dlterms.training import ProgressCallback, accuracy, fit, predict
 
 @dataclass
 class Config:
-    length: int = 20        # time steps per sequence
+    length: int = 20  # time steps per sequence
     p_nonzero: float = 0.2  # chance that a step holds +1 or -1
     n_train: int = 3000
     n_test: int = 1000
-    hidden: int = 16        # RNN state size
+    hidden: int = 16  # RNN state size
     epochs: int = 4
     lr: float = 1e-2
 
@@ -44,11 +44,26 @@ def rnn(run: Run) -> None:
 
     torch.manual_seed(run.seed)
     model = RecurrentClassifier("rnn", 1, cfg.hidden, 2).to(run.device)
-    h_rnn = fit(model, (x, y), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
-                epochs=cfg.epochs, batch_size=64, seed=run.seed, callbacks=[ProgressCallback(run.progress, "RNN")])
+    h_rnn = fit(
+        model,
+        (x, y),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=64,
+        seed=run.seed,
+        callbacks=[ProgressCallback(run.progress, "RNN")],
+    )
     blind = OrderBlindClassifier(1, 32, 2).to(run.device)
-    h_blind = fit(blind, (x, y), loss_fn=cross_entropy, optimizer=Adam(blind.parameters(), lr=cfg.lr),
-                  epochs=cfg.epochs, batch_size=64, seed=run.seed)
+    h_blind = fit(
+        blind,
+        (x, y),
+        loss_fn=cross_entropy,
+        optimizer=Adam(blind.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=64,
+        seed=run.seed,
+    )
 
     acc = accuracy(model, xt, yt)
     acc_blind = accuracy(blind, xt, yt)
@@ -68,18 +83,37 @@ def rnn(run: Run) -> None:
     run.metric("max_diff_vs_torch_rnn", diff)
 
     run.check("the RNN solves the order task", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
-    run.check("the RNN beats the best possible order-blind accuracy by >= 0.15", acc >= bound + 0.15,
-              observed=round(acc - bound, 4), expected=">= 0.15")
-    run.check("the trained order-blind model stays at or below that bound", acc_blind <= bound + 1e-9,
-              observed=round(acc_blind, 4), expected=f"<= {bound:.4f}")
-    run.check("the order-blind model's outputs do not change when time steps are shuffled",
-              blind_change < 1e-5, observed=blind_change, expected="< 1e-5")
-    run.check("shuffling time steps costs the RNN >= 0.15 accuracy", acc - acc_shuf >= 0.15,
-              observed=round(acc - acc_shuf, 4), expected=">= 0.15")
+    run.check(
+        "the RNN beats the best possible order-blind accuracy by >= 0.15",
+        acc >= bound + 0.15,
+        observed=round(acc - bound, 4),
+        expected=">= 0.15",
+    )
+    run.check(
+        "the trained order-blind model stays at or below that bound",
+        acc_blind <= bound + 1e-9,
+        observed=round(acc_blind, 4),
+        expected=f"<= {bound:.4f}",
+    )
+    run.check(
+        "the order-blind model's outputs do not change when time steps are shuffled",
+        blind_change < 1e-5,
+        observed=blind_change,
+        expected="< 1e-5",
+    )
+    run.check(
+        "shuffling time steps costs the RNN >= 0.15 accuracy",
+        acc - acc_shuf >= 0.15,
+        observed=round(acc - acc_shuf, 4),
+        expected=">= 0.15",
+    )
     run.check("our RNN equals torch.nn.RNN with the same weights", diff < 1e-5, observed=diff, expected="< 1e-5")
 
-    with run.figure("accuracy", alt="test accuracy of the RNN, the RNN on time-shuffled inputs, an order-blind "
-                    "model, and the best any order-blind model can do; and training loss per epoch") as fig:
+    with run.figure(
+        "accuracy",
+        alt="test accuracy of the RNN, the RNN on time-shuffled inputs, an order-blind "
+        "model, and the best any order-blind model can do; and training loss per epoch",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         names = ["RNN", "RNN,\nshuffled steps", "order-blind\nmodel", "order-blind\nbound"]
         vals = [acc, acc_shuf, acc_blind, bound]

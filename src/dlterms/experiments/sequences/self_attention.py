@@ -55,13 +55,24 @@ def self_attention(run: Run) -> None:
     g = run.generator(1)
     # ---- 1. our attention core vs torch's
     q, k, v = (torch.randn(4, 2, T, 8, generator=g) for _ in range(3))
-    d_plain = float((scaled_dot_product_attention(q, k, v)
-                     - torch.nn.functional.scaled_dot_product_attention(q, k, v)).abs().max())
-    d_causal = float((scaled_dot_product_attention(q, k, v, mask=causal_mask(T))
-                      - torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)).abs().max())
+    d_plain = float(
+        (scaled_dot_product_attention(q, k, v) - torch.nn.functional.scaled_dot_product_attention(q, k, v)).abs().max()
+    )
+    d_causal = float(
+        (
+            scaled_dot_product_attention(q, k, v, mask=causal_mask(T))
+            - torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        )
+        .abs()
+        .max()
+    )
     run.metric("max_abs_diff_vs_torch_sdpa", max(d_plain, d_causal))
-    run.check("our scaled dot-product attention equals torch's (plain and causal)", max(d_plain, d_causal) <= 1e-6,
-              observed=max(d_plain, d_causal), expected="<= 1e-6")
+    run.check(
+        "our scaled dot-product attention equals torch's (plain and causal)",
+        max(d_plain, d_causal) <= 1e-6,
+        observed=max(d_plain, d_causal),
+        expected="<= 1e-6",
+    )
 
     # ---- 2. counting duplicates
     n_tr, n_te = 6000, 1000
@@ -79,8 +90,17 @@ def self_attention(run: Run) -> None:
         epochs = 2 if run.quick else 20
         opt = Adam(model.parameters(), lr=3e-3)
         sched = CosineAnnealingLR(opt, T_max=epochs)
-        hist = fit(model, (x_tr, y_tr), loss_fn=_loss, optimizer=opt, epochs=epochs, batch_size=64,
-                   val=(x_te, y_te), seed=run.seed, scheduler=sched)
+        hist = fit(
+            model,
+            (x_tr, y_tr),
+            loss_fn=_loss,
+            optimizer=opt,
+            epochs=epochs,
+            batch_size=64,
+            val=(x_te, y_te),
+            seed=run.seed,
+            scheduler=sched,
+        )
         accs[kind] = hist.val_acc[-1]
         run.metric(f"test_acc_{kind}", accs[kind], key=kind == "attention")
         if kind == "attention":
@@ -88,13 +108,24 @@ def self_attention(run: Run) -> None:
             with torch.no_grad():
                 h = model.emb(x_te[:1].to(run.device))
                 _, w = model.attn(h, h, h)
-    run.check("one self-attention layer counts each token's copies", accs["attention"] >= 0.95,
-              observed=round(accs["attention"], 4), expected=">= 0.95 (per token)")
-    run.check("a per-position MLP cannot beat the best guess from the token alone", accs["mlp"] <= bound + 0.02,
-              observed=round(accs["mlp"], 4), expected=f"<= {bound:.4f} + 0.02")
+    run.check(
+        "one self-attention layer counts each token's copies",
+        accs["attention"] >= 0.95,
+        observed=round(accs["attention"], 4),
+        expected=">= 0.95 (per token)",
+    )
+    run.check(
+        "a per-position MLP cannot beat the best guess from the token alone",
+        accs["mlp"] <= bound + 0.02,
+        observed=round(accs["mlp"], 4),
+        expected=f"<= {bound:.4f} + 0.02",
+    )
 
-    with run.figure("attention_map", alt="attention weights of the trained layer on one test sequence: each "
-                    "token attends to its own copies and to [BOS]") as fig:
+    with run.figure(
+        "attention_map",
+        alt="attention weights of the trained layer on one test sequence: each "
+        "token attends to its own copies and to [BOS]",
+    ) as fig:
         ax = fig.subplots()
         labels = ["BOS"] + [str(int(t)) for t in x_te[0, 1:]]
         ax.imshow(w[0].cpu().numpy(), cmap="viridis")

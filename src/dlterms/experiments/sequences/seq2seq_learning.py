@@ -30,14 +30,14 @@ from dlterms.training import ProgressCallback
 
 @dataclass
 class Config:
-    max_train_len: int = 40   # longest input (characters) seen in training
+    max_train_len: int = 40  # longest input (characters) seen in training
     n_train: int = 4000
     n_test_seen: int = 1000
     n_test_longer: int = 600
     hidden: int = 48
-    epochs: int = 5           # 63 steps of 64 pairs each per epoch
-    lr: float = 3e-3          # annealed to 0 by a cosine over the epochs (at a constant 3e-3 the fifth
-                              # epoch had a loss spike that cost 0.14 exact match on 31-40 characters)
+    epochs: int = 5  # 63 steps of 64 pairs each per epoch
+    lr: float = 3e-3  # annealed to 0 by a cosine over the epochs (at a constant 3e-3 the fifth
+    # epoch had a loss spike that cost 0.14 exact match on 31-40 characters)
 
 
 @experiment("seq2seq-learning")
@@ -45,14 +45,21 @@ def seq2seq_learning(run: Run) -> None:
     cfg = Config()
     pairs = number_pairs(12000, seed=run.seed)
     short, longer = split_by_length(pairs, cfg.max_train_len)
-    train_pairs = short[:cfg.n_train]
-    test_pairs = short[cfg.n_train:cfg.n_train + cfg.n_test_seen] + longer[:cfg.n_test_longer]
+    train_pairs = short[: cfg.n_train]
+    test_pairs = short[cfg.n_train : cfg.n_train + cfg.n_test_seen] + longer[: cfg.n_test_longer]
     sv, tv = CharVocab.from_texts(s for s, _ in pairs), CharVocab("0123456789")
     train, test = common.encode(train_pairs, sv, tv, run.device), common.encode(test_pairs, sv, tv, run.device)
     torch.manual_seed(run.seed)
     model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention="general").to(run.device)
-    common.train(model, train, epochs=cfg.epochs, seed=run.seed, lr=cfg.lr, cosine=True,
-                 callbacks=[ProgressCallback(run.progress, "seq2seq")])
+    common.train(
+        model,
+        train,
+        epochs=cfg.epochs,
+        seed=run.seed,
+        lr=cfg.lr,
+        cosine=True,
+        callbacks=[ProgressCallback(run.progress, "seq2seq")],
+    )
     tokens, _ = common.decode(model, test)
     ok = common.exact(tokens, test).cpu()
     in_len = np.array([len(s) for s, _ in test_pairs])
@@ -74,19 +81,33 @@ def seq2seq_learning(run: Run) -> None:
     run.metric("test_inputs_by_output_digits_seen_lengths", {str(k): v for k, v in n_out.items()})
     run.metric("input_output_length_correlation", float(np.corrcoef(in_len, out_len)[0, 1]))
     run.metric("max_train_input_length", max(len(s) for s, _ in train_pairs))
-    run.check("exact match >= 0.90 in every input-length bucket seen in training", min(acc[:3]) >= 0.90,
-              observed=round(min(acc[:3]), 4), expected=">= 0.90")
+    run.check(
+        "exact match >= 0.90 in every input-length bucket seen in training",
+        min(acc[:3]) >= 0.90,
+        observed=round(min(acc[:3]), 4),
+        expected=">= 0.90",
+    )
     counted = {k: v for k, v in by_out.items() if n_out[k] >= 50}  # fewer inputs: too noisy to judge
     worst = min(counted, key=counted.get)
-    run.check(f"exact match >= 0.90 for every output length with >= 50 test inputs ({min(counted)}-"
-              f"{max(counted)} digits)", counted[worst] >= 0.90,
-              observed=f"{worst} digits: {counted[worst]:.4f}", expected=">= 0.90")
-    run.check("inputs longer than any seen: the longest bucket falls >= 0.30 below seen lengths",
-              seen_acc - acc[-1] >= 0.30, observed=f"{acc[-1]:.4f} vs {seen_acc:.4f}", expected="drop >= 0.30")
+    run.check(
+        f"exact match >= 0.90 for every output length with >= 50 test inputs ({min(counted)}-{max(counted)} digits)",
+        counted[worst] >= 0.90,
+        observed=f"{worst} digits: {counted[worst]:.4f}",
+        expected=">= 0.90",
+    )
+    run.check(
+        "inputs longer than any seen: the longest bucket falls >= 0.30 below seen lengths",
+        seen_acc - acc[-1] >= 0.30,
+        observed=f"{acc[-1]:.4f} vs {seen_acc:.4f}",
+        expected="drop >= 0.30",
+    )
 
-    with run.figure("by_length", alt="left: input length against output length of the test pairs; right: "
-                    "exact match per input-length bucket, the last two longer than any training input",
-                    figsize=(9, 3.6)) as fig:
+    with run.figure(
+        "by_length",
+        alt="left: input length against output length of the test pairs; right: "
+        "exact match per input-length bucket, the last two longer than any training input",
+        figsize=(9, 3.6),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         jitter = run.rng(2).uniform(-0.2, 0.2, len(out_len))
         ax1.scatter(in_len, out_len + jitter, s=4, alpha=0.4)

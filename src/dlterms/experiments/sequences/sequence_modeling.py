@@ -25,8 +25,8 @@ from dlterms.training import ProgressCallback, fit
 
 @dataclass
 class Config:
-    hidden: int = 64        # GRU state size
-    epochs: int = 6         # 80 steps of 50 signals each per epoch
+    hidden: int = 64  # GRU state size
+    epochs: int = 6  # 80 steps of 50 signals each per epoch
     batch_size: int = 50
     lr: float = 1e-2
 
@@ -42,21 +42,36 @@ def sequence_modeling(run: Run) -> None:
     for i, (name, order) in enumerate([("in order", torch.arange(T)), ("time steps shuffled", perm)]):
         torch.manual_seed(run.seed)
         model = RecurrentClassifier("gru", 1, cfg.hidden, 10).to(run.device)
-        hist = fit(model, (x[:, order], data.y_train), loss_fn=cross_entropy,
-                   optimizer=Adam(model.parameters(), lr=cfg.lr), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                   seed=run.seed, val=(xt[:, order], data.y_test),
-                   callbacks=[ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 2, m), name)])
+        hist = fit(
+            model,
+            (x[:, order], data.y_train),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=cfg.lr),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=run.seed,
+            val=(xt[:, order], data.y_test),
+            callbacks=[ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 2, m), name)],
+        )
         results[name] = hist.val_acc
     acc, acc_shuf = results["in order"][-1], results["time steps shuffled"][-1]
     run.metric("test_acc_gru", acc, key=True)
     run.metric("test_acc_gru_shuffled_time", acc_shuf)
     run.metric("paper_gru_test_acc", 0.91)
     run.check("GRU on MNIST-1D reaches the paper's 91 %", acc >= 0.91, observed=round(acc, 4), expected=">= 0.91")
-    run.check("shuffling the time steps costs the GRU >= 0.10 accuracy", acc - acc_shuf >= 0.10,
-              observed=round(acc - acc_shuf, 4), expected=">= 0.10")
+    run.check(
+        "shuffling the time steps costs the GRU >= 0.10 accuracy",
+        acc - acc_shuf >= 0.10,
+        observed=round(acc - acc_shuf, 4),
+        expected=">= 0.10",
+    )
 
-    with run.figure("mnist1d_gru", alt="left: one MNIST-1D signal in order and with its time steps shuffled; "
-                    "right: GRU test accuracy per epoch on ordered and shuffled signals", figsize=(9, 3.6)) as fig:
+    with run.figure(
+        "mnist1d_gru",
+        alt="left: one MNIST-1D signal in order and with its time steps shuffled; "
+        "right: GRU test accuracy per epoch on ordered and shuffled signals",
+        figsize=(9, 3.6),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         ax1.plot(x[0, :, 0].numpy(), label="in order")
         ax1.plot(x[0, perm, 0].numpy(), alpha=0.7, label="shuffled")

@@ -31,12 +31,12 @@ from dlterms.training import Callback, ProgressCallback
 @dataclass
 class Config:
     n_train: int = 4000
-    n_val: int = 200        # held-out dates the loss is tracked on
+    n_val: int = 200  # held-out dates the loss is tracked on
     n_test: int = 1000
     hidden: int = 48
-    steps: int = 110        # steps of 64 pairs each, for both regimes
+    steps: int = 110  # steps of 64 pairs each, for both regimes
     target_loss: float = 0.5
-    every: int = 10         # steps between loss measurements
+    every: int = 10  # steps between loss measurements
 
 
 class _TrackLoss(Callback):
@@ -70,8 +70,14 @@ def teacher_forcing(run: Run) -> None:
         torch.manual_seed(run.seed)
         model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention="general", sampling_prob=p).to(run.device)
         tracker = _TrackLoss(model, val, cfg.every)
-        common.train(model, train, epochs=2, max_steps=cfg.steps, seed=run.seed,
-                     callbacks=[tracker, ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 2, m), name)])
+        common.train(
+            model,
+            train,
+            epochs=2,
+            max_steps=cfg.steps,
+            seed=run.seed,
+            callbacks=[tracker, ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 2, m), name)],
+        )
         trackers[name], models[name] = tracker, model
     s_tf, s_fr = (_steps_to(trackers[n], cfg.target_loss) for n in ("teacher forcing", "free running"))
     run.metric("steps_to_target_teacher_forcing", s_tf, key=True)
@@ -79,10 +85,12 @@ def teacher_forcing(run: Run) -> None:
     run.metric("final_val_loss_teacher_forcing", trackers["teacher forcing"].losses[-1])
     run.metric("final_val_loss_free_running", trackers["free running"].losses[-1])
     budget = trackers["teacher forcing"].steps[-1]
-    run.check(f"teacher forcing reaches val loss {cfg.target_loss} in fewer steps than free running",
-              s_tf is not None and (s_fr is None or s_tf < s_fr),
-              observed=f"{s_tf} vs {s_fr if s_fr is not None else f'not within {budget}'}",
-              expected="teacher forcing < free running")
+    run.check(
+        f"teacher forcing reaches val loss {cfg.target_loss} in fewer steps than free running",
+        s_tf is not None and (s_fr is None or s_tf < s_fr),
+        observed=f"{s_tf} vs {s_fr if s_fr is not None else f'not within {budget}'}",
+        expected="teacher forcing < free running",
+    )
 
     # exposure bias of the teacher-forced model
     model = models["teacher forcing"].eval()
@@ -110,16 +118,28 @@ def teacher_forcing(run: Run) -> None:
     run.metric("error_rate_after_own_mistake", err_after)
     run.metric("error_rate_same_positions_true_prefix", err_after_true)
     run.metric("positions_after_own_mistake", int(had_error.sum()))
-    run.check("exposure bias: free-running accuracy below teacher-forced accuracy", fr_acc < tf_acc,
-              observed=f"{fr_acc:.4f} vs {tf_acc:.4f}", expected="free running < teacher forced")
+    run.check(
+        "exposure bias: free-running accuracy below teacher-forced accuracy",
+        fr_acc < tf_acc,
+        observed=f"{fr_acc:.4f} vs {tf_acc:.4f}",
+        expected="free running < teacher forced",
+    )
     run.metric("mcnemar_z_own_vs_true_prefix", z)
-    run.check("after its own first mistake the model errs more than on the same positions given the true "
-              "prefix (McNemar z >= 3)", z >= 3.0,
-              observed=f"{err_after:.4f} vs {err_after_true:.4f}, z = {z:.2f}", expected="z >= 3")
+    run.check(
+        "after its own first mistake the model errs more than on the same positions given the true "
+        "prefix (McNemar z >= 3)",
+        z >= 3.0,
+        observed=f"{err_after:.4f} vs {err_after_true:.4f}, z = {z:.2f}",
+        expected="z >= 3",
+    )
 
-    with run.figure("teacher_forcing", alt="left: held-out per-character loss against training steps with "
-                    "teacher forcing and free running; right: error rate of the teacher-forced model's "
-                    "characters after a correct prefix and after its own mistake", figsize=(9, 3.6)) as fig:
+    with run.figure(
+        "teacher_forcing",
+        alt="left: held-out per-character loss against training steps with "
+        "teacher forcing and free running; right: error rate of the teacher-forced model's "
+        "characters after a correct prefix and after its own mistake",
+        figsize=(9, 3.6),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         for name, tr in trackers.items():
             ax1.plot(tr.steps, tr.losses, label=name)
@@ -128,7 +148,10 @@ def teacher_forcing(run: Run) -> None:
         ax1.set_xlabel("training step")
         ax1.set_ylabel("held-out loss (nats/char)")
         ax1.legend()
-        ax2.bar(["prefix correct", "after own mistake", "same positions,\ntrue prefix"],
-                [err_clean, err_after, err_after_true], color=["C0", "C3", "C2"])
+        ax2.bar(
+            ["prefix correct", "after own mistake", "same positions,\ntrue prefix"],
+            [err_clean, err_after, err_after_true],
+            color=["C0", "C3", "C2"],
+        )
         ax2.set_ylabel("character error rate")
         ax2.set_title("teacher-forced model, decoding itself")

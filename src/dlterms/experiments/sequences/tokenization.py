@@ -31,21 +31,24 @@ def _random_unicode(rng, n: int, max_len: int = 30) -> list[str]:
 @experiment("tokenization")
 def tokenization(run: Run) -> None:
     docs = corpus.docstrings()
-    train_docs, held_docs = docs[: int(0.8 * len(docs))], docs[int(0.8 * len(docs)):]
+    train_docs, held_docs = docs[: int(0.8 * len(docs))], docs[int(0.8 * len(docs)) :]
     if run.quick:
         train_docs, held_docs = train_docs[:300], held_docs[:100]
     held = "\n\n".join(held_docs)
 
     # ---- 1. lossless round trips on arbitrary Unicode
     bpe = ByteLevelBPETokenizer.train(train_docs, num_merges=MERGES[-1])
-    toks = {"char": CharTokenizer.train(train_docs), "word": WordTokenizer.train(train_docs, max_size=5000),
-            "bpe": bpe}
+    toks = {"char": CharTokenizer.train(train_docs), "word": WordTokenizer.train(train_docs, max_size=5000), "bpe": bpe}
     samples = _random_unicode(run.rng(1), 400) + held_docs[:100]
     for name, tok in toks.items():
         bad = sum(tok.decode(tok.encode(t)) != t for t in samples)
         run.metric(f"round_trip_failures_{name}", bad)
-        run.check(f"{name} tokenizer: decode(encode(t)) == t on random Unicode strings and held-out text", bad == 0,
-                  observed=f"{bad} failures of {len(samples)}", expected="0 failures")
+        run.check(
+            f"{name} tokenizer: decode(encode(t)) == t on random Unicode strings and held-out text",
+            bad == 0,
+            observed=f"{bad} failures of {len(samples)}",
+            expected="0 failures",
+        )
     run.progress(0.4, "round trips done")
 
     # ---- 2. BPE tokens per character as merges grow
@@ -58,10 +61,18 @@ def tokenization(run: Run) -> None:
     run.metric("tokens_per_char", dict(zip(map(str, MERGES), [round(x, 4) for x in tpc])))
     run.metric("tokens_per_char_2000_merges", tpc[-1], key=True)
     falls = all(b < a for a, b in zip(tpc, tpc[1:]))
-    run.check("BPE tokens per character on held-out text fall at every step from 0 to 2000 merges", falls,
-              observed=[round(x, 3) for x in tpc], expected="strictly decreasing")
-    run.check("2000 merges at least halve the sequence length of raw bytes", tpc[-1] <= 0.5 * tpc[0],
-              observed=round(tpc[-1] / tpc[0], 3), expected="<= 0.5")
+    run.check(
+        "BPE tokens per character on held-out text fall at every step from 0 to 2000 merges",
+        falls,
+        observed=[round(x, 3) for x in tpc],
+        expected="strictly decreasing",
+    )
+    run.check(
+        "2000 merges at least halve the sequence length of raw bytes",
+        tpc[-1] <= 0.5 * tpc[0],
+        observed=round(tpc[-1] / tpc[0], 3),
+        expected="<= 0.5",
+    )
     for name in ("char", "word"):
         run.metric(f"tokens_per_char_{name}", len(toks[name].encode(held)) / n_chars)
     run.progress(0.7, "BPE curve done")
@@ -79,16 +90,21 @@ def tokenization(run: Run) -> None:
     mism = [s for s in sents if wp.encode(s) != ref.encode(s).ids]
     run.metric("wordpiece_sentences", len(sents))
     run.metric("wordpiece_mismatches", len(mism))
-    run.check("our WordPiece ids equal the tokenizers library's on every sentence",
-              not mism and (len(sents) >= 200 or run.quick),
-              observed=f"{len(sents) - len(mism)}/{len(sents)} identical",
-              expected=">= 200 sentences, all identical")
+    run.check(
+        "our WordPiece ids equal the tokenizers library's on every sentence",
+        not mism and (len(sents) >= 200 or run.quick),
+        observed=f"{len(sents) - len(mism)}/{len(sents)} identical",
+        expected=">= 200 sentences, all identical",
+    )
     example = "Tokenizers split ünïcode text into subwords: 東京, emoji 😀."
     run.metric("example_wordpiece", " ".join(wp.tokenize(example)))
     run.metric("example_bpe", " | ".join(bpe.tokenize(example)))
 
-    with run.figure("tokens_per_char", alt="BPE tokens per character on held-out docstrings against the number "
-                    "of merges, with the character and word tokenizers for reference") as fig:
+    with run.figure(
+        "tokens_per_char",
+        alt="BPE tokens per character on held-out docstrings against the number "
+        "of merges, with the character and word tokenizers for reference",
+    ) as fig:
         ax = fig.subplots()
         ax.plot(MERGES, tpc, "o-", label="byte-level BPE")
         c = len(toks["char"].encode(held)) / n_chars

@@ -57,8 +57,9 @@ class _DateTransformer(torch.nn.Module):
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         s = self.pos(self.src_emb(src))  # (B, S, d); embeddings ~N(0, 1), same scale as the encoding
         t = self.pos(self.tgt_emb(tgt_in))  # (B, T, d)
-        h = self.core(s, t, src_key_padding_mask=src == PAD, memory_key_padding_mask=src == PAD,
-                      tgt_is_causal=True)  # (B, T, d)
+        h = self.core(
+            s, t, src_key_padding_mask=src == PAD, memory_key_padding_mask=src == PAD, tgt_is_causal=True
+        )  # (B, T, d)
         return self.out(h)  # (B, T, n_tgt)
 
     @torch.no_grad()
@@ -103,16 +104,28 @@ def transformer(run: Run) -> None:
     opt = Adam(model.parameters(), lr=2e-3)
     sched = CosineAnnealingLR(opt, T_max=epochs)
     t0 = time.perf_counter()
-    fit(model, (src[:n_tr], tgt_in[:n_tr], tgt[:n_tr]), loss_fn=_seq_loss, optimizer=opt, epochs=epochs,
-               batch_size=64, seed=run.seed, scheduler=sched)
+    fit(
+        model,
+        (src[:n_tr], tgt_in[:n_tr], tgt[:n_tr]),
+        loss_fn=_seq_loss,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=64,
+        seed=run.seed,
+        scheduler=sched,
+    )
     train_s = time.perf_counter() - t0
     model.eval()
     pred = model.greedy(src[n_tr:].to(run.device), tgt.shape[1]).cpu()
     exact = float(((pred == tgt[n_tr:]) | (tgt[n_tr:] == PAD)).all(1).float().mean())
     run.metric("train_seconds", train_s)
     run.metric("test_exact_match", exact, key=True)
-    run.check("the small transformer rewrites held-out dates exactly", exact >= 0.99, observed=round(exact, 4),
-              expected=">= 0.99 exact match")
+    run.check(
+        "the small transformer rewrites held-out dates exactly",
+        exact >= 0.99,
+        observed=round(exact, 4),
+        expected=">= 0.99 exact match",
+    )
     run.progress(0.75, "seq2seq done")
 
     # ---- 2. time per training step against length
@@ -136,13 +149,24 @@ def transformer(run: Run) -> None:
     run.metric("growth_transformer_to_longest", t_tr[-1] / t_tr[0])
     run.metric("growth_gru_to_longest", t_gru[-1] / t_gru[0])
     ratio = lengths[short] / lengths[0]
-    run.check(f"the GRU's step time grows nearly in proportion to length ({lengths[0]} -> {lengths[short]})",
-              grow_gru >= 0.5 * ratio, observed=round(grow_gru, 2), expected=f">= {0.5 * ratio:.0f}x")
-    run.check(f"the transformer block's step time grows less than the GRU's ({lengths[0]} -> {lengths[short]})",
-              grow_tr < grow_gru, observed=round(grow_tr, 2), expected=f"< GRU's {grow_gru:.2f}x")
+    run.check(
+        f"the GRU's step time grows nearly in proportion to length ({lengths[0]} -> {lengths[short]})",
+        grow_gru >= 0.5 * ratio,
+        observed=round(grow_gru, 2),
+        expected=f">= {0.5 * ratio:.0f}x",
+    )
+    run.check(
+        f"the transformer block's step time grows less than the GRU's ({lengths[0]} -> {lengths[short]})",
+        grow_tr < grow_gru,
+        observed=round(grow_tr, 2),
+        expected=f"< GRU's {grow_gru:.2f}x",
+    )
 
-    with run.figure("step_time", alt="seconds per training step against sequence length for a transformer "
-                    "block and a GRU of the same width, log-log") as fig:
+    with run.figure(
+        "step_time",
+        alt="seconds per training step against sequence length for a transformer "
+        "block and a GRU of the same width, log-log",
+    ) as fig:
         ax = fig.subplots()
         ax.loglog(lengths, t_tr, "o-", label="transformer encoder block")
         ax.loglog(lengths, t_gru, "s-", label="GRU")

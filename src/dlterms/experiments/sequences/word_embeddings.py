@@ -18,10 +18,48 @@ from dlterms.optim import SparseAdam
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
-PROBES = ["file", "directory", "string", "integer", "list", "dictionary", "socket", "thread", "process", "error",
-          "exception", "read", "write", "close", "open", "return", "argument", "function", "method", "class",
-          "module", "path", "name", "number", "character", "byte", "encoding", "server", "client", "message",
-          "time", "date", "year", "first", "true", "empty", "default", "value", "lock", "queue"]
+PROBES = [
+    "file",
+    "directory",
+    "string",
+    "integer",
+    "list",
+    "dictionary",
+    "socket",
+    "thread",
+    "process",
+    "error",
+    "exception",
+    "read",
+    "write",
+    "close",
+    "open",
+    "return",
+    "argument",
+    "function",
+    "method",
+    "class",
+    "module",
+    "path",
+    "name",
+    "number",
+    "character",
+    "byte",
+    "encoding",
+    "server",
+    "client",
+    "message",
+    "time",
+    "date",
+    "year",
+    "first",
+    "true",
+    "empty",
+    "default",
+    "value",
+    "lock",
+    "queue",
+]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,8 +83,15 @@ def word_embeddings(run: Run) -> None:
     model = SkipGramNS(len(vocab), 64, SkipGramNS.unigram_noise(vocab.counts), negatives=5, generator=g).to(run.device)
     opt = SparseAdam(list(model.parameters()), lr=0.01)
     c, x = torch.from_numpy(centre), torch.from_numpy(context)
-    hist = fit(model, (c, x, torch.zeros(len(c))), loss_fn=lambda out, y: out.mean(), optimizer=opt,
-               epochs=1 if run.quick else 3, batch_size=1024, seed=run.seed)
+    hist = fit(
+        model,
+        (c, x, torch.zeros(len(c))),
+        loss_fn=lambda out, y: out.mean(),
+        optimizer=opt,
+        epochs=1 if run.quick else 3,
+        batch_size=1024,
+        seed=run.seed,
+    )
     run.metric("loss_first_epoch", hist.train_loss[0])
     run.metric("loss_last_epoch", hist.train_loss[-1])
     run.progress(0.7, "skip-gram trained")
@@ -86,19 +131,35 @@ def word_embeddings(run: Run) -> None:
     run.metric("spearman_skipgram_vs_minilm", rho)
     run.metric("minilm_gap_lower_bound", lower)
     run.metric("probes_with_positive_gap", share)
-    run.check("MiniLM also finds the skip-gram nearest neighbours more similar than random words",
-              lower > 0 and share >= 0.75,
-              observed=f"gap {gaps.mean():.3f} (lower bound {lower:.3f}), {share:.0%} of {len(gaps)} probes",
-              expected="lower bound (mean - 2 s.e.) > 0 and >= 75 % of probes")
-    run.check("skip-gram and MiniLM similarities agree in rank", rho >= 0.3, observed=round(rho, 3),
-              expected="Spearman >= 0.3")
-    run.check("training lowered the skip-gram loss", hist.train_loss[-1] < hist.train_loss[0] or run.quick,
-              observed=round(hist.train_loss[-1], 4), expected=f"< first epoch {hist.train_loss[0]:.4f}")
+    run.check(
+        "MiniLM also finds the skip-gram nearest neighbours more similar than random words",
+        lower > 0 and share >= 0.75,
+        observed=f"gap {gaps.mean():.3f} (lower bound {lower:.3f}), {share:.0%} of {len(gaps)} probes",
+        expected="lower bound (mean - 2 s.e.) > 0 and >= 75 % of probes",
+    )
+    run.check(
+        "skip-gram and MiniLM similarities agree in rank",
+        rho >= 0.3,
+        observed=round(rho, 3),
+        expected="Spearman >= 0.3",
+    )
+    run.check(
+        "training lowered the skip-gram loss",
+        hist.train_loss[-1] < hist.train_loss[0] or run.quick,
+        observed=round(hist.train_loss[-1], 4),
+        expected=f"< first epoch {hist.train_loss[0]:.4f}",
+    )
 
-    with run.figure("nearest_neighbours", alt="the five nearest skip-gram neighbours of twelve probe words",
-                    figsize=(7.5, 4.2)) as fig:
+    with run.figure(
+        "nearest_neighbours", alt="the five nearest skip-gram neighbours of twelve probe words", figsize=(7.5, 4.2)
+    ) as fig:
         ax = fig.subplots()
         ax.axis("off")
         show = probes[:12]
-        ax.table(cellText=[[p, ", ".join(neigh[p])] for p in show], colLabels=["word", "nearest neighbours"],
-                 loc="center", cellLoc="left", colWidths=[0.18, 0.82])
+        ax.table(
+            cellText=[[p, ", ".join(neigh[p])] for p in show],
+            colLabels=["word", "nearest neighbours"],
+            loc="center",
+            cellLoc="left",
+            colWidths=[0.18, 0.82],
+        )

@@ -26,8 +26,9 @@ class ExplodingConfig:
     max_norm: float = 1.0  # clipping threshold (global L2 norm)
 
 
-def exploding_mlp(cfg: ExplodingConfig, in_features: int, out_features: int, seed: int,
-                  scale: float | None = None) -> MLP:
+def exploding_mlp(
+    cfg: ExplodingConfig, in_features: int, out_features: int, seed: int, scale: float | None = None
+) -> MLP:
     """A deep ReLU MLP whose weights are He-normal times `scale` (> 1 makes the gradient explode), zero biases."""
     torch.manual_seed(seed)
     model = MLP([in_features] + [cfg.width] * (cfg.depth - 1) + [out_features], activation="relu")
@@ -78,6 +79,7 @@ class LogisticProblem:
 
     def loss_fn(self, model):
         """The objective as `fit`'s loss(outputs, targets), for `model`'s weights."""
+
         def f(out, target):
             # mean logistic loss + lambda/2 ||w||^2
             penalty = self.lam / 2 * model.weight.pow(2).sum()

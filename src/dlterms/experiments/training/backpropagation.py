@@ -22,8 +22,7 @@ from dlterms import autograd as ag
 from dlterms.autograd import Tensor
 from dlterms.run import Run, experiment
 
-TORCH_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": torch.nn.functional.gelu,
-             "relu": torch.relu}
+TORCH_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": torch.nn.functional.gelu, "relu": torch.relu}
 
 
 @dataclass
@@ -93,12 +92,22 @@ def backpropagation(run: Run) -> None:
     run.metric("max_rel_error_vs_finite_differences", max(fd_errors), key=True)
     run.metric("max_rel_error_vs_torch_autograd", max(torch_errors))
     run.metric("nets", [f"{'-'.join(map(str, s))} {a}" for s, a, _, _ in rows])
-    run.metric("parameters_checked", sum(sum(int(np.prod(p)) for p in zip(s[:-1], s[1:], strict=True)) + sum(s[1:])
-                                         for s, _, _, _ in rows))
-    run.check(f"backward() matches central finite differences on {cfg.n_nets} random smooth MLPs (float64)",
-              max(fd_errors) < cfg.fd_tol, observed=f"{max(fd_errors):.1e}", expected=f"< {cfg.fd_tol:g}")
-    run.check(f"backward() matches torch.autograd on {len(rows)} random MLPs (incl. ReLU)",
-              max(torch_errors) < cfg.torch_tol, observed=f"{max(torch_errors):.1e}", expected=f"< {cfg.torch_tol:g}")
+    run.metric(
+        "parameters_checked",
+        sum(sum(int(np.prod(p)) for p in zip(s[:-1], s[1:], strict=True)) + sum(s[1:]) for s, _, _, _ in rows),
+    )
+    run.check(
+        f"backward() matches central finite differences on {cfg.n_nets} random smooth MLPs (float64)",
+        max(fd_errors) < cfg.fd_tol,
+        observed=f"{max(fd_errors):.1e}",
+        expected=f"< {cfg.fd_tol:g}",
+    )
+    run.check(
+        f"backward() matches torch.autograd on {len(rows)} random MLPs (incl. ReLU)",
+        max(torch_errors) < cfg.torch_tol,
+        observed=f"{max(torch_errors):.1e}",
+        expected=f"< {cfg.torch_tol:g}",
+    )
 
     # 2. Train a 2-layer network with our autograd alone.
     x = np.linspace(-1, 1, cfg.n_points)[:, None]  # (N, 1)
@@ -112,12 +121,20 @@ def backpropagation(run: Run) -> None:
     run.metric("initial_mse", round(losses[0], 5))
     run.metric("final_mse", round(final, 6))
     run.metric("loss_reduction", round(cut, 5))
-    run.check("a 2-layer net trained with our backward() and SGD cuts its loss by >= 90 %", cut >= 0.90,
-              observed=f"{cut:.2%}", expected=">= 90 %")
+    run.check(
+        "a 2-layer net trained with our backward() and SGD cuts its loss by >= 90 %",
+        cut >= 0.90,
+        observed=f"{cut:.2%}",
+        expected=">= 90 %",
+    )
 
-    with run.figure("gradient-checks-and-training", alt="left: relative gradient error of each random MLP against "
-                    "finite differences and torch, on a log scale, far below the thresholds; right: loss per step "
-                    "and the fitted sine", figsize=(12, 3.8)) as fig:
+    with run.figure(
+        "gradient-checks-and-training",
+        alt="left: relative gradient error of each random MLP against "
+        "finite differences and torch, on a log scale, far below the thresholds; right: loss per step "
+        "and the fitted sine",
+        figsize=(12, 3.8),
+    ) as fig:
         ax1, ax2, ax3 = fig.subplots(1, 3)
         idx = np.arange(len(rows))
         fd = np.array([r[2] for r in rows])

@@ -69,32 +69,55 @@ def batch_size(run: Run) -> None:
     run.metric("theory_slope_without_replacement", round(theory_slope, 4))
     rel = max(abs(v / t - 1) for v, t in zip(variances, theory))
     run.metric("max_rel_error_vs_sigma2_over_B_fpc", round(rel, 4))
-    run.check("and it matches sigma^2/B (N-B)/(N-1) within 10 % at every B", rel < 0.10, observed=round(rel, 4),
-              expected="< 0.10")
-    run.check("variance of the mini-batch gradient falls as 1/B: log-log slope over B = 1..512",
-              -1.2 <= slope <= -0.8, observed=round(float(slope), 4), expected="in [-1.2, -0.8]")
+    run.check(
+        "and it matches sigma^2/B (N-B)/(N-1) within 10 % at every B",
+        rel < 0.10,
+        observed=round(rel, 4),
+        expected="< 0.10",
+    )
+    run.check(
+        "variance of the mini-batch gradient falls as 1/B: log-log slope over B = 1..512",
+        -1.2 <= slope <= -0.8,
+        observed=round(float(slope), 4),
+        expected="in [-1.2, -0.8]",
+    )
     run.progress(0.5, "variances measured")
 
     steps, seconds = {}, {}
     for b in SIZES:
         torch.manual_seed(run.seed)
         m = MLP([64, 32, 10]).to(run.device)
-        h = fit(m, (x, y), loss_fn=cross_entropy, optimizer=SGD(m.parameters(), lr=0.01), epochs=1, batch_size=b,
-                seed=run.seed)
+        h = fit(
+            m,
+            (x, y),
+            loss_fn=cross_entropy,
+            optimizer=SGD(m.parameters(), lr=0.01),
+            epochs=1,
+            batch_size=b,
+            seed=run.seed,
+        )
         steps[b], seconds[b] = h.steps, h.epoch_seconds[0]
     run.metric("steps_per_epoch", {str(b): s for b, s in steps.items()})
     run.metric("seconds_per_epoch", {str(b): round(s, 4) for b, s in seconds.items()})
     expected = {b: math.ceil(n / b) for b in SIZES}
-    run.check("steps per epoch = ceil(N / B) at every batch size", steps == expected, observed=list(steps.values()),
-              expected=str(list(expected.values())))
+    run.check(
+        "steps per epoch = ceil(N / B) at every batch size",
+        steps == expected,
+        observed=list(steps.values()),
+        expected=str(list(expected.values())),
+    )
 
-    with run.figure("variance", alt="log-log plot of gradient variance against batch size: the points fall on a "
-                    "line of slope about -1, matching sigma^2/B; right, seconds per epoch fall with B as the "
-                    "number of steps falls") as fig:
+    with run.figure(
+        "variance",
+        alt="log-log plot of gradient variance against batch size: the points fall on a "
+        "line of slope about -1, matching sigma^2/B; right, seconds per epoch fall with B as the "
+        "number of steps falls",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         ax1.loglog(SIZES, variances, "o", label="measured E||g_B - g||^2")
-        ax1.loglog(SIZES, np.exp(intercept) * np.array(SIZES, dtype=float) ** slope, "-",
-                   label=f"fit, slope {slope:.3f}")
+        ax1.loglog(
+            SIZES, np.exp(intercept) * np.array(SIZES, dtype=float) ** slope, "-", label=f"fit, slope {slope:.3f}"
+        )
         ax1.loglog(SIZES, theory, "k:", label="sigma^2/B (N-B)/(N-1)")
         ax1.set_xlabel("batch size B")
         ax1.set_ylabel("gradient variance")

@@ -30,8 +30,15 @@ EPOCHS = 30
 def _train(split, seed, device, lr, batch_size):
     torch.manual_seed(seed)
     model = MLP([64, 64, 10]).to(device)
-    h = fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=lr),
-            epochs=EPOCHS, batch_size=batch_size, seed=seed)
+    h = fit(
+        model,
+        (split.x_train, split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=SGD(model.parameters(), lr=lr),
+        epochs=EPOCHS,
+        batch_size=batch_size,
+        seed=seed,
+    )
     return model, h
 
 
@@ -46,11 +53,19 @@ def batch_training(run: Run) -> None:
     model_b, _ = _train(split, run.seed, run.device, best_lr, None)
     run.metric("full_batch_best_lr", best_lr)
     run.metric("full_batch_final_loss_per_lr", {str(k): round(v, 4) for k, v in final.items()})
-    run.check(f"full batch: one update per epoch ({EPOCHS} epochs)", h_full.steps == EPOCHS == h_full.epochs_run,
-              observed=h_full.steps, expected=str(EPOCHS))
+    run.check(
+        f"full batch: one update per epoch ({EPOCHS} epochs)",
+        h_full.steps == EPOCHS == h_full.epochs_run,
+        observed=h_full.steps,
+        expected=str(EPOCHS),
+    )
     same = all(torch.equal(a, b) for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()))
-    run.check("two full-batch runs from the same seed give identical weights", same, observed="bit-identical" if
-              same else "differ", expected="bit-identical")
+    run.check(
+        "two full-batch runs from the same seed give identical weights",
+        same,
+        observed="bit-identical" if same else "differ",
+        expected="bit-identical",
+    )
 
     model_m, h_mini = _train(split, run.seed, run.device, 0.1, 32)
     loss_full, loss_mini = final[best_lr], evaluate(model_m, x, y, cross_entropy)[0]
@@ -61,15 +76,23 @@ def batch_training(run: Run) -> None:
     torch.manual_seed(run.seed)
     loss0 = evaluate(MLP([64, 64, 10]).to(run.device), x, y, cross_entropy)[0]  # both start here
     run.metric("initial_loss", round(loss0, 4))
-    run.metric("loss_drop_per_second_full_vs_32", [round((loss0 - loss_full) / t_full, 3),
-                                                    round((loss0 - loss_mini) / t_mini, 3)])
+    run.metric(
+        "loss_drop_per_second_full_vs_32",
+        [round((loss0 - loss_full) / t_full, 3), round((loss0 - loss_mini) / t_mini, 3)],
+    )
     run.metric(f"train_loss_after_{EPOCHS}_epochs_full_vs_32", [round(loss_full, 4), round(loss_mini, 4)], key=True)
-    run.check(f"mini-batches (B=32) reach a lower training loss in the same {EPOCHS} passes over the data",
-              loss_mini < loss_full, observed=f"{loss_mini:.4f} vs full batch {loss_full:.4f} (lr {best_lr})",
-              expected="mini < full")
+    run.check(
+        f"mini-batches (B=32) reach a lower training loss in the same {EPOCHS} passes over the data",
+        loss_mini < loss_full,
+        observed=f"{loss_mini:.4f} vs full batch {loss_full:.4f} (lr {best_lr})",
+        expected="mini < full",
+    )
 
-    with run.figure("loss", alt="training loss against epochs and against seconds: full-batch descent makes one "
-                    "update per epoch and falls slowly; mini-batches fall much further in the same passes") as fig:
+    with run.figure(
+        "loss",
+        alt="training loss against epochs and against seconds: full-batch descent makes one "
+        "update per epoch and falls slowly; mini-batches fall much further in the same passes",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         for h, label in ((h_full, f"full batch (lr {best_lr})"), (h_mini, "B = 32 (lr 0.1)")):
             ax1.plot(range(1, EPOCHS + 1), h.train_loss, "o-", ms=3, label=label)

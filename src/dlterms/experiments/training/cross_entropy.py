@@ -40,8 +40,12 @@ def cross_entropy_experiment(run: Run) -> None:
             diffs.append(float((ours - ref).abs().max()) / scale)
     max_diff = max(diffs)
     run.metric("max_rel_diff_vs_torch", max_diff, key=True)
-    run.check("equals torch.nn.functional.cross_entropy (12 option/reduction combinations)", max_diff < 1e-6,
-              observed=f"{max_diff:.2e}", expected="< 1e-6")
+    run.check(
+        "equals torch.nn.functional.cross_entropy (12 option/reduction combinations)",
+        max_diff < 1e-6,
+        observed=f"{max_diff:.2e}",
+        expected="< 1e-6",
+    )
 
     # (2) extreme logits
     big = torch.tensor([[1000.0, -1000.0], [-1000.0, 1000.0], [1000.0, 999.0]])
@@ -52,11 +56,18 @@ def cross_entropy_experiment(run: Run) -> None:
     err_big = float((ours_big - expected_big).abs().max())
     run.metric("loss_at_logits_pm1000", ours_big.tolist())
     run.metric("naive_log_softmax_loss", [float(v) for v in naive])
-    run.check("stable for logits of +-1000: finite and exact (2000, 0, 1.3133)",
-              bool(torch.isfinite(ours_big).all()) and err_big < 1e-3,
-              observed=[round(float(v), 4) for v in ours_big], expected="finite, within 1e-3 of exact")
-    run.check("the naive log(softmax(z)) is not (it returns inf where ours is finite)",
-              bool(torch.isinf(naive).any()), observed=[float(v) for v in naive], expected="contains inf")
+    run.check(
+        "stable for logits of +-1000: finite and exact (2000, 0, 1.3133)",
+        bool(torch.isfinite(ours_big).all()) and err_big < 1e-3,
+        observed=[round(float(v), 4) for v in ours_big],
+        expected="finite, within 1e-3 of exact",
+    )
+    run.check(
+        "the naive log(softmax(z)) is not (it returns inf where ours is finite)",
+        bool(torch.isinf(naive).any()),
+        observed=[float(v) for v in naive],
+        expected="contains inf",
+    )
 
     # (3) loss = -log p(true) as p falls: two-class logits (log p, log(1 - p)) give softmax (p, 1 - p)
     ps = np.geomspace(0.999, 0.001, 60)
@@ -64,8 +75,12 @@ def cross_entropy_experiment(run: Run) -> None:
     losses = cross_entropy(zz, torch.zeros(len(ps), dtype=torch.long), reduction="none").numpy()
     err_nll = float(np.abs(losses + np.log(ps)).max())
     rising = bool(np.all(np.diff(losses) > 0))
-    run.check("loss rises as p(true) falls (60 values from 0.999 to 0.001)", rising,
-              observed=f"{losses[0]:.4f} -> {losses[-1]:.4f}", expected="strictly increasing")
+    run.check(
+        "loss rises as p(true) falls (60 values from 0.999 to 0.001)",
+        rising,
+        observed=f"{losses[0]:.4f} -> {losses[-1]:.4f}",
+        expected="strictly increasing",
+    )
     run.check("loss equals -log p(true)", err_nll < 1e-6, observed=f"{err_nll:.2e}", expected="< 1e-6")
 
     # (4) gradient = softmax - onehot
@@ -74,11 +89,18 @@ def cross_entropy_experiment(run: Run) -> None:
     cross_entropy(zg, yg, reduction="sum").backward()
     err_grad = float((zg.grad - (softmax(zg.detach(), 1) - F.one_hot(yg, 10).double())).abs().max())
     run.metric("grad_max_error", err_grad)
-    run.check("gradient w.r.t. logits is softmax(z) - onehot(y)", err_grad < 1e-6, observed=f"{err_grad:.2e}",
-              expected="< 1e-6")
+    run.check(
+        "gradient w.r.t. logits is softmax(z) - onehot(y)",
+        err_grad < 1e-6,
+        observed=f"{err_grad:.2e}",
+        expected="< 1e-6",
+    )
 
-    with run.figure("loss-vs-p", alt="cross-entropy loss against the probability of the true class on a log "
-                    "axis: it is -log p, near 0 at p = 1 and rising without bound as p falls") as fig:
+    with run.figure(
+        "loss-vs-p",
+        alt="cross-entropy loss against the probability of the true class on a log "
+        "axis: it is -log p, near 0 at p = 1 and rising without bound as p falls",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         ax1.plot(ps, losses, label="cross_entropy")
         ax1.plot(ps, -np.log(ps), "k:", label="-log p")

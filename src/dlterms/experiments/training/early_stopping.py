@@ -50,8 +50,17 @@ def early_stopping(run: Run) -> None:
     torch.manual_seed(run.seed)
     model = MLP([64, *cfg.hidden, 10]).to(run.device)
     es, last = EarlyStopping(patience=PATIENCE), _LastWeights(xt, yt)
-    h = fit(model, (split.x_train, y_noisy), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=cfg.lr),
-            epochs=cfg.epochs, batch_size=cfg.batch_size, val=(xv, yv), seed=run.seed, callbacks=[es, last])
+    h = fit(
+        model,
+        (split.x_train, y_noisy),
+        loss_fn=cross_entropy,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        val=(xv, yv),
+        seed=run.seed,
+        callbacks=[es, last],
+    )
     run.progress(0.5, "early-stopped run done")
     restored_val, _ = evaluate(model, xv, yv, cross_entropy)
     restored_test = accuracy(model, xt, yt)
@@ -66,17 +75,31 @@ def early_stopping(run: Run) -> None:
     run.metric("restored_val_loss", round(restored_val, 5))
     run.metric("restored_test_acc", round(restored_test, 4))
     run.metric("last_epoch_test_acc", round(last_test, 4))
-    run.check(f"it stops before the {cfg.epochs}-epoch limit", h.stop_reason == "early stopping" and
-              h.epochs_run < cfg.epochs, observed=f"{h.stop_reason} after {h.epochs_run} epochs",
-              expected=f"< {cfg.epochs}")
-    run.check("the restored model's validation loss is the run's minimum", abs(restored_val - min_val) < 1e-6,
-              observed=f"{restored_val:.6f} vs min {min_val:.6f}", expected="equal within 1e-6")
-    run.check("its test accuracy >= the last epoch's", restored_test >= last_test,
-              observed=f"{restored_test:.4f} vs {last_test:.4f}", expected=">=")
+    run.check(
+        f"it stops before the {cfg.epochs}-epoch limit",
+        h.stop_reason == "early stopping" and h.epochs_run < cfg.epochs,
+        observed=f"{h.stop_reason} after {h.epochs_run} epochs",
+        expected=f"< {cfg.epochs}",
+    )
+    run.check(
+        "the restored model's validation loss is the run's minimum",
+        abs(restored_val - min_val) < 1e-6,
+        observed=f"{restored_val:.6f} vs min {min_val:.6f}",
+        expected="equal within 1e-6",
+    )
+    run.check(
+        "its test accuracy >= the last epoch's",
+        restored_test >= last_test,
+        observed=f"{restored_test:.4f} vs {last_test:.4f}",
+        expected=">=",
+    )
 
-    with run.figure("curves", alt="validation loss per epoch falls to a minimum and then climbs as the network "
-                    "memorises the noisy labels; the run ends a patience window after the minimum, whose weights are "
-                    "restored; test accuracy peaks near the same epoch") as fig:
+    with run.figure(
+        "curves",
+        alt="validation loss per epoch falls to a minimum and then climbs as the network "
+        "memorises the noisy labels; the run ends a patience window after the minimum, whose weights are "
+        "restored; test accuracy peaks near the same epoch",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         ax1.plot(range(1, len(h.val_loss) + 1), h.val_loss, color="C0", label="validation loss")
         ax1.plot(range(1, len(h.train_loss) + 1), h.train_loss, color="C0", ls="--", label="train loss (noisy labels)")

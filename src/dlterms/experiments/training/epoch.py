@@ -48,39 +48,67 @@ def epoch(run: Run) -> None:
     torch.manual_seed(run.seed)
     model = MLP([64, 64, 10]).to(run.device)
     counter = _CountVisits(n)
-    h = fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy,
-            optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9), epochs=epochs, batch_size=batch,
-            seed=run.seed, callbacks=[counter])
+    h = fit(
+        model,
+        (split.x_train, split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
+        epochs=epochs,
+        batch_size=batch,
+        seed=run.seed,
+        callbacks=[counter],
+    )
     counts = torch.stack(counter.counts)  # (epochs, N)
     lo, hi = int(counts.min()), int(counts.max())
     run.metric("n_train", n)
     run.metric("visits_per_example_min_max", [lo, hi])
-    run.check(f"every one of the {n} examples is seen exactly once in each of {epochs} epochs", lo == hi == 1,
-              observed=f"min {lo}, max {hi}", expected="min = max = 1")
+    run.check(
+        f"every one of the {n} examples is seen exactly once in each of {epochs} epochs",
+        lo == hi == 1,
+        observed=f"min {lo}, max {hi}",
+        expected="min = max = 1",
+    )
     same_order = sum(torch.equal(counter.orders[0], o) for o in counter.orders[1:])
     run.metric("epochs_with_the_first_epochs_order", same_order)
     run.metric("train_loss_per_epoch", [round(v, 4) for v in h.train_loss], key=False)
     drops = [b < a for a, b in zip(h.train_loss, h.train_loss[1:])]
     run.metric("train_loss_first_last", [round(h.train_loss[0], 4), round(h.train_loss[-1], 4)], key=True)
-    run.check("the mean training loss falls from every epoch to the next", all(drops),
-              observed=f"{sum(drops)}/{len(drops)} epochs lower, {h.train_loss[0]:.3f} -> {h.train_loss[-1]:.3f}",
-              expected=f"{len(drops)}/{len(drops)}")
+    run.check(
+        "the mean training loss falls from every epoch to the next",
+        all(drops),
+        observed=f"{sum(drops)}/{len(drops)} epochs lower, {h.train_loss[0]:.3f} -> {h.train_loss[-1]:.3f}",
+        expected=f"{len(drops)}/{len(drops)}",
+    )
 
     sizes = [7, 32, 50, 64, 500, n]
     steps = {}
     for b in sizes:
         torch.manual_seed(run.seed)
         m = MLP([64, 64, 10]).to(run.device)
-        hb = fit(m, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=SGD(m.parameters(), lr=0.01),
-                 epochs=1, batch_size=b, seed=run.seed)
+        hb = fit(
+            m,
+            (split.x_train, split.y_train),
+            loss_fn=cross_entropy,
+            optimizer=SGD(m.parameters(), lr=0.01),
+            epochs=1,
+            batch_size=b,
+            seed=run.seed,
+        )
         steps[b] = hb.steps
     expected = {b: math.ceil(n / b) for b in sizes}
     run.metric("steps_per_epoch", {str(b): s for b, s in steps.items()})
-    run.check("steps per epoch = ceil(N / B) for B in " + ", ".join(map(str, sizes)), steps == expected,
-              observed=list(steps.values()), expected=str(list(expected.values())))
+    run.check(
+        "steps per epoch = ceil(N / B) for B in " + ", ".join(map(str, sizes)),
+        steps == expected,
+        observed=list(steps.values()),
+        expected=str(list(expected.values())),
+    )
 
-    with run.figure("loss", alt="training loss per mini-batch step, with the epoch means falling epoch by "
-                    "epoch; vertical lines mark epoch boundaries") as fig:
+    with run.figure(
+        "loss",
+        alt="training loss per mini-batch step, with the epoch means falling epoch by "
+        "epoch; vertical lines mark epoch boundaries",
+    ) as fig:
         ax = fig.subplots()
         per_epoch = math.ceil(n / batch)
         ax.plot(range(1, len(h.step_loss) + 1), h.step_loss, lw=0.6, alpha=0.6, label="mini-batch loss")

@@ -33,23 +33,39 @@ def exploding_gradient(run: Run) -> None:
     x, y = split.x_train, split.y_train
     norms = {}
     for scale in (cfg.scale, 1.0):
-        norms[scale] = [preactivation_grad_norms(exploding_mlp(cfg, 64, 10, run.seed * 100 + s, scale).to(run.device),
-                                                 x[:512], y[:512]) for s in range(SEEDS)]
+        norms[scale] = [
+            preactivation_grad_norms(
+                exploding_mlp(cfg, 64, 10, run.seed * 100 + s, scale).to(run.device), x[:512], y[:512]
+            )
+            for s in range(SEEDS)
+        ]
     growth = [n[0] / n[-1] for n in norms[cfg.scale]]
     control = [n[0] / n[-1] for n in norms[1.0]]
     run.metric("growth_first_over_last_scale_1.5", [float(f"{g:.3g}") for g in growth])
     run.metric("growth_first_over_last_scale_1.0", [float(f"{g:.3g}") for g in control])
     run.metric("growth_min", float(f"{min(growth):.3g}"), key=True)
-    run.check(f"the backpropagated gradient grows >= 1000x across {cfg.depth} layers (weight scale {cfg.scale}, "
-              f"{SEEDS} inits)", min(growth) >= 1000, observed=f"min {min(growth):.3g}x", expected=">= 1000x")
+    run.check(
+        f"the backpropagated gradient grows >= 1000x across {cfg.depth} layers (weight scale {cfg.scale}, "
+        f"{SEEDS} inits)",
+        min(growth) >= 1000,
+        observed=f"min {min(growth):.3g}x",
+        expected=">= 1000x",
+    )
     worst = max(max(c, 1 / c) for c in control)
     run.metric("control_worst_factor", round(worst, 2))
 
     runs = {}
     for scale in (cfg.scale, 1.0):
         model = exploding_mlp(cfg, 64, 10, run.seed, scale).to(run.device)
-        runs[scale] = fit(model, (x, y), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=cfg.lr),
-                          epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed)
+        runs[scale] = fit(
+            model,
+            (x, y),
+            loss_fn=cross_entropy,
+            optimizer=SGD(model.parameters(), lr=cfg.lr),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=run.seed,
+        )
     h = runs[cfg.scale]
     first = h.step_loss[0] if h.step_loss else math.nan
     blowup = max(h.step_loss) / first if h.step_loss else math.nan
@@ -57,19 +73,28 @@ def exploding_gradient(run: Run) -> None:
     run.metric("sgd_nonfinite_step", h.nonfinite_step)
     run.metric("sgd_initial_loss", first)
     diverged = h.diverged or blowup >= 1000
-    run.check(f"SGD at a fixed lr = {cfg.lr} diverges", diverged,
-              observed=(f"non-finite loss at step {h.nonfinite_step}" if h.diverged else f"loss x{blowup:.3g}"),
-              expected="non-finite, or rising >= 1000x")
+    run.check(
+        f"SGD at a fixed lr = {cfg.lr} diverges",
+        diverged,
+        observed=(f"non-finite loss at step {h.nonfinite_step}" if h.diverged else f"loss x{blowup:.3g}"),
+        expected="non-finite, or rising >= 1000x",
+    )
     c = runs[1.0]
     ok = (not c.diverged) and all(map(math.isfinite, c.train_loss)) and c.train_loss[-1] < c.train_loss[0]
     run.metric("control_train_loss_first_last", [round(c.train_loss[0], 4), round(c.train_loss[-1], 4)])
-    run.check("control (weight scale 1.0): gradient within 10x across depth and the same lr trains",
-              ok and worst < 10, observed=f"factor {worst:.2f}; loss {c.train_loss[0]:.3f} -> {c.train_loss[-1]:.3f}",
-              expected="< 10x; finite, falling")
+    run.check(
+        "control (weight scale 1.0): gradient within 10x across depth and the same lr trains",
+        ok and worst < 10,
+        observed=f"factor {worst:.2f}; loss {c.train_loss[0]:.3f} -> {c.train_loss[-1]:.3f}",
+        expected="< 10x; finite, falling",
+    )
 
-    with run.figure("layer-norms", alt="norm of the backpropagated gradient per layer on a log scale: with weight "
-                    "scale 1.5 it rises about ten-thousand-fold from the output layer to the input layer; with "
-                    "scale 1.0 it stays flat") as fig:
+    with run.figure(
+        "layer-norms",
+        alt="norm of the backpropagated gradient per layer on a log scale: with weight "
+        "scale 1.5 it rises about ten-thousand-fold from the output layer to the input layer; with "
+        "scale 1.0 it stays flat",
+    ) as fig:
         ax = fig.subplots()
         layers = np.arange(1, cfg.depth + 1)
         for i, (scale, v) in enumerate(norms.items()):

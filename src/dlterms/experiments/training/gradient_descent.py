@@ -55,8 +55,16 @@ def gradient_descent(run: Run) -> None:
 
     newton_model = new_model()
     track_n = _GradNorm(objective, TOL)
-    fit(newton_model, (x, y), loss_fn=loss_fn(newton_model), optimizer=Newton(newton_model.parameters()),
-        epochs=50, batch_size=None, seed=run.seed, callbacks=[track_n])
+    fit(
+        newton_model,
+        (x, y),
+        loss_fn=loss_fn(newton_model),
+        optimizer=Newton(newton_model.parameters()),
+        epochs=50,
+        batch_size=None,
+        seed=run.seed,
+        callbacks=[track_n],
+    )
     it_newton = next((i + 1 for i, g in enumerate(track_n.norms) if g < TOL), None)
     run.progress(0.2, "Newton done")
 
@@ -68,8 +76,16 @@ def gradient_descent(run: Run) -> None:
 
     gd_model = new_model()
     track_g = _GradNorm(objective, TOL)
-    fit(gd_model, (x, y), loss_fn=loss_fn(gd_model), optimizer=SGD(gd_model.parameters(), lr=1 / L),
-        epochs=GD_CAP, batch_size=None, seed=run.seed, callbacks=[track_g])
+    fit(
+        gd_model,
+        (x, y),
+        loss_fn=loss_fn(gd_model),
+        optimizer=SGD(gd_model.parameters(), lr=1 / L),
+        epochs=GD_CAP,
+        batch_size=None,
+        seed=run.seed,
+        callbacks=[track_g],
+    )
     it_gd = next((i + 1 for i, g in enumerate(track_g.norms) if g < TOL), None)
     run.progress(0.7, "gradient descent done")
 
@@ -77,8 +93,16 @@ def gradient_descent(run: Run) -> None:
     for b in (32, 1):
         m = new_model()
         tr = _GradNorm(objective, TOL)
-        fit(m, (x, y), loss_fn=loss_fn(m), optimizer=SGD(m.parameters(), lr=1 / L), epochs=4 if b == 1 else 40,
-            batch_size=b, seed=run.seed, callbacks=[tr])
+        fit(
+            m,
+            (x, y),
+            loss_fn=loss_fn(m),
+            optimizer=SGD(m.parameters(), lr=1 / L),
+            epochs=4 if b == 1 else 40,
+            batch_size=b,
+            seed=run.seed,
+            callbacks=[tr],
+        )
         stochastic[b] = tr.norms
         run.metric(f"grad_norm_after_{len(tr.norms)}_epochs_batch_{b}", tr.norms[-1])
 
@@ -93,22 +117,36 @@ def gradient_descent(run: Run) -> None:
         rate = (track_g.norms[-1] / track_g.norms[half]) ** (1 / (len(track_g.norms) - 1 - half))
         est = len(track_g.norms) + np.log(TOL / track_g.norms[-1]) / np.log(rate)
         run.metric("iterations_gradient_descent_extrapolated", int(round(est)))
-    run.check(f"Newton reaches ||grad|| < {TOL:g} in <= 15 iterations", it_newton is not None and it_newton <= 15,
-              observed=it_newton, expected="<= 15")
+    run.check(
+        f"Newton reaches ||grad|| < {TOL:g} in <= 15 iterations",
+        it_newton is not None and it_newton <= 15,
+        observed=it_newton,
+        expected="<= 15",
+    )
     gd_text = str(it_gd) if it_gd is not None else f"> {GD_CAP} (||grad|| {track_g.norms[-1]:.1e} at {GD_CAP})"
-    run.check("first-order gradient descent needs at least 10x more iterations",
-              it_newton is not None and (it_gd is None or it_gd >= 10 * it_newton),
-              observed=gd_text, expected=f">= {10 * it_newton if it_newton else '10x Newton'}")
+    run.check(
+        "first-order gradient descent needs at least 10x more iterations",
+        it_newton is not None and (it_gd is None or it_gd >= 10 * it_newton),
+        observed=gd_text,
+        expected=f">= {10 * it_newton if it_newton else '10x Newton'}",
+    )
 
-    with run.figure("convergence", alt="gradient norm against iteration on a log scale: Newton falls to 1e-8 "
-                    "within a handful of iterations, gradient descent declines slowly and linearly, "
-                    "mini-batch and stochastic descent stall at a noise floor") as fig:
+    with run.figure(
+        "convergence",
+        alt="gradient norm against iteration on a log scale: Newton falls to 1e-8 "
+        "within a handful of iterations, gradient descent declines slowly and linearly, "
+        "mini-batch and stochastic descent stall at a noise floor",
+    ) as fig:
         ax = fig.subplots()
         ax.semilogy(range(1, len(track_n.norms) + 1), track_n.norms, "o-", label="Newton (full batch)")
         ax.semilogy(range(1, len(track_g.norms) + 1), track_g.norms, label="gradient descent, step 1/L")
         for b, norms in stochastic.items():
-            ax.semilogy(range(1, len(norms) + 1), norms, alpha=0.8,
-                        label=f"{'mini-batch' if b > 1 else 'stochastic'} (B={b}), step 1/L, per epoch")
+            ax.semilogy(
+                range(1, len(norms) + 1),
+                norms,
+                alpha=0.8,
+                label=f"{'mini-batch' if b > 1 else 'stochastic'} (B={b}), step 1/L, per epoch",
+            )
         ax.axhline(TOL, color="k", ls=":", lw=0.8, label=f"tolerance {TOL:g}")
         ax.set_xscale("log")
         ax.set_xlabel("iteration (epoch for the mini-batch runs)")

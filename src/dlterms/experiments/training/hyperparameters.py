@@ -37,8 +37,15 @@ def hyperparameters(run: Run) -> None:
     def train(config: dict) -> float:
         torch.manual_seed(run.seed)
         model = MLP([40, config["width"], config["width"], 10]).to(run.device)
-        fit(model, (xtr, ytr), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=config["lr"]),
-            epochs=EPOCHS, batch_size=128, seed=run.seed)
+        fit(
+            model,
+            (xtr, ytr),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=config["lr"]),
+            epochs=EPOCHS,
+            batch_size=128,
+            seed=run.seed,
+        )
         models[(config["lr"], config["width"])] = model
         run.progress(len(models) / (N_TRIALS + 1), f"trial {len(models)}")
         return accuracy(model, xva, yva)
@@ -49,27 +56,57 @@ def hyperparameters(run: Run) -> None:
     best_model = models[(best.config["lr"], best.config["width"])]
     default_model = models[(DEFAULT["lr"], DEFAULT["width"])]
     test_best, test_default = accuracy(best_model, xte, yte), accuracy(default_model, xte, yte)
-    run.metric("trials", [{"lr": float(f"{t.config['lr']:.3g}"), "width": t.config["width"],
-                           "val_acc": round(t.score, 4)} for t in result.trials])
+    run.metric(
+        "trials",
+        [
+            {"lr": float(f"{t.config['lr']:.3g}"), "width": t.config["width"], "val_acc": round(t.score, 4)}
+            for t in result.trials
+        ],
+    )
     run.metric("chosen_config", {"lr": float(f"{best.config['lr']:.3g}"), "width": best.config["width"]})
     run.metric("val_acc_chosen_vs_default", [round(best.score, 4), round(default_val, 4)])
     run.metric("test_acc_chosen_vs_default", [round(test_best, 4), round(test_default, 4)], key=True)
-    run.check("random search finds a configuration that beats the default on validation", best.score > default_val,
-              observed=f"{best.score:.4f} vs {default_val:.4f}", expected="chosen > default")
-    run.check("the chosen configuration also wins on the untouched test set", test_best > test_default,
-              observed=f"{test_best:.4f} vs {test_default:.4f}", expected="chosen > default")
+    run.check(
+        "random search finds a configuration that beats the default on validation",
+        best.score > default_val,
+        observed=f"{best.score:.4f} vs {default_val:.4f}",
+        expected="chosen > default",
+    )
+    run.check(
+        "the chosen configuration also wins on the untouched test set",
+        test_best > test_default,
+        observed=f"{test_best:.4f} vs {test_default:.4f}",
+        expected="chosen > default",
+    )
 
-    with run.figure("search", alt="the sampled configurations as points in learning rate (log) and width (log), "
-                    "coloured by validation accuracy; the default and the chosen configuration are marked") as fig:
+    with run.figure(
+        "search",
+        alt="the sampled configurations as points in learning rate (log) and width (log), "
+        "coloured by validation accuracy; the default and the chosen configuration are marked",
+    ) as fig:
         ax = fig.subplots()
         lrs = np.array([t.config["lr"] for t in result.trials])
         widths = np.array([t.config["width"] for t in result.trials])
         scores = np.array([t.score for t in result.trials])
         sc = ax.scatter(lrs, widths, c=scores, cmap="viridis", s=60, edgecolors="k")
-        ax.scatter([DEFAULT["lr"]], [DEFAULT["width"]], marker="s", s=90, facecolors="none", edgecolors="r",
-                   label=f"default (val {default_val:.3f})")
-        ax.scatter([best.config["lr"]], [best.config["width"]], marker="*", s=250, facecolors="none",
-                   edgecolors="r", label=f"chosen (val {best.score:.3f}, test {test_best:.3f})")
+        ax.scatter(
+            [DEFAULT["lr"]],
+            [DEFAULT["width"]],
+            marker="s",
+            s=90,
+            facecolors="none",
+            edgecolors="r",
+            label=f"default (val {default_val:.3f})",
+        )
+        ax.scatter(
+            [best.config["lr"]],
+            [best.config["width"]],
+            marker="*",
+            s=250,
+            facecolors="none",
+            edgecolors="r",
+            label=f"chosen (val {best.score:.3f}, test {test_best:.3f})",
+        )
         fig.colorbar(sc, ax=ax, label="validation accuracy")
         ax.set_xscale("log")
         ax.set_yscale("log")

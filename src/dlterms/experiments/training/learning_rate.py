@@ -38,42 +38,76 @@ def learning_rate(run: Run) -> None:
     for i, lr in enumerate(LRS):
         torch.manual_seed(run.seed)
         model = MLP([64, 64, 10]).to(run.device)
-        h = fit(model, (x, y), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=lr), epochs=EPOCHS,
-                batch_size=64, seed=run.seed)
+        h = fit(
+            model,
+            (x, y),
+            loss_fn=cross_entropy,
+            optimizer=SGD(model.parameters(), lr=lr),
+            epochs=EPOCHS,
+            batch_size=64,
+            seed=run.seed,
+        )
         last = h.train_loss[-1] if (not h.diverged and len(h.train_loss) == EPOCHS) else math.inf
         final.append(last if math.isfinite(last) else math.inf)
         histories.append(h)
         run.progress((i + 1) / (len(LRS) + 2), f"lr {lr:.3g}")
     best = int(np.argmin(final))
     run.metric("initial_loss", round(loss0, 4))
-    run.metric("final_loss_per_lr", {f"{lr:.3g}": (round(v, 4) if math.isfinite(v) else "non-finite")
-                                     for lr, v in zip(LRS, final)})
+    run.metric(
+        "final_loss_per_lr",
+        {f"{lr:.3g}": (round(v, 4) if math.isfinite(v) else "non-finite") for lr, v in zip(LRS, final)},
+    )
     run.metric("best_lr", float(f"{LRS[best]:.3g}"), key=True)
     run.metric("best_final_loss", round(final[best], 4))
-    run.check(f"the smallest lr ({LRS[0]:g}) under-trains: loss still >= 90 % of the initial loss",
-              final[0] >= 0.9 * loss0, observed=f"{final[0]:.4f} vs initial {loss0:.4f}", expected=">= 90 %")
+    run.check(
+        f"the smallest lr ({LRS[0]:g}) under-trains: loss still >= 90 % of the initial loss",
+        final[0] >= 0.9 * loss0,
+        observed=f"{final[0]:.4f} vs initial {loss0:.4f}",
+        expected=">= 90 %",
+    )
     top = histories[-1]
-    run.check(f"the largest lr ({LRS[-1]:g}) diverges: loss non-finite or above the initial loss",
-              top.diverged or final[-1] > loss0,
-              observed=("non-finite" if top.diverged else f"{final[-1]:.4f} vs initial {loss0:.4f}"),
-              expected="non-finite or > initial")
-    run.check("the best lr is interior to the sweep", 0 < best < len(LRS) - 1, observed=f"{LRS[best]:.3g} "
-              f"(index {best} of 0..{len(LRS) - 1})", expected="not an end point")
+    run.check(
+        f"the largest lr ({LRS[-1]:g}) diverges: loss non-finite or above the initial loss",
+        top.diverged or final[-1] > loss0,
+        observed=("non-finite" if top.diverged else f"{final[-1]:.4f} vs initial {loss0:.4f}"),
+        expected="non-finite or > initial",
+    )
+    run.check(
+        "the best lr is interior to the sweep",
+        0 < best < len(LRS) - 1,
+        observed=f"{LRS[best]:.3g} (index {best} of 0..{len(LRS) - 1})",
+        expected="not an end point",
+    )
 
     torch.manual_seed(run.seed)
     model = MLP([64, 64, 10]).to(run.device)
-    rt = lr_range_test(model, (x, y), loss_fn=cross_entropy, optimizer=SGD(model.parameters(), lr=0.1),
-                       start_lr=1e-4, end_lr=100.0, num_iter=100, batch_size=64, seed=run.seed)
+    rt = lr_range_test(
+        model,
+        (x, y),
+        loss_fn=cross_entropy,
+        optimizer=SGD(model.parameters(), lr=0.1),
+        start_lr=1e-4,
+        end_lr=100.0,
+        num_iter=100,
+        batch_size=64,
+        seed=run.seed,
+    )
     sug = rt.suggestion
     run.metric("range_test_suggestion", float(f"{sug:.3g}") if sug else None)
     run.metric("range_test_steps", len(rt.lrs))
-    run.check("the LR range test's suggestion is within 10x of the sweep's best lr",
-              sug is not None and LRS[best] / 10 <= sug <= LRS[best] * 10,
-              observed=f"{sug:.3g} vs {LRS[best]:.3g}" if sug else "none", expected="within 10x")
+    run.check(
+        "the LR range test's suggestion is within 10x of the sweep's best lr",
+        sug is not None and LRS[best] / 10 <= sug <= LRS[best] * 10,
+        observed=f"{sug:.3g} vs {LRS[best]:.3g}" if sug else "none",
+        expected="within 10x",
+    )
 
-    with run.figure("sweep", alt="left: final training loss against learning rate on log axes, U-shaped with the "
-                    "minimum near 0.3-1 and divergence above; right: the LR range test's smoothed loss against the "
-                    "growing learning rate, with its suggestion marked") as fig:
+    with run.figure(
+        "sweep",
+        alt="left: final training loss against learning rate on log axes, U-shaped with the "
+        "minimum near 0.3-1 and divergence above; right: the LR range test's smoothed loss against the "
+        "growing learning rate, with its suggestion marked",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         shown = [v if math.isfinite(v) else np.nan for v in final]
         ax1.plot(LRS, shown, "o-")

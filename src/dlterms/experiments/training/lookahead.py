@@ -73,6 +73,7 @@ def lookahead(run: Run) -> None:
         def f(out, t):
             # mean logistic loss + lambda/2 ||w||^2
             return binary_cross_entropy_with_logits(out.squeeze(1), t) + LAMBDA / 2 * model.weight.pow(2).sum()
+
         return f
 
     def new_model():
@@ -83,15 +84,37 @@ def lookahead(run: Run) -> None:
     m1, m2 = new_model(), new_model()
     opt1 = Lookahead(SGD(m1.parameters(), lr=0.1, momentum=0.9), k=K, alpha=ALPHA)
     r1, r2, manual = _Record(), _Record(), _ManualLookahead(K, ALPHA)
-    fit(m1, (x, y), loss_fn=loss_fn(m1), optimizer=opt1, epochs=8, batch_size=16, seed=run.seed, max_steps=200,
-        callbacks=[r1])
-    fit(m2, (x, y), loss_fn=loss_fn(m2), optimizer=SGD(m2.parameters(), lr=0.1, momentum=0.9), epochs=8,
-        batch_size=16, seed=run.seed, max_steps=200, callbacks=[manual, r2])
+    fit(
+        m1,
+        (x, y),
+        loss_fn=loss_fn(m1),
+        optimizer=opt1,
+        epochs=8,
+        batch_size=16,
+        seed=run.seed,
+        max_steps=200,
+        callbacks=[r1],
+    )
+    fit(
+        m2,
+        (x, y),
+        loss_fn=loss_fn(m2),
+        optimizer=SGD(m2.parameters(), lr=0.1, momentum=0.9),
+        epochs=8,
+        batch_size=16,
+        seed=run.seed,
+        max_steps=200,
+        callbacks=[manual, r2],
+    )
     diff = float((torch.stack(r1.weights) - torch.stack(r2.weights)).abs().max())
     slow_diff = max(float((opt1.state[p]["slow"] - phi).abs().max()) for p, phi in zip(m1.parameters(), manual.slow))
     run.metric("max_weight_diff_vs_hand_replay", diff)
-    run.check(f"slow/fast rule: phi <- phi + {ALPHA} (theta - phi), theta <- phi every {K} steps, at each of 200 "
-              "steps", max(diff, slow_diff) < 1e-6, observed=f"{max(diff, slow_diff):.2e}", expected="< 1e-6")
+    run.check(
+        f"slow/fast rule: phi <- phi + {ALPHA} (theta - phi), theta <- phi every {K} steps, at each of 200 steps",
+        max(diff, slow_diff) < 1e-6,
+        observed=f"{max(diff, slow_diff):.2e}",
+        expected="< 1e-6",
+    )
 
     # 2. the noisy problem
     stats, curves = {}, {}
@@ -111,14 +134,25 @@ def lookahead(run: Run) -> None:
     run.metric(f"loss_variance_last_{LAST}_sgd_vs_lookahead", [float(f"{vs:.3g}"), float(f"{vl:.3g}")])
     early = {k: float(np.mean(c[:100])) for k, c in curves.items()}
     run.metric("mean_loss_first_100_sgd_vs_lookahead", [round(early["SGD"], 4), round(early["Lookahead(SGD)"], 4)])
-    run.check("Lookahead(SGD) ends at a lower or equal loss (mean of the last 300 steps)", ml <= ms,
-              observed=f"{ml:.4f} vs SGD {ms:.4f}", expected="<= SGD")
-    run.check("with lower loss variance over the last 300 steps", vl < vs, observed=f"{vl:.3g} vs SGD {vs:.3g}",
-              expected="< SGD")
+    run.check(
+        "Lookahead(SGD) ends at a lower or equal loss (mean of the last 300 steps)",
+        ml <= ms,
+        observed=f"{ml:.4f} vs SGD {ms:.4f}",
+        expected="<= SGD",
+    )
+    run.check(
+        "with lower loss variance over the last 300 steps",
+        vl < vs,
+        observed=f"{vl:.3g} vs SGD {vs:.3g}",
+        expected="< SGD",
+    )
 
-    with run.figure("noisy", alt="full objective after every step for SGD with one example per step at lr 0.3 and "
-                    "for Lookahead around the same SGD: SGD's curve bounces widely above the minimum, "
-                    "Lookahead's stays lower and tighter") as fig:
+    with run.figure(
+        "noisy",
+        alt="full objective after every step for SGD with one example per step at lr 0.3 and "
+        "for Lookahead around the same SGD: SGD's curve bounces widely above the minimum, "
+        "Lookahead's stays lower and tighter",
+    ) as fig:
         ax = fig.subplots()
         for label, c in curves.items():
             ax.plot(range(1, len(c) + 1), c, lw=0.6, label=f"{label}: last {LAST} mean {stats[label][0]:.3f}")

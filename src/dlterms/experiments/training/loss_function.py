@@ -30,7 +30,7 @@ def loss_function(run: Run) -> None:
     n, frac = 200, 0.10
     x = rng.uniform(-3, 3, n)
     y = TRUE_SLOPE * x + TRUE_INTERCEPT + rng.normal(0, 0.3, n)
-    out_idx = np.argsort(x)[-int(frac * n):]  # the 10 % with the largest x
+    out_idx = np.argsort(x)[-int(frac * n) :]  # the 10 % with the largest x
     y[out_idx] -= 15.0
     xt = torch.tensor(x, dtype=torch.float32).unsqueeze(1).to(run.device)
     yt = torch.tensor(y, dtype=torch.float32).unsqueeze(1).to(run.device)
@@ -44,8 +44,12 @@ def loss_function(run: Run) -> None:
         a.backward()
         b.backward()
         diffs += [float((a - b).detach().abs()), float((pred.grad - pred_ref.grad).abs().max())]
-    run.check("MSE, MAE and Huber equal torch's (values and gradients) on this data", max(diffs) < 1e-6,
-              observed=f"{max(diffs):.2e}", expected="< 1e-6")
+    run.check(
+        "MSE, MAE and Huber equal torch's (values and gradients) on this data",
+        max(diffs) < 1e-6,
+        observed=f"{max(diffs):.2e}",
+        expected="< 1e-6",
+    )
 
     fits = {}
     steps = 800
@@ -53,28 +57,46 @@ def loss_function(run: Run) -> None:
         torch.manual_seed(run.seed)
         model = Linear(1, 1).to(run.device)
         opt = Adam(model.parameters(), lr=0.05)
-        h = fit(model, (xt, yt), loss_fn=loss_fn, optimizer=opt, epochs=steps, batch_size=None, seed=run.seed,
-                scheduler=CosineAnnealingLR(opt, T_max=steps))
+        h = fit(
+            model,
+            (xt, yt),
+            loss_fn=loss_fn,
+            optimizer=opt,
+            epochs=steps,
+            batch_size=None,
+            seed=run.seed,
+            scheduler=CosineAnnealingLR(opt, T_max=steps),
+        )
         slope, intercept = model.weight.item(), model.bias.item()
         fits[name] = (slope, intercept)
         run.metric(f"slope_{name}", round(slope, 4))
         run.metric(f"final_loss_{name}", round(h.train_loss[-1], 4))
     ols_slope = float(np.polyfit(x.astype(np.float32), y.astype(np.float32), 1)[0])
     run.metric("least_squares_slope", round(ols_slope, 4))
-    run.check("the MSE fit converged to the least-squares line (so its error is the loss's, not the optimiser's)",
-              abs(fits["MSE"][0] - ols_slope) < 0.01, observed=f"{fits['MSE'][0]:.4f} vs {ols_slope:.4f}",
-              expected="within 0.01")
+    run.check(
+        "the MSE fit converged to the least-squares line (so its error is the loss's, not the optimiser's)",
+        abs(fits["MSE"][0] - ols_slope) < 0.01,
+        observed=f"{fits['MSE'][0]:.4f} vs {ols_slope:.4f}",
+        expected="within 0.01",
+    )
     err = {k: abs(s - TRUE_SLOPE) for k, (s, _) in fits.items()}
     for k, v in err.items():
         run.metric(f"slope_error_{k}", round(v, 4), key=(k == "MSE"))
     for k in ("MAE", "Huber"):
         ratio = err["MSE"] / max(err[k], 1e-12)
         run.metric(f"slope_error_ratio_MSE_over_{k}", round(ratio, 2))
-        run.check(f"{k}'s slope error is at least 3x smaller than MSE's", ratio >= 3.0,
-                  observed=f"{err[k]:.4f} vs {err['MSE']:.4f} (x{ratio:.1f})", expected=">= 3x smaller")
+        run.check(
+            f"{k}'s slope error is at least 3x smaller than MSE's",
+            ratio >= 3.0,
+            observed=f"{err[k]:.4f} vs {err['MSE']:.4f} (x{ratio:.1f})",
+            expected=">= 3x smaller",
+        )
 
-    with run.figure("fits", alt="scatter of the data with 20 outliers at the right end pulled down; the MSE "
-                    "line tilts toward them while the MAE and Huber lines follow the clean points") as fig:
+    with run.figure(
+        "fits",
+        alt="scatter of the data with 20 outliers at the right end pulled down; the MSE "
+        "line tilts toward them while the MAE and Huber lines follow the clean points",
+    ) as fig:
         ax = fig.subplots()
         clean = np.setdiff1d(np.arange(n), out_idx)
         ax.scatter(x[clean], y[clean], s=8, color="grey", label="data")

@@ -70,9 +70,17 @@ def _trajectory(module, name, kw, split, seed, device):
     torch.manual_seed(seed)
     model = MLP([40, 64, 10]).double().to(device)
     snaps = _Snapshots()
-    fit(model, (split.x_train.double(), split.y_train), loss_fn=cross_entropy,
-        optimizer=getattr(module, name)(model.parameters(), **kw), epochs=2, batch_size=64, seed=seed,
-        max_steps=100, callbacks=[snaps])
+    fit(
+        model,
+        (split.x_train.double(), split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=getattr(module, name)(model.parameters(), **kw),
+        epochs=2,
+        batch_size=64,
+        seed=seed,
+        max_steps=100,
+        callbacks=[snaps],
+    )
     return torch.stack(snaps.flat)  # (100, P)
 
 
@@ -81,8 +89,17 @@ def _race(make_opt, split, seed, device):
     model = MLP([40, 128, 128, 10]).to(device)
     track = _TrainLoss(split.x_train, split.y_train, EVAL_EVERY, TARGET)
     steps_per_epoch = -(-len(split.y_train) // 128)
-    fit(model, (split.x_train, split.y_train), loss_fn=cross_entropy, optimizer=make_opt(model.parameters()),
-        epochs=-(-MAX_STEPS // steps_per_epoch), batch_size=128, seed=seed, max_steps=MAX_STEPS, callbacks=[track])
+    fit(
+        model,
+        (split.x_train, split.y_train),
+        loss_fn=cross_entropy,
+        optimizer=make_opt(model.parameters()),
+        epochs=-(-MAX_STEPS // steps_per_epoch),
+        batch_size=128,
+        seed=seed,
+        max_steps=MAX_STEPS,
+        callbacks=[track],
+    )
     return track
 
 
@@ -99,8 +116,12 @@ def optimizer(run: Run) -> None:
         run.metric(f"max_diff_vs_torch_{label}", diff)
         worst = max(worst, diff if moved > 1e-3 else float("inf"))  # a run that did not move proves nothing
     run.metric("max_diff_vs_torch", worst)
-    run.check("all six follow torch.optim's trajectory for 100 steps", worst < 1e-6, observed=f"{worst:.2e}",
-              expected="< 1e-6")
+    run.check(
+        "all six follow torch.optim's trajectory for 100 steps",
+        worst < 1e-6,
+        observed=f"{worst:.2e}",
+        expected="< 1e-6",
+    )
     run.progress(0.3, "trajectories compared")
 
     grids = {"Adam": ("Adam", [3e-3, 1e-2, 3e-2]), "SGD": ("SGD", [0.3, 1.0, 3.0])}
@@ -116,21 +137,28 @@ def optimizer(run: Run) -> None:
         run.progress(0.6 if label == "Adam" else 0.85, f"{label} grid done")
     default = _race(lambda p: optim.Adam(p), split, run.seed, run.device)
     curves["Adam lr=0.001 (default)"] = default.points
-    run.metric("steps_to_target_Adam_default_lr1e-3",
-               default.steps_to_target if default.steps_to_target is not None else f"> {MAX_STEPS}")
+    run.metric(
+        "steps_to_target_Adam_default_lr1e-3",
+        default.steps_to_target if default.steps_to_target is not None else f"> {MAX_STEPS}",
+    )
     a, s = best.get("Adam"), best.get("SGD")
     run.metric("best_lr_Adam", a[0] if a else None)
     run.metric("best_lr_SGD", s[0] if s else None)
     run.metric("steps_to_loss_1.0_Adam_vs_SGD", [a[1] if a else None, s[1] if s else None], key=True)
-    run.check(f"on MNIST-1D, Adam reaches training loss {TARGET} in fewer steps than plain SGD (each at its best lr)",
-              a is not None and (s is None or a[1] < s[1]),
-              observed=f"Adam {a[1] if a else '-'} steps (lr {a[0] if a else '-'}), SGD "
-                       f"{s[1] if s else '> ' + str(MAX_STEPS)} steps (lr {s[0] if s else '-'})",
-              expected="Adam < SGD")
+    run.check(
+        f"on MNIST-1D, Adam reaches training loss {TARGET} in fewer steps than plain SGD (each at its best lr)",
+        a is not None and (s is None or a[1] < s[1]),
+        observed=f"Adam {a[1] if a else '-'} steps (lr {a[0] if a else '-'}), SGD "
+        f"{s[1] if s else '> ' + str(MAX_STEPS)} steps (lr {s[0] if s else '-'})",
+        expected="Adam < SGD",
+    )
 
-    with run.figure("race", alt="full training loss against steps on MNIST-1D for Adam and SGD at three "
-                    "learning rates each and Adam at its default; the best Adam curve crosses the target "
-                    "line first") as fig:
+    with run.figure(
+        "race",
+        alt="full training loss against steps on MNIST-1D for Adam and SGD at three "
+        "learning rates each and Adam at its default; the best Adam curve crosses the target "
+        "line first",
+    ) as fig:
         ax = fig.subplots()
         for i, (label, pts) in enumerate(curves.items()):
             st, lv = zip(*pts)

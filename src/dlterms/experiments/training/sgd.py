@@ -47,8 +47,15 @@ def sgd(run: Run) -> None:
     loss_fn, objective, new_model = prob.loss_fn, prob.objective, prob.new_model
 
     opt_model = new_model()
-    fit(opt_model, (x, y), loss_fn=loss_fn(opt_model), optimizer=Newton(opt_model.parameters()), epochs=20,
-        batch_size=None, seed=run.seed)
+    fit(
+        opt_model,
+        (x, y),
+        loss_fn=loss_fn(opt_model),
+        optimizer=Newton(opt_model.parameters()),
+        epochs=20,
+        batch_size=None,
+        seed=run.seed,
+    )
     with torch.no_grad():
         l_star = float(objective(opt_model))
     target = (1 + TOL) * l_star
@@ -56,12 +63,28 @@ def sgd(run: Run) -> None:
 
     gd = new_model()
     track_gd = _Objective(objective, 1)
-    h_gd = fit(gd, (x, y), loss_fn=loss_fn(gd), optimizer=SGD(gd.parameters(), lr=1 / L), epochs=150, batch_size=None,
-               seed=run.seed, callbacks=[track_gd])
+    h_gd = fit(
+        gd,
+        (x, y),
+        loss_fn=loss_fn(gd),
+        optimizer=SGD(gd.parameters(), lr=1 / L),
+        epochs=150,
+        batch_size=None,
+        seed=run.seed,
+        callbacks=[track_gd],
+    )
     st = new_model()
     track_sgd = _Objective(objective, n // 10)
-    h_sgd = fit(st, (x, y), loss_fn=loss_fn(st), optimizer=SGD(st.parameters(), lr=SGD_LR), epochs=4, batch_size=1,
-                seed=run.seed, callbacks=[track_sgd])
+    h_sgd = fit(
+        st,
+        (x, y),
+        loss_fn=loss_fn(st),
+        optimizer=SGD(st.parameters(), lr=SGD_LR),
+        epochs=4,
+        batch_size=1,
+        seed=run.seed,
+        callbacks=[track_sgd],
+    )
 
     def passes_to_target(points, steps_per_pass):
         return next((s / steps_per_pass for s, v in points if v <= target), None)
@@ -72,9 +95,12 @@ def sgd(run: Run) -> None:
     last_pass = [v for s, v in track_sgd.points if s > (h_sgd.steps - n)]
     run.metric("sgd_last_pass_worst_objective_over_optimum", round(max(last_pass) / l_star, 4))
     run.metric("full_batch_final_objective_over_optimum", round(track_gd.points[-1][1] / l_star, 4))
-    run.check("SGD (one example per step) reaches the optimum's loss within 5 % in fewer passes than full batch",
-              p_sgd is not None and (p_gd is None or p_sgd < p_gd),
-              observed=f"{p_sgd if p_sgd is None else round(p_sgd, 2)} vs {p_gd} passes", expected="SGD < full batch")
+    run.check(
+        "SGD (one example per step) reaches the optimum's loss within 5 % in fewer passes than full batch",
+        p_sgd is not None and (p_gd is None or p_sgd < p_gd),
+        observed=f"{p_sgd if p_sgd is None else round(p_sgd, 2)} vs {p_gd} passes",
+        expected="SGD < full batch",
+    )
 
     def step_to_step_var(losses):
         return float(np.var(np.diff(np.asarray(losses))))
@@ -83,16 +109,28 @@ def sgd(run: Run) -> None:
     v_sgd = step_to_step_var(h_sgd.step_loss[-k:])
     v_gd = step_to_step_var(h_gd.step_loss[-k:])
     run.metric("step_to_step_loss_variance_sgd_vs_full", [float(f"{v_sgd:.3g}"), float(f"{v_gd:.3g}")])
-    run.check(f"its loss curve is noisier (variance of the step-to-step change over the last {k} steps)", v_sgd > v_gd,
-              observed=f"{v_sgd:.3g} vs {v_gd:.3g}", expected="SGD > full batch")
+    run.check(
+        f"its loss curve is noisier (variance of the step-to-step change over the last {k} steps)",
+        v_sgd > v_gd,
+        observed=f"{v_sgd:.3g} vs {v_gd:.3g}",
+        expected="SGD > full batch",
+    )
 
-    with run.figure("passes", alt="objective against passes over the data on log axes: SGD with one example per "
-                    "step crosses the 5 % band around the optimum within about two passes, full-batch descent "
-                    "after about eighty; the right panel shows SGD's jagged per-step loss") as fig:
+    with run.figure(
+        "passes",
+        alt="objective against passes over the data on log axes: SGD with one example per "
+        "step crosses the 5 % band around the optimum within about two passes, full-batch descent "
+        "after about eighty; the right panel shows SGD's jagged per-step loss",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         ax1.plot([s for s, _ in track_gd.points], [v for _, v in track_gd.points], label="full batch, step 1/L")
-        ax1.plot([s / n for s, _ in track_sgd.points], [v for _, v in track_sgd.points], "o-", ms=2,
-                 label=f"SGD, B = 1, lr {SGD_LR}")
+        ax1.plot(
+            [s / n for s, _ in track_sgd.points],
+            [v for _, v in track_sgd.points],
+            "o-",
+            ms=2,
+            label=f"SGD, B = 1, lr {SGD_LR}",
+        )
         ax1.axhspan(l_star, target, color="grey", alpha=0.3, label="within 5 % of L*")
         ax1.set_xscale("log")
         ax1.set_yscale("log")

@@ -41,12 +41,28 @@ def skip_connections(run: Run) -> None:
         model.zero_grad()
         loss0, _ = evaluate(model, x, y, cross_entropy)
         rec = GradientNormRecorder(every=5)
-        h = fit(model, (x, y), loss_fn=cross_entropy, optimizer=Adam(model.parameters(), lr=1e-3), epochs=EPOCHS,
-                batch_size=64, seed=run.seed, callbacks=[rec])
+        h = fit(
+            model,
+            (x, y),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=1e-3),
+            epochs=EPOCHS,
+            batch_size=64,
+            seed=run.seed,
+            callbacks=[rec],
+        )
         loss1, _ = evaluate(model, x, y, cross_entropy)
         _, test_acc = evaluate(model, split.x_test, split.y_test, cross_entropy)
-        out[residual] = dict(g_first=g_first, g_last=g_last, loss0=loss0, loss1=loss1, drop=loss0 - loss1, h=h,
-                             test_acc=test_acc, stem=h.extra["grad_norm/stem"])
+        out[residual] = dict(
+            g_first=g_first,
+            g_last=g_last,
+            loss0=loss0,
+            loss1=loss1,
+            drop=loss0 - loss1,
+            h=h,
+            test_acc=test_acc,
+            stem=h.extra["grad_norm/stem"],
+        )
         name = "residual" if residual else "plain"
         run.metric(f"{name}_train_loss_before_after", [round(loss0, 4), round(loss1, 4)])
         run.metric(f"{name}_first_layer_grad_norm_at_init", float(f"{g_first:.3g}"))
@@ -57,17 +73,31 @@ def skip_connections(run: Run) -> None:
     ratio = r["drop"] / max(p["drop"], 1e-12) if p["drop"] > 0 else float("inf")
     run.metric("weight_layers", depth)
     run.metric("steps", r["h"].steps)
-    run.metric("loss_drop_residual_over_plain", float(f"{ratio:.3g}") if ratio != float("inf") else "inf (plain rose)",
-               key=True)
-    run.check(f"at depth {depth}, the residual net lowers its training loss >= 5x more than the plain net "
-              f"in the same {r['h'].steps} steps", r["drop"] > 0 and ratio >= 5,
-              observed=f"{r['drop']:.4f} vs {p['drop']:.2e}", expected=">= 5x")
-    run.check("its first-layer gradient norm is larger", r["g_first"] > p["g_first"],
-              observed=f"{r['g_first']:.3g} vs {p['g_first']:.3g}", expected="residual > plain")
+    run.metric(
+        "loss_drop_residual_over_plain",
+        float(f"{ratio:.3g}") if ratio != float("inf") else "inf (plain rose)",
+        key=True,
+    )
+    run.check(
+        f"at depth {depth}, the residual net lowers its training loss >= 5x more than the plain net "
+        f"in the same {r['h'].steps} steps",
+        r["drop"] > 0 and ratio >= 5,
+        observed=f"{r['drop']:.4f} vs {p['drop']:.2e}",
+        expected=">= 5x",
+    )
+    run.check(
+        "its first-layer gradient norm is larger",
+        r["g_first"] > p["g_first"],
+        observed=f"{r['g_first']:.3g} vs {p['g_first']:.3g}",
+        expected="residual > plain",
+    )
 
-    with run.figure("training", alt="left: training loss per step, the residual net falling from 1.8 toward 0.1 "
-                    "while the plain net stays flat at 2.30; right: first-layer gradient norm during training, "
-                    "about 1e1 for the residual net and 1e-12 for the plain one") as fig:
+    with run.figure(
+        "training",
+        alt="left: training loss per step, the residual net falling from 1.8 toward 0.1 "
+        "while the plain net stays flat at 2.30; right: first-layer gradient norm during training, "
+        "about 1e1 for the residual net and 1e-12 for the plain one",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         for i, (res, o) in enumerate(out.items()):
             label = "residual" if res else "plain"

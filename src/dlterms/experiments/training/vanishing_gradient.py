@@ -39,24 +39,39 @@ def layer_grad_norms(activation: str, he: bool, x, y, seed: int) -> list[float]:
 def vanishing_gradient(run: Run) -> None:
     split = digits(seed=run.seed).to(run.device)
     x, y = split.x_train[:512], split.y_train[:512]
-    setups = {"sigmoid, default init": ("sigmoid", False), "ReLU, He init": ("relu", True),
-              "tanh, default init": ("tanh", False)}
-    norms = {k: [layer_grad_norms(a, he, x, y, run.seed * 100 + s) for s in range(SEEDS)]
-             for k, (a, he) in setups.items()}
+    setups = {
+        "sigmoid, default init": ("sigmoid", False),
+        "ReLU, He init": ("relu", True),
+        "tanh, default init": ("tanh", False),
+    }
+    norms = {
+        k: [layer_grad_norms(a, he, x, y, run.seed * 100 + s) for s in range(SEEDS)] for k, (a, he) in setups.items()
+    }
     ratios = {k: [n[-1] / n[0] for n in v] for k, v in norms.items()}
     for k, r in ratios.items():
         run.metric(f"last_over_first_{k.split(',')[0]}", [float(f"{v:.3g}") for v in r])
     sig, relu = ratios["sigmoid, default init"], ratios["ReLU, He init"]
     run.metric("sigmoid_ratio_min", float(f"{min(sig):.3g}"), key=True)
-    run.check(f"20-layer sigmoid MLP: first-layer gradient >= 100x smaller than the last's ({SEEDS} inits)",
-              min(sig) >= 100, observed=f"min ratio {min(sig):.3g}", expected=">= 100")
+    run.check(
+        f"20-layer sigmoid MLP: first-layer gradient >= 100x smaller than the last's ({SEEDS} inits)",
+        min(sig) >= 100,
+        observed=f"min ratio {min(sig):.3g}",
+        expected=">= 100",
+    )
     worst = max(max(r, 1 / r) for r in relu)
-    run.check(f"ReLU + He init: the two norms within a factor of 10 ({SEEDS} inits)", worst < 10,
-              observed=f"worst factor {worst:.2f}", expected="< 10")
+    run.check(
+        f"ReLU + He init: the two norms within a factor of 10 ({SEEDS} inits)",
+        worst < 10,
+        observed=f"worst factor {worst:.2f}",
+        expected="< 10",
+    )
 
-    with run.figure("layer-norms", alt="gradient norm per layer on a log scale for a 20-layer network: the "
-                    "sigmoid curve falls by about fifteen orders of magnitude toward the input, tanh by about "
-                    "three, ReLU with He init stays nearly flat") as fig:
+    with run.figure(
+        "layer-norms",
+        alt="gradient norm per layer on a log scale for a 20-layer network: the "
+        "sigmoid curve falls by about fifteen orders of magnitude toward the input, tanh by about "
+        "three, ReLU with He init stays nearly flat",
+    ) as fig:
         ax = fig.subplots()
         for i, (k, v) in enumerate(norms.items()):
             arr = np.array(v)  # (seeds, layers)

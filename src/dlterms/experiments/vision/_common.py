@@ -27,8 +27,16 @@ def trained_digits_cnn(run: Run, epochs: int = DIGITS_EPOCHS) -> tuple[ConvNet, 
     torch.manual_seed(run.seed)
     model = digits_cnn().to(run.device)
     opt = Adam(model.parameters(), lr=3e-3)
-    fit(model, (d.x_train, d.y_train), loss_fn=cross_entropy, optimizer=opt, epochs=epochs, batch_size=64,
-        seed=run.seed, scheduler=CosineAnnealingLR(opt, T_max=epochs))
+    fit(
+        model,
+        (d.x_train, d.y_train),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=64,
+        seed=run.seed,
+        scheduler=CosineAnnealingLR(opt, T_max=epochs),
+    )
     model.eval()
     return model, d
 
@@ -51,12 +59,28 @@ def mnist1d_source_target(run: Run) -> tuple[Split, Split]:
     return source.to(run.device), target.to(run.device)
 
 
-def train_cnn(run: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float = 3e-3,
-              params=None, batch_size: int | None = 64) -> nn.Module:
+def train_cnn(
+    run: Run,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    lr: float = 3e-3,
+    params=None,
+    batch_size: int | None = 64,
+) -> nn.Module:
     """Adam (cosine-annealed) on `params` (default: all of the model's; may be param groups) via `fit`."""
     opt = Adam(model.parameters() if params is None else params, lr=lr)
-    fit(model, (x, y), loss_fn=cross_entropy, optimizer=opt, epochs=epochs, batch_size=batch_size,
-        seed=run.seed, scheduler=CosineAnnealingLR(opt, T_max=epochs))
+    fit(
+        model,
+        (x, y),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=run.seed,
+        scheduler=CosineAnnealingLR(opt, T_max=epochs),
+    )
     return model
 
 
@@ -67,8 +91,15 @@ def pretrained_source_cnn(run: Run, source: Split) -> ConvNet:
     return train_cnn(run, model, source.x_train, source.y_train, SOURCE_EPOCHS, lr=1e-2, batch_size=100)
 
 
-def few_shot_comparison(run: Run, pretrained: ConvNet, target: Split, n_per_class: int, modes: Sequence[str],
-                        backbone_lr: float = 1e-3, head_lr: float = 1e-2) -> dict[str, list[float]]:
+def few_shot_comparison(
+    run: Run,
+    pretrained: ConvNet,
+    target: Split,
+    n_per_class: int,
+    modes: Sequence[str],
+    backbone_lr: float = 1e-3,
+    head_lr: float = 1e-2,
+) -> dict[str, list[float]]:
     """Target test accuracy per draw of `n_per_class` labels, for each mode:
     "frozen" (pretrained backbone frozen, new linear head), "fine-tune" (pretrained backbone trained at
     `backbone_lr`, batch-norm statistics kept, new head at `head_lr`), "scratch" (same network, random
@@ -88,9 +119,14 @@ def few_shot_comparison(run: Run, pretrained: ConvNet, target: Split, n_per_clas
                 else:
                     backbone.freeze_batch_norm()
                 model = MultiHead(backbone, {"target": Linear(backbone.out_features, 5)}).to(run.device)
-                params = trainable_parameters(model.heads) if mode == "frozen" else [
-                    {"params": trainable_parameters(backbone), "lr": backbone_lr},
-                    {"params": trainable_parameters(model.heads), "lr": head_lr}]
+                params = (
+                    trainable_parameters(model.heads)
+                    if mode == "frozen"
+                    else [
+                        {"params": trainable_parameters(backbone), "lr": backbone_lr},
+                        {"params": trainable_parameters(model.heads), "lr": head_lr},
+                    ]
+                )
             train_cnn(run, model, t.x_train, t.y_train, TARGET_EPOCHS, lr=head_lr, params=params, batch_size=None)
             acc[mode].append(accuracy(model, t.x_test, t.y_test))
         run.progress(0.4 + 0.6 * (draw + 1) / N_DRAWS, f"draw {draw + 1}/{N_DRAWS}")

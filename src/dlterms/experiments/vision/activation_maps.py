@@ -74,9 +74,13 @@ def activation_maps(run: Run) -> None:
     run.metric("prediction_changed_gradcam", round(flip_cam.float().mean().item(), 4))
     run.metric("prediction_changed_random", round(flip_rand.mean().item(), 4))
     run.metric("fraction_images_gradcam_drop_larger", round(wins, 4))
-    run.check(f"occluding the top Grad-CAM 4x4 window lowers the class score more than a random 4x4 window "
-              f"(mean over {n} images)", drop_cam.mean().item() > drop_rand.mean().item(),
-              observed=round(drop_cam.mean().item(), 3), expected=f"> {drop_rand.mean().item():.3f}")
+    run.check(
+        f"occluding the top Grad-CAM 4x4 window lowers the class score more than a random 4x4 window "
+        f"(mean over {n} images)",
+        drop_cam.mean().item() > drop_rand.mean().item(),
+        observed=round(drop_cam.mean().item(), 3),
+        expected=f"> {drop_rand.mean().item():.3f}",
+    )
     run.check("it does so on most images", wins > 0.5, observed=round(wins, 4), expected="> 0.5")
     run.check("enough images", n >= 50, observed=n, expected=">= 50")
 
@@ -85,8 +89,9 @@ def activation_maps(run: Run) -> None:
     with ActivationRecorder(model, ["features.2"]) as rec:
         predict(model, x[:1])
     maps = rec.activations["features.2"][0].cpu()  # (16, 8, 8), first block after ReLU
-    with run.figure("activation-maps", alt="the 16 activation maps of the first conv layer for one test digit",
-                    figsize=(8, 4.4)) as fig:
+    with run.figure(
+        "activation-maps", alt="the 16 activation maps of the first conv layer for one test digit", figsize=(8, 4.4)
+    ) as fig:
         axes = fig.subplots(3, 6)
         axes[0, 0].imshow(x[0, 0].cpu(), cmap="gray_r")
         axes[0, 0].set_title(f"input ({int(y[0])})", fontsize=8)
@@ -96,8 +101,11 @@ def activation_maps(run: Run) -> None:
                 ax.set_title(f"ch {i}", fontsize=7)
         for ax in axes.flat:
             ax.axis("off")
-    with run.figure("grad-cam", alt="test digits with their Grad-CAM overlay, the occluded window and the "
-                    "saliency map", figsize=(10, 4)) as fig:
+    with run.figure(
+        "grad-cam",
+        alt="test digits with their Grad-CAM overlay, the occluded window and the saliency map",
+        figsize=(10, 4),
+    ) as fig:
         axes = fig.subplots(3, 8)
         for j in range(8):
             axes[0, j].imshow(x[j, 0].cpu(), cmap="gray_r")

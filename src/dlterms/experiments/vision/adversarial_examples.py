@@ -37,9 +37,17 @@ def adversarial_examples(run: Run) -> None:
     torch.manual_seed(run.seed)
     robust = digits_cnn().to(run.device)
     opt = Adam(robust.parameters(), lr=3e-3)
-    fit(robust, (d.x_train, d.y_train, d.y_train), loss_fn=cross_entropy, optimizer=opt, epochs=DIGITS_EPOCHS,
-        batch_size=64, seed=run.seed, scheduler=CosineAnnealingLR(opt, T_max=DIGITS_EPOCHS),
-        forward=adversarial_forward(pgd, eps=EPS, steps=1, alpha=1.25 * EPS, generator=run.generator(1)))
+    fit(
+        robust,
+        (d.x_train, d.y_train, d.y_train),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=DIGITS_EPOCHS,
+        batch_size=64,
+        seed=run.seed,
+        scheduler=CosineAnnealingLR(opt, T_max=DIGITS_EPOCHS),
+        forward=adversarial_forward(pgd, eps=EPS, steps=1, alpha=1.25 * EPS, generator=run.generator(1)),
+    )
     robust.eval()
     clean_robust = accuracy(robust, x, y)
     run.progress(0.8, "adversarially trained CNN done")
@@ -51,8 +59,11 @@ def adversarial_examples(run: Run) -> None:
             return robust_accuracy(m, x, y, fgsm, eps=eps)
         return robust_accuracy(m, x, y, pgd, eps=eps, steps=PGD_STEPS, generator=run.generator(2))
 
-    curves = {(name, kind): [attack_acc(m, kind, e) for e in EPS_SWEEP]
-              for name, m in (("standard", model), ("adversarially trained", robust)) for kind in ("fgsm", "pgd")}
+    curves = {
+        (name, kind): [attack_acc(m, kind, e) for e in EPS_SWEEP]
+        for name, m in (("standard", model), ("adversarially trained", robust))
+        for kind in ("fgsm", "pgd")
+    }
     i = EPS_SWEEP.index(EPS)
     fgsm_acc, pgd_acc = curves["standard", "fgsm"][i], curves["standard", "pgd"][i]
     pgd_robust = curves["adversarially trained", "pgd"][i]
@@ -64,21 +75,40 @@ def adversarial_examples(run: Run) -> None:
     run.metric("pgd10_acc_adv_trained_eps0.2", round(pgd_robust, 4))
     for (name, kind), accs in curves.items():
         run.metric(f"acc_{kind}_{name.replace(' ', '_')}_by_eps", [round(a, 4) for a in accs])
-    run.check("the classifier is >= 97 % accurate on clean digits", clean >= 0.97, observed=round(clean, 4),
-              expected=">= 0.97")
-    run.check(f"PGD at L-inf eps = {EPS} drops it to <= 20 %", pgd_acc <= 0.20, observed=round(pgd_acc, 4),
-              expected="<= 0.20")
-    run.check(f"even one-step FGSM at eps = {EPS} drops it to <= 20 %", fgsm_acc <= 0.20,
-              observed=round(fgsm_acc, 4), expected="<= 0.20")
-    run.check("adversarial training raises robust (PGD) accuracy by >= 20 points", pgd_robust >= pgd_acc + 0.20,
-              observed=round(pgd_robust, 4), expected=f">= {pgd_acc + 0.20:.4f}")
-    run.check("adversarial training keeps clean accuracy >= 95 %", clean_robust >= 0.95,
-              observed=round(clean_robust, 4), expected=">= 0.95")
+    run.check(
+        "the classifier is >= 97 % accurate on clean digits",
+        clean >= 0.97,
+        observed=round(clean, 4),
+        expected=">= 0.97",
+    )
+    run.check(
+        f"PGD at L-inf eps = {EPS} drops it to <= 20 %", pgd_acc <= 0.20, observed=round(pgd_acc, 4), expected="<= 0.20"
+    )
+    run.check(
+        f"even one-step FGSM at eps = {EPS} drops it to <= 20 %",
+        fgsm_acc <= 0.20,
+        observed=round(fgsm_acc, 4),
+        expected="<= 0.20",
+    )
+    run.check(
+        "adversarial training raises robust (PGD) accuracy by >= 20 points",
+        pgd_robust >= pgd_acc + 0.20,
+        observed=round(pgd_robust, 4),
+        expected=f">= {pgd_acc + 0.20:.4f}",
+    )
+    run.check(
+        "adversarial training keeps clean accuracy >= 95 %",
+        clean_robust >= 0.95,
+        observed=round(clean_robust, 4),
+        expected=">= 0.95",
+    )
 
     x_adv = pgd(model, x[:8], y[:8], eps=EPS, steps=PGD_STEPS, generator=run.generator(3))
     p_clean, p_adv = predict(model, x[:8]).argmax(1), predict(model, x_adv).argmax(1)
-    with run.figure("accuracy-vs-eps", alt="test accuracy against the L-infinity radius for FGSM and PGD, "
-                    "standard and adversarially trained CNN") as fig:
+    with run.figure(
+        "accuracy-vs-eps",
+        alt="test accuracy against the L-infinity radius for FGSM and PGD, standard and adversarially trained CNN",
+    ) as fig:
         ax = fig.subplots()
         for (name, kind), accs in curves.items():
             ax.plot(EPS_SWEEP, accs, "o-" if kind == "pgd" else "s--", label=f"{name}, {kind.upper()}")
@@ -86,8 +116,12 @@ def adversarial_examples(run: Run) -> None:
         ax.axvline(EPS, ls=":", c="grey")
         ax.set(xlabel="L-infinity radius eps (pixels in [0, 1])", ylabel="test accuracy", ylim=(0, 1))
         ax.legend(fontsize=8)
-    with run.figure("examples", alt="original digits, their PGD adversarial versions at eps 0.2 and the "
-                    "perturbations, with the predicted classes", figsize=(10, 4)) as fig:
+    with run.figure(
+        "examples",
+        alt="original digits, their PGD adversarial versions at eps 0.2 and the "
+        "perturbations, with the predicted classes",
+        figsize=(10, 4),
+    ) as fig:
         axes = fig.subplots(3, 8)
         for j in range(8):
             axes[0, j].imshow(x[j, 0].cpu(), cmap="gray_r", vmin=0, vmax=1)

@@ -44,9 +44,11 @@ def backbone_network(run: Run) -> None:
     multi = MultiHead(backbone, heads).to(run.device)
     xf_tr, yf_tr = _flip_half(d.x_train, run.generator(1))
     xf_te, yf_te = _flip_half(d.x_test, run.generator(2))
-    tasks = {"digit": (d.x_train, d.y_train, d.x_test, d.y_test),
-             "parity": (d.x_train, d.y_train % 2, d.x_test, d.y_test % 2),
-             "upside-down": (xf_tr, yf_tr, xf_te, yf_te)}
+    tasks = {
+        "digit": (d.x_train, d.y_train, d.x_test, d.y_test),
+        "parity": (d.x_train, d.y_train % 2, d.x_test, d.y_test % 2),
+        "upside-down": (xf_tr, yf_tr, xf_te, yf_te),
+    }
     run.progress(0.4, "backbone trained and frozen")
 
     acc = {}
@@ -58,8 +60,7 @@ def backbone_network(run: Run) -> None:
         head = multi.heads[name]
         params = trainable_parameters(head)
         opt = Adam(params, lr=1e-2)
-        fit(head, (z_tr, ytr), loss_fn=cross_entropy, optimizer=opt, epochs=HEAD_EPOCHS, batch_size=64,
-            seed=run.seed)
+        fit(head, (z_tr, ytr), loss_fn=cross_entropy, optimizer=opt, epochs=HEAD_EPOCHS, batch_size=64, seed=run.seed)
         acc[name] = accuracy(multi.head(name), xte, yte)  # end to end: heads[name](backbone(x))
         run.metric(f"test_acc_{name}_head", round(acc[name], 4), key=name == "digit")
         run.metric(f"params_{name}_head", sum(p.numel() for p in params))
@@ -71,13 +72,24 @@ def backbone_network(run: Run) -> None:
     run.metric("backbone_tensors_changed", len(changed))
     run.metric("feature_dim", n)
     for name, thr in THRESHOLDS.items():
-        run.check(f"the '{name}' head on the frozen backbone reaches >= {thr:.0%}", acc[name] >= thr,
-                  observed=round(acc[name], 4), expected=f">= {thr}")
-    run.check("the backbone stays frozen: weights and batch-norm statistics unchanged", not changed,
-              observed=f"{len(changed)} of {len(before)} tensors changed", expected="0 changed")
-    run.check("the three heads share one backbone", count_parameters(multi) ==
-              count_parameters(backbone) + sum(count_parameters(h) for h in multi.heads.values()),
-              observed=count_parameters(multi), expected="backbone + heads, backbone counted once")
+        run.check(
+            f"the '{name}' head on the frozen backbone reaches >= {thr:.0%}",
+            acc[name] >= thr,
+            observed=round(acc[name], 4),
+            expected=f">= {thr}",
+        )
+    run.check(
+        "the backbone stays frozen: weights and batch-norm statistics unchanged",
+        not changed,
+        observed=f"{len(changed)} of {len(before)} tensors changed",
+        expected="0 changed",
+    )
+    run.check(
+        "the three heads share one backbone",
+        count_parameters(multi) == count_parameters(backbone) + sum(count_parameters(h) for h in multi.heads.values()),
+        observed=count_parameters(multi),
+        expected="backbone + heads, backbone counted once",
+    )
 
     with run.figure("heads", alt="test accuracy of three heads trained on one frozen backbone") as fig:
         ax = fig.subplots()
@@ -85,6 +97,9 @@ def backbone_network(run: Run) -> None:
         ax.bar(names, [acc[k] for k in names])
         ax.scatter(names, [THRESHOLDS[k] for k in names], marker="_", s=600, c="k", label="threshold")
         ax.axhline(0.5, ls=":", c="grey")
-        ax.set(ylim=(0, 1), ylabel="test accuracy", title=f"one frozen backbone ({count_parameters(backbone)} "
-               f"params, {n} features), three heads")
+        ax.set(
+            ylim=(0, 1),
+            ylabel="test accuracy",
+            title=f"one frozen backbone ({count_parameters(backbone)} params, {n} features), three heads",
+        )
         ax.legend()

@@ -30,8 +30,7 @@ def capsule_networks(run: Run) -> None:
     torch.manual_seed(run.seed)
     model = CapsNet(iterations=3).to(run.device)
     opt = Adam(model.parameters(), lr=3e-3)
-    fit(model, (d.x_train, d.y_train), loss_fn=margin_loss, optimizer=opt, epochs=EPOCHS, batch_size=64,
-        seed=run.seed)
+    fit(model, (d.x_train, d.y_train), loss_fn=margin_loss, optimizer=opt, epochs=EPOCHS, batch_size=64, seed=run.seed)
     model.eval()
     acc = accuracy(model, d.x_test, d.y_test)
     run.progress(0.8, "CapsNet trained")
@@ -57,20 +56,42 @@ def capsule_networks(run: Run) -> None:
     run.metric("mean_top_length_when_wrong", round(top_wrong, 4))
     run.metric("coupling_entropy_by_iterations", {r: round(e, 5) for r, e in zip(ITERATIONS, entropy)})
     run.check("the CapsNet reaches >= 95 % on digits", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
-    run.check("the true class's capsule is long (mean length >= 0.8)", true_len.mean().item() >= 0.8,
-              observed=round(true_len.mean().item(), 4), expected=">= 0.8")
-    run.check("the other capsules are short (mean length <= 0.2)", other_len.mean().item() <= 0.2,
-              observed=round(other_len.mean().item(), 4), expected="<= 0.2")
-    run.check("wrong predictions come with shorter winning capsules than right ones", top_wrong < top_right,
-              observed=round(top_wrong, 4), expected=f"< {top_right:.4f}")
-    run.check("one routing iteration leaves the couplings uniform (entropy log 10)",
-              abs(entropy[0] - math.log(10)) < 1e-5, observed=round(entropy[0], 6), expected=f"{math.log(10):.6f}")
-    run.check("each further routing iteration lowers the coupling entropy",
-              all(b < a for a, b in zip(entropy, entropy[1:])), observed=[round(e, 5) for e in entropy],
-              expected="strictly decreasing")
+    run.check(
+        "the true class's capsule is long (mean length >= 0.8)",
+        true_len.mean().item() >= 0.8,
+        observed=round(true_len.mean().item(), 4),
+        expected=">= 0.8",
+    )
+    run.check(
+        "the other capsules are short (mean length <= 0.2)",
+        other_len.mean().item() <= 0.2,
+        observed=round(other_len.mean().item(), 4),
+        expected="<= 0.2",
+    )
+    run.check(
+        "wrong predictions come with shorter winning capsules than right ones",
+        top_wrong < top_right,
+        observed=round(top_wrong, 4),
+        expected=f"< {top_right:.4f}",
+    )
+    run.check(
+        "one routing iteration leaves the couplings uniform (entropy log 10)",
+        abs(entropy[0] - math.log(10)) < 1e-5,
+        observed=round(entropy[0], 6),
+        expected=f"{math.log(10):.6f}",
+    )
+    run.check(
+        "each further routing iteration lowers the coupling entropy",
+        all(b < a for a, b in zip(entropy, entropy[1:])),
+        observed=[round(e, 5) for e in entropy],
+        expected="strictly decreasing",
+    )
 
-    with run.figure("capsules", alt="capsule lengths for the true class and the others, and coupling entropy "
-                    "against routing iterations", figsize=(9, 3.4)) as fig:
+    with run.figure(
+        "capsules",
+        alt="capsule lengths for the true class and the others, and coupling entropy against routing iterations",
+        figsize=(9, 3.4),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         ax1.hist(other_len.cpu(), bins=30, range=(0, 1), alpha=0.6, density=True, label="other classes")
         ax1.hist(true_len.cpu(), bins=30, range=(0, 1), alpha=0.6, density=True, label="true class")
@@ -78,6 +99,10 @@ def capsule_networks(run: Run) -> None:
         ax1.legend()
         ax2.plot(ITERATIONS, entropy, "o-")
         ax2.axhline(math.log(10), ls=":", c="grey", label="uniform (log 10)")
-        ax2.set(xlabel="routing iterations", ylabel="mean coupling entropy (nats)", title="routing sharpens c_ij",
-                xticks=ITERATIONS)
+        ax2.set(
+            xlabel="routing iterations",
+            ylabel="mean coupling entropy (nats)",
+            title="routing sharpens c_ij",
+            xticks=ITERATIONS,
+        )
         ax2.legend()

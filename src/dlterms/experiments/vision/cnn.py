@@ -37,8 +37,16 @@ class Config:
 
 def _train(model, x, y, epochs, lr, batch_size, seed):
     opt = Adam(model.parameters(), lr=lr)
-    fit(model, (x, y), loss_fn=cross_entropy, optimizer=opt, epochs=epochs, batch_size=batch_size, seed=seed,
-        scheduler=CosineAnnealingLR(opt, T_max=epochs))
+    fit(
+        model,
+        (x, y),
+        loss_fn=cross_entropy,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        scheduler=CosineAnnealingLR(opt, T_max=epochs),
+    )
     return model
 
 
@@ -53,8 +61,9 @@ def cnn(run: Run) -> None:
     c1 = _train(mnist1d_cnn().to(dev), s.x_train, s.y_train, cfg.mnist1d_epochs, cfg.lr_cnn, 100, run.seed)
     run.progress(0.35, "MNIST-1D CNN trained")
     torch.manual_seed(run.seed)
-    m1 = _train(MLP(list(cfg.mlp_mnist1d)).to(dev), s.x_train.flatten(1), s.y_train, cfg.mlp_epochs,
-                cfg.lr_mlp, 100, run.seed)
+    m1 = _train(
+        MLP(list(cfg.mlp_mnist1d)).to(dev), s.x_train.flatten(1), s.y_train, cfg.mlp_epochs, cfg.lr_mlp, 100, run.seed
+    )
     run.progress(0.5, "MNIST-1D MLP trained")
     acc_c1, acc_m1 = accuracy(c1, s.x_test, s.y_test), accuracy(m1, s.x_test.flatten(1), s.y_test)
     p_c1, p_m1 = count_parameters(c1), count_parameters(m1)
@@ -64,8 +73,9 @@ def cnn(run: Run) -> None:
     torch.manual_seed(run.seed)
     c2 = _train(digits_cnn().to(dev), d.x_train, d.y_train, cfg.digits_epochs, cfg.lr_cnn / 3, 64, run.seed)
     torch.manual_seed(run.seed)
-    m2 = _train(MLP(list(cfg.mlp_digits)).to(dev), d.x_train.flatten(1), d.y_train, cfg.mlp_epochs,
-                cfg.lr_mlp, 64, run.seed)
+    m2 = _train(
+        MLP(list(cfg.mlp_digits)).to(dev), d.x_train.flatten(1), d.y_train, cfg.mlp_epochs, cfg.lr_mlp, 64, run.seed
+    )
     run.progress(0.9, "digits models trained")
     acc_c2, acc_m2 = accuracy(c2, d.x_test, d.y_test), accuracy(m2, d.x_test.flatten(1), d.y_test)
     p_c2, p_m2 = count_parameters(c2), count_parameters(m2)
@@ -80,29 +90,48 @@ def cnn(run: Run) -> None:
     drop_cnn = [acc_c2 - a for a in shift_acc["cnn"][1:]]
     drop_mlp = [acc_m2 - a for a in shift_acc["mlp"][1:]]
 
-    for name, v in (("mnist1d_test_acc_cnn", acc_c1), ("mnist1d_test_acc_mlp", acc_m1),
-                    ("mnist1d_params_cnn", p_c1), ("mnist1d_params_mlp", p_m1), ("digits_test_acc_cnn", acc_c2),
-                    ("digits_test_acc_mlp", acc_m2), ("digits_params_cnn", p_c2), ("digits_params_mlp", p_m2)):
+    for name, v in (
+        ("mnist1d_test_acc_cnn", acc_c1),
+        ("mnist1d_test_acc_mlp", acc_m1),
+        ("mnist1d_params_cnn", p_c1),
+        ("mnist1d_params_mlp", p_m1),
+        ("digits_test_acc_cnn", acc_c2),
+        ("digits_test_acc_mlp", acc_m2),
+        ("digits_params_cnn", p_c2),
+        ("digits_params_mlp", p_m2),
+    ):
         run.metric(name, round(v, 4) if isinstance(v, float) else v, key=name == "mnist1d_test_acc_cnn")
     for k, dc, dm in zip(cfg.shifts, drop_cnn, drop_mlp):
         run.metric(f"digits_acc_drop_shift{k}px_cnn", round(dc, 4))
         run.metric(f"digits_acc_drop_shift{k}px_mlp", round(dm, 4))
 
-    run.check("CNN reaches the paper's 94 % on MNIST-1D", acc_c1 >= 0.94, observed=round(acc_c1, 4),
-              expected=">= 0.94")
-    run.check("on MNIST-1D the CNN beats an MLP with more parameters", acc_c1 > acc_m1 and p_c1 < p_m1,
-              observed=f"CNN {acc_c1:.3f} with {p_c1} params, MLP {acc_m1:.3f} with {p_m1}",
-              expected="CNN acc > MLP acc and CNN params < MLP params")
+    run.check("CNN reaches the paper's 94 % on MNIST-1D", acc_c1 >= 0.94, observed=round(acc_c1, 4), expected=">= 0.94")
+    run.check(
+        "on MNIST-1D the CNN beats an MLP with more parameters",
+        acc_c1 > acc_m1 and p_c1 < p_m1,
+        observed=f"CNN {acc_c1:.3f} with {p_c1} params, MLP {acc_m1:.3f} with {p_m1}",
+        expected="CNN acc > MLP acc and CNN params < MLP params",
+    )
     run.check("CNN reaches 98 % on 8x8 digits", acc_c2 >= 0.98, observed=round(acc_c2, 4), expected=">= 0.98")
-    run.check("on digits the CNN beats an MLP with more parameters", acc_c2 > acc_m2 and p_c2 < p_m2,
-              observed=f"CNN {acc_c2:.3f} with {p_c2} params, MLP {acc_m2:.3f} with {p_m2}",
-              expected="CNN acc > MLP acc and CNN params < MLP params")
+    run.check(
+        "on digits the CNN beats an MLP with more parameters",
+        acc_c2 > acc_m2 and p_c2 < p_m2,
+        observed=f"CNN {acc_c2:.3f} with {p_c2} params, MLP {acc_m2:.3f} with {p_m2}",
+        expected="CNN acc > MLP acc and CNN params < MLP params",
+    )
     for k, dc, dm in zip(cfg.shifts, drop_cnn, drop_mlp):
-        run.check(f"under {k}-pixel shifts the CNN loses less accuracy than the MLP", dc < dm,
-                  observed=round(dc, 4), expected=f"< {dm:.4f} (MLP's drop)")
+        run.check(
+            f"under {k}-pixel shifts the CNN loses less accuracy than the MLP",
+            dc < dm,
+            observed=round(dc, 4),
+            expected=f"< {dm:.4f} (MLP's drop)",
+        )
 
-    with run.figure("shift-robustness", alt="test accuracy on digits shifted by 0, 1 and 2 pixels, CNN and MLP; "
-                    "and test accuracy against parameter count on both datasets") as fig:
+    with run.figure(
+        "shift-robustness",
+        alt="test accuracy on digits shifted by 0, 1 and 2 pixels, CNN and MLP; "
+        "and test accuracy against parameter count on both datasets",
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         offsets = (0, *cfg.shifts)
         ax1.plot(offsets, shift_acc["cnn"], "o-", label=f"CNN ({p_c2} params)")
@@ -111,8 +140,12 @@ def cnn(run: Run) -> None:
         ax1.legend()
         ax2.scatter([p_c1, p_c2], [acc_c1, acc_c2], marker="o", label="CNN")
         ax2.scatter([p_m1, p_m2], [acc_m1, acc_m2], marker="s", label="MLP")
-        for p, a, t in ((p_c1, acc_c1, "MNIST-1D"), (p_m1, acc_m1, "MNIST-1D"), (p_c2, acc_c2, "digits"),
-                        (p_m2, acc_m2, "digits")):
+        for p, a, t in (
+            (p_c1, acc_c1, "MNIST-1D"),
+            (p_m1, acc_m1, "MNIST-1D"),
+            (p_c2, acc_c2, "digits"),
+            (p_m2, acc_m2, "digits"),
+        ):
             ax2.annotate(t, (p, a), fontsize=8, xytext=(4, -10), textcoords="offset points")
         ax2.set(xscale="log", xlabel="parameters", ylabel="test accuracy", title="accuracy vs size")
         ax2.legend()

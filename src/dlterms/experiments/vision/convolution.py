@@ -70,21 +70,43 @@ def convolution(run: Run) -> None:
     run.metric("edge_to_background_magnitude_ratio", round(ratio, 2))
     run.metric("output_size_formula_cases", f"{size_ok}/{N_RANDOM}")
     run.check("our conv2d equals torch's on the photo", err_photo < 1e-5, observed=err_photo, expected="< 1e-5")
-    run.check(f"our conv2d equals torch's on {N_RANDOM} random configurations (stride, padding, dilation, "
-              "groups; float64)",
-              worst < 1e-5, observed=worst, expected="< 1e-5")
-    run.check("the output-size formula holds for every random shape", size_ok == N_RANDOM,
-              observed=f"{size_ok}/{N_RANDOM}", expected=f"{N_RANDOM}/{N_RANDOM}")
-    run.check("Sobel magnitude equals scikit-image's filters.sobel in the interior", err_sk < 1e-5,
-              observed=err_sk, expected="< 1e-5")
-    run.check("the magnitude is >= 3x larger on Canny's edge pixels than elsewhere", ratio >= 3.0,
-              observed=round(ratio, 2), expected=">= 3")
+    run.check(
+        f"our conv2d equals torch's on {N_RANDOM} random configurations (stride, padding, dilation, groups; float64)",
+        worst < 1e-5,
+        observed=worst,
+        expected="< 1e-5",
+    )
+    run.check(
+        "the output-size formula holds for every random shape",
+        size_ok == N_RANDOM,
+        observed=f"{size_ok}/{N_RANDOM}",
+        expected=f"{N_RANDOM}/{N_RANDOM}",
+    )
+    run.check(
+        "Sobel magnitude equals scikit-image's filters.sobel in the interior",
+        err_sk < 1e-5,
+        observed=err_sk,
+        expected="< 1e-5",
+    )
+    run.check(
+        "the magnitude is >= 3x larger on Canny's edge pixels than elsewhere",
+        ratio >= 3.0,
+        observed=round(ratio, 2),
+        expected=">= 3",
+    )
 
-    with run.figure("sobel-edges", alt="the camera photo, its horizontal and vertical Sobel responses, and the "
-                    "gradient magnitude", figsize=(10, 3)) as fig:
+    with run.figure(
+        "sobel-edges",
+        alt="the camera photo, its horizontal and vertical Sobel responses, and the gradient magnitude",
+        figsize=(10, 3),
+    ) as fig:
         axes = fig.subplots(1, 4)
-        panels = ((img[0], "photo (skimage camera)", "gray"), (g[0, 0], "g_x (Sobel x)", "RdBu"),
-                  (g[0, 1], "g_y (Sobel y)", "RdBu"), (mag, "|grad| edge map", "magma"))
+        panels = (
+            (img[0], "photo (skimage camera)", "gray"),
+            (g[0, 0], "g_x (Sobel x)", "RdBu"),
+            (g[0, 1], "g_y (Sobel y)", "RdBu"),
+            (mag, "|grad| edge map", "magma"),
+        )
         for ax, (a, title, cmap) in zip(axes, panels):
             a = a.detach().cpu()
             lim = a.abs().max().item() if cmap == "RdBu" else None

@@ -45,7 +45,7 @@ def dilated_convolutions(run: Run) -> None:
     x_tr, y_tr, x_te, y_te = x_tr.to(dev), y_tr.to(dev), x_te.to(dev), y_te.to(dev)
 
     def loss_fn(out, y):  # logits only at the positions that have a label
-        return cross_entropy(out[:, :, GAP:LENGTH - GAP], y)
+        return cross_entropy(out[:, :, GAP : LENGTH - GAP], y)
 
     res = {}
     for i, (name, dil) in enumerate(STACKS.items()):
@@ -54,10 +54,15 @@ def dilated_convolutions(run: Run) -> None:
         support = _gradient_support(m, run.generator(3), dev)
         opt = Adam(m.parameters(), lr=3e-3)
         fit(m, (x_tr, y_tr), loss_fn=loss_fn, optimizer=opt, epochs=EPOCHS, batch_size=100, seed=run.seed)
-        pred = predict(m, x_te)[:, :, GAP:LENGTH - GAP].argmax(1)
+        pred = predict(m, x_te)[:, :, GAP : LENGTH - GAP].argmax(1)
         acc = (pred == y_te).float().mean().item()
-        res[name] = {"rf": receptive_field([3] * 4, dil), "support": support, "params": count_parameters(m),
-                     "acc": acc, "model": m}
+        res[name] = {
+            "rf": receptive_field([3] * 4, dil),
+            "support": support,
+            "params": count_parameters(m),
+            "acc": acc,
+            "model": m,
+        }
         run.progress((i + 1) / len(STACKS), f"{name} trained")
 
     plain, dilated = (res[n] for n in STACKS)
@@ -68,19 +73,38 @@ def dilated_convolutions(run: Run) -> None:
         run.metric(f"params_{short}", r["params"])
         run.metric(f"test_acc_{short}", round(r["acc"], 4), key=short == "dilated")
 
-    run.check("dilations 1,2,4,8 give a receptive field of 31 (input-gradient support)",
-              dilated["support"] == 31, observed=dilated["support"], expected="31")
-    run.check("the plain stack's receptive field is 9", plain["support"] == 9, observed=plain["support"],
-              expected="9")
-    run.check("same number of parameters", dilated["params"] == plain["params"],
-              observed=f"{dilated['params']} vs {plain['params']}", expected="equal")
-    run.check(f"the plain stack cannot see x[t+-{GAP}]: it stays near chance", plain["acc"] <= 0.6,
-              observed=round(plain["acc"], 4), expected="<= 0.6 (chance 0.5)")
-    run.check("the dilated stack of equal parameters learns the long-range task", dilated["acc"] >= 0.9,
-              observed=round(dilated["acc"], 4), expected=">= 0.9")
+    run.check(
+        "dilations 1,2,4,8 give a receptive field of 31 (input-gradient support)",
+        dilated["support"] == 31,
+        observed=dilated["support"],
+        expected="31",
+    )
+    run.check("the plain stack's receptive field is 9", plain["support"] == 9, observed=plain["support"], expected="9")
+    run.check(
+        "same number of parameters",
+        dilated["params"] == plain["params"],
+        observed=f"{dilated['params']} vs {plain['params']}",
+        expected="equal",
+    )
+    run.check(
+        f"the plain stack cannot see x[t+-{GAP}]: it stays near chance",
+        plain["acc"] <= 0.6,
+        observed=round(plain["acc"], 4),
+        expected="<= 0.6 (chance 0.5)",
+    )
+    run.check(
+        "the dilated stack of equal parameters learns the long-range task",
+        dilated["acc"] >= 0.9,
+        observed=round(dilated["acc"], 4),
+        expected=">= 0.9",
+    )
 
-    with run.figure("receptive-fields", alt="input-gradient magnitude of the centre output for the plain and "
-                    "dilated stacks, and test accuracy on the long-range task", figsize=(9, 3.2)) as fig:
+    with run.figure(
+        "receptive-fields",
+        alt="input-gradient magnitude of the centre output for the plain and "
+        "dilated stacks, and test accuracy on the long-range task",
+        figsize=(9, 3.2),
+    ) as fig:
         ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
         for name, r in res.items():
             xg = torch.randn(16, 1, LENGTH, generator=run.generator(3)).to(dev).requires_grad_(True)

@@ -40,24 +40,40 @@ def fine_tuning(run: Run) -> None:
     run.metric("best_pretrained_gain_points", {n: round(100 * g, 1) for n, g in gain.items()})
 
     for m in ("frozen", "fine-tune"):
-        run.check(f"with {few} labels per class, {m} beats scratch by >= 5 points (mean of {N_DRAWS} draws)",
-                  mean[few][m] >= mean[few]["scratch"] + 0.05, observed=round(mean[few][m], 4),
-                  expected=f">= {mean[few]['scratch'] + 0.05:.4f}")
-    run.check(f"with {many} labels per class, fine-tuning the whole network beats frozen features",
-              mean[many]["fine-tune"] > mean[many]["frozen"], observed=round(mean[many]["fine-tune"], 4),
-              expected=f"> {mean[many]['frozen']:.4f}")
-    run.check(f"pretraining's advantage shrinks with more labels ({few} -> {many} per class)",
-              gain[many] < gain[few], observed=f"{100 * gain[few]:.1f} -> {100 * gain[many]:.1f} points",
-              expected="smaller at the larger budget")
+        run.check(
+            f"with {few} labels per class, {m} beats scratch by >= 5 points (mean of {N_DRAWS} draws)",
+            mean[few][m] >= mean[few]["scratch"] + 0.05,
+            observed=round(mean[few][m], 4),
+            expected=f">= {mean[few]['scratch'] + 0.05:.4f}",
+        )
+    run.check(
+        f"with {many} labels per class, fine-tuning the whole network beats frozen features",
+        mean[many]["fine-tune"] > mean[many]["frozen"],
+        observed=round(mean[many]["fine-tune"], 4),
+        expected=f"> {mean[many]['frozen']:.4f}",
+    )
+    run.check(
+        f"pretraining's advantage shrinks with more labels ({few} -> {many} per class)",
+        gain[many] < gain[few],
+        observed=f"{100 * gain[few]:.1f} -> {100 * gain[many]:.1f} points",
+        expected="smaller at the larger budget",
+    )
 
-    with run.figure("fine-tuning", alt="target test accuracy of frozen features, fine-tuning and scratch "
-                    "training with 3 and 20 labels per class") as fig:
+    with run.figure(
+        "fine-tuning",
+        alt="target test accuracy of frozen features, fine-tuning and scratch training with 3 and 20 labels per class",
+    ) as fig:
         ax = fig.subplots()
         x = np.arange(len(BUDGETS))
         for j, m in enumerate(MODES):
             vals = [mean[n][m] for n in BUDGETS]
             err = [np.std(res[n][m]) for n in BUDGETS]
             ax.bar(x + (j - 1) * 0.27, vals, width=0.27, yerr=err, capsize=3, label=m)
-        ax.set(xticks=x, xticklabels=[f"{n} labels/class" for n in BUDGETS], ylabel="target test accuracy",
-               ylim=(0, 1), title="MNIST-1D 0-4 -> 5-9 (mean and sd of 5 draws)")
+        ax.set(
+            xticks=x,
+            xticklabels=[f"{n} labels/class" for n in BUDGETS],
+            ylabel="target test accuracy",
+            ylim=(0, 1),
+            title="MNIST-1D 0-4 -> 5-9 (mean and sd of 5 draws)",
+        )
         ax.legend()

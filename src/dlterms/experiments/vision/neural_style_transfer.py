@@ -41,13 +41,25 @@ def neural_style_transfer(run: Run) -> None:
     run.metric("content_loss_of_style_image", style_as_content)
     run.metric("mean_abs_pixel_change", round(change, 4))
     run.check("the style loss falls by >= 90 %", drop >= 0.9, observed=round(drop, 4), expected=">= 0.90")
-    run.check("the content loss stays bounded: <= half of the style photo's own content loss",
-              c1 <= 0.5 * style_as_content, observed=round(c1, 6), expected=f"<= {0.5 * style_as_content:.6f}")
-    run.check("the image actually changed (mean |pixel change| >= 0.02)", change >= 0.02, observed=round(change, 4),
-              expected=">= 0.02")
+    run.check(
+        "the content loss stays bounded: <= half of the style photo's own content loss",
+        c1 <= 0.5 * style_as_content,
+        observed=round(c1, 6),
+        expected=f"<= {0.5 * style_as_content:.6f}",
+    )
+    run.check(
+        "the image actually changed (mean |pixel change| >= 0.02)",
+        change >= 0.02,
+        observed=round(change, 4),
+        expected=">= 0.02",
+    )
 
-    with run.figure("result", alt="content photo (astronaut), style photo (Hubble deep field), the stylised "
-                    "result, and the content and style losses per step", figsize=(12, 3.2)) as fig:
+    with run.figure(
+        "result",
+        alt="content photo (astronaut), style photo (Hubble deep field), the stylised "
+        "result, and the content and style losses per step",
+        figsize=(12, 3.2),
+    ) as fig:
         axes = fig.subplots(1, 4)
         for ax, img, title in zip(axes, (content, style, res.image), ("content", "style", "result")):
             ax.imshow(img[0].permute(1, 2, 0).cpu().clamp(0, 1))

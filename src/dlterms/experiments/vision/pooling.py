@@ -25,8 +25,13 @@ from dlterms.run import Run, experiment
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "rocket", "brick")
 SIZE, CROP = 160, 32  # image size; feature border dropped on each side (rotation corners, padding)
 TRANSFORMS = {"shift (px)": (1, 2, 4), "rotation (degrees)": (5, 15, 30), "scale (factor)": (1.05, 1.1, 1.25)}
-POOLS = {"none": lambda f: f, "max 4x4": MaxPool2d(4), "avg 4x4": AvgPool2d(4), "global max": GlobalMaxPool(),
-         "global avg": GlobalAvgPool()}
+POOLS = {
+    "none": lambda f: f,
+    "max 4x4": MaxPool2d(4),
+    "avg 4x4": AvgPool2d(4),
+    "global max": GlobalMaxPool(),
+    "global avg": GlobalAvgPool(),
+}
 
 
 def _warp(img: np.ndarray, kind: str, v: float) -> np.ndarray:
@@ -52,7 +57,7 @@ def pooling(run: Run) -> None:
     def features(img: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(img, dtype=torch.float32, device=run.device)[None, None]
         f = conv2d(x, w, padding=2).relu()  # (1, 16, SIZE, SIZE)
-        return f[:, :, CROP:SIZE - CROP, CROP:SIZE - CROP]  # (1, 16, 96, 96)
+        return f[:, :, CROP : SIZE - CROP, CROP : SIZE - CROP]  # (1, 16, 96, 96)
 
     imgs = [photo(n, size=SIZE, grey=True)[0].numpy().astype(np.float64) for n in PHOTOS]
     base = [features(im) for im in imgs]
@@ -78,32 +83,61 @@ def pooling(run: Run) -> None:
 
     shift, rot, scale = TRANSFORMS
     r_shift1 = reduction(shift, "max 4x4", 0)
-    run.check("4x4 max pooling at least halves the feature change under a 1-px shift (translation holds)",
-              r_shift1 >= 2, observed=round(r_shift1, 2), expected=">= 2x reduction")
+    run.check(
+        "4x4 max pooling at least halves the feature change under a 1-px shift (translation holds)",
+        r_shift1 >= 2,
+        observed=round(r_shift1, 2),
+        expected=">= 2x reduction",
+    )
     g_shift = max(change[shift]["global max"] + change[shift]["global avg"])
-    run.check("global pooling is nearly translation-invariant (shifts up to 4 px)", g_shift <= 0.05,
-              observed=round(g_shift, 4), expected="relative change <= 0.05")
+    run.check(
+        "global pooling is nearly translation-invariant (shifts up to 4 px)",
+        g_shift <= 0.05,
+        observed=round(g_shift, 4),
+        expected="relative change <= 0.05",
+    )
     r_shift4 = reduction(shift, "max 4x4", 2)
-    run.check("local pooling's translation invariance is only local: at a 4-px shift (one pool width) "
-              "4x4 max pooling no longer halves the change", r_shift4 < 2, observed=round(r_shift4, 2),
-              expected="< 2x reduction")
+    run.check(
+        "local pooling's translation invariance is only local: at a 4-px shift (one pool width) "
+        "4x4 max pooling no longer halves the change",
+        r_shift4 < 2,
+        observed=round(r_shift4, 2),
+        expected="< 2x reduction",
+    )
     r_rot = reduction(rot, "max 4x4", 1)
-    run.check("rotation invariance does not hold: 4x4 max pooling removes less than half the change at 15 degrees",
-              r_rot < 2, observed=round(r_rot, 2), expected="< 2x reduction")
+    run.check(
+        "rotation invariance does not hold: 4x4 max pooling removes less than half the change at 15 degrees",
+        r_rot < 2,
+        observed=round(r_rot, 2),
+        expected="< 2x reduction",
+    )
     r_scale = reduction(scale, "max 4x4", 1)
-    run.check("scale invariance does not hold: 4x4 max pooling removes less than half the change at 1.1x",
-              r_scale < 2, observed=round(r_scale, 2), expected="< 2x reduction")
+    run.check(
+        "scale invariance does not hold: 4x4 max pooling removes less than half the change at 1.1x",
+        r_scale < 2,
+        observed=round(r_scale, 2),
+        expected="< 2x reduction",
+    )
     g_rot, g_scale = change[rot]["global max"][1], change[scale]["global max"][1]
-    run.check("even global max pooling changes >= 5x more under a 15-degree rotation than under any shift",
-              g_rot >= 5 * max(change[shift]["global max"]), observed=round(g_rot, 4),
-              expected=f">= {5 * max(change[shift]['global max']):.4f}")
-    run.check("even global max pooling changes >= 5x more under 1.1x scaling than under any shift",
-              g_scale >= 5 * max(change[shift]["global max"]), observed=round(g_scale, 4),
-              expected=f">= {5 * max(change[shift]['global max']):.4f}")
+    run.check(
+        "even global max pooling changes >= 5x more under a 15-degree rotation than under any shift",
+        g_rot >= 5 * max(change[shift]["global max"]),
+        observed=round(g_rot, 4),
+        expected=f">= {5 * max(change[shift]['global max']):.4f}",
+    )
+    run.check(
+        "even global max pooling changes >= 5x more under 1.1x scaling than under any shift",
+        g_scale >= 5 * max(change[shift]["global max"]),
+        observed=round(g_scale, 4),
+        expected=f">= {5 * max(change[shift]['global max']):.4f}",
+    )
 
-    with run.figure("invariance", alt="relative change of conv features after pooling, against the size of a "
-                    "shift, rotation and rescaling, for no pooling, local max/avg pooling and global pooling",
-                    figsize=(11, 3.4)) as fig:
+    with run.figure(
+        "invariance",
+        alt="relative change of conv features after pooling, against the size of a "
+        "shift, rotation and rescaling, for no pooling, local max/avg pooling and global pooling",
+        figsize=(11, 3.4),
+    ) as fig:
         axes = fig.subplots(1, 3, sharey=True)
         for ax, (kind, levels) in zip(axes, TRANSFORMS.items()):
             for pname in POOLS:

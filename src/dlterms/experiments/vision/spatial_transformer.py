@@ -51,10 +51,20 @@ def _warped_digits(x: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.
 
 
 def _stn_model(cfg: Config, channels=(16, 32)) -> nn.Module:
-    loc = nn.Sequential(MaxPool2d(2), Conv2d(1, 8, 5), MaxPool2d(2), ReLU(), Conv2d(8, 10, 3), ReLU(),
-                        nn.Flatten(), Linear(40, 32), ReLU())  # 24 -> 12 -> 8 -> 4 -> 2: 40 features
-    return nn.Sequential(SpatialTransformer(loc, 32),
-                         ConvNet(1, 10, (cfg.canvas, cfg.canvas), channels=channels, batch_norm=True))
+    loc = nn.Sequential(
+        MaxPool2d(2),
+        Conv2d(1, 8, 5),
+        MaxPool2d(2),
+        ReLU(),
+        Conv2d(8, 10, 3),
+        ReLU(),
+        nn.Flatten(),
+        Linear(40, 32),
+        ReLU(),
+    )  # 24 -> 12 -> 8 -> 4 -> 2: 40 features
+    return nn.Sequential(
+        SpatialTransformer(loc, 32), ConvNet(1, 10, (cfg.canvas, cfg.canvas), channels=channels, batch_norm=True)
+    )
 
 
 @experiment("spatial-transformer")
@@ -75,27 +85,50 @@ def spatial_transformer(run: Run) -> None:
         torch.manual_seed(run.seed)
         m = build().to(run.device)
         opt = Adam(m.parameters(), lr=cfg.lr)
-        fit(m, (x_tr, y_tr), loss_fn=cross_entropy, optimizer=opt, epochs=cfg.epochs, batch_size=128, seed=run.seed,
-            scheduler=CosineAnnealingLR(opt, T_max=cfg.epochs))
+        fit(
+            m,
+            (x_tr, y_tr),
+            loss_fn=cross_entropy,
+            optimizer=opt,
+            epochs=cfg.epochs,
+            batch_size=128,
+            seed=run.seed,
+            scheduler=CosineAnnealingLR(opt, T_max=cfg.epochs),
+        )
         models[name], acc[name], params[name] = m, accuracy(m, x_te, y_te), count_parameters(m)
         run.metric(f"test_acc_{name.replace(' ', '_')}", round(acc[name], 4), key=name == "STN + CNN")
         run.metric(f"params_{name.replace(' ', '_')}", params[name])
         run.progress((i + 1) / len(builders), f"{name} trained")
 
-    run.check("the STN model beats the same CNN without it", acc["STN + CNN"] > acc["CNN"],
-              observed=round(acc["STN + CNN"], 4), expected=f"> {acc['CNN']:.4f}")
-    run.check("the wider CNN has at least the STN model's parameters", params["wider CNN"] >= params["STN + CNN"],
-              observed=params["wider CNN"], expected=f">= {params['STN + CNN']}")
-    run.check("the STN model also beats a CNN with as many parameters", acc["STN + CNN"] > acc["wider CNN"],
-              observed=round(acc["STN + CNN"], 4), expected=f"> {acc['wider CNN']:.4f}")
+    run.check(
+        "the STN model beats the same CNN without it",
+        acc["STN + CNN"] > acc["CNN"],
+        observed=round(acc["STN + CNN"], 4),
+        expected=f"> {acc['CNN']:.4f}",
+    )
+    run.check(
+        "the wider CNN has at least the STN model's parameters",
+        params["wider CNN"] >= params["STN + CNN"],
+        observed=params["wider CNN"],
+        expected=f">= {params['STN + CNN']}",
+    )
+    run.check(
+        "the STN model also beats a CNN with as many parameters",
+        acc["STN + CNN"] > acc["wider CNN"],
+        observed=round(acc["STN + CNN"], 4),
+        expected=f"> {acc['wider CNN']:.4f}",
+    )
 
     stn = models["STN + CNN"][0]
     stn.eval()
     with torch.no_grad():
         unwarped = stn(x_te[:8])
         pred = predict(models["STN + CNN"], x_te[:8]).argmax(1)
-    with run.figure("unwarped", alt="rotated and shifted test digits (top) and the spatial transformer's "
-                    "un-warped versions of them (bottom)", figsize=(10, 3)) as fig:
+    with run.figure(
+        "unwarped",
+        alt="rotated and shifted test digits (top) and the spatial transformer's un-warped versions of them (bottom)",
+        figsize=(10, 3),
+    ) as fig:
         axes = fig.subplots(2, 8)
         for j in range(8):
             axes[0, j].imshow(x_te[j, 0].cpu(), cmap="gray_r")

@@ -42,8 +42,15 @@ def _linear_probe(run: Run, x: torch.Tensor, y: torch.Tensor, train: np.ndarray,
     test = np.setdiff1d(np.arange(len(y)), train)
     torch.manual_seed(seed)
     head = Linear(x.shape[1], int(y.max()) + 1).to(run.device)
-    fit(head, (x[train], y[train]), loss_fn=cross_entropy, optimizer=Adam(head.parameters(), lr=lr), epochs=100,
-        batch_size=None, seed=seed)
+    fit(
+        head,
+        (x[train], y[train]),
+        loss_fn=cross_entropy,
+        optimizer=Adam(head.parameters(), lr=lr),
+        epochs=100,
+        batch_size=None,
+        seed=seed,
+    )
     return accuracy(head, x[test], y[test])
 
 
@@ -61,8 +68,7 @@ def transfer_learning(run: Run) -> None:
     for draw in range(N_DRAWS):
         rng = np.random.default_rng(run.seed + draw)
         yn = y.cpu().numpy()
-        train = np.concatenate([rng.choice(np.where(yn == k)[0], N_PER_CLASS, replace=False)
-                                for k in range(n_classes)])
+        train = np.concatenate([rng.choice(np.where(yn == k)[0], N_PER_CLASS, replace=False) for k in range(n_classes)])
         text_acc["pretrained"].append(_linear_probe(run, emb, y, train, 1e-1, run.seed + draw))
         text_acc["scratch"].append(_linear_probe(run, bow, y, train, 1e-2, run.seed + draw))
     run.progress(0.3, "text transfer measured")
@@ -88,24 +94,47 @@ def transfer_learning(run: Run) -> None:
     run.metric("mnist1d_transfer_gain_points", round(100 * (s_pre - s_scr), 1))
     run.metric("mnist1d_acc_per_draw", {k: [round(a, 4) for a in v] for k, v in acc.items()})
 
-    run.check(f"text, {n_classes * N_PER_CLASS} labels: pretrained MiniLM features beat a from-scratch model by "
-              f">= 10 points (mean of {N_DRAWS} draws)", t_pre - t_scr >= 0.10,
-              observed=f"{100 * (t_pre - t_scr):.1f} points", expected=">= 10 points")
-    run.check("text: transfer wins on every draw", t_wins == N_DRAWS, observed=f"{t_wins}/{N_DRAWS}",
-              expected=f"{N_DRAWS}/{N_DRAWS}")
-    run.check("MNIST-1D: the source task is learned (>= 95 %)", src_acc >= 0.95, observed=round(src_acc, 4),
-              expected=">= 0.95")
-    run.check("MNIST-1D, 15 labels: the pretrained CNN's frozen features beat the same CNN from scratch",
-              s_pre > s_scr, observed=f"{100 * (s_pre - s_scr):.1f} points (8.6-12.6 over seeds 0-2)",
-              expected="> 0 points")
+    run.check(
+        f"text, {n_classes * N_PER_CLASS} labels: pretrained MiniLM features beat a from-scratch model by "
+        f">= 10 points (mean of {N_DRAWS} draws)",
+        t_pre - t_scr >= 0.10,
+        observed=f"{100 * (t_pre - t_scr):.1f} points",
+        expected=">= 10 points",
+    )
+    run.check(
+        "text: transfer wins on every draw",
+        t_wins == N_DRAWS,
+        observed=f"{t_wins}/{N_DRAWS}",
+        expected=f"{N_DRAWS}/{N_DRAWS}",
+    )
+    run.check(
+        "MNIST-1D: the source task is learned (>= 95 %)",
+        src_acc >= 0.95,
+        observed=round(src_acc, 4),
+        expected=">= 0.95",
+    )
+    run.check(
+        "MNIST-1D, 15 labels: the pretrained CNN's frozen features beat the same CNN from scratch",
+        s_pre > s_scr,
+        observed=f"{100 * (s_pre - s_scr):.1f} points (8.6-12.6 over seeds 0-2)",
+        expected="> 0 points",
+    )
 
-    with run.figure("transfer", alt="few-shot target accuracy with pretrained features and from scratch, "
-                    "for docstring classification (MiniLM vs bag of words) and MNIST-1D (CNN)") as fig:
+    with run.figure(
+        "transfer",
+        alt="few-shot target accuracy with pretrained features and from scratch, "
+        "for docstring classification (MiniLM vs bag of words) and MNIST-1D (CNN)",
+    ) as fig:
         ax = fig.subplots()
         groups = [("text\n(MiniLM vs BoW)", t_pre, t_scr), ("MNIST-1D 5-9\n(CNN)", s_pre, s_scr)]
         xs = np.arange(len(groups))
         ax.bar(xs - 0.2, [g[1] for g in groups], width=0.4, label="transferred features + new head")
         ax.bar(xs + 0.2, [g[2] for g in groups], width=0.4, label="trained from scratch")
-        ax.set(xticks=xs, xticklabels=[g[0] for g in groups], ylim=(0, 1), ylabel="target test accuracy",
-               title=f"{N_PER_CLASS} labels per class, mean of {N_DRAWS} draws")
+        ax.set(
+            xticks=xs,
+            xticklabels=[g[0] for g in groups],
+            ylim=(0, 1),
+            ylabel="target test accuracy",
+            title=f"{N_PER_CLASS} labels per class, mean of {N_DRAWS} draws",
+        )
         ax.legend(fontsize=8)
