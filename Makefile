@@ -32,7 +32,7 @@ demo: $(STAMP)
 browser:
 	bash scripts/install-browser.sh
 
-test: $(DEVSTAMP) browser
+test: $(DEVSTAMP) browser lint
 	$(BIN)/python -m pytest -q
 
 bench: $(DEVSTAMP)
@@ -40,6 +40,7 @@ bench: $(DEVSTAMP)
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) results site-build .pytest_cache test-artifacts
