@@ -23,8 +23,9 @@ definition in Markdown. The front matter holds
     experiment  the id of the registered experiment, or empty while it is not written yet
 
 `load()` checks everything that can be checked without importing torch (numbers, ids, areas,
-related ids, clashes between the names of different entries, corrections' fields). `validate(deep=True)` also imports every named code object and
-every named experiment, which is what the test suite and `dlterms coverage` do.
+related ids, clashes between the names of different entries, corrections' fields).
+`validate(deep=True)` also imports every named code object and every named experiment, which is
+what the test suite and `dlterms coverage` do.
 """
 
 from __future__ import annotations
