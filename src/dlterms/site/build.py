@@ -3,6 +3,7 @@
     out/index.html               areas, instant search (assets/search-index.js)
     out/terms/<id>.html          definition, related terms both ways, code, checks, metrics, figures
     out/coverage.html            100 rows: what exists for each term
+    out/corrections.html         where the source article is wrong, claim by claim, with evidence
     out/figures/<id>-<name>.svg  copied from the results folder
     out/assets/                  CSS and scripts
 
@@ -60,13 +61,16 @@ def _code_blocks(entry) -> list[dict]:
 
 
 def search_index(entries) -> list[dict]:
-    """What the in-page search needs: names, first sentence, and the definition text."""
+    """What the in-page search needs: names and keywords, first sentence, the does line and the
+    definition text."""
     return [
         {
             "id": e.id,
             "number": e.number,
             "title": e.title,
             "aliases": list(e.aliases),
+            "keywords": list(e.keywords),
+            "does": e.does or "",
             "area": e.area,
             "summary": e.summary(),
             "summary_html": render.inline_html(e.summary(keep_math=True)),
@@ -157,6 +161,14 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
                 n_passed=sum(s == "passed" for s in status.values()),
                 n_with_result=len(status),
                 **common,
+            ),
+        )
+
+        groups = [(e, list(e.corrections)) for e in items if e.corrections]
+        _write(
+            tmp / "corrections.html",
+            env.get_template("corrections.html").render(
+                root="", groups=groups, n_corrections=sum(len(c) for _, c in groups), status=status, **common
             ),
         )
 
