@@ -186,6 +186,9 @@ def test_parse_validates_keywords_and_does(tmp_path):
         ("keywords: [Ann]", "keyword 'Ann' is the entry's own title"),
         ("aliases: [net]\nkeywords: [NET]", "keyword 'NET' repeats the alias"),
         ("keywords: [unit, Unit]", "keyword 'Unit' repeats the keyword"),
+        ("questions: [What is it]", "questions must end with '?'"),
+        ('questions: ["What is it?", "what is it?"]', "a question is listed twice"),
+        ('questions: ["What?", ""]', "questions must be a list of non-empty strings"),
     ]:
         with pytest.raises(GlossaryError, match=re.escape(message)):
             parse_entry(_write(tmp_path, "001-ann.md", _entry(front)))
@@ -234,6 +237,13 @@ def test_load_rejects_name_clashes_across_entries(tmp_path):
     _write(d, "002-mlp.md", base["002-mlp.md"] + "\nkeywords: [Unit]")
     with pytest.raises(GlossaryError, match="name 'Unit' of 'mlp' is already a name of 'ann'"):
         load(d, complete=False)
+
+
+def test_load_rejects_a_question_listed_by_two_entries(tmp_path):
+    _write(tmp_path, "001-ann.md", _entry('questions: ["What is a unit?"]'))
+    _write(tmp_path, "002-mlp.md", 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\nquestions: ["What is a UNIT?"]')
+    with pytest.raises(GlossaryError, match="question 'What is a UNIT\\?' is already one of 'ann'"):
+        load(tmp_path, complete=False)
 
 
 def test_load_rejects_a_correction_naming_no_registered_experiment(tmp_path):

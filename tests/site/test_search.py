@@ -6,11 +6,19 @@ paraphrase, symptom ("why does my loss become NaN"), how-do-I, description witho
 networks competing"), or a name alone (an instance such as Adam or GRU). The split column records
 when a question was written:
 
-- tune / heldout: written before the ranking was changed, then split alternately within each kind;
-  the ranking's weights were chosen on `tune` only. (The entries' `does` lines were written after
-  this set, by someone who had read it, so `heldout` is not fully unseen.)
-- late: written after the ranking design was fixed, before it was measured.
-- final: written before the last changes to ranking and entries, measured once at the end.
+- tune / heldout: written before the ranking was changed, then split alternately within each kind.
+  The ranking's weights were chosen on these two. The entries' `does` lines were written after
+  this set by someone who had read it, so neither half is unseen.
+- late: written after a first ranking design was fixed; its misses were then studied while the
+  design changed (the entries' `questions`, exact names that ignore spacing), so it is not unseen
+  either, though no weight was fitted to it.
+- final: written before the last changes to ranking and entries and measured once at the end: the
+  only questions no choice was made on. The issue's thresholds are asserted on them.
+
+Measured when this was written (top-1 / top-3): tune 0.886 / 0.985, heldout 0.885 / 0.962, late
+0.716 / 0.863, final 0.819 / 0.905. The ranking before this work scored 0.682 / 0.902,
+0.687 / 0.870, 0.657 / 0.814 and 0.752 / 0.867 on the same splits. The final split does not reach
+the thresholds, and this test says so.
 """
 
 from __future__ import annotations
@@ -63,20 +71,36 @@ def _evaluate(index, rows):
     return {k: (n, t1 / n, t3 / n) for k, (n, t1, t3) in counts.items()}, misses
 
 
-def test_question_search_meets_its_thresholds():
-    """top-3 >= 0.97 and top-1 >= 0.85 over the whole set (every split, every kind)."""
+def _index():
     from dlterms.site import semantic
 
     try:
-        index = semantic.default_index()
+        return semantic.default_index()
     except semantic.ModelUnavailable as exc:
         pytest.fail(f"the sentence encoder must be installed for this test: {exc}")
-    report, misses = _evaluate(index, _rows())
+
+
+def test_question_search_meets_its_thresholds_on_unseen_questions():
+    """The issue's target: top-3 >= 0.97 and top-1 >= 0.85 on questions no choice was made on (the
+    `final` split). Every split and kind is printed."""
+    report, misses = _evaluate(_index(), _rows())
     for key in ("all", *SPLITS, *sorted(KINDS)):
         n, t1, t3 = report[key]
         print(f"question search {key:12s} n={n:3d} top-1 {t1:.3f} top-3 {t3:.3f}")
-    n, top1, top3 = report["all"]
-    assert top3 >= 0.97 and top1 >= 0.85, misses
+    n, top1, top3 = report["final"]
+    assert top3 >= 0.97 and top1 >= 0.85, [m for m in misses if m[0] == "final"]
+
+
+def test_meaning_adds_to_keywords_on_questions_not_tuned_on():
+    """On the `late` and `final` questions the fused ranking puts an accepted term in the top 3 at
+    least 3 points more often than the keyword (BM25) ranking alone."""
+    from dlterms.glossary.search import KeywordIndex
+
+    rows = [r for r in _rows() if r["split"] in ("late", "final")]
+    fused, _ = _evaluate(_index(), rows)
+    keywords = KeywordIndex()
+    hits = sum(bool(set(r["terms"].split()) & {h.id for h in keywords.search(r["question"], limit=3)}) for r in rows)
+    assert fused["all"][2] >= hits / len(rows) + 0.03, (fused["all"], hits / len(rows))
 
 
 # --------------------------------------------------------------------------- the embedding cache
@@ -169,3 +193,18 @@ def test_exact_name_or_keyword_ranks_first_and_bad_queries_are_refused(tmp_path,
         index.search("  ")
     with pytest.raises(ValueError, match="limit must be >= 1"):
         index.search("dropout", limit=0)
+
+
+def test_entries_questions_are_not_copies_of_the_test_questions():
+    """The entries' `questions` are index content; none may be a near-copy of a question this set
+    scores the ranking on (cosine >= 0.85 with the search encoder), or the scores would leak."""
+    from dlterms.site import semantic
+
+    index = _index()
+    asked = [q for e in glossary.entries() for q in e.questions]
+    tests = [r["question"] for r in _rows()]
+    a = semantic.embed_cached(index.encoder, asked)
+    t = semantic.embed_cached(index.encoder, tests)
+    sim = t @ a.T
+    worst = np.unravel_index(np.argmax(sim), sim.shape)
+    assert sim.max() < 0.85, (tests[worst[0]], asked[worst[1]], float(sim.max()))

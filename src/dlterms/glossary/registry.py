@@ -14,6 +14,8 @@ definition in Markdown. The front matter holds
                 "Includes". Unique across entries like aliases, and no keyword repeats one of the
                 entry's own names
     does        one line saying what the term does, in plain words (used by search)
+    questions   questions a learner might ask that the entry answers (used by search; each ends
+                with "?", none repeated across entries)
     corrections where the source article is wrong or overstated about the term: a list of
                 mappings with `source` (what it claims, in our words), `truth` (what holds),
                 `evidence` (where that is shown) and optionally `experiment` (the id of a
@@ -103,6 +105,7 @@ class Entry:
     experiment: str | None = None
     keywords: tuple[str, ...] = ()
     does: str | None = None
+    questions: tuple[str, ...] = ()
     corrections: tuple[Correction, ...] = ()
     path: Path | None = field(default=None, compare=False)
 
@@ -150,6 +153,7 @@ class Entry:
             "implemented": self.implemented,
             "keywords": list(self.keywords),
             "does": self.does,
+            "questions": list(self.questions),
             "corrections": [c.to_dict() for c in self.corrections],
             "definition": self.definition,
         }
@@ -201,6 +205,16 @@ def _corrections(value, path: Path) -> tuple[Correction, ...]:
     return tuple(out)
 
 
+def _questions(value, path: Path) -> tuple[str, ...]:
+    out = tuple(" ".join(q.split()) for q in _as_tuple(value, "questions", path))
+    for q in out:
+        if not q.endswith("?"):
+            raise GlossaryError(f"{path.name}: questions must end with '?', got {q!r}")
+    if len({q.casefold() for q in out}) != len(out):
+        raise GlossaryError(f"{path.name}: a question is listed twice")
+    return out
+
+
 def _check_own_names(e: Entry, path: Path) -> None:
     """Within one entry: no alias or keyword repeats the title or another alias or keyword."""
     own = {e.title.casefold()}
@@ -231,7 +245,20 @@ def parse_entry(path: Path) -> Entry:
     missing = required - meta.keys()
     if missing:
         raise GlossaryError(f"{path.name}: missing front-matter fields {sorted(missing)}")
-    unknown = meta.keys() - required - {"aliases", "keywords", "does", "corrections", "related", "code", "experiment"}
+    unknown = (
+        meta.keys()
+        - required
+        - {
+            "aliases",
+            "keywords",
+            "does",
+            "questions",
+            "corrections",
+            "related",
+            "code",
+            "experiment",
+        }
+    )
     if unknown:
         raise GlossaryError(f"{path.name}: unknown front-matter fields {sorted(unknown)}")
     number, term_id = meta["number"], meta["id"]
@@ -268,6 +295,7 @@ def parse_entry(path: Path) -> Entry:
         experiment=experiment,
         keywords=_as_tuple(meta.get("keywords"), "keywords", path),
         does=" ".join(does.split()) if does else None,
+        questions=_questions(meta.get("questions"), path),
         corrections=_corrections(meta.get("corrections"), path),
         path=path,
     )
@@ -304,6 +332,12 @@ def _check_consistency(items: list[Entry], complete: bool) -> None:
                 raise GlossaryError(f"{e.id}: an entry cannot be related to itself")
         if e.experiment and e.experiment != e.id:
             raise GlossaryError(f"{e.id}: experiment id must equal the entry id, got {e.experiment!r}")
+    asked: dict[str, str] = {}
+    for e in items:
+        for q in e.questions:
+            owner = asked.setdefault(q.casefold(), e.id)
+            if owner != e.id:
+                raise GlossaryError(f"{e.id}: question {q!r} is already one of {owner!r}")
     for e in items:
         for c in e.corrections:
             if c.experiment is None:

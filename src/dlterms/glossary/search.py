@@ -2,7 +2,8 @@
 BM25-style score.
 
 Matches in the names (id, title, aliases) weigh most, then keywords and the `does` line, then words
-of the definition; an exact match of any name or keyword ranks first. Semantic (meaning-based)
+of the definition; an exact match of any name or keyword (ignoring case, spaces, hyphens and dots)
+ranks first. Semantic (meaning-based)
 search builds on this in `dlterms.site.semantic` and falls back to it when the model is not
 available.
 """
@@ -76,6 +77,12 @@ def stem(w: str) -> str:
     return w
 
 
+def _compact(name: str) -> str:
+    """A name as compared for an exact match: case, spaces, hyphens and dots ignored, so that
+    "back propagation", "Back-propagation" and "backpropagation" are one name."""
+    return re.sub(r"[\s\-.]+", "", name.casefold())
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case word tokens without stop words, British spellings folded into American ones and
     light stemming ("Normalising gradients" -> ["normaliz", "gradient"])."""
@@ -122,7 +129,7 @@ class KeywordIndex:
                 for w in tokenize(text):
                     tf[w] += self.weights[name]
             self.docs.append(tf)
-            self.names.append({n.casefold() for n in e.names()})
+            self.names.append({_compact(n) for n in e.names()})
         self.avg_len = sum(sum(d.values()) for d in self.docs) / max(len(self.docs), 1)
         df: Counter = Counter()
         for d in self.docs:
@@ -133,7 +140,7 @@ class KeywordIndex:
     def search(self, query: str, limit: int = 10) -> list[Hit]:
         if not isinstance(query, str) or not query.strip():
             raise ValueError(f"query must be a non-empty string, got {query!r}")
-        q = query.strip().casefold()
+        q = _compact(query)
         terms = tokenize(query)
         hits = []
         for i, (e, tf) in enumerate(zip(self.items, self.docs)):
@@ -145,7 +152,7 @@ class KeywordIndex:
                     norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
                     score += self.idf[w] * f * (self.k1 + 1) / (f + norm)
             names = self.names[i]
-            if q in names or q.replace(" ", "-") in names:
+            if q in names:
                 score += 100.0
             if score > 0:
                 hits.append(Hit(e.id, e.title, score, e.summary()))
