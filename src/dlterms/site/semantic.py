@@ -28,7 +28,8 @@ that is exactly a name or keyword of an entry puts that entry first.
 Entry texts are embedded once and cached on disk, content-addressed: each vector is stored under a
 hash of its exact text and of the encoder's weights, so an edited entry re-encodes only its changed
 texts and a stale vector can never be used. The query is encoded on one thread (a short input gains
-nothing from more, and on a busy machine extra threads only wait for each other).
+nothing from more, and on a busy machine extra threads only wait for each other: 0.1 s against 1-2 s
+measured on two busy cores).
 """
 
 from __future__ import annotations
@@ -142,13 +143,14 @@ def _text_key(text: str) -> str:
 
 
 def _encode(encoder, texts: list[str]) -> np.ndarray:
-    """(N, d) float32 unit rows for `texts`, encoded on one thread."""
+    """(N, d) float32 unit rows for `texts`; a query or a few texts are encoded on one thread."""
     import torch
 
     with _ENCODE_LOCK:
         n = torch.get_num_threads()
         try:
-            torch.set_num_threads(1)
+            if len(texts) <= 8:
+                torch.set_num_threads(1)
             out = encoder.encode(texts)
         finally:
             torch.set_num_threads(n)
