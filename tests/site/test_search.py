@@ -35,7 +35,7 @@ from dlterms import glossary
 
 SET = Path(__file__).resolve().parents[1] / "data" / "search_questions.tsv"
 KINDS = {"paraphrase", "symptom", "howto", "description", "name"}
-SPLITS = ("tune", "heldout", "late", "final")
+SPLITS = ("tune", "heldout", "late", "final", "fresh-a", "fresh-b")
 
 
 def _rows() -> list[dict]:
