@@ -189,6 +189,9 @@ def test_parse_validates_keywords_and_does(tmp_path):
         ("questions: [What is it]", "questions must end with '?'"),
         ('questions: ["What is it?", "what is it?"]', "a question is listed twice"),
         ('questions: ["What?", ""]', "questions must be a list of non-empty strings"),
+        ('symptoms: ["The loss is NaN?"]', "symptoms are statements, not questions"),
+        ('symptoms: ["The loss is NaN.", "the loss is nan."]', "a symptom is listed twice"),
+        ("symptoms: [3]", "symptoms must be a list of non-empty strings"),
     ]:
         with pytest.raises(GlossaryError, match=re.escape(message)):
             parse_entry(_write(tmp_path, "001-ann.md", _entry(front)))
@@ -244,6 +247,14 @@ def test_load_rejects_a_question_listed_by_two_entries(tmp_path):
     _write(tmp_path, "002-mlp.md", 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\nquestions: ["What is a UNIT?"]')
     with pytest.raises(GlossaryError, match="question 'What is a UNIT\\?' is already one of 'ann'"):
         load(tmp_path, complete=False)
+
+
+def test_load_rejects_a_symptom_listed_by_two_entries(tmp_path):
+    _write(tmp_path, "001-ann.md", _entry('symptoms: ["The loss is NaN."]'))
+    _write(tmp_path, "002-mlp.md", 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\nsymptoms: ["the loss is NaN."]')
+    with pytest.raises(GlossaryError, match="symptom 'the loss is NaN.' is already one of 'ann'"):
+        load(tmp_path, complete=False)
+    assert parse_entry(tmp_path / "001-ann.md").symptoms == ("The loss is NaN.",)
 
 
 def test_load_rejects_a_correction_naming_no_registered_experiment(tmp_path):

@@ -124,6 +124,7 @@ def entry_texts(e) -> dict[str, list[str]]:
         "definition": [f"{e.title}. {_plain(e.definition)}"],
         "sentences": sentences(e.definition),
         "questions": list(e.questions),
+        "symptoms": list(e.symptoms),
     }
 
 
@@ -220,7 +221,7 @@ class SemanticIndex:
         items = tuple(items if items is not None else _entries())
         encoder = encoder if encoder is not None else _load_encoder()
         per_entry = [entry_texts(e) for e in items]
-        signals = ("names", "does", "definition", "sentences", "questions")
+        signals = ("names", "does", "definition", "sentences", "questions", "symptoms")
         texts = {k: [t for p in per_entry for t in p[k]] for k in signals}
         flat = [t for k in signals for t in texts[k]]
         vectors = embed_cached(encoder, flat, use_cache=use_cache)
@@ -232,7 +233,7 @@ class SemanticIndex:
             items,
             encoder,
             emb,
-            {k: [len(p[k]) for p in per_entry] for k in ("sentences", "questions")},
+            {k: [len(p[k]) for p in per_entry] for k in ("sentences", "questions", "symptoms")},
             KeywordIndex(items),
             dict(weights or WEIGHTS),
         )
