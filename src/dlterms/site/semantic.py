@@ -56,7 +56,15 @@ CACHE_LIMIT = 20_000  # vectors kept on disk (about 30 MB)
 #: Weights of the standardised signals. Chosen by a grid over {0, 0.5, 1, 2} per weight on the
 #: "tune" and "heldout" questions of tests/data/search_questions.tsv; no weight was fitted to the
 #: "late" or "final" questions (tests/site/test_search.py reports every split).
-WEIGHTS = {"names": 0.5, "does": 2.0, "definition": 1.0, "sentences": 0.5, "questions": 0.5, "bm25": 2.0}
+WEIGHTS = {
+    "names": 0.5,
+    "does": 2.0,
+    "definition": 1.0,
+    "sentences": 0.5,
+    "questions": 0.5,
+    "symptoms": 0.5,
+    "bm25": 2.0,
+}
 EXACT_NAME_BONUS = 100.0
 
 _ENCODE_LOCK = threading.Lock()
