@@ -52,9 +52,9 @@ class Config:
     digits_episodes: int = 300  # the digits side: 20-way 5-shot episodes, 10 queries
 
 
-def glyph_encoder(cfg) -> ConvNet:
-    """The embedding CNN f: (B, 1, 28, 28) -> (B, cfg.embedding)."""
-    return ConvNet(1, cfg.embedding, (28, 28), channels=cfg.channels, kernel_size=3, padding=1, pool=2)
+def glyph_encoder(out_features: int, channels: tuple[int, ...]) -> ConvNet:
+    """The embedding CNN f: (B, 1, 28, 28) -> (B, out_features)."""
+    return ConvNet(1, out_features, (28, 28), channels=channels, kernel_size=3, padding=1, pool=2)
 
 
 def train_glyph_protonet(run: Run, cfg, progress_to: float = 0.7):
@@ -63,7 +63,7 @@ def train_glyph_protonet(run: Run, cfg, progress_to: float = 0.7):
     train, test = alphabet_split(glyphs(seed=run.seed))
     train, test = train.to(run.device), test.to(run.device)
     torch.manual_seed(run.seed)
-    encoder = glyph_encoder(cfg).to(run.device)
+    encoder = glyph_encoder(cfg.embedding, cfg.channels).to(run.device)
     sampler = EpisodeSampler(
         train.images, train.labels, cfg.train_way, cfg.train_shot, cfg.train_query, generator=run.generator(1)
     )
