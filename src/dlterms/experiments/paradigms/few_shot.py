@@ -20,7 +20,11 @@ The other side, digits: scikit-learn's digits split by class, 0-4 base (enlarged
 rotating and mirroring, as Omniglot's authors did), 5-9 novel, an MLP embedding (64-128-64) trained on
 300 episodes of 20-way 5-shot. On 8x8 digits, raw pixels are already a good metric and five base
 digits teach little that carries over: the embedding is reported next to raw pixels on the same
-5-way 1-shot episodes (measured before: 0.665 against 0.728), not checked.
+5-way 1-shot episodes, not checked.
+
+Measured, seeds 0-4: 5-way 1-shot 0.894, 0.893, 0.910, 0.912, 0.913 against 0.394-0.404 for raw
+pixels; 5-shot 0.958-0.971 (raw 0.588-0.594); 20-way 1-shot 0.716-0.756 (raw 0.204-0.213). Digits:
+embedding 0.635-0.668 against raw pixels 0.714-0.725.
 """
 
 from __future__ import annotations

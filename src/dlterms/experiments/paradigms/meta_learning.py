@@ -15,6 +15,10 @@ fine-tuned at its own best step size, chosen among 0.002-0.05 on 100 separate va
 checks compare against that (MAML and Reptile keep 0.01, the step size MAML was meta-trained for).
 Claims: after 10 steps MAML's error is at most half the pretrained model's; MAML after one step
 already beats it after 10; Reptile beats it too.
+
+Measured, seeds 0-4, MSE after 10 steps: MAML 0.587, 0.600, 0.733, 0.543, 0.600; Reptile 0.86-1.13;
+pretrained 2.19, 1.74, 1.78, 1.79, 2.23 (its best step size on validation tasks was 0.01 at every seed:
+0.02 did worse and 0.05 diverged).
 """
 
 from __future__ import annotations

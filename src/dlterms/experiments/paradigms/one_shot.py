@@ -16,6 +16,10 @@ the same single examples, paired over 25 episodes, by more than 3 standard error
 difference. (On 8x8 digits, where raw pixels are already a good metric and five base classes teach
 little, a from-scratch model had matched the learned embedding; see the few-shot experiment's digits
 side.)
+
+Measured, seeds 0-4: embedding 0.867, 0.877, 0.905, 0.867, 0.894; from scratch 0.413-0.429 (it fits its
+5 support images every time); raw pixels 0.391-0.413; the embedding won all 25 episodes at every seed.
+20-way 1-shot: embedding 0.684-0.710, raw pixels 0.208-0.214.
 """
 
 from __future__ import annotations

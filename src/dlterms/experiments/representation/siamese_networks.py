@@ -25,6 +25,14 @@ the raw-pixel distance on the same pairs. (Measured before, with pairs and an ML
 many variants, against 0.885 for raw pixels: `62-siamese-networks.md`.) With 192 training characters
 the learned similarity transfers; with 6 it is specific to those classes. The check on the digits says
 exactly that: below raw pixels there.
+
+Measured, seeds 0-4: AUC on the unseen alphabets 0.936, 0.943, 0.955, 0.944, 0.947 (raw pixels
+0.608-0.619); per alphabet Greek 0.961-0.971, Georgian 0.881-0.931, Hebrew 0.956-0.969. Digits 6-9:
+0.793, 0.730, 0.714, 0.717, 0.672 against 0.889-0.896 for raw pixels. Probes on the way: ordinary random
+pairs (half same, half different) through the twin network reached 0.90-0.92 only after 12000-16000
+pairs (twice this compute); random batches of 128 images without P x K sampling (about 40 same pairs
+per batch) 0.89-0.92 after 3 epochs; a 32-64-64 CNN learnt no more per second than 16-32-32; rotated
+copies of the training letters as extra classes (as on Omniglot) lowered the AUC at this budget.
 """
 
 from __future__ import annotations
