@@ -365,6 +365,28 @@ def versions() -> dict[str, str]:
     return v
 
 
+@contextlib.contextmanager
+def caller_state_kept() -> Iterator[None]:
+    """Restore torch's thread count and the global Python, NumPy and torch (CPU, and CUDA when in use)
+    random states when the block ends, so that a run leaves its caller's process as it found it."""
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
 def run_experiment(
     term_id: str,
     seed: int = DEFAULT_SEED,
@@ -375,7 +397,9 @@ def run_experiment(
     quick: bool = False,
 ) -> Result:
     """Run one experiment and return (and by default save) its Result. Never raises for the experiment's
-    own errors: they become a Result with status "error" and the traceback."""
+    own errors: they become a Result with status "error" and the traceback. The run has one torch
+    thread and global RNGs seeded with `seed`; the caller's thread count and RNG states are restored
+    afterwards."""
     import torch
 
     from dlterms import glossary
@@ -384,19 +408,20 @@ def run_experiment(
     device = resolve_device(device)
     out = Path(out)
     run = Run(entry.id, seed=seed, device=device, out=out, progress=progress, quick=quick)
-    torch.set_num_threads(1)
-    seed_everything(seed)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    t0 = time.perf_counter()
     error = None
-    try:
-        fn = get_experiment(entry.id)
-        fn(run)
-        if not run.checks:
-            raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
-    except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
-        error = traceback.format_exc()
-    seconds = time.perf_counter() - t0
+    with caller_state_kept():
+        torch.set_num_threads(1)
+        seed_everything(seed)
+        t0 = time.perf_counter()
+        try:
+            fn = get_experiment(entry.id)
+            fn(run)
+            if not run.checks:
+                raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
+        except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
+            error = traceback.format_exc()
+        seconds = time.perf_counter() - t0
     if error is not None:
         status = "error"
     else:
@@ -442,27 +467,8 @@ def _worker_progress(term: str, fraction: float, message: str) -> None:  # pragm
         _worker_queue.put((term, fraction, message))
 
 
-def _test_hook(term_id: str, seed: int, device: str) -> dict | None:  # pragma: no cover
-    """DLTERMS_TEST_HOOK="crash=<id>,stub=<id>" lets the runner's own tests kill a worker mid-run
-    or stand in a trivial passing Result, without adding fake terms to the glossary."""
-    hook = os.environ.get("DLTERMS_TEST_HOOK", "")
-    inverse = {v: k for k, v in (part.split("=", 1) for part in hook.split(",") if "=" in part)}
-    if inverse.get(term_id) == "crash":
-        time.sleep(0.5)  # let the "started" message reach the parent
-        os.kill(os.getpid(), 9)
-    if inverse.get(term_id) == "stub":
-        time.sleep(1.0)
-        r = _crash_result(term_id, seed, device, "")
-        r.status, r.error, r.checks = "passed", None, [Check("stub", True)]
-        return r.to_dict()
-    return None
-
-
 def _worker_run(term_id: str, seed: int, device: str, out: str) -> dict:  # pragma: no cover
     _worker_progress(term_id, 0.0, "started")
-    hooked = _test_hook(term_id, seed, device)
-    if hooked is not None:
-        return hooked
     result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress)
     return result.to_dict()
 
