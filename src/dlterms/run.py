@@ -205,24 +205,103 @@ def save_result(result: Result, out: Path) -> Path:
     return path
 
 
+class ResultFileError(ValueError):
+    """A results file that is not valid JSON or not a valid Result; the message names the file."""
+
+
+_RESULT_FIELDS = {
+    "term": str,
+    "number": int,
+    "title": str,
+    "area": str,
+    "status": str,
+    "seconds": (int, float),
+    "seed": int,
+    "device": str,
+}
+
+
+def _result_problem(d: Any) -> str | None:
+    """Why a parsed results file cannot be read as a Result (None when it can)."""
+    if not isinstance(d, dict):
+        return "not a JSON object"
+    for name, kind in _RESULT_FIELDS.items():
+        if not isinstance(d.get(name), kind) or isinstance(d.get(name), bool):
+            return f"field {name!r} is missing or has the wrong type"
+    if d["status"] not in ("passed", "failed", "error"):
+        return f"status must be passed, failed or error, got {d['status']!r}"
+    if not isinstance(d.get("metrics", {}), dict):
+        return "field 'metrics' is not an object"
+    for name in ("key_metric", "error", "started"):
+        if d.get(name) is not None and not isinstance(d[name], str):
+            return f"field {name!r} has the wrong type"
+    checks, figures = d.get("checks"), d.get("figures", [])
+    if not isinstance(checks, list) or not all(
+        isinstance(c, dict)
+        and set(c) <= {"claim", "passed", "observed", "expected"}
+        and isinstance(c.get("claim"), str)
+        and isinstance(c.get("passed"), bool)
+        and isinstance(c.get("expected", ""), str)
+        for c in checks
+    ):
+        return "field 'checks' is not a list of checks"
+    if not isinstance(figures, list) or not all(
+        isinstance(f, dict)
+        and set(f) <= {"name", "path", "alt"}
+        and all(isinstance(f.get(k, ""), str) for k in ("name", "path", "alt"))
+        and "path" in f
+        and "name" in f
+        for f in figures
+    ):
+        return "field 'figures' is not a list of figures"
+    return None
+
+
+def _read_result(path: Path) -> Result | None:
+    """The Result in `path`; None for a JSON file that is not a result (e.g. suite-timing.json);
+    ResultFileError for one that is truncated, corrupt or unreadable."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFileError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except ValueError as exc:
+        raise ResultFileError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(d, dict) and not ("term" in d and "checks" in d):
+        return None
+    problem = _result_problem(d)
+    if problem is not None:
+        raise ResultFileError(f"{path}: not a valid result ({problem})")
+    return Result.from_dict(d)
+
+
 def load_result(term_id: str, out: Path) -> Result | None:
-    """The last saved Result of `term_id` in `out`, or None."""
+    """The last saved Result of `term_id` in `out`, or None; ResultFileError when the file is corrupt."""
     path = Path(out) / f"{term_id}.json"
     if not path.exists():
         return None
-    return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return _read_result(path)
+
+
+def scan_results(out: Path) -> tuple[dict[str, Result], list[tuple[Path, str]]]:
+    """Every readable Result in `out` by term, and (file, problem) for each results file skipped."""
+    out = Path(out)
+    results: dict[str, Result] = {}
+    problems: list[tuple[Path, str]] = []
+    if out.is_dir():
+        for p in sorted(out.glob("*.json")):
+            try:
+                r = _read_result(p)
+            except ResultFileError as exc:
+                problems.append((p, str(exc).removeprefix(f"{p}: ")))
+                continue
+            if r is not None:
+                results[r.term] = r
+    return results, problems
 
 
 def load_results(out: Path) -> dict[str, Result]:
-    out = Path(out)
-    results: dict[str, Result] = {}
-    if out.is_dir():
-        for p in sorted(out.glob("*.json")):
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                d = json.loads(p.read_text(encoding="utf-8"))
-                if isinstance(d, dict) and "term" in d and "checks" in d:
-                    results[d["term"]] = Result.from_dict(d)
-    return results
+    """Every readable Result in `out` by term; files that are corrupt are skipped (see `scan_results`)."""
+    return scan_results(out)[0]
 
 
 # --------------------------------------------------------------------------- the Run context

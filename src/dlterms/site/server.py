@@ -274,10 +274,15 @@ def make_server(
     from dlterms.site.build import build_site
 
     site, results = Path(site).resolve(), Path(results).resolve()
-    if not (site / "index.html").exists():
-        build_site(site, results)
     handler = partial(Handler, directory=str(site))
-    return Server((host, port), handler, JobRunner(results, site), verbose=verbose)
+    server = Server((host, port), handler, JobRunner(results, site), verbose=verbose)  # OSError: cannot listen
+    try:
+        if not (site / "index.html").exists():
+            build_site(site, results)
+    except BaseException:
+        server.server_close()
+        raise
+    return server
 
 
 def _is_loopback(host: str) -> bool:
@@ -292,13 +297,13 @@ def _is_loopback(host: str) -> bool:
 def serve(
     host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"), site: Path = Path("site-build")
 ) -> int:
+    server = make_server(host, port, results, site, verbose=True)
     if not _is_loopback(host):
         print(
             f"warning: serving on {host}, reachable from other machines; experiments can be started "
             "by anyone who can reach it",
             file=sys.stderr,
         )
-    server = make_server(host, port, results, site, verbose=True)
     print(f"serving {site} on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:
         server.serve_forever()
