@@ -85,32 +85,53 @@ devices = st.one_of(st.sampled_from(["cpu", "cuda", "auto", "cuda:0", "cuda:x", 
 areas = st.one_of(st.sampled_from(AREAS), text)
 hosts = st.one_of(st.sampled_from(["127.0.0.1", "localhost", "::1", "0.0.0.0", "256.1.1.1", "a b", ""]), safe_text)
 
-FLAG = None
-OPTIONS = {
-    "list": {"--area": areas, "--json": FLAG},
-    "show": {"--results": paths, "--json": FLAG},
-    "search": {"--json": FLAG, "--limit": numbers, "--keywords": FLAG},
-    "run": {
-        "--area": areas,
-        "--all": FLAG,
-        "--jobs": numbers,
-        "--seed": numbers,
-        "--device": devices,
-        "--out": paths,
-        "--json": FLAG,
-    },
-    "coverage": {"--json": FLAG, "--results": paths},
-    "summary": {"--results": paths},
-    "site": {"--out": paths, "--results": paths},
-    "serve": {"--host": hosts, "--port": numbers, "--results": paths, "--site": paths},
-}
-POSITIONAL = {"show": (0, 2), "search": (0, 4), "run": (0, 3)}
+
+def _subparsers() -> dict:
+    """The CLI's own subcommands and their parsers: a subcommand added later is fuzzed too."""
+    import argparse
+
+    from dlterms.cli import _parser
+
+    action = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+# value strategies by the option's destination; any other option gets numbers (int options) or words
+BY_DEST = {"out": paths, "results": paths, "site": paths, "host": hosts, "device": devices, "area": areas}
+
+
+def _options(parser) -> dict:
+    opts = {}
+    for a in parser._actions:
+        if not a.option_strings or a.dest == "help":
+            continue
+        if a.nargs == 0:
+            strategy = None  # a flag
+        else:
+            strategy = BY_DEST.get(a.dest, numbers if a.type is int else words)
+        opts[a.option_strings[-1]] = strategy
+    return opts
+
+
+def _positional_range(parser) -> tuple[int, int]:
+    lo = hi = 0
+    for a in parser._actions:
+        if a.option_strings:
+            continue
+        lo += {"?": 0, "*": 0, "+": 1}.get(a.nargs, 1)
+        hi += {"?": 1, "*": 3, "+": 4}.get(a.nargs, 1)
+    return max(lo - 1, 0), hi + 1  # one too few or one too many, now and then
+
+
+SUBPARSERS = _subparsers()
+OPTIONS = {name: _options(sp) for name, sp in SUBPARSERS.items()}
+POSITIONAL = {name: _positional_range(sp) for name, sp in SUBPARSERS.items()}
 
 
 @st.composite
 def argv_for(draw, command: str) -> list[str]:
     argv = [command]
-    lo, hi = POSITIONAL.get(command, (0, 1))
+    lo, hi = POSITIONAL[command]
     argv += draw(st.lists(words, min_size=lo, max_size=hi))
     opts = OPTIONS[command]
     for name in draw(st.lists(st.sampled_from([*opts, "--nope", "-q", "--help-me"]), max_size=5)):
@@ -233,6 +254,13 @@ def test_every_subcommand_survives_random_arguments(command, fakes, template):
 )
 def test_random_argv_without_a_known_shape(argv, fakes, template):
     check_main(argv, template)
+
+
+def test_the_known_subcommands_are_all_fuzzed():
+    assert {"list", "show", "search", "run", "coverage", "summary", "site", "serve"} <= set(OPTIONS)
+    assert (
+        OPTIONS["run"]["--out"] is paths and OPTIONS["serve"]["--port"] is numbers and OPTIONS["list"]["--json"] is None
+    )
 
 
 def test_help_exits_0_without_traceback(capsys):
