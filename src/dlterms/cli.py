@@ -11,8 +11,10 @@
 
 `main(argv)` returns the exit code (tests call it directly); `entrypoint()` is the console script.
 Exit codes: 0 success (for `run`: every check of every run passed), 1 a check failed or an
-experiment raised, 2 a usage error (unknown term, bad option, bad device), printed as one line on
-stderr with no traceback.
+experiment raised, 2 a usage error (unknown term, bad option, bad device, an output folder that
+cannot be written, a file where a folder is wanted), printed as one line on stderr naming the
+argument and the value, with no traceback. A results file that is truncated or corrupt is reported
+on stderr (one line each) and skipped.
 
 Imports are lazy: `list`, `show` and `search` never import torch.
 """
@@ -21,20 +23,133 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_SEED = 2**32 - 1
 
 
 class UsageError(Exception):
     """A mistake in how the command was called; printed as one line, exit 2."""
 
 
+# --------------------------------------------------------------------------- argument checks
+# Each returns the checked value or raises UsageError naming the argument and the value.
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _path(arg: str, value: str) -> Path:
+    if not value or "\0" in value:
+        raise UsageError(f"{arg} must name a folder, got {value!r}")
+    return Path(value)
+
+
+def _is_dir(arg: str, value: str, path: Path) -> bool:
+    """Whether `path` is an existing folder; UsageError when it exists as something else."""
+    try:
+        if not path.exists():
+            return False
+        if not path.is_dir():
+            raise UsageError(f"{arg} {value!r} is a file, not a folder")
+    except OSError as exc:
+        raise UsageError(f"{arg} {value!r}: {_reason(exc)}") from None
+    return True
+
+
+def _writable_dir(arg: str, value: str, path: Path, what: str = "the folder") -> None:
+    """Create `path` if needed and prove that a file can be made in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{arg} {value!r}: cannot create {what} ({_reason(exc)})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dlterms-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{arg} {value!r}: cannot write in {what} ({_reason(exc)})") from None
+
+
+def out_folder(arg: str, value: str) -> Path:
+    """A folder results go into: created when missing; it must be a folder and writable."""
+    path = _path(arg, value)
+    _is_dir(arg, value, path)
+    _writable_dir(arg, value, path)
+    return path
+
+
+def in_folder(arg: str, value: str) -> Path:
+    """A folder to read results from: may be missing (no results yet), must not be a file."""
+    path = _path(arg, value)
+    _is_dir(arg, value, path)
+    return path
+
+
+def site_folder(arg: str, value: str, results: Path) -> Path:
+    """A folder the site builder replaces whole: new, empty or an earlier build (index.html and assets/),
+    never one holding the results or the current folder, and its parent writable."""
+    path = _path(arg, value)
+    if _is_dir(arg, value, path):
+        try:
+            names = {p.name for p in path.iterdir()}
+        except OSError as exc:
+            raise UsageError(f"{arg} {value!r}: {_reason(exc)}") from None
+        if names and not ({"index.html", "assets"} <= names):
+            raise UsageError(
+                f"{arg} {value!r} is a folder that is not a dlterms site; it would be replaced: "
+                "give a new or empty folder"
+            )
+    try:
+        full = path.resolve()
+        inside = [
+            n
+            for n, p in (("the results folder", results), ("the current folder", Path.cwd()))
+            if p.resolve().is_relative_to(full)
+        ]
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"{arg} {value!r}: {exc}") from None
+    if inside:
+        raise UsageError(f"{arg} {value!r} holds {inside[0]}; the site build would replace it")
+    _writable_dir(arg, value, full.parent, what=f"its parent folder {str(full.parent)!r}")
+    return path
+
+
+def _seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise UsageError(f"--seed must be in 0..{MAX_SEED}, got {value}")
+    return value
+
+
+def _warn_bad_results(folder: Path) -> None:
+    """One line on stderr for each results file that cannot be read (it is skipped)."""
+    from dlterms.run import scan_results
+
+    for path, problem in scan_results(folder)[1]:
+        print(f"dlterms: warning: skipped {_one_line(f'{path}: {problem}')}", file=sys.stderr)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump
         raise UsageError(message)
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:  # quoted, so that an empty or odd argument is visible
+            raise UsageError(f"unrecognized arguments: {' '.join(map(repr, extras))}")
+        return args
+
+
+def _one_line(message: str) -> str:
+    """`message` with newlines and other unprintable characters escaped: it stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,6 +212,8 @@ def _console(stderr: bool = False):
 def _get_entry(name: str):
     from dlterms import glossary
 
+    if re.fullmatch(r"\s*[+-]?[0-9]+\s*", name) and not 1 <= int(name) <= len(glossary.entries()):
+        raise UsageError(f"term numbers run from 1 to {len(glossary.entries())}, got {name.strip()}")
     try:
         return glossary.get(name)
     except glossary.UnknownTermError as exc:
@@ -144,10 +261,14 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     from dlterms import glossary
-    from dlterms.run import load_result
+    from dlterms.run import ResultFileError, load_result
 
     e = _get_entry(args.term)
-    result = load_result(e.id, Path(args.results))
+    try:
+        result = load_result(e.id, in_folder("--results", args.results))
+    except ResultFileError as exc:
+        print(f"dlterms: warning: skipped {_one_line(str(exc))}", file=sys.stderr)
+        result = None
     if args.json:
         d = e.to_dict()
         d["result"] = result.to_dict() if result else None
@@ -280,12 +401,13 @@ def cmd_run(args) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    _seed(args.seed)
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     terms = _select_terms(args)
-    out = Path(args.out)
+    out = out_folder("--out", args.out)
     t0 = time.perf_counter()
     if args.json:
         results = run_many(terms, jobs=args.jobs, seed=args.seed, device=device, out=out)
@@ -361,7 +483,9 @@ def _save_timing(results, wall: float, args, out: Path) -> None:
 def cmd_coverage(args) -> int:
     from dlterms.glossary.coverage import coverage_rows
 
-    rows = coverage_rows(Path(args.results))
+    folder = in_folder("--results", args.results)
+    _warn_bad_results(folder)
+    rows = coverage_rows(folder)
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
@@ -385,7 +509,9 @@ def cmd_coverage(args) -> int:
 def cmd_summary(args) -> int:
     from dlterms.run import load_results
 
-    results = sorted(load_results(Path(args.results)).values(), key=lambda r: r.number)
+    folder = in_folder("--results", args.results)
+    _warn_bad_results(folder)
+    results = sorted(load_results(folder).values(), key=lambda r: r.number)
     if not results:
         print(f"no results in {args.results}/ yet: run `dlterms run --all`")
         return EXIT_OK
@@ -399,7 +525,10 @@ def cmd_site(args) -> int:
         from dlterms.site import build
     except ImportError:
         raise UsageError("the website builder is not part of this version yet") from None
-    path = build.build_site(out=Path(args.out), results=Path(args.results))
+    results = in_folder("--results", args.results)
+    out = site_folder("--out", args.out, results)
+    _warn_bad_results(results)
+    path = build.build_site(out=out, results=results)
     print(f"site written to {path}")
     return EXIT_OK
 
@@ -411,7 +540,15 @@ def cmd_serve(args) -> int:
         raise UsageError("the web server is not part of this version yet") from None
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    return server.serve(host=args.host, port=args.port, results=Path(args.results), site=Path(args.site))
+    if not args.host or any(c.isspace() or c in "/@\0" for c in args.host):
+        raise UsageError(f"--host must be an address or a host name, got {args.host!r}")
+    results = in_folder("--results", args.results)
+    site = site_folder("--site", args.site, results)
+    _warn_bad_results(results)
+    try:
+        return server.serve(host=args.host, port=args.port, results=results, site=site)
+    except OSError as exc:  # address in use, not this machine's, no permission for the port, unknown name
+        raise UsageError(f"--host {args.host!r} --port {args.port}: cannot listen there ({_reason(exc)})") from None
 
 
 COMMANDS = {
@@ -430,7 +567,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with `argv` (without the program name); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help printed the help
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.version:
             import dlterms
 
@@ -440,7 +580,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("a command is needed: list, show, search, run, coverage, summary, site, serve")
         return COMMANDS[args.command](args)
     except UsageError as exc:
-        print(f"dlterms: error: {exc}", file=sys.stderr)
+        print(f"dlterms: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # e.g. the output folder vanished or filled up mid-run (writes are atomic)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dlterms: error: {_one_line(where + _reason(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("dlterms: interrupted; finished results are saved", file=sys.stderr)

@@ -205,24 +205,102 @@ def save_result(result: Result, out: Path) -> Path:
     return path
 
 
+class ResultFileError(ValueError):
+    """A results file that is not valid JSON or not a valid Result; the message names the file."""
+
+
+_RESULT_FIELDS = {
+    "term": str,
+    "number": int,
+    "title": str,
+    "area": str,
+    "status": str,
+    "seconds": (int, float),
+    "seed": int,
+    "device": str,
+}
+
+
+def _result_problem(d: Any) -> str | None:
+    """Why a parsed results file cannot be read as a Result (None when it can)."""
+    if not isinstance(d, dict):
+        return "not a JSON object"
+    for name, kind in _RESULT_FIELDS.items():
+        if not isinstance(d.get(name), kind) or isinstance(d.get(name), bool):
+            return f"field {name!r} is missing or has the wrong type"
+    if d["status"] not in ("passed", "failed", "error"):
+        return f"status must be passed, failed or error, got {d['status']!r}"
+    if not isinstance(d.get("metrics", {}), dict):
+        return "field 'metrics' is not an object"
+    for name in ("key_metric", "error", "started"):
+        if d.get(name) is not None and not isinstance(d[name], str):
+            return f"field {name!r} has the wrong type"
+    checks, figures = d.get("checks"), d.get("figures", [])
+    if not isinstance(checks, list) or not all(
+        isinstance(c, dict)
+        and set(c) <= {"claim", "passed", "observed", "expected"}
+        and "claim" in c
+        and isinstance(c.get("passed"), bool)
+        for c in checks
+    ):
+        return "field 'checks' is not a list of checks"
+    if not isinstance(figures, list) or not all(
+        isinstance(f, dict)
+        and set(f) <= {"name", "path", "alt"}
+        and all(isinstance(f.get(k, ""), str) for k in ("name", "path", "alt"))
+        and "path" in f
+        and "name" in f
+        for f in figures
+    ):
+        return "field 'figures' is not a list of figures"
+    return None
+
+
+def _read_result(path: Path) -> Result | None:
+    """The Result in `path`; None for a JSON file that is not a result (e.g. suite-timing.json);
+    ResultFileError for one that is truncated, corrupt or unreadable."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFileError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except ValueError as exc:
+        raise ResultFileError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(d, dict) and not ("term" in d and "checks" in d):
+        return None
+    problem = _result_problem(d)
+    if problem is not None:
+        raise ResultFileError(f"{path}: not a valid result ({problem})")
+    return Result.from_dict(d)
+
+
 def load_result(term_id: str, out: Path) -> Result | None:
-    """The last saved Result of `term_id` in `out`, or None."""
+    """The last saved Result of `term_id` in `out`, or None; ResultFileError when the file is corrupt."""
     path = Path(out) / f"{term_id}.json"
     if not path.exists():
         return None
-    return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return _read_result(path)
+
+
+def scan_results(out: Path) -> tuple[dict[str, Result], list[tuple[Path, str]]]:
+    """Every readable Result in `out` by term, and (file, problem) for each results file skipped."""
+    out = Path(out)
+    results: dict[str, Result] = {}
+    problems: list[tuple[Path, str]] = []
+    if out.is_dir():
+        for p in sorted(out.glob("*.json")):
+            try:
+                r = _read_result(p)
+            except ResultFileError as exc:
+                problems.append((p, str(exc).removeprefix(f"{p}: ")))
+                continue
+            if r is not None:
+                results[r.term] = r
+    return results, problems
 
 
 def load_results(out: Path) -> dict[str, Result]:
-    out = Path(out)
-    results: dict[str, Result] = {}
-    if out.is_dir():
-        for p in sorted(out.glob("*.json")):
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                d = json.loads(p.read_text(encoding="utf-8"))
-                if isinstance(d, dict) and "term" in d and "checks" in d:
-                    results[d["term"]] = Result.from_dict(d)
-    return results
+    """Every readable Result in `out` by term; files that are corrupt are skipped (see `scan_results`)."""
+    return scan_results(out)[0]
 
 
 # --------------------------------------------------------------------------- the Run context
@@ -365,6 +443,28 @@ def versions() -> dict[str, str]:
     return v
 
 
+@contextlib.contextmanager
+def caller_state_kept() -> Iterator[None]:
+    """Restore torch's thread count and the global Python, NumPy and torch (CPU, and CUDA when in use)
+    random states when the block ends, so that a run leaves its caller's process as it found it."""
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
 def run_experiment(
     term_id: str,
     seed: int = DEFAULT_SEED,
@@ -375,7 +475,9 @@ def run_experiment(
     quick: bool = False,
 ) -> Result:
     """Run one experiment and return (and by default save) its Result. Never raises for the experiment's
-    own errors: they become a Result with status "error" and the traceback."""
+    own errors: they become a Result with status "error" and the traceback. The run has one torch
+    thread and global RNGs seeded with `seed`; the caller's thread count and RNG states are restored
+    afterwards."""
     import torch
 
     from dlterms import glossary
@@ -384,19 +486,20 @@ def run_experiment(
     device = resolve_device(device)
     out = Path(out)
     run = Run(entry.id, seed=seed, device=device, out=out, progress=progress, quick=quick)
-    torch.set_num_threads(1)
-    seed_everything(seed)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    t0 = time.perf_counter()
     error = None
-    try:
-        fn = get_experiment(entry.id)
-        fn(run)
-        if not run.checks:
-            raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
-    except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
-        error = traceback.format_exc()
-    seconds = time.perf_counter() - t0
+    with caller_state_kept():
+        torch.set_num_threads(1)
+        seed_everything(seed)
+        t0 = time.perf_counter()
+        try:
+            fn = get_experiment(entry.id)
+            fn(run)
+            if not run.checks:
+                raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
+        except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
+            error = traceback.format_exc()
+        seconds = time.perf_counter() - t0
     if error is not None:
         status = "error"
     else:
@@ -442,27 +545,8 @@ def _worker_progress(term: str, fraction: float, message: str) -> None:  # pragm
         _worker_queue.put((term, fraction, message))
 
 
-def _test_hook(term_id: str, seed: int, device: str) -> dict | None:  # pragma: no cover
-    """DLTERMS_TEST_HOOK="crash=<id>,stub=<id>" lets the runner's own tests kill a worker mid-run
-    or stand in a trivial passing Result, without adding fake terms to the glossary."""
-    hook = os.environ.get("DLTERMS_TEST_HOOK", "")
-    inverse = {v: k for k, v in (part.split("=", 1) for part in hook.split(",") if "=" in part)}
-    if inverse.get(term_id) == "crash":
-        time.sleep(0.5)  # let the "started" message reach the parent
-        os.kill(os.getpid(), 9)
-    if inverse.get(term_id) == "stub":
-        time.sleep(1.0)
-        r = _crash_result(term_id, seed, device, "")
-        r.status, r.error, r.checks = "passed", None, [Check("stub", True)]
-        return r.to_dict()
-    return None
-
-
 def _worker_run(term_id: str, seed: int, device: str, out: str) -> dict:  # pragma: no cover
     _worker_progress(term_id, 0.0, "started")
-    hooked = _test_hook(term_id, seed, device)
-    if hooked is not None:
-        return hooked
     result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress)
     return result.to_dict()
 
