@@ -13,7 +13,7 @@ TOL = 1e-5
 def _pair(E=16, nh=4, bias=True):
     torch.manual_seed(0)
     ref = torch.nn.MultiheadAttention(E, nh, bias=bias, batch_first=True)
-    ours = MultiheadAttention(E, nh, bias=bias)
+    ours = MultiheadAttention(E, nh, bias=bias, batch_first=True)
     ours.load_state_dict(ref.state_dict())  # same parameter names and layout
     return ours, ref
 
@@ -111,13 +111,13 @@ def test_full_transformer_equals_torch():
     src, tgt = torch.randn(2, 6, 16, generator=g), torch.randn(2, 4, 16, generator=g)
     with torch.no_grad():
         r = ref(src, tgt, tgt_mask=ref.generate_square_subsequent_mask(4), tgt_is_causal=True)
-        o = ours(src, tgt)
+        o = ours(src, tgt, tgt_is_causal=True)
     torch.testing.assert_close(o, r, atol=TOL, rtol=0)
 
 
 def test_causal_decoder_does_not_see_the_future():
     torch.manual_seed(0)
-    layer = TransformerDecoderLayer(16, 4, 32, dropout=0.0)
+    layer = TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
     mem = torch.randn(1, 3, 16)
     tgt = torch.randn(1, 6, 16)
     changed = tgt.clone()
@@ -133,8 +133,8 @@ def test_bad_arguments():
         MultiheadAttention(10, 3)
     with pytest.raises(ValueError, match="dropout"):
         MultiheadAttention(8, 2, dropout=1.0)
-    with pytest.raises(ValueError, match="batch_first"):
-        MultiheadAttention(8, 2, batch_first=False)
+    with pytest.raises(ValueError, match="add_bias_kv"):
+        MultiheadAttention(8, 2, add_bias_kv=True)
     with pytest.raises(ValueError, match="activation"):
         TransformerEncoderLayer(8, 2, activation="swishy")
     with pytest.raises(ValueError, match="nhead"):

@@ -288,7 +288,11 @@ class GELU(torch.nn.Module):
 
 
 class Identity(torch.nn.Module):
-    """Returns its input unchanged: the 'no activation' choice."""
+    """Returns its input unchanged: the 'no activation' choice. Arguments are accepted and ignored, as
+    torch.nn.Identity's are (so that it can stand in for a configurable layer)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
 
     def forward(self, input: Tensor) -> Tensor:
         return input
