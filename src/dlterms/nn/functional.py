@@ -8,16 +8,17 @@ example `linear`, `pad`, `interpolate`) are absent: keep `torch.nn.functional` f
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from dlterms import losses as _losses
-from dlterms.nn import activations as _act
-from dlterms.nn import attention as _attention
-from dlterms.nn import conv as _conv
-from dlterms.nn import dropout as _dropout
-from dlterms.nn import embedding as _embedding
-from dlterms.nn import normalization as _norm
-from dlterms.nn import pooling as _pool
+
+# the modules themselves (dlterms.nn's attributes `dropout` and `embedding` are the functions of those names)
+_act, _attention, _conv, _dropout, _embedding, _norm, _pool = (
+    importlib.import_module(f"dlterms.nn.{m}")
+    for m in ("activations", "attention", "conv", "dropout", "embedding", "normalization", "pooling")
+)
 
 __all__ = [
     "relu",

@@ -346,16 +346,17 @@ class _CellBase(torch.nn.Module):
 
     mode = ""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         _check_sizes(input_size, hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         G = _GATES[self.mode]
-        self.weight_ih = torch.nn.Parameter(torch.empty(G * hidden_size, input_size))
-        self.weight_hh = torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size))
+        kw = {"device": device, "dtype": dtype}  # torch's factory arguments
+        self.weight_ih = torch.nn.Parameter(torch.empty(G * hidden_size, input_size, **kw))
+        self.weight_hh = torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size, **kw))
         if bias:
-            self.bias_ih = torch.nn.Parameter(torch.empty(G * hidden_size))
-            self.bias_hh = torch.nn.Parameter(torch.empty(G * hidden_size))
+            self.bias_ih = torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
+            self.bias_hh = torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -396,11 +397,19 @@ class RNNCell(_CellBase):
 
     mode = "RNN_TANH"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias)
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
 
     def extra_repr(self) -> str:
         extra = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
@@ -454,9 +463,14 @@ class _RNNBase(torch.nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         _check_sizes(input_size, hidden_size)
+        if proj_size != 0:
+            raise ValueError(f"proj_size is not supported (an LSTM with projections), got proj_size={proj_size!r}")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         if isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
@@ -465,21 +479,22 @@ class _RNNBase(torch.nn.Module):
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.dropout = float(dropout)
         G, D = _GATES[self.mode], 2 if bidirectional else 1
+        kw = {"device": device, "dtype": dtype}  # torch's factory arguments
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * D
             for suffix in ("", "_reverse")[:D]:
                 self.register_parameter(
-                    f"weight_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, in_size))
+                    f"weight_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, in_size, **kw))
                 )
                 self.register_parameter(
-                    f"weight_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size))
+                    f"weight_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size, **kw))
                 )
                 if bias:
                     self.register_parameter(
-                        f"bias_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size))
+                        f"bias_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
                     )
                     self.register_parameter(
-                        f"bias_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size))
+                        f"bias_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
                     )
         self.reset_parameters()
 
@@ -681,12 +696,16 @@ class RNN(_RNNBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        device=None,
+        dtype=None,
     ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device=device, dtype=dtype
+        )
 
     def extra_repr(self) -> str:
         extra = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"

@@ -270,7 +270,8 @@ def _default_norm(d_model: int, eps: float) -> nn.Module:
 
 
 def _to(module: nn.Module, device, dtype) -> None:
-    """torch's `device=` and `dtype=` factory arguments: move the freshly built parameters."""
+    """torch's `device=` and `dtype=` factory arguments, for what was not built with them (the layer norms,
+    whose ones and zeros convert exactly; attention and linear layers are made in place with them)."""
     if device is not None or dtype is not None:
         module.to(device=device, dtype=dtype)
 
@@ -308,11 +309,12 @@ class TransformerEncoderLayer(nn.Module):
         super().__init__()
         _check_block_args(d_model, nhead, dim_feedforward, dropout)
         norm_layer = norm_layer or _default_norm
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+        kw = {"device": device, "dtype": dtype}
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw)
         self.batch_first = self.self_attn.batch_first
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)  # W_1
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)  # W_1
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)  # W_2
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)  # W_2
         self.norm1 = norm_layer(d_model, layer_norm_eps)
         self.norm2 = norm_layer(d_model, layer_norm_eps)
         self.dropout1 = Dropout(dropout)
@@ -383,12 +385,15 @@ class TransformerDecoderLayer(nn.Module):
         super().__init__()
         _check_block_args(d_model, nhead, dim_feedforward, dropout)
         norm_layer = norm_layer or _default_norm
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+        kw = {"device": device, "dtype": dtype}
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw)
+        self.multihead_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
+        )
         self.batch_first = self.self_attn.batch_first
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
         self.norm1 = norm_layer(d_model, layer_norm_eps)
         self.norm2 = norm_layer(d_model, layer_norm_eps)
         self.norm3 = norm_layer(d_model, layer_norm_eps)
@@ -555,6 +560,8 @@ class Transformer(nn.Module):
             batch_first=batch_first,
             norm_first=norm_first,
             bias=bias,
+            device=device,
+            dtype=dtype,
             norm_layer=norm_layer,
         )
         if custom_encoder is not None:
@@ -571,6 +578,14 @@ class Transformer(nn.Module):
             )
         self.d_model, self.nhead, self.batch_first = d_model, nhead, bool(batch_first)
         _to(self, device, dtype)
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """As torch.nn.Transformer: every weight matrix re-drawn Xavier-uniform once all are built (biases and
+        norms keep their sublayers' initialisation), so the same seed gives torch's initial weights."""
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
 
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> torch.Tensor:

@@ -120,16 +120,20 @@ class Adam(torch.optim.Optimizer):
                 m.lerp_(g, 1 - beta1)
                 # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                differentiable = group["differentiable"]
                 if group["amsgrad"]:
-                    # v_t^max = max(v_{t-1}^max, v_t)  (copy_, not out=: autograd records it when differentiable)
-                    v = state["max_exp_avg_sq"].copy_(torch.maximum(state["max_exp_avg_sq"], v))
+                    # v_t^max = max(v_{t-1}^max, v_t); when the step is recorded (differentiable), the old
+                    # v^max is a copy and the update a copy_, since autograd keeps what `maximum` read
+                    vmax = state["max_exp_avg_sq"]
+                    v = vmax.copy_(torch.maximum(vmax.clone() if differentiable else vmax, v))
                 # bias corrections 1 - beta1^t and 1 - beta2^t
                 bc1 = 1 - beta1**t
                 bc2 = 1 - beta2**t
                 # sqrt(v_hat_t) + eps = sqrt(v_t) / sqrt(1 - beta2^t) + eps
                 denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
                 # theta_t = theta_{t-1} - eta m_hat_t / (sqrt(v_hat_t) + eps),  m_hat_t = m_t / (1 - beta1^t)
-                p.addcdiv_(m, denom, value=-lr / bc1)
+                # (a recorded step reads a copy of m_t, which the next step changes in place, as torch does)
+                p.addcdiv_(m.clone() if differentiable else m, denom, value=-lr / bc1)
         return loss
 
 
