@@ -56,6 +56,62 @@ def test_signatures_start_with_torchs_in_torchs_order(name, method):
             assert a.default == b.default, n
 
 
+SAME_SIGNATURE = [
+    "Linear",
+    "Embedding",
+    "Dropout",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
+    "ReLU",
+    "LeakyReLU",
+    "GELU",
+    "Softmax",
+    "LogSoftmax",
+    "Conv1d",
+    "Conv2d",
+    "TransformerEncoder",
+    "TransformerDecoder",
+]
+
+
+@pytest.mark.parametrize("name", SAME_SIGNATURE)
+def test_layer_signature_is_torchs(name):
+    ref = inspect.signature(getattr(torch.nn, name)).parameters
+    ours = inspect.signature(getattr(nn, name)).parameters
+    assert list(ours)[: len(ref)] == list(ref)
+    for n, b in ref.items():
+        if b.default is not inspect.Parameter.empty:
+            assert ours[n].default == b.default, n
+
+
+def test_embedding_refuses_options_it_does_not_implement_and_freezes():
+    with pytest.raises(ValueError, match="max_norm"):
+        nn.Embedding(10, 4, None, 1.0)  # torch's fourth positional argument
+    with pytest.raises(ValueError, match="scale_grad_by_freq"):
+        nn.Embedding(10, 4, scale_grad_by_freq=True)
+    assert not nn.Embedding(10, 4, _freeze=True).weight.requires_grad
+    assert not nn.Embedding(10, 4, _weight=torch.zeros(10, 4), _freeze=True).weight.requires_grad
+
+
+@pytest.mark.parametrize("cls,kw", [("ReLU", {}), ("LeakyReLU", {"negative_slope": 0.2})])
+def test_inplace_activations_write_into_their_input_as_torchs(cls, kw):
+    x = torch.randn(4, 5, dtype=DT)
+    a, b = x.clone(), x.clone()
+    out = getattr(nn, cls)(inplace=True, **kw)(a)
+    ref = getattr(torch.nn, cls)(inplace=True, **kw)(b)
+    assert out is a
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+def test_packed_sequences_are_refused_with_the_alternative():
+    x = torch.randn(4, 2, 3)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([4, 2]))
+    with pytest.raises(ValueError, match="lengths="):
+        nn.LSTM(3, 5)(packed)
+
+
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
 def test_recurrent_signature_is_torchs(kind):
     # torch's take (*args, **kwargs); their documented order is this
@@ -95,6 +151,7 @@ def test_same_seed_same_initial_weights_as_torch(build, dtype):
 
 
 def _build_dtype(build, ns, dtype):
+    """build(ns) with `dtype` as torch's default dtype."""
     prev = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -318,6 +375,7 @@ def test_functional_refuses_options_it_does_not_implement():
         (lambda: F.embedding(torch.tensor([1]), torch.randn(3, 2), max_norm=1.0), "max_norm"),
         (lambda: F.max_pool1d(x, 2, ceil_mode=True), "ceil_mode"),
         (lambda: F.softmax(x), "dim"),
+        (lambda: nn.Softmax(), "dim"),  # torch would guess the dimension from the rank
         (lambda: F.cross_entropy(x, torch.zeros(2, 8, dtype=torch.long), size_average=True), "size_average"),
         (lambda: F.scaled_dot_product_attention(x, x, x, scale=0.5), "scale"),
     ):

@@ -551,6 +551,11 @@ class _RNNBase(torch.nn.Module):
             output (T, B, D*H) (or (B, T, D*H) when batch_first), and h_n (L*D, B, H) (for LSTM the pair
             (h_n, c_n)); states are (L*D, B, H) in both layouts, as in torch.
         """
+        if isinstance(input, torch.nn.utils.rnn.PackedSequence):
+            raise ValueError(
+                "a PackedSequence input is not supported: pass the padded batch and its lengths "
+                "(forward(padded, hx, lengths=lengths)), which gives the same outputs and states"
+            )
         if input.dim() not in (2, 3):
             raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got shape {tuple(input.shape)}")
         if input.shape[-1] != self.input_size:
