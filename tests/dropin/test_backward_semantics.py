@@ -55,6 +55,18 @@ def _recurrent(kind, layers=2, bidir=True, bias=True, T=5, B=3, batch_first=Fals
     return Case(build, inputs, forward)
 
 
+def _frozen(case: Case, *names: str) -> Case:
+    """The same case with some parameters frozen (requires_grad=False)."""
+
+    def build(impl):
+        m = case.build(impl)
+        for name in names:
+            m.get_parameter(name).requires_grad_(False)
+        return m
+
+    return Case(build, case.inputs, case.forward)
+
+
 class _TiedLSTMs(torch.nn.Module):
     """Two stacked LSTMs sharing parameters across roles: the second's W_ih is the first's W_hh, and both
     use one b_hh. A shared parameter receives gradient through the bias sum and the weight path at once."""
@@ -156,6 +168,7 @@ CASES = {
     "LSTM T=1 B=1": _recurrent("lstm", layers=1, bidir=False, T=1, B=1),
     "LSTM T=1 B=1 bidirectional": _recurrent("lstm", layers=1, T=1, B=1),
     "LSTM no bias": _recurrent("lstm", bias=False),
+    "LSTM frozen b_hh and reverse W_ih": _frozen(_recurrent("lstm"), "bias_hh_l0", "weight_ih_l1_reverse"),
     "LSTMs with tied parameters": _tied_lstms(),
     "RNN 2 layers bidirectional": _recurrent("rnn"),
     "RNN relu T=1 B=1": _recurrent("rnn", layers=1, bidir=False, T=1, B=1, nonlinearity="relu"),

@@ -137,6 +137,8 @@ def test_recurrent_signature_is_torchs(kind):
         lambda m: m.MultiheadAttention(8, 2),
         lambda m: m.Embedding(7, 3),
         lambda m: m.Linear(4, 3),
+        lambda m: m.Conv2d(3, 4, 3),
+        lambda m: m.TransformerDecoderLayer(8, 2, 16),
     ],
 )
 @pytest.mark.parametrize("dtype", [None, DT])

@@ -300,7 +300,7 @@ class _SumOwnGradients(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        return g, g.clone()
+        return g, (g.clone() if ctx.needs_input_grad[1] else None)
 
 
 class _StackOwnGradients(torch.autograd.Function):
@@ -313,20 +313,22 @@ class _StackOwnGradients(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        return tuple(x.clone() for x in g.unbind(0))
+        return tuple(x.clone() if need else None for x, need in zip(g.unbind(0), ctx.needs_input_grad))
 
 
 def _stack_params(ps: Sequence[Tensor]) -> Tensor:
     """The directions' copies of one parameter on a leading axis (D, ...): a view when D = 1."""
     if len(ps) == 1:
         return ps[0].unsqueeze(0)
-    if torch._C._are_functorch_transforms_active():  # custom Functions define no torch.func rules
+    # no graph to record, or torch.func transforms (for which custom Functions define no rules)
+    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
         return torch.stack(ps)
     return _StackOwnGradients.apply(*ps)
 
 
 def _sum_params(a: Tensor, b: Tensor) -> Tensor:
-    if torch._C._are_functorch_transforms_active():
+    """b_ih + b_hh, each parameter getting its own gradient (see `_SumOwnGradients`)."""
+    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
         return a + b
     return _SumOwnGradients.apply(a, b)
 
