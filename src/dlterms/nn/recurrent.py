@@ -167,7 +167,7 @@ class _LSTMSequence(torch.autograd.Function):
     def forward(ctx, xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
         T, D, B, G = xp.shape
         H = G // 4
-        gates, w_hh_t = _doubled_g_rows(xp.clone(memory_format=torch.contiguous_format), w_hh)
+        gates, w_hh_t = _doubled_g_rows(xp, w_hh, in_place=False)
         hs = xp.new_empty(T + 1, D, B, H)  # h_0 .. h_T
         cs = xp.new_empty(T + 1, D, B, H)  # c_0 .. c_T
         tcs = xp.new_empty(T, D, B, H)  # tanh(c_1) .. tanh(c_T)
@@ -235,17 +235,24 @@ class _LSTMSequence(torch.autograd.Function):
         return d_a, d_h0, d_c0, d_w
 
 
-def _doubled_g_rows(xp: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Prepare the fast loops' one-sigmoid trick: the g rows of `xp` (T, D, B, 4H, contiguous, overwritten
-    in place) and of $W_{hh}^\top$ doubled, since $\tanh(a) = 2\sigma(2a) - 1$. Returns (xp, W_hh^T (D, H, 4H)).
+def _doubled_g_rows(xp: Tensor, w_hh: Tensor, in_place: bool) -> tuple[Tensor, Tensor]:
+    r"""Prepare the fast loops' one-sigmoid trick: $x_p$ and $W_{hh}^\top$ with their g rows doubled, since
+    $\tanh(a) = 2\sigma(2a) - 1$. Returns (gates (T, D, B, 4H) contiguous, W_hh^T (D, H, 4H) contiguous).
 
-    W_hh^T is made contiguous: a (B, H) x (H, 4H) product reads it row by row, and on small batches this
-    layout runs the step's matrix product about 1.5x faster than the transposed view."""
-    H = xp.shape[-1] // 4
-    xp.view(*xp.shape[:-1], 4, H)[..., 2, :].mul_(2)
-    w_hh_t = w_hh.transpose(1, 2).contiguous()  # (D, H, 4H)
-    w_hh_t.view(*w_hh_t.shape[:-1], 4, H)[..., 2, :].mul_(2)
-    return xp, w_hh_t
+    `in_place` doubles `xp`'s own g rows (it must be contiguous, and the caller's to overwrite); otherwise
+    the doubled copy is made in one pass. W_hh^T is written contiguous in the same pass as its doubling: a
+    (B, H) x (H, 4H) product reads it row by row, and on small batches this layout runs the step's matrix
+    product about 1.5x faster than the transposed view."""
+    D, G, H = w_hh.shape[0], w_hh.shape[1], w_hh.shape[1] // 4
+    two = w_hh.new_ones(G)
+    two[2 * H : 3 * H] = 2
+    if in_place:
+        xp.view(*xp.shape[:-1], 4, H)[..., 2, :].mul_(2)
+        gates = xp
+    else:
+        gates = torch.mul(xp, two, out=xp.new_empty(xp.shape))
+    w_hh_t = torch.mul(w_hh.transpose(1, 2), two, out=w_hh.new_empty(D, H, G))
+    return gates, w_hh_t
 
 
 def _lstm_loop(gates: Tensor, w_hh_t: Tensor, h: Sequence[Tensor], c: Sequence[Tensor], tc: Sequence[Tensor]) -> None:
@@ -274,12 +281,15 @@ def _lstm_loop(gates: Tensor, w_hh_t: Tensor, h: Sequence[Tensor], c: Sequence[T
         torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
 
 
-def _lstm_sequence_nograd(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _lstm_sequence_nograd(
+    xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, overwrite_xp: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """What `_LSTMSequence` returns, when no gradient is needed: the same loop without the history
-    backpropagation would need (c and tanh c live in one buffer each, the h_t go straight to the output)."""
+    backpropagation would need (c and tanh c live in one buffer each, the h_t go straight to the output).
+    With `overwrite_xp` a contiguous `xp` is used as the loop's work buffer instead of a copy."""
     T, D, B, G = xp.shape
     H = G // 4
-    gates, w_hh_t = _doubled_g_rows(xp.clone(memory_format=torch.contiguous_format), w_hh)
+    gates, w_hh_t = _doubled_g_rows(xp, w_hh, in_place=overwrite_xp and xp.is_contiguous())
     out = xp.new_empty(T, D, B, H)  # h_1 .. h_T
     c = c0.clone(memory_format=torch.contiguous_format)  # c_t, updated in place
     tc = xp.new_empty(D, B, H)  # tanh(c_t)
@@ -654,8 +664,8 @@ class _RNNBase(torch.nn.Module):
         if fused:
             if torch.is_grad_enabled() and any(t.requires_grad for t in (xp, *state, w_hh)):
                 out, h, c = _LSTMSequence.apply(xp, *state, w_hh)  # (T, D, B, H), (D, B, H), (D, B, H)
-            else:  # evaluation: the same loop, keeping no history
-                out, h, c = _lstm_sequence_nograd(xp, *state, w_hh)
+            else:  # evaluation: the same loop, keeping no history (xp is this call's own temporary)
+                out, h, c = _lstm_sequence_nograd(xp, *state, w_hh, overwrite_xp=True)
             if D == 1:
                 return out.view(T, B, -1), (h, c)  # a view, not a select: its backward copies nothing
             return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), (h, c)  # (T, B, 2H)
