@@ -227,7 +227,8 @@ class MultiheadAttention(nn.Module):
             )
         if key.shape[:2] != value.shape[:2] or key.shape[0] != B:
             raise ValueError(
-                f"key and value must have shape (B={B}, T_k, E) alike, got {tuple(key.shape)} and {tuple(value.shape)}"
+                f"key and value must have the same batch size and length, and the query's batch size {B}; "
+                f"got (B, T, E) = {tuple(key.shape)} and {tuple(value.shape)}"
             )
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (E, E)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
