@@ -68,15 +68,16 @@ def __getattr__(name: str):
 
 
 def _safe_globals() -> list:
-    """Our module classes, the functions a module may hold as an attribute (a transformer block's
-    activation), and the torch containers re-exported here (our TransformerEncoder holds a ModuleList)."""
-    found = []
-    for value in list(globals().values()):
-        if _inspect.isclass(value) and issubclass(value, _torch.nn.Module) and value.__module__.startswith("dlterms."):
-            found.append(value)
-        elif _inspect.isfunction(value) and value.__module__ == "dlterms.nn.activations":
-            found.append(value)
-    return found + [c for c in _INFRASTRUCTURE if c is not Parameter]  # Parameter is allowed by torch already
+    """Our module classes, the activation functions a module may hold as an attribute (a transformer
+    block's `activation`), and the torch containers re-exported here (our TransformerEncoder holds a
+    ModuleList; torch allows Parameter already)."""
+    classes = [
+        v
+        for v in list(globals().values())
+        if _inspect.isclass(v) and issubclass(v, _torch.nn.Module) and v.__module__.startswith("dlterms.")
+    ]
+    functions = [fn for _, fn, _ in ACTIVATIONS.values()] + [softmax, log_softmax]  # noqa: F405
+    return classes + functions + [c for c in _INFRASTRUCTURE if c is not Parameter]
 
 
 SAFE_GLOBALS = tuple(_safe_globals())
