@@ -149,6 +149,10 @@ def train_gan(
         generator: torch.Generator for the noise z.
         optimizer_cls: optimiser class with Adam's signature (default dlterms.optim.Adam).
         callback: called as callback(step, history) every 100 generator steps.
+
+    Each discriminator step scores the real and the fake batch in one call (D has no layer that mixes
+    the examples of a batch, so this equals two calls), and each generator step computes the
+    gradients of G's parameters only (D's would be thrown away before its next step anyway).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -163,10 +167,12 @@ def train_gan(
     generator_loss(torch.zeros(1), loss)  # validate `loss` before training
     if optimizer_cls is None:
         from dlterms.optim import Adam as optimizer_cls  # noqa: N813 - a class
-    opt_g = optimizer_cls(G.parameters(), lr=lr, betas=betas)
+    g_params = list(G.parameters())
+    opt_g = optimizer_cls(g_params, lr=lr, betas=betas)
     opt_d = optimizer_cls(D.parameters(), lr=d_lr if d_lr is not None else lr, betas=betas)
     hist = GANHistory()
     starts = [(g, g["lr"]) for opt in (opt_g, opt_d) for g in opt.param_groups]
+    n_real = batch_size // D.pack  # logits of the real half
     for step in range(steps):
         frac = 1 - (1 - final_lr_fraction) * step / max(steps - 1, 1)  # linear decay of the step size
         for group, lr0 in starts:
@@ -179,18 +185,19 @@ def train_gan(
             opt_d.zero_grad(set_to_none=True)
             if r1_gamma > 0:
                 real.requires_grad_(True)
-            real_logits = D(real)
-            ld = discriminator_loss(real_logits, D(fake))
+            logits = D(torch.cat([real, fake]))  # (2B / pack,): the real packs, then the fake ones
+            real_logits, fake_logits = logits[:n_real], logits[n_real:]
+            ld = discriminator_loss(real_logits, fake_logits)
             if r1_gamma > 0:
                 # R1 = (gamma / 2) E_x ||d l(x) / dx||^2 (Mescheder et al., 2018)
                 (grad_x,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
                 ld = ld + r1_gamma / 2 * grad_x.pow(2).sum(dim=1).mean()
             ld.backward()
             opt_d.step()
-        # --- generator: minimise L_G through D (D's gradients are computed but not applied)
-        opt_g.zero_grad(set_to_none=True)
+        # --- generator: minimise L_G through D (only G's gradients are computed)
         lg = generator_loss(D(G.sample(batch_size, generator)), loss)
-        lg.backward()
+        for p, g in zip(g_params, torch.autograd.grad(lg, g_params), strict=True):
+            p.grad = g
         opt_g.step()
         hist.d_loss.append(float(ld.detach()))
         hist.g_loss.append(float(lg.detach()))
