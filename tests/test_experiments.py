@@ -34,6 +34,7 @@ def test_experiment_passes_every_check(term, ci_seed, suite_results):
 
 
 def test_ci_runs_two_seeds(ci_seeds):
+    """Guards the second seed: every experiment must pass at seed 0 and at seed 1 in `make test`."""
     assert ci_seeds == (0, 1)
 
 

@@ -189,6 +189,7 @@ def test_load_seed_results_reads_both_places(tmp_path):
     assert [r.id for r in robs] == ["dropout", "auc"]  # glossary order (17 before 43)
     assert [(r.id, r.n_passed, r.n_seeds) for r in robs] == [("dropout", 1, 2), ("auc", 1, 1)]
     assert load_seed_results(tmp_path / "nowhere") == {} and report(tmp_path / "nowhere") == []
+    assert {t: sorted(v) for t, v in load_seed_results(tmp_path, term="dropout").items()} == {"dropout": [0, 2]}
 
 
 def test_the_later_of_two_files_for_one_seed_wins(tmp_path):

@@ -203,7 +203,7 @@ def _robustness_of(term_id: str, results: Path):
     """The term's Robustness over the seeds saved in `results`, or None when there is none."""
     from dlterms.robustness import aggregate, load_seed_results
 
-    by_seed = load_seed_results(results).get(term_id)
+    by_seed = load_seed_results(results, term=term_id).get(term_id)
     return aggregate(by_seed, term=term_id) if by_seed else None
 
 

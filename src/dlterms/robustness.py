@@ -277,8 +277,9 @@ def _read(path: Path) -> Result | None:
     return None
 
 
-def load_seed_results(results: Path | str) -> dict[str, dict[int, Result]]:
-    """{term: {seed: Result}} from `results/<id>.json` and `results/seeds/<S>/<id>.json`.
+def load_seed_results(results: Path | str, term: str | None = None) -> dict[str, dict[int, Result]]:
+    """{term: {seed: Result}} from `results/<id>.json` and `results/seeds/<S>/<id>.json` (only the
+    files of `term` when it is given).
 
     A missing folder gives {}. Files that are not Results are ignored. Of two files for the same
     (term, seed), the one whose `started` time is later is kept (ties: the one under seeds/)."""
@@ -286,15 +287,16 @@ def load_seed_results(results: Path | str) -> dict[str, dict[int, Result]]:
     found: dict[str, dict[int, Result]] = {}
     if not root.is_dir():
         return found
-    paths = sorted(root.glob("*.json"))
+    pattern = f"{term}.json" if term is not None else "*.json"
+    paths = sorted(root.glob(pattern))
     seeds_root = root / SEEDS_DIR
     if seeds_root.is_dir():
         for d in sorted(seeds_root.iterdir(), key=lambda p: (len(p.name), p.name)):
             if d.is_dir() and d.name.isdigit():
-                paths += sorted(d.glob("*.json"))
+                paths += sorted(d.glob(pattern))
     for p in paths:
         r = _read(p)
-        if r is None:
+        if r is None or (term is not None and r.term != term):
             continue
         per_term = found.setdefault(r.term, {})
         old = per_term.get(r.seed)
