@@ -150,9 +150,8 @@ def train_gan(
         optimizer_cls: optimiser class with Adam's signature (default dlterms.optim.Adam).
         callback: called as callback(step, history) every 100 generator steps.
 
-    Each discriminator step scores the real and the fake batch in one call (D has no layer that mixes
-    the examples of a batch, so this equals two calls), and each generator step computes the
-    gradients of G's parameters only (D's would be thrown away before its next step anyway).
+    Each generator step computes the gradients of G's parameters only (D's would be thrown away
+    before its next step anyway); G's gradients are the same, bit for bit, as with a full backward.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -172,7 +171,6 @@ def train_gan(
     opt_d = optimizer_cls(D.parameters(), lr=d_lr if d_lr is not None else lr, betas=betas)
     hist = GANHistory()
     starts = [(g, g["lr"]) for opt in (opt_g, opt_d) for g in opt.param_groups]
-    n_real = batch_size // D.pack  # logits of the real half
     for step in range(steps):
         frac = 1 - (1 - final_lr_fraction) * step / max(steps - 1, 1)  # linear decay of the step size
         for group, lr0 in starts:
@@ -185,9 +183,8 @@ def train_gan(
             opt_d.zero_grad(set_to_none=True)
             if r1_gamma > 0:
                 real.requires_grad_(True)
-            logits = D(torch.cat([real, fake]))  # (2B / pack,): the real packs, then the fake ones
-            real_logits, fake_logits = logits[:n_real], logits[n_real:]
-            ld = discriminator_loss(real_logits, fake_logits)
+            real_logits = D(real)
+            ld = discriminator_loss(real_logits, D(fake))
             if r1_gamma > 0:
                 # R1 = (gamma / 2) E_x ||d l(x) / dx||^2 (Mescheder et al., 2018)
                 (grad_x,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)

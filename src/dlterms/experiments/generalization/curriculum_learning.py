@@ -1,5 +1,5 @@
 """Curriculum learning: a GRU learns the parity of bit strings in far fewer steps when short strings
-come first, but the saving shrinks on an easy setting and turns into a cost when the pacing is slow.
+come first, but the saving shrinks on an easy setting and mostly disappears when the pacing is slow.
 
 Task: the parity (sum mod 2) of a bit string of length 1..T, left-padded to T with a pad token (one-hot
 inputs: pad, 0, 1). A pool of 20 000 training strings with lengths uniform in 1..T; a test set of 500
@@ -9,18 +9,21 @@ from its last state), Adam lr 3e-3, batch 32. The curriculum (`CurriculumSampler
 draws from the whole pool. Test accuracy is measured every 25 steps; "steps to target" is the first
 measurement at >= 0.95 (cap 1000, or 1500 for slow pacing).
 
-The 13 runs are trained as two stacks (`dlterms.stacked.ModelStack`): the seven at T = 40 (three
-seeds of each order, and slow pacing) side by side in one, the six at T = 3 in another; each run is
-trained exactly as it would be alone (its own initialisation, sampler stream and Adam state), only
-the tensor operations are issued once for all of them.
+Every condition runs from three seeds (run.seed, +1, +2), and the 15 runs are trained as two stacks
+(`dlterms.stacked.ModelStack`): the nine at T = 40 (fast curriculum, random order, slow pacing) side
+by side in one, the six at T = 3 in another. Each run is trained exactly as it would be alone (its own
+initialisation, sampler stream and Adam state); only the tensor operations are issued once for all.
 
-Checks: at T = 40 the curriculum reaches the target in fewer steps than random order, as the median of
-three seeds (run.seed, +1, +2) (TERMS.md; measured here: 250 vs 575). Both sides of the condition are
-measured too: on an easy setting (T = 3) the saving, in steps, is smaller than at T = 40 (measured: none,
-150 vs 150); and pacing five times slower (+1 every 100 steps) loses the advantage (it needs at least as
-many steps as random order, on run.seed; measured 675 vs 575). Once the GRU has learnt the flip-flop
-that parity needs on short strings it generalises to long ones, which is why a fast curriculum wins:
-random order faces mostly long strings, whose gradient says little until that mechanism exists.
+Checks, each on medians of the three seeds: at T = 40 the curriculum reaches the target in fewer steps
+than random order (TERMS.md; measured at seed 0: 250 vs 575). Both sides of the condition are measured
+too: on an easy setting (T = 3) the saving, in steps, is smaller than at T = 40 (measured: none, 150 vs
+150); and pacing five times slower (+1 every 100 steps) keeps less than half of the fast curriculum's
+saving. (Slow pacing is about as fast as random order: per seed 0-4 it needed 675, 600, 575, 550, 550
+steps against 575, 575, 525, 625, 650 at random, so "at least as many steps as random order", checked
+here on one seed before, held at seeds 0-2 and failed at 3 and 4.) Once the GRU has learnt the
+flip-flop that parity needs on short strings it generalises to long ones, which is why a fast
+curriculum wins: random order faces mostly long strings, whose gradient says little until that
+mechanism exists, and a slow curriculum is still on strings of 7 bits when random order gets there.
 """
 
 import statistics
@@ -131,10 +134,13 @@ def curriculum_learning(run: Run) -> None:
             ("random_T3", None),
         )
     }
-    slow = _Arm(SLOW, run.seed, cap=1500)
-    # every T = 40 run (three seeds of each order, and slow pacing) side by side, then every T = 3 run
+    res["slow_T40"] = [_Arm(SLOW, s, cap=1500) for s in seeds]
+    # every T = 40 run (three seeds of each pacing) side by side, then every T = 3 run
     _train_side_by_side(
-        40, res["curriculum_T40"] + res["random_T40"] + [slow], run.device, lambda f: run.progress(0.8 * f, "T = 40")
+        40,
+        res["curriculum_T40"] + res["random_T40"] + res["slow_T40"],
+        run.device,
+        lambda f: run.progress(0.8 * f, "T = 40"),
     )
     _train_side_by_side(
         3, res["curriculum_T3"] + res["random_T3"], run.device, lambda f: run.progress(0.8 + 0.2 * f, "T = 3")
@@ -145,7 +151,6 @@ def curriculum_learning(run: Run) -> None:
         med[name] = statistics.median(steps)
         run.metric(f"steps_{name}", steps)
         run.metric(f"median_steps_{name}", med[name], key=name == "curriculum_T40")
-    run.metric("steps_slow_pacing_T40", slow.steps)
     run.check(
         "T = 40: the curriculum reaches 0.95 test accuracy in fewer steps than random order (median of 3 seeds)",
         med["curriculum_T40"] < med["random_T40"],
@@ -161,12 +166,14 @@ def curriculum_learning(run: Run) -> None:
         observed=f"{save3} steps saved at T = 3",
         expected=f"< {save40} (saved at T = 40)",
     )
-    first_random = res["random_T40"][0]
+    save_slow = med["random_T40"] - med["slow_T40"]
+    run.metric("median_saving_slow_T40", save_slow)
     run.check(
-        "slow pacing (+1 length every 100 steps) loses the advantage over random order",
-        slow.steps >= first_random.steps,
-        observed=slow.steps,
-        expected=f">= {first_random.steps} (random order, same seed)",
+        "slow pacing (+1 length every 100 steps) loses most of the advantage: it saves less than half the "
+        "steps the fast curriculum saves over random order (medians of 3 seeds)",
+        save_slow < save40 / 2,
+        observed=f"{save_slow} steps saved (median {med['slow_T40']} vs {med['random_T40']} at random)",
+        expected=f"< {save40 / 2} (half of the fast curriculum's {save40})",
     )
 
     with run.figure(
@@ -178,7 +185,7 @@ def curriculum_learning(run: Run) -> None:
         for name, r, colour in (
             ("curriculum (+1 / 20 steps)", res["curriculum_T40"][0], "C1"),
             ("random order", res["random_T40"][0], "C0"),
-            ("slow curriculum (+1 / 100 steps)", slow, "C2"),
+            ("slow curriculum (+1 / 100 steps)", res["slow_T40"][0], "C2"),
         ):
             steps, acc = zip(*r.curve, strict=True)
             ax.plot(steps, acc, color=colour, label=name)
