@@ -324,6 +324,7 @@ def _summary_table(results, title: str, show_seed: bool = False, robustness: dic
 
 def _robustness_table(robs, title: str):
     """Per term: seeds, on how many every check held, its least robust check, its key metric's spread."""
+    from rich.markup import escape
     from rich.table import Table
 
     from dlterms import glossary
@@ -347,7 +348,7 @@ def _robustness_table(robs, title: str):
             number = "?"
         style = "green" if rob.holds_everywhere else "red"
         weakest = min(rob.checks, key=lambda c: c.held, default=None)
-        weak = "-" if weakest is None or weakest.always else f"{weakest.held}/{weakest.of}: {weakest.claim}"
+        weak = "-" if weakest is None or weakest.always else f"{weakest.held}/{weakest.of}: {escape(weakest.claim)}"
         spread = rob.key_spread
         key = f"{rob.key_metric} = {spread.text()}" if spread is not None else "-"
         t.add_row(
@@ -364,13 +365,15 @@ def _robustness_table(robs, title: str):
 
 def _print_robustness(robs, title: str) -> None:
     """The robustness table, then every check that did not hold on every seed, with those seeds."""
+    from rich.markup import escape
+
     c = _console()
     c.print(_robustness_table(robs, title))
     for rob in robs:
         for ch in rob.checks:
             if not ch.always:
                 seeds = ", ".join(map(str, ch.failed_seeds))
-                c.print(f"[red]{rob.id}: held on {ch.held}/{ch.of} seeds (not at {seeds}): {ch.claim}[/red]")
+                c.print(f"[red]{rob.id}: held on {ch.held}/{ch.of} seeds (not at {seeds}): {escape(ch.claim)}[/red]")
     n_ok = sum(r.holds_everywhere for r in robs)
     c.print(f"{n_ok}/{len(robs)} terms pass every check on every seed found")
 
