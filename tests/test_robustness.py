@@ -234,6 +234,8 @@ def test_run_many_runs_every_pair_and_survives_crashes(tmp_path, monkeypatch):
     assert [(r.term, r.seed) for r in results] == [("ann", 0), ("ann", 4), ("mlp", 0), ("mlp", 4)]
     assert [r.status for r in results] == ["error", "error", "passed", "passed"]
     assert all("crashed" in r.error for r in results[:2])
+    # the crash is saved too, so an older result of that (term, seed) does not stand in for it
+    assert load_seed_results(tmp_path)["ann"][4].status == "error"
     assert sorted((r.term, r.seed) for r in seen) == [("ann", 0), ("ann", 4), ("mlp", 0), ("mlp", 4)]
 
 
@@ -281,6 +283,15 @@ def test_cli_robustness_json_and_table(capsys, two_seeds, tmp_path):
 
     code, out, _ = run_cli(capsys, "robustness", "--results", str(two_seeds))
     assert code == 1 and "dropout" in out and "1/2" in out and "not at 1" in out
+    # --seeds: only those seeds count, and a registered experiment lacking one fails
+    code, out, _ = run_cli(capsys, "robustness", "--results", str(two_seeds), "--seeds", "0", "--json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert code == 1 and rows["dropout"]["seeds"] == [0] and rows["dropout"]["missing_seeds"] == []
+    assert rows["auc"]["missing_seeds"] == [] and rows["ann"]["missing_seeds"] == [0] and rows["ann"]["seeds"] == []
+    code, out, _ = run_cli(capsys, "robustness", "--results", str(two_seeds), "--seeds", "0-1")
+    assert code == 1 and "auc: no result for seed 1" in out
+    code, _, err = run_cli(capsys, "robustness", "--results", str(two_seeds), "--seeds", "2-1")
+    assert code == 2 and "--seeds" in err and len(err.strip().splitlines()) == 1
     code, out, _ = run_cli(capsys, "robustness", "--results", str(tmp_path / "empty"))
     assert code == 0 and "no results" in out
     code, out, _ = run_cli(capsys, "robustness", "--results", str(tmp_path / "empty"), "--json")

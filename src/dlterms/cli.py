@@ -5,7 +5,7 @@
     dlterms search WORDS... [--json] [--limit N]
     dlterms run TERM... | --area A | --all  [--jobs N] [--seed S | --seeds SPEC] [--device cpu|cuda|auto]
                 [--out DIR] [--json]
-    dlterms robustness [--results DIR] [--json]
+    dlterms robustness [--results DIR] [--json] [--seeds SPEC]
     dlterms coverage [--json] [--results DIR]
     dlterms summary [--results DIR]
     dlterms site [--out DIR] [--results DIR]
@@ -20,7 +20,8 @@ stderr with no traceback.
 as its own job; seed 0 is saved at `<out>/<id>.json` (what the site shows) and seed S at
 `<out>/seeds/<S>/<id>.json` (see `dlterms.run`). `robustness` reads them back: per term the seeds
 found, per check on how many seeds it held, per metric mean, std, min and max (`dlterms.robustness`).
-Its exit code is 0 when every check held on every seed found, else 1.
+Its exit code is 0 when every check held on every seed found, else 1; with `--seeds SPEC` it reads
+only those seeds and a registered experiment lacking one of them fails too.
 
 Imports are lazy: `list`, `show` and `search` never import torch.
 """
@@ -81,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("robustness", help="per term: checks held and metric spread over the saved seeds")
     s.add_argument("--results", default="results", help="folder of saved results (default: results)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument(
+        "--seeds",
+        metavar="SPEC",
+        help="only these seeds, and every experiment must have each of them (a missing one fails)",
+    )
 
     s = sub.add_parser("coverage", help="what exists for each term")
     s.add_argument("--json", action="store_true")
@@ -554,17 +560,41 @@ def cmd_summary(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from dlterms.robustness import report
+    from dlterms.robustness import aggregate, load_seed_results, parse_seeds, report
 
-    robs = report(Path(args.results))
+    loaded = load_seed_results(Path(args.results))
+    missing: dict[str, list[int]] = {}
+    if args.seeds is not None:
+        try:
+            expected = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise UsageError(f"--seeds: {exc}") from None
+        from dlterms.run import registered_ids
+
+        loaded = {t: {s: r for s, r in by.items() if s in expected} for t, by in loaded.items()}
+        for t in registered_ids():
+            lacking = [s for s in expected if s not in loaded.get(t, {})]
+            if lacking:
+                missing[t] = lacking
+    robs = report(loaded)
+    if args.seeds is not None:  # terms with none of the seeds still get a row
+        have = {r.id for r in robs}
+        robs += [aggregate({}, term=t) for t in missing if t not in have]
     if args.json:
-        print(json.dumps([r.to_dict() for r in robs], indent=1))
+        rows = [r.to_dict() for r in robs]
+        if args.seeds is not None:
+            for row in rows:
+                row["missing_seeds"] = missing.get(row["id"], [])
+        print(json.dumps(rows, indent=1))
     elif not robs:
         print(f"no results in {args.results}/ yet: run `dlterms run --all --seeds 0-4`")
     else:
         most = max(rob.n_seeds for rob in robs)
         _print_robustness(robs, f"robustness of {len(robs)} terms over up to {most} seeds saved in {args.results}/")
-    return EXIT_OK if all(r.holds_everywhere for r in robs) else EXIT_FAILED
+        for t, lacking in missing.items():
+            _console().print(f"[red]{t}: no result for seed {', '.join(map(str, lacking))}[/red]")
+    ok = all(r.holds_everywhere for r in robs) and not missing
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_site(args) -> int:

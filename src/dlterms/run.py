@@ -567,6 +567,12 @@ def run_many(
         if on_result is not None:
             on_result(r)
 
+    def lost_one(key: tuple[str, int], message: str) -> None:
+        # saved like any result, so an older file of this (term, seed) does not pass for this run's
+        r = _crash_result(key[0], key[1], device, message)
+        save_result(r, folder[key[1]])
+        done(key, r)
+
     if jobs == 1 and len(pairs) == 1 and not isolate:
         (t, s) = pairs[0]
 
@@ -627,7 +633,7 @@ def run_many(
                             broken = True
                             break
                         except Exception:  # noqa: BLE001 - e.g. a result that failed to pickle
-                            done(key, _crash_result(key[0], key[1], device, traceback.format_exc()))
+                            lost_one(key, traceback.format_exc())
                 except KeyboardInterrupt:
                     for f in futures:
                         f.cancel()
@@ -637,7 +643,7 @@ def run_many(
                 lost = [k for k in batch if k in started and k not in results]
                 if len(batch) == 1 or len(lost) <= 1:
                     for k in lost or [k for k in batch if k not in results][:1]:
-                        done(k, _crash_result(k[0], k[1], device, "worker process crashed (killed or segfault)"))
+                        lost_one(k, "worker process crashed (killed or segfault)")
                 else:
                     solo.extend(k for k in lost if k not in solo)
             pending = [k for k in pending if k not in results]
