@@ -301,6 +301,8 @@ def cmd_show(args) -> int:
     c.print(f"[bold]{e.number}. {e.title}[/bold]  ({e.id}, area {e.area})")
     if e.aliases:
         c.print(f"also: {', '.join(e.aliases)}")
+    if e.keywords:
+        c.print(f"includes: {', '.join(e.keywords)}", markup=False)
     c.print(Markdown(e.definition))
     c.print()
     if e.related:
