@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from dlterms import results
 from dlterms import run as runmod
 from dlterms.run import Check, Result, Run, atomic_write_text, experiment, load_result, save_result
 
@@ -38,7 +39,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(runmod.os, "replace", boom)
+    monkeypatch.setattr(results.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
