@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import random
 import tempfile
 import time
@@ -61,6 +62,30 @@ from dlterms.results import (  # noqa: F401 - the plain data, re-exported: exper
     seed_dir,
     versions,
 )
+
+DIGITS = 5
+"""Significant digits a recorded metric or observed value keeps (floats only; integers stay exact)."""
+
+
+def rounded(value: Any, digits: int | None = DIGITS) -> Any:
+    """`value` (JSON-like) with every float kept to `digits` significant digits; None keeps all."""
+    if digits is None:
+        return value
+    if not isinstance(digits, int) or isinstance(digits, bool) or digits < 1:
+        raise ValueError(f"digits must be an integer >= 1 or None, got {digits!r}")
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    return value
+
+
+def _number(x: float) -> str:
+    """A threshold as written in `expected`: 0.95, 1e-06, 200."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
 
 ProgressFn = Callable[[str, float, str], None]
 """progress(term_id, fraction_done in [0, 1], message)."""
@@ -181,18 +206,42 @@ class Run:
         return torch.Generator().manual_seed(self.seed * 1000 + offset)
 
     # -- recording
-    def metric(self, name: str, value: Any, key: bool = False) -> Any:
-        """Record a measured value. `key=True` marks the one shown in the summary table."""
-        self.metrics[name] = _jsonable(value)
+    def metric(self, name: str, value: Any, key: bool = False, digits: int | None = DIGITS) -> Any:
+        """Record a measured value, its floats kept to `digits` significant digits (None: all of
+        them). `key=True` marks the one shown in the summary table. Returns `value` unrounded."""
+        self.metrics[name] = rounded(_jsonable(value), digits)
         if key or self.key_metric is None:
             self.key_metric = name
         return value
 
-    def check(self, claim: str, passed: bool, observed: Any = None, expected: str = "") -> bool:
-        """Record a claim and whether it held. Returns `passed` so callers can branch on it."""
+    def check(
+        self, claim: str, passed: bool, observed: Any = None, expected: str = "", digits: int | None = DIGITS
+    ) -> bool:
+        """Record a claim and whether it held (`observed` kept to `digits` significant digits).
+        Returns `passed` so callers can branch on it."""
         passed = bool(passed)
-        self.checks.append(Check(claim=claim, passed=passed, observed=_jsonable(observed), expected=expected))
+        self.checks.append(
+            Check(claim=claim, passed=passed, observed=rounded(_jsonable(observed), digits), expected=expected)
+        )
         return passed
+
+    def check_ge(self, claim: str, observed: float, threshold: float, strict: bool = False) -> bool:
+        """Check `observed >= threshold` (`>` when `strict`); `expected` is written from the comparison."""
+        passed = observed > threshold if strict else observed >= threshold
+        return self.check(claim, passed, observed=observed, expected=f"{'>' if strict else '>='} {_number(threshold)}")
+
+    def check_le(self, claim: str, observed: float, threshold: float, strict: bool = False) -> bool:
+        """Check `observed <= threshold` (`<` when `strict`); `expected` is written from the comparison."""
+        passed = observed < threshold if strict else observed <= threshold
+        return self.check(claim, passed, observed=observed, expected=f"{'<' if strict else '<='} {_number(threshold)}")
+
+    def check_between(self, claim: str, observed: float, low: float, high: float) -> bool:
+        """Check `low <= observed <= high`; `expected` is written from the bounds."""
+        if not low <= high:
+            raise ValueError(f"low must be <= high, got low={low!r}, high={high!r}")
+        return self.check(
+            claim, low <= observed <= high, observed=observed, expected=f"in [{_number(low)}, {_number(high)}]"
+        )
 
     @contextlib.contextmanager
     def figure(self, name: str, alt: str = "", figsize: tuple[float, float] = (6.4, 4.0)) -> Iterator[Any]:
