@@ -524,7 +524,7 @@ def fit_stacked(
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     base = copy.deepcopy(models[0]).to("meta")
     lr_max = max(lrs)
-    scale = torch.tensor([v / lr_max for v in lrs], device=dev)
+    scale = torch.tensor([v / lr_max for v in lrs], dtype=torch.float64, device=dev)
     opt = SGD(list(params.values()), lr=lr_max, momentum=momentum)
     alive = torch.ones(g_count, dtype=torch.bool, device=dev)
 
@@ -548,7 +548,7 @@ def fit_stacked(
     n = len(y)
     for epoch in range(epochs):
         base.train()
-        total, count = torch.zeros(g_count, device=dev), 0
+        total, count = 0.0, 0
         orders = [batches(n, batch_size, gen, shuffle, drop_last) for gen in gens]
         for parts in zip(*orders):
             idx = parts[0].to(dev) if len(parts) == 1 else torch.stack(parts).to(dev)  # (B,) or (G, B)
@@ -558,7 +558,7 @@ def fit_stacked(
                 nonfinite[g] = step
             alive &= finite
             opt.zero_grad(set_to_none=True)
-            (scale * torch.where(alive, losses, torch.zeros_like(losses))).sum().backward()
+            (scale.to(losses.dtype) * torch.where(alive, losses, torch.zeros_like(losses))).sum().backward()
             if not bool(alive.all()):
                 with torch.no_grad():  # a diverged model takes no more steps
                     for v in params.values():
