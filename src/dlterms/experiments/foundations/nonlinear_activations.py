@@ -237,8 +237,6 @@ def nonlinear_activations(run: Run) -> None:
     tanh_slope = (slope_before, _mean_tanh_derivative(tanh_net, x))
     relu_fewer_tight = sum(a < b for a, b in zip(per_repeat["relu"][0], per_repeat["tanh"][0]))
     relu_fewer_loose = sum(a < b for a, b in zip(per_repeat["relu"][1], per_repeat["tanh"][1]))
-    run.metric(f"epochs_to_loss_{cfg.tight_target}_median_at_best_lr", tight, key=True)
-    run.metric(f"epochs_to_loss_{cfg.loose_target}_median_at_best_lr", loose)
     run.metric(
         f"repeats_where_relu_needs_fewer_epochs_than_tanh_of_{r_count}_tight_vs_loose",
         [relu_fewer_tight, relu_fewer_loose],
@@ -248,6 +246,9 @@ def nonlinear_activations(run: Run) -> None:
 
     def shown(d: dict) -> dict:
         return {a: d[a] if d[a] <= never_note[a] else f"> {never_note[a]}" for a in acts}
+
+    run.metric(f"epochs_to_loss_{cfg.tight_target}_median_at_best_lr", shown(tight), key=True)
+    run.metric(f"epochs_to_loss_{cfg.loose_target}_median_at_best_lr", shown(loose))
 
     run.metric(f"relu_fewest_epochs_to_loss_{cfg.tight_target}", tight["relu"] < min(tight["tanh"], tight["sigmoid"]))
     sig_loose = with_never(results["sigmoid"]["loose"], "sigmoid")
