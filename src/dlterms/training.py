@@ -486,9 +486,9 @@ def fit_stacked(
     the gradient, so a step of lr_max on (lr_g / lr_max) * loss_g is a step of lr_g on loss_g. The
     models' losses are summed before the backward pass; no gradient crosses from one to another. A
     model whose loss stops being finite is recorded in `nonfinite_step` and takes no further steps;
-    the others go on. At the end the trained weights
-    and buffers (batch-norm running statistics) are written back into `models`. `callback(state)`
-    runs every `every` steps and after the last; setting `state.stop` ends training.
+    the others go on. At the end the trained weights and buffers (batch-norm running statistics) are
+    written back into `models`. `callback(state)` runs after every `every`-th step (and at the step
+    where `max_steps` ends training); setting `state.stop` ends training.
 
     Args:
         models: G modules with the same architecture (same parameter and buffer names and shapes).
@@ -517,7 +517,10 @@ def fit_stacked(
     seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
     if len(seeds) not in (1, g_count):
         raise ValueError(f"seed must be one integer or {g_count} of them, got {seed!r}")
-    x, y = _as_tensors(train)
+    tensors = _as_tensors(train)
+    if len(tensors) != 2:
+        raise ValueError(f"train must be (x, y), got {len(tensors)} tensors")
+    x, y = tensors
     dev = next((p.device for p in models[0].parameters()), torch.device("cpu"))
     x, y = x.to(dev), y.to(dev)
     params, buffers = stack_module_state(models)  # name -> (G, ...) leaves

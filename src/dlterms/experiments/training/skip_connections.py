@@ -95,7 +95,7 @@ def skip_connections(run: Run) -> None:
                 h=h,
             )
         run.progress((i + 1) / len(ARMS), f"{name} trained")
-    depth = len(_net(*ARMS["residual 32"], run.seed).linear_layers)
+    depth = ARMS["residual 32"][0] + 2  # blocks of one Linear each, plus the input and output layers
     best = {name: min(LRS, key=lambda lr: out[name][lr]["loss"]) for name in ARMS}
     b = {name: out[name][best[name]] for name in ARMS}
     res, plain, shallow = b["residual 32"], b["plain 32"], b["plain 8"]
