@@ -395,8 +395,8 @@ def fit(
             state.step += 1
             state.batch_loss = value
             history.step_loss.append(value)
-            total += value * idx.shape[-1]
-            count += idx.shape[-1]
+            total += value * len(idx)
+            count += len(idx)
             for cb in callbacks:
                 cb.on_batch_end(state)
             if max_steps is not None and state.step >= max_steps:
@@ -453,7 +453,7 @@ class StackedHistory:
 @dataclass
 class StackedState:
     """What `fit_stacked` shows its `callback`: the step and epoch, the latest mini-batch losses
-    (G,), and `forward(x)`, every model's outputs for `x` in eval mode, shape (G, N, ...)."""
+    (G,), and `forward(x)`, every model's outputs for `x` (without gradients), shape (G, N, ...)."""
 
     step: int
     epoch: int
@@ -482,24 +482,26 @@ def fit_stacked(
     `dlterms.optim.SGD(lr=lr[g], momentum=momentum)` would, on the same mini-batches, in one
     vectorised forward and backward pass per step (`torch.func.vmap` over the stacked weights).
 
-    A learning rate per model comes from scaling each model's loss: SGD with momentum is linear in
-    the gradient, so a step of lr_max on (lr_g / lr_max) * loss_g is a step of lr_g on loss_g. The
-    models' losses are summed before the backward pass; no gradient crosses from one to another. A
-    model whose loss stops being finite is recorded in `nonfinite_step` and takes no further steps;
-    the others go on. At the end the trained weights and buffers (batch-norm running statistics) are
-    written back into `models`. `callback(state)` runs after every `every`-th step (and at the step
-    where `max_steps` ends training); setting `state.stop` ends training.
+    The stacking itself is `dlterms.stacked.ModelStack` (so models with buffers, such as batch norm,
+    are refused); this is the training loop around it. A learning rate per model comes from scaling
+    each model's loss: SGD with momentum is linear in the gradient, so a step of lr_max on
+    (lr_g / lr_max) * loss_g is a step of lr_g on loss_g. The models' losses are summed before the
+    backward pass; no gradient crosses from one to another. A model whose loss stops being finite is
+    recorded in `nonfinite_step` and takes no further steps; the others go on. At the end the trained
+    weights are written back into `models`. `callback(state)` runs after every `every`-th step (and at
+    the step where `max_steps` ends training); setting `state.stop` ends training.
 
     Args:
-        models: G modules with the same architecture (same parameter and buffer names and shapes).
+        models: G modules with the same architecture (same parameter names and shapes, no buffers).
         train: (x, y) tensors; the loss is loss_fn(model(x[batch]), y[batch]).
         lr: one learning rate for all, or a sequence of G.
         seed: one seed, so every model sees the same mini-batches (a paired comparison), or a
             sequence of G seeds, one shuffling order per model (each as `fit(seed=seed[g])` would draw).
     """
-    from torch.func import functional_call, stack_module_state, vmap
+    from torch.func import vmap
 
     from dlterms.optim import SGD
+    from dlterms.stacked import ModelStack
 
     models = list(models)
     if not models:
@@ -523,26 +525,22 @@ def fit_stacked(
     x, y = tensors
     dev = next((p.device for p in models[0].parameters()), torch.device("cpu"))
     x, y = x.to(dev), y.to(dev)
-    params, buffers = stack_module_state(models)  # name -> (G, ...) leaves
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    base = copy.deepcopy(models[0]).to("meta")
+    stack = ModelStack(models).to(dev)  # name -> (G, ...) leaves, each model's own slice
+    params = stack.params
     lr_max = max(lrs)
     scale = torch.tensor([v / lr_max for v in lrs], dtype=torch.float64, device=dev)
     opt = SGD(list(params.values()), lr=lr_max, momentum=momentum)
     alive = torch.ones(g_count, dtype=torch.bool, device=dev)
 
-    def one(p, b, xb, yb):
-        return loss_fn(functional_call(base, (p, b), (xb,)), yb)
+    shared = len(seeds) == 1  # one batch order: every model sees the same mini-batch
+    per_model_loss = vmap(loss_fn, in_dims=(0, None if shared else 0))
 
-    batched_loss = vmap(one, in_dims=(0, 0, None, None) if len(seeds) == 1 else (0, 0, 0, 0))
+    def batched_loss(xb, yb):
+        return per_model_loss(stack(xb, shared=shared), yb)  # (G,)
 
     @torch.no_grad()
     def forward(inputs: torch.Tensor) -> torch.Tensor:
-        base.eval()
-        try:
-            return vmap(lambda p, b: functional_call(base, (p, b), (inputs.to(dev),)))(params, buffers)
-        finally:
-            base.train()
+        return stack(inputs.to(dev), shared=True)
 
     gens = [torch.Generator().manual_seed(v) for v in seeds]
     step_losses, epoch_losses = [], []
@@ -550,12 +548,11 @@ def fit_stacked(
     step, epochs_run, stop = 0, 0, False
     n = len(y)
     for epoch in range(epochs):
-        base.train()
         total, count = 0.0, 0
         orders = [batches(n, batch_size, gen, shuffle, drop_last) for gen in gens]
         for parts in zip(*orders):
             idx = parts[0].to(dev) if len(parts) == 1 else torch.stack(parts).to(dev)  # (B,) or (G, B)
-            losses = batched_loss(params, buffers, x[idx], y[idx])  # (G,)
+            losses = batched_loss(x[idx], y[idx])  # (G,)
             finite = torch.isfinite(losses.detach())
             for g in torch.nonzero(alive & ~finite).flatten().tolist():
                 nonfinite[g] = step
@@ -593,8 +590,6 @@ def fit_stacked(
         for g, model in enumerate(models):
             for k, v in params.items():
                 model.get_parameter(k).copy_(v[g])
-            for k, v in buffers.items():
-                model.get_buffer(k).copy_(v[g])
     return StackedHistory(
         step_loss=torch.stack(step_losses) if step_losses else torch.empty(0, g_count),
         train_loss=torch.stack(epoch_losses) if epoch_losses else torch.empty(0, g_count),

@@ -102,3 +102,12 @@ def test_errors(kw, match):
         fit_stacked(_models(2), (x, y), loss_fn=cross_entropy, batch_size=16, **kw)
     with pytest.raises(ValueError, match="models must hold at least one model"):
         fit_stacked([], (x, y), loss_fn=cross_entropy, lr=0.1, epochs=1)
+
+
+def test_models_with_buffers_are_refused():
+    from dlterms.nn import BatchNorm1d, Linear
+
+    x, y = _data()
+    models = [torch.nn.Sequential(Linear(5, 3), BatchNorm1d(3)).double() for _ in range(2)]
+    with pytest.raises(ValueError, match="buffers"):
+        fit_stacked(models, (x, y), loss_fn=cross_entropy, lr=0.1, epochs=1, batch_size=16)
