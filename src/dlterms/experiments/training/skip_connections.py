@@ -33,8 +33,6 @@ normalisation, under which the plain net's first-layer gradient was 1e-12 and it
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from dlterms.data.datasets import digits
@@ -42,10 +40,11 @@ from dlterms.losses import cross_entropy
 from dlterms.nn import ResidualMLP, init
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
-from dlterms.training import GradientNormRecorder, evaluate, fit
+from dlterms.training import Callback, TrainState, evaluate, fit
 
 WIDTH, EPOCHS, BATCH = 64, 6, 128
-LRS = (0.003, 0.01, 0.03)
+LRS = (0.003, 0.01, 0.03)  # every arm starts here
+LADDER = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # ... and moves out along this while its best is on the edge
 ARMS = {"residual 32": (30, True), "plain 32": (30, False), "plain 8": (6, False)}  # name -> (blocks, residual)
 FACTOR = 5.0  # TERMS.md's factor
 
@@ -60,8 +59,24 @@ def _net(blocks: int, residual: bool, seed: int) -> ResidualMLP:
 @torch.no_grad()
 def _train_mode_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The loss on all of (x, y) in training mode (batch statistics), without touching the running ones."""
-    m = copy.deepcopy(model).train()
-    return float(cross_entropy(m(x), y))
+    kept = [b.clone() for b in model.buffers()]
+    was_training = model.training
+    loss = float(cross_entropy(model.train()(x), y))
+    for b, v in zip(model.buffers(), kept):
+        b.copy_(v)
+    model.train(was_training)
+    return loss
+
+
+class _FirstLayerGrad(Callback):
+    """The norm of the first layer's weight gradient after every `every`-th backward pass."""
+
+    def __init__(self, layer: torch.nn.Module, every: int):
+        self.layer, self.every, self.norms = layer, every, []
+
+    def after_backward(self, state: TrainState) -> None:
+        if state.step % self.every == 0:
+            self.norms.append(float(self.layer.weight.grad.norm()))
 
 
 @experiment("skip-connections")
@@ -69,40 +84,56 @@ def skip_connections(run: Run) -> None:
     split = digits(seed=run.seed).to(run.device)
     x, y = split.x_train, split.y_train
     out: dict[str, dict[float, dict]] = {}
-    for i, (name, (blocks, residual)) in enumerate(ARMS.items()):
+
+    def train(name: str, lr: float) -> None:
+        blocks, residual = ARMS[name]
+        model = _net(blocks, residual, run.seed).to(run.device)
+        loss0 = _train_mode_loss(model, x, y)
+        rec = _FirstLayerGrad(model.stem, every=5)
+        h = fit(
+            model,
+            (x, y),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=lr),
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            seed=run.seed,
+            callbacks=[rec],
+        )
+        stem = rec.norms[1:]  # step 0's is zero (the output layer starts at zero)
+        out[name][lr] = dict(
+            loss0=loss0,
+            loss=_train_mode_loss(model, x, y),
+            eval_loss=evaluate(model, x, y, cross_entropy)[0],
+            test_acc=evaluate(model, split.x_test, split.y_test, cross_entropy)[1],
+            g_first=sum(stem) / len(stem),
+            h=h,
+        )
+
+    for i, name in enumerate(ARMS):
         out[name] = {}
         for lr in LRS:
-            model = _net(blocks, residual, run.seed).to(run.device)
-            loss0 = _train_mode_loss(model, x, y)
-            rec = GradientNormRecorder(every=5)
-            h = fit(
-                model,
-                (x, y),
-                loss_fn=cross_entropy,
-                optimizer=Adam(model.parameters(), lr=lr),
-                epochs=EPOCHS,
-                batch_size=BATCH,
-                seed=run.seed,
-                callbacks=[rec],
-            )
-            stem = h.extra["grad_norm/stem"][1:]  # step 0's is zero (the output layer starts at zero)
-            out[name][lr] = dict(
-                loss0=loss0,
-                loss=_train_mode_loss(model, x, y),
-                eval_loss=evaluate(model, x, y, cross_entropy)[0],
-                test_acc=evaluate(model, split.x_test, split.y_test, cross_entropy)[1],
-                g_first=sum(stem) / len(stem),
-                h=h,
-            )
+            train(name, lr)
+        # widen the grid while the best rate sits on its edge, so every arm's best rate is interior
+        while True:
+            tried = sorted(out[name])
+            b = min(tried, key=lambda lr: out[name][lr]["loss"])
+            j = LADDER.index(b)
+            if b == tried[-1] and j + 1 < len(LADDER):
+                train(name, LADDER[j + 1])
+            elif b == tried[0] and j > 0:
+                train(name, LADDER[j - 1])
+            else:
+                break
         run.progress((i + 1) / len(ARMS), f"{name} trained")
     depth = ARMS["residual 32"][0] + 2  # blocks of one Linear each, plus the input and output layers
-    best = {name: min(LRS, key=lambda lr: out[name][lr]["loss"]) for name in ARMS}
+    best = {name: min(out[name], key=lambda lr: out[name][lr]["loss"]) for name in ARMS}
     b = {name: out[name][best[name]] for name in ARMS}
     res, plain, shallow = b["residual 32"], b["plain 32"], b["plain 8"]
     steps = res["h"].steps
     for name in ARMS:
         tag = name.replace(" ", "_")
-        run.metric(f"{tag}_train_loss_per_lr", {str(lr): round(out[name][lr]["loss"], 4) for lr in LRS})
+        run.metric(f"{tag}_train_loss_per_lr", {str(lr): round(out[name][lr]["loss"], 4) for lr in sorted(out[name])})
         run.metric(f"{tag}_best_lr", best[name])
         run.metric(f"{tag}_eval_mode_loss_at_best_lr", round(b[name]["eval_loss"], 4))
         run.metric(f"{tag}_test_acc_at_best_lr", round(b[name]["test_acc"], 4))
@@ -157,7 +188,8 @@ def skip_connections(run: Run) -> None:
         for i, name in enumerate(ARMS):
             h = b[name]["h"]
             ax1.semilogy(range(1, h.steps + 1), h.step_loss, color=f"C{i}", lw=0.8, label=f"{name} (lr {best[name]})")
-            ax2.loglog(LRS, [out[name][lr]["loss"] for lr in LRS], "o-", color=f"C{i}", label=name)
+            tried = sorted(out[name])
+            ax2.loglog(tried, [out[name][lr]["loss"] for lr in tried], "o-", color=f"C{i}", label=name)
         ax1.set_xlabel("step")
         ax1.set_ylabel("mini-batch training loss")
         ax1.legend(fontsize=8)
