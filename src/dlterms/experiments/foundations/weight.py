@@ -16,13 +16,14 @@ r"""Weight: what the learned numbers mean, and why their starting scale matters.
    $\log \mathbb{E}[h^2]$: for a given input, a ReLU layer of width $n$ multiplies $\lVert h \rVert^2$ by a
    factor of mean 1 and relative variance $5/n$ (the fourth moment of a half-Gaussian), so after 20
    layers the log spreads by about $\sqrt{20 \cdot 5 / n}$, a little less when averaged over inputs.
-   At width 256 that is ~0.6 and single nets land anywhere in 0.3-3x (16 nets, float64: their mean is
+   At width 256 that is ~0.6 and single nets land anywhere in 0.2-3x (16 nets, float64: their mean is
    checked within 2x and the fraction of single nets within 2x is reported). At width 2048 it is ~0.22
-   (in a probe, 0.12-0.24 over 4 nets at each of seeds 0-2), so 2x is only about 3 spreads away and one net in a few hundred
-   would miss it; at width 4096 it is ~0.16, 2x is about 4.4 spreads away, and TERMS.md's claim is
-   checked on a single net: an independently initialised He net of width 4096 (float32, 64 inputs;
-   each layer's weights drawn as the signal reaches it, so only one 4096 x 4096 matrix is held) must
-   end within 2x.
+   (in a probe, 0.07-0.24 over 4 nets at each of seeds 0-4, 11 and 23; those 28 nets ended at
+   0.68-1.46x), so 2x is only about 3 spreads away and one net in a few hundred would miss it. At
+   width 4096 it is ~0.16 and 2x is about 4.4 spreads away, so TERMS.md's claim is checked on a single
+   net: an independently initialised He net of width 4096 (float32, 64 inputs; each layer's weights
+   drawn as the signal reaches it, so only one 4096 x 4096 matrix is held) must end within 2x. (It
+   ended at 0.95-1.12x at seeds 0-4, 11 and 23: averaging over inputs narrows the spread further.)
 """
 
 from __future__ import annotations
