@@ -10,7 +10,8 @@ solved just as well (validation accuracy 1.00), but nothing asks the embeddings 
 coincide: any layout the MLP can separate will do, and the nearest-neighbour purity ranged 0.875-1.00
 over ten seeds (0.875 at seed 2). The decay prefers the smallest vectors that solve the task, and the
 smallest solution gives every member of a class the same direction: purity 0.975-1.00 over the same
-ten seeds with 15 epochs, 1.00 with 40.
+ten seeds with 15 epochs, 1.00 with 40 (a probe with its own data draws). This experiment, with 30 epochs,
+measured 1.00, 1.00, 1.00, 0.95, 1.00 at seeds 0-4.
 """
 
 from __future__ import annotations
