@@ -110,10 +110,18 @@ def tanh_derivative(input: Tensor) -> Tensor:
     return 1.0 - t * t
 
 
+def _positive_mask(input: Tensor) -> Tensor:
+    """[z > 0] as a float tensor without a gradient: sign(z) is -1, 0 or 1, clamped below at 0.
+    (On this build `z > 0` and `torch.where` take 5-20x longer than `sign` and `clamp`, which made
+    the activations a GAN's main cost; the values and gradients are the same.)"""
+    return torch.sign(input.detach()).clamp(min=0)
+
+
 def relu(input: Tensor) -> Tensor:
-    r"""$\max(0, z) = z \cdot [z > 0]$ (the mask form: 3x faster than a `where` on this build, and
-    its gradient is 0 at z = 0, as torch's)."""
-    return input * (input > 0)
+    r"""$\max(0, z) = z \cdot [z > 0]$ (the mask form; its gradient is $[z > 0]$, 0 at z = 0 as torch's)."""
+    if not input.is_floating_point():
+        return input * (input > 0)
+    return input * _positive_mask(input)
 
 
 def relu_derivative(input: Tensor) -> Tensor:
@@ -129,7 +137,11 @@ def _check_slope(negative_slope: float) -> None:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     r"""$z$ for $z > 0$, $\alpha z$ otherwise ($\alpha$ = `negative_slope`)."""
     _check_slope(negative_slope)
-    return torch.where(input > 0, input, negative_slope * input)
+    if not input.is_floating_point():
+        return torch.where(input > 0, input, negative_slope * input)
+    # z * ([z > 0] + alpha [z <= 0]): slope exactly 1 for z > 0, exactly alpha otherwise (at z = 0 too, as torch)
+    m = _positive_mask(input)
+    return input * torch.add(m, 1 - m, alpha=negative_slope)
 
 
 def leaky_relu_derivative(input: Tensor, negative_slope: float = 0.01) -> Tensor:
