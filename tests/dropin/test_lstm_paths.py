@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dlterms.nn as nn
-from dlterms.nn.recurrent import lstm_sequence_equations, _lstm_sequence_nograd, _LSTMSequence
+from dlterms.nn.recurrent import _lstm_sequence_nograd, _LSTMSequence, lstm_sequence_equations
 
 DT = torch.float64
 EPS32 = torch.finfo(torch.float32).eps
