@@ -16,7 +16,7 @@ import torch
 
 from dlterms.losses import cross_entropy, cross_entropy_equations
 from dlterms.methods.tsne import _q_and_grad, _sparse_p, joint_probabilities, kl_gradient
-from dlterms.nn.activations import softmax, softmax_equations
+from dlterms.nn.activations import log_softmax, log_softmax_equations, softmax, softmax_equations
 from dlterms.nn.conv import conv1d, conv2d, conv_equations
 from dlterms.nn.normalization import batch_norm, batch_norm_equations, layer_norm, layer_norm_equations
 from dlterms.nn.recurrent import _LSTMSequence, lstm_sequence_equations
@@ -83,6 +83,26 @@ def test_softmax_fast_path_equals_equations(seed):
     dim = int(torch.randint(-len(shape), len(shape), (1,), generator=g))
     x = _rand(g, *shape, strided=seed % 2 == 1, scale=5.0)
     _check(lambda z: softmax(z, dim), lambda z: softmax_equations(z, dim), (x,), seed)
+
+
+@pytest.mark.parametrize("seed", CASES)
+def test_log_softmax_fast_path_equals_equations(seed):
+    g = torch.Generator().manual_seed(seed)
+    shape = [int(n) for n in torch.randint(1, 7, (int(torch.randint(1, 5, (1,), generator=g)),), generator=g)]
+    dim = int(torch.randint(-len(shape), len(shape), (1,), generator=g))
+    x = _rand(g, *shape, strided=seed % 2 == 1, scale=5.0)
+    _check(lambda z: log_softmax(z, dim), lambda z: log_softmax_equations(z, dim), (x,), seed)
+
+
+def test_log_softmax_fast_path_is_bit_identical_in_float32():
+    # the backward is evaluated in autograd's order for the equations: values and gradients agree exactly
+    g = torch.Generator().manual_seed(0)
+    for shape, dim in (((64, 10), -1), ((8, 30, 5), 1), ((1000,), 0)):
+        x = (torch.randn(shape, generator=g) * 4).requires_grad_(True)
+        up = torch.randn(shape, generator=g)
+        a, b = log_softmax(x, dim), log_softmax_equations(x, dim)
+        assert torch.equal(a, b)
+        assert torch.equal(torch.autograd.grad(a, x, up)[0], torch.autograd.grad(b, x, up)[0])
 
 
 @pytest.mark.parametrize("seed", CASES)

@@ -88,8 +88,8 @@ def test_the_equations_are_shown_first_and_the_fast_path_folded(term, pages):
 def test_every_fast_path_is_declared_on_equations_an_entry_shows():
     shown = {c for e in glossary.entries() for c in e.code}
     declared = [c for c in shown if fast_path_of(c) is not None]
-    # softmax, batch norm, layer norm, the LSTM, convolution, cross-entropy, t-SNE's gradient, grid_sample
-    assert len(declared) == 8, sorted(declared)
+    # softmax, log-softmax, batch norm, layer norm, the LSTM, convolution, cross-entropy, t-SNE's gradient, grid_sample
+    assert len(declared) == 9, sorted(declared)
     for c in declared:
         saves, runs = fast_path_of(c)
         assert saves and runs

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from dlterms.nn._fastpath import declare, transforms_active
+from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
 
 __all__ = [
     "sigmoid",
@@ -57,6 +57,7 @@ __all__ = [
     "identity_derivative",
     "softmax_equations",
     "softmax",
+    "log_softmax_equations",
     "log_softmax",
     "Sigmoid",
     "Tanh",
@@ -211,11 +212,13 @@ def softmax_equations(input: Tensor, dim: int = -1) -> Tensor:
     return e / e.sum(dim=dim, keepdim=True)
 
 
-def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
-    r"""$(z_i - m) - \log\sum_j e^{z_j - m}$ along `dim` (the log-sum-exp trick)."""
+def log_softmax_equations(input: Tensor, dim: int = -1) -> Tensor:
+    r"""$(z_i - m) - \log\sum_j e^{z_j - m}$ along `dim` (the log-sum-exp trick), from differentiable
+    operations. `log_softmax` computes the same values with the backward written out (below)."""
     dim = _check_dim(input, dim)
-    m = input.amax(dim=dim, keepdim=True).detach()
+    m = input.amax(dim=dim, keepdim=True).detach()  # the shift changes no value, so no gradient through it
     shifted = input - m
+    # log y_i = (z_i - m) - log sum_j e^{z_j - m}
     return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
 
 
@@ -265,6 +268,48 @@ declare(
     _Softmax,
     saves="One buffer forward (shift, exponentiate and normalise in place) and a backward that keeps only "
     "the output y, where autograd of the equations records five operations and keeps their intermediates.",
+)
+
+
+class _LogSoftmax(torch.autograd.Function):
+    r"""Log-softmax with its backward written out: for $\log y = (z - m) - \log S$, $S = \sum_j e^{z_j - m}$
+    and upstream gradient $g$, $\partial\ell/\partial z_i = g_i - (e^{z_i - m} / S) \sum_j g_j$, evaluated in
+    the order autograd evaluates it for `log_softmax_equations`, so that the two agree to the last bit.
+    Under create_graph=True autograd of the equations runs instead."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, dim: int) -> Tensor:
+        shifted = input - input.amax(dim=dim, keepdim=True)  # z - m
+        e = torch.exp(shifted)  # e^{z_j - m}
+        s = e.sum(dim=dim, keepdim=True)  # S
+        ctx.save_for_backward(input, e, s)
+        ctx.dim = dim
+        return shifted.sub_(torch.log(s))  # (z - m) - log S, in the shifted buffer
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        input, e, s = ctx.saved_tensors
+        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
+            return (*grads_through(lambda z: log_softmax_equations(z, ctx.dim), (input,), (True,), g), None)
+        # dl/dz_i = g_i + e^{z_i - m} (-sum_j g_j / S)
+        return g + e * (g.sum(dim=ctx.dim, keepdim=True).neg_() / s), None
+
+
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    r"""$(z_i - m) - \log\sum_j e^{z_j - m}$ along `dim` (`log_softmax_equations`), run by default through
+    `_LogSoftmax`; under `torch.func` transforms, and on a 0-d input, the equations."""
+    dim = _check_dim(input, dim)
+    if transforms_active() or input.dim() == 0:
+        return log_softmax_equations(input, dim)
+    return _LogSoftmax.apply(input, dim)
+
+
+declare(
+    log_softmax_equations,
+    log_softmax,
+    _LogSoftmax,
+    saves="Three kernels backward (a sum, a product and an addition on saved e^{z - m}) where autograd of "
+    "the equations replays the subtraction, logarithm, sum and exponential it recorded; the same bits.",
 )
 
 
