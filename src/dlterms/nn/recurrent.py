@@ -44,7 +44,9 @@ and backpropagates through time by hand, with the gate derivatives written out (
 Without a gradient to record (under `torch.no_grad()`, or when nothing involved requires one), the
 LSTM runs the same forward loop with no history kept (`_lstm_sequence_nograd`): evaluation is one
 matrix product and six element-wise calls per step. Both fast paths are tested equal to
-`_lstm_sequence_equations`, the step equations written out.
+`lstm_sequence_equations`, the step equations (`lstm_step`) written out, which the file shows
+first; under `torch.func` transforms and `create_graph=True` autograd differentiates those instead
+(`dlterms.nn._fastpath`).
 
 Variable-length batches: `forward(x, hx, lengths=...)` freezes each sequence's state once its
 length is reached (and, for the backward direction, leaves it at $h_0$ until its last real step),
