@@ -42,7 +42,10 @@ __all__ = [
     "GradientClipping",
     "ProgressCallback",
     "GradientNormRecorder",
+    "StopAtLoss",
+    "Every",
     "batches",
+    "count_parameters",
     "gradient_norms",
 ]
 
@@ -209,6 +212,71 @@ class GradientNormRecorder(Callback):
         for name, v in norms.items():
             state.history.log(f"grad_norm/{name}", v)
         state.history.log("grad_norm", math.sqrt(sum(v * v for v in norms.values())))
+
+
+class StopAtLoss(Callback):
+    """Stop training once the loss is at or below `target`.
+
+    `on="batch"`: the mini-batch loss (`state.batch_loss`, measured before that step's update);
+    `reached` is then the number of updates made before the target was met. `on="epoch"`: the
+    epoch's mean training loss; `reached` is the number of epochs trained. `reached` stays None
+    when the target is never met."""
+
+    def __init__(self, target: float, on: str = "batch"):
+        if on not in ("batch", "epoch"):
+            raise ValueError(f"on must be 'batch' or 'epoch', got {on!r}")
+        if not isinstance(target, int | float) or isinstance(target, bool) or not math.isfinite(target):
+            raise ValueError(f"target must be a finite number, got {target!r}")
+        self.target, self.on = float(target), on
+        self.reached: int | None = None
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if self.on == "batch" and state.batch_loss <= self.target:
+            self.reached = state.step - 1
+            state.stop, state.stop_reason = True, f"loss <= {self.target:g}"
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.on == "epoch" and state.history.train_loss[-1] <= self.target:
+            self.reached = len(state.history.train_loss)
+            state.stop, state.stop_reason = True, f"training loss <= {self.target:g}"
+
+
+class Every(Callback):
+    """Call `fn(state)` every `k` optimizer steps (`on="step"`) or epochs (`on="epoch"`) and keep what
+    it returns in `values`, with the step or epoch count in `at`. `fn` may stop training by setting
+    `state.stop`.
+
+        rec = Every(1, lambda s: recall_at_1(s.model, x, y), on="epoch")
+        fit(..., callbacks=[rec]);  rec.values  # one recall per epoch"""
+
+    def __init__(self, k: int, fn: Callable[[TrainState], object], on: str = "step"):
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        if on not in ("step", "epoch"):
+            raise ValueError(f"on must be 'step' or 'epoch', got {on!r}")
+        if not callable(fn):
+            raise ValueError(f"fn must be callable, got {fn!r}")
+        self.k, self.fn, self.on = k, fn, on
+        self.at: list[int] = []
+        self.values: list = []
+
+    def _maybe(self, state: TrainState, count: int) -> None:
+        if count % self.k == 0:
+            self.at.append(count)
+            self.values.append(self.fn(state))
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if self.on == "step":
+            self._maybe(state, state.step)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.on == "epoch":
+            self._maybe(state, len(state.history.train_loss))
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (only those with requires_grad when `trainable_only`)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def batches(

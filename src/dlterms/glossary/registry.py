@@ -24,10 +24,10 @@ definition in Markdown. The front matter holds
     code        dotted paths of the library objects that implement the term (must import)
     experiment  the id of the registered experiment, or empty while it is not written yet
 
-`load()` checks everything that can be checked without importing torch (numbers, ids, areas,
-related ids, clashes between the names of different entries, corrections' fields).
-`validate(deep=True)` also imports every named code object and every named experiment, which is
-what the test suite and `dlterms coverage` do.
+`load()` checks everything that can be checked without importing the library (numbers, ids, areas,
+related ids, clashes between the names of different entries, corrections' fields). The glossary
+imports nothing of the library; `dlterms.audit.validate()` checks the entries against it (every
+named code object imports, every named experiment is registered).
 """
 
 from __future__ import annotations
@@ -415,32 +415,3 @@ def resolve_code(path: str):
             obj = getattr(obj, attr)
         return obj
     raise ImportError(f"cannot import {path!r}")
-
-
-def validate(deep: bool = True) -> list[str]:
-    """Check the whole glossary; return a list of problems (empty when all is well).
-
-    With deep=True every named code object must import and every named experiment must be
-    registered by its module.
-    """
-    problems: list[str] = []
-    try:
-        items = load()
-    except GlossaryError as exc:
-        return [str(exc)]
-    if not deep:
-        return problems
-    from dlterms import run as _run
-
-    for e in items:
-        for path in e.code:
-            try:
-                resolve_code(path)
-            except Exception as exc:  # noqa: BLE001 - any import failure is a problem to report
-                problems.append(f"{e.id}: code {path!r} does not import ({type(exc).__name__}: {exc})")
-        if e.experiment:
-            try:
-                _run.get_experiment(e.experiment)
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"{e.id}: experiment {e.experiment!r} is not registered ({exc})")
-    return problems

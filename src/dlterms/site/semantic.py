@@ -174,7 +174,7 @@ def embed_cached(encoder, texts: list[str], use_cache: bool = True) -> np.ndarra
     if missing:
         vectors = _encode(encoder, [t for _, t in missing])
         store.update({k: v for (k, _), v in zip(missing, vectors)})
-        from dlterms.run import atomic_write_bytes
+        from dlterms.results import atomic_write_bytes
 
         # Keep other texts' vectors too (another set of entries may be searched next), but never
         # more than CACHE_LIMIT: past it only the current texts' vectors are kept.
