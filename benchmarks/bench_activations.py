@@ -1,4 +1,4 @@
-"""Activations: our relu and leaky_relu (z times a [z > 0] mask from sign and clamp) against torch's
+"""Activations: our relu, leaky_relu and log_softmax (z times a [z > 0] mask from sign and clamp) against torch's
 fused kernels, forward and backward, at a GAN hidden layer's size (128 x 256) and at 10x.
 
 The mask used to be `z > 0` (relu) and `torch.where(z > 0, z, a z)` (leaky_relu); on this CPU build
@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 
 from benchmarks._harness import Case
-from dlterms.nn.activations import leaky_relu, relu
+from dlterms.nn.activations import leaky_relu, log_softmax, relu
 
 
-def _case(name: str, ours, ref, shape: tuple[int, int], label: str) -> Case:
+def _case(name: str, ours, ref, shape: tuple[int, int], label: str, note: str | None = None) -> Case:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(*shape, generator=g).requires_grad_(True)
     up = torch.randn(*shape, generator=g)
@@ -34,7 +34,8 @@ def _case(name: str, ours, ref, shape: tuple[int, int], label: str) -> Case:
         run(ours),
         run(ref),
         diff=diff,
-        note=(
+        note=note
+        or (
             "two arithmetic passes (mask, product) and autograd's generic product backward, "
             "where torch has one fused kernel each way"
         ),
@@ -52,6 +53,17 @@ def cases() -> list[Case]:
                 lambda z: torch.nn.functional.leaky_relu(z, 0.2),
                 shape,
                 label,
+            )
+        )
+    for shape, label in (((512, 32), "seq2seq decoder rows"), ((5120, 32), "10x")):
+        out.append(
+            _case(
+                "log_softmax",
+                lambda z: log_softmax(z, -1),
+                lambda z: torch.log_softmax(z, -1),
+                shape,
+                label,
+                note="shift, exp, sum, log and subtract as separate passes where torch fuses them",
             )
         )
     return out

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import torch
 
+from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
+
 # log q_k = z_k - max z - log sum_j e^{z_j - max z}: written once, in the activations module
 from dlterms.nn.activations import log_softmax
 
@@ -49,6 +51,7 @@ __all__ = [
     "hinge_loss",
     "multi_margin_loss",
     "nll_loss",
+    "cross_entropy_equations",
     "cross_entropy",
     "binary_cross_entropy_with_logits",
     "MSELoss",
@@ -164,6 +167,84 @@ def _classes_last(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tens
     return input.movedim(1, -1).reshape(-1, c), target.reshape(-1)
 
 
+# --------------------------------------------------------------------------- cross-entropy: the equations
+
+
+def _check_cross_entropy_args(input, target, weight, reduction, label_smoothing) -> int:
+    """Validate cross-entropy's arguments; returns the class dimension."""
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_dim = 0 if input.dim() == 1 else 1
+    k = input.shape[class_dim]
+    if weight is not None and weight.shape != (k,):
+        raise ValueError(f"weight must have shape ({k},), one per class, got {tuple(weight.shape)}")
+    if target.is_floating_point():
+        if target.shape != input.shape:
+            raise ValueError(
+                f"probability targets must have the input's shape {tuple(input.shape)}, got {tuple(target.shape)}"
+            )
+    elif target.is_complex() or target.dtype == torch.bool:
+        raise ValueError(f"target must hold class indices (int64) or probabilities (float), got {target.dtype}")
+    return class_dim
+
+
+def cross_entropy_equations(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy between softmax(input) and the target, as the module docstring writes it.
+
+    The same arguments as `cross_entropy`, which computes the same values and, for class-index
+    targets, runs the gradient written out (below). Built from `log_softmax` and `nll_loss`, so
+    autograd differentiates it, to any order and under `torch.func`.
+    """
+    class_dim = _check_cross_entropy_args(input, target, weight, reduction, label_smoothing)
+    k = input.shape[class_dim]
+    log_q = log_softmax(input, dim=class_dim)  # log q_ik = z_ik - log sum_j e^{z_ij}
+    wshape = [1] * input.dim()
+    wshape[class_dim] = k
+    w = None if weight is None else weight.to(log_q.dtype).view(wshape)  # w_k
+    if target.is_floating_point():  # class probabilities p
+        # p' = (1 - eps) p + eps / K
+        p = target * (1 - label_smoothing) + label_smoothing / k if label_smoothing > 0 else target
+        # l_i = - sum_k w_k p'_{ik} log q_{ik}
+        terms = -(log_q * p) if w is None else -(log_q * p * w)
+        loss = terms.sum(class_dim)
+        if reduction == "mean":
+            return loss.sum() / (input.numel() / k)
+        return loss.sum() if reduction == "sum" else loss
+    # (1 - eps) * (-w_y log q_y), normalised as nll_loss
+    nll = nll_loss(log_q, target, weight, ignore_index, reduction)
+    if label_smoothing == 0:
+        return nll
+    # smoothing term: - sum_k w_k log q_ik, zero for ignored targets
+    smooth = -(log_q if w is None else log_q * w).sum(class_dim)
+    keep = target != ignore_index
+    smooth = smooth.masked_fill(~keep, 0.0)
+    if reduction == "mean":
+        if weight is None:
+            smooth = smooth.sum() / keep.sum()
+        else:
+            safe = target.masked_fill(~keep, 0)
+            smooth = smooth.sum() / (weight.to(log_q.dtype)[safe] * keep).sum()
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    # l = (1 - eps) nll + eps / K * smooth
+    return (1 - label_smoothing) * nll + smooth * (label_smoothing / k)
+
+
+# --------------------------------------------------------------------------- cross-entropy: fast path
+# The same values as cross_entropy_equations for class-index targets, with the gradient written out:
+# the forward needs no (M, K) log-probabilities (only the log-sum-exp and the picked logit), and the
+# backward writes softmax(z) once and subtracts the target in place, where autograd of the equations
+# keeps log q and runs log_softmax's and the gather's backwards.
+
+
 class _CrossEntropyIndex(torch.autograd.Function):
     r"""Cross-entropy of logit rows z (M, K) against class indices y (M,), with its closed-form backward.
 
@@ -211,12 +292,10 @@ class _CrossEntropyIndex(torch.autograd.Function):
     def backward(ctx, g):
         z, safe, keep, kw, lse, denom, weight = ctx.saved_tensors
         reduction, eps = ctx.reduction, ctx.eps
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            with torch.enable_grad():
-                y = torch.where(keep, safe, ctx.ignore_index)
-                loss = _cross_entropy_equations(z, y, weight, ctx.ignore_index, reduction, eps)
-                (dz,) = torch.autograd.grad(loss, z, g, create_graph=True)
-            return dz, None, None, None, None, None
+        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
+            y = torch.where(keep, safe, ctx.ignore_index)
+            eqs = lambda z: cross_entropy_equations(z, y, weight, ctx.ignore_index, reduction, eps)  # noqa: E731
+            return (*grads_through(eqs, (z,), ctx.needs_input_grad[:1], g), None, None, None, None, None)
         K = z.shape[1]
         # c_i: the upstream gradient of row i's loss (1/denominator for the mean)
         c = g / denom if reduction == "mean" else g  # scalar, or (M,) for "none"
@@ -237,41 +316,6 @@ class _CrossEntropyIndex(torch.autograd.Function):
         return dz, None, None, None, None, None
 
 
-def _cross_entropy_equations(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    label_smoothing: float,
-) -> torch.Tensor:
-    """Class-index cross-entropy as the module docstring writes it, for autograd (class dim 1)."""
-    class_dim = 0 if logits.dim() == 1 else 1
-    k = logits.shape[class_dim]
-    log_q = log_softmax(logits, dim=class_dim)
-    # (1 - eps) * (-w_y log q_y), normalised as nll_loss
-    nll = nll_loss(log_q, target, weight, ignore_index, reduction)
-    if label_smoothing == 0:
-        return nll
-    wshape = [1] * logits.dim()
-    wshape[class_dim] = k
-    w = None if weight is None else weight.to(log_q.dtype).view(wshape)
-    # smoothing term: - sum_k w_k log q_ik, zero for ignored targets
-    smooth = -(log_q if w is None else log_q * w).sum(class_dim)
-    keep = target != ignore_index
-    smooth = smooth.masked_fill(~keep, 0.0)
-    if reduction == "mean":
-        if weight is None:
-            smooth = smooth.sum() / keep.sum()
-        else:
-            safe = target.masked_fill(~keep, 0)
-            smooth = smooth.sum() / (weight.to(log_q.dtype)[safe] * keep).sum()
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    # l = (1 - eps) nll + eps / K * smooth
-    return (1 - label_smoothing) * nll + smooth * (label_smoothing / k)
-
-
 def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -280,7 +324,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy between softmax(input) and the target, as torch.nn.functional.cross_entropy.
+    """Cross-entropy between softmax(input) and the target, as torch.nn.functional.cross_entropy
+    (`cross_entropy_equations`, same values), run by default.
 
     Args:
         input: logits, (N, C), (N, C, d1, ...) or unbatched (C,).
@@ -294,42 +339,24 @@ def cross_entropy(
     class weights that need a gradient themselves and `torch.func` transforms through autograd of
     the equations.
     """
-    _check_reduction(reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    class_dim = 0 if input.dim() == 1 else 1
-    k = input.shape[class_dim]
-    if weight is not None and weight.shape != (k,):
-        raise ValueError(f"weight must have shape ({k},), one per class, got {tuple(weight.shape)}")
-
-    if target.is_floating_point():  # class probabilities p
-        if target.shape != input.shape:
-            raise ValueError(
-                f"probability targets must have the input's shape {tuple(input.shape)}, got {tuple(target.shape)}"
-            )
-        log_q = log_softmax(input, dim=class_dim)
-        wshape = [1] * input.dim()
-        wshape[class_dim] = k
-        w = None if weight is None else weight.to(log_q.dtype).view(wshape)
-        # p' = (1 - eps) p + eps / K
-        p = target * (1 - label_smoothing) + label_smoothing / k if label_smoothing > 0 else target
-        # l_i = - sum_k w_k p'_{ik} log q_{ik}
-        terms = -(log_q * p) if w is None else -(log_q * p * w)
-        loss = terms.sum(class_dim)
-        if reduction == "mean":
-            return loss.sum() / (input.numel() / k)
-        return loss.sum() if reduction == "sum" else loss
-
-    if target.is_complex() or target.dtype == torch.bool:
-        raise ValueError(f"target must hold class indices (int64) or probabilities (float), got {target.dtype}")
+    _check_cross_entropy_args(input, target, weight, reduction, label_smoothing)
     # the closed form gives no gradient for w; torch.func transforms (vmap, grad, jvp) need rules the
     # autograd.Function does not define: both differentiate the equations instead
-    if (weight is not None and weight.requires_grad) or torch._C._are_functorch_transforms_active():
-        return _cross_entropy_equations(input, target, weight, ignore_index, reduction, label_smoothing)
+    if target.is_floating_point() or (weight is not None and weight.requires_grad) or transforms_active():
+        return cross_entropy_equations(input, target, weight, ignore_index, reduction, label_smoothing)
     z, y = _classes_last(input, target)  # (M, C), (M,)
     w = None if weight is None else weight.to(z.dtype)
     loss = _CrossEntropyIndex.apply(z, y, w, ignore_index, reduction, float(label_smoothing))
     return loss.reshape(target.shape) if reduction == "none" else loss
+
+
+declare(
+    cross_entropy_equations,
+    cross_entropy,
+    _CrossEntropyIndex,
+    saves="For class-index targets, a forward that needs only the log-sum-exp and the picked logit (no "
+    "(M, K) log-probabilities) and a backward that writes softmax(z) once and subtracts the target in place.",
+)
 
 
 def binary_cross_entropy_with_logits(

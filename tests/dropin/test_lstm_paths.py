@@ -1,5 +1,5 @@
 """The LSTM's three routes through a sequence compute the same thing: the step equations written out
-(`_lstm_sequence_equations`, what the glossary shows), the training path with hand-written backpropagation
+(`lstm_sequence_equations`, what the glossary shows), the training path with hand-written backpropagation
 through time (`_LSTMSequence`) and the evaluation path that keeps no history (`_lstm_sequence_nograd`,
 taken under torch.no_grad() or when nothing requires a gradient)."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dlterms.nn as nn
-from dlterms.nn.recurrent import _lstm_sequence_equations, _lstm_sequence_nograd, _LSTMSequence
+from dlterms.nn.recurrent import _lstm_sequence_nograd, _LSTMSequence, lstm_sequence_equations
 
 DT = torch.float64
 EPS32 = torch.finfo(torch.float32).eps
@@ -26,7 +26,7 @@ def _inputs(T, D, B, H, dtype=DT, seed=0):
 @pytest.mark.parametrize("T,D,B,H", [(7, 1, 3, 5), (7, 2, 3, 5), (1, 1, 1, 4), (12, 2, 1, 8)])
 def test_three_routes_agree(T, D, B, H):
     xp, h0, c0, w_hh = _inputs(T, D, B, H)
-    ref = _lstm_sequence_equations(xp, h0, c0, w_hh)
+    ref = lstm_sequence_equations(xp, h0, c0, w_hh)
     with torch.no_grad():
         fast = _lstm_sequence_nograd(xp, h0, c0, w_hh)
         train = _LSTMSequence.apply(xp, h0, c0, w_hh)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlterms.nn.activations import log_softmax
+
 __all__ = ["EWC", "fisher_diagonal", "ReplayMemory"]
 
 
@@ -44,7 +46,7 @@ def fisher_diagonal(model: nn.Module, x: torch.Tensor, batch_size: int = 1) -> d
     n_batches = 0
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(dev)
-        logp = torch.log_softmax(model(xb), dim=-1)  # (B, K)
+        logp = log_softmax(model(xb), dim=-1)  # (B, K)
         probs = logp.detach().exp()
         for k in range(logp.size(1)):
             grads = torch.autograd.grad(logp[:, k].mean(), list(params.values()), retain_graph=True)

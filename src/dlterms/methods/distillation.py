@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from dlterms.nn.activations import softmax
+from dlterms.nn.activations import log_softmax, softmax
 
 __all__ = ["soft_targets", "distillation_loss", "kl_divergence"]
 
@@ -49,11 +49,11 @@ def distillation_loss(
             f"{tuple(teacher_logits.shape)}"
         )
     p_teacher = soft_targets(teacher_logits.detach(), temperature)
-    log_p_student = torch.log_softmax(student_logits / temperature, dim=-1)
+    log_p_student = log_softmax(student_logits / temperature, dim=-1)
     soft = temperature**2 * kl_divergence(p_teacher, log_p_student)
     if alpha == 1.0:
         return soft
     if target is None:
         raise ValueError("target labels are needed when alpha < 1 (the hard-label term)")
-    hard = -torch.log_softmax(student_logits, dim=-1).gather(1, target.unsqueeze(1)).mean()  # CE(y, student)
+    hard = -log_softmax(student_logits, dim=-1).gather(1, target.unsqueeze(1)).mean()  # CE(y, student)
     return alpha * soft + (1 - alpha) * hard

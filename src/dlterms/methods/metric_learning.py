@@ -47,6 +47,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dlterms.nn.activations import log_softmax
+
 __all__ = [
     "pairwise_distance",
     "contrastive_loss",
@@ -231,7 +233,7 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     logits = logits.masked_fill(eye, -float("inf"))  # k != i in the denominator
     target = torch.cat([torch.arange(N, 2 * N), torch.arange(0, N)]).to(z.device)  # j(i): the other view
     # -log softmax at the other view, averaged over the 2N rows
-    return -(logits.log_softmax(dim=1).gather(1, target[:, None])).mean()
+    return -(log_softmax(logits, dim=1).gather(1, target[:, None])).mean()
 
 
 class SimCLR(torch.nn.Module):

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from dlterms.nn.activations import log_softmax
 from dlterms.nn.linear import MLP
 
 __all__ = ["EarlyFusion", "LateFusion", "UnimodalClassifier"]
@@ -85,8 +86,8 @@ class LateFusion(torch.nn.Module):
         self.model_a, self.model_b, self.mode = model_a, model_b, mode
 
     def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
-        la = torch.log_softmax(self.model_a(x_a, x_b), dim=1)  # log p_a(y | x_a)
-        lb = torch.log_softmax(self.model_b(x_a, x_b), dim=1)  # log p_b(y | x_b)
+        la = log_softmax(self.model_a(x_a, x_b), dim=1)  # log p_a(y | x_a)
+        lb = log_softmax(self.model_b(x_a, x_b), dim=1)  # log p_b(y | x_b)
         if self.mode == "product":
             s = la + lb
             return s - torch.logsumexp(s, dim=1, keepdim=True)

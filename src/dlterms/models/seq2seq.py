@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from dlterms.data.seqtasks import BOS, PAD
-from dlterms.nn import GRU, AdditiveAttention, DotProductAttention, Embedding, Linear
+from dlterms.nn import GRU, AdditiveAttention, DotProductAttention, Embedding, Linear, log_softmax
 from dlterms.training import Callback, TrainState
 
 __all__ = ["Seq2Seq", "DecoderState", "ScheduledSampling", "inverse_sigmoid_decay", "seq2seq_loss"]
@@ -176,7 +176,7 @@ class Seq2Seq(torch.nn.Module):
         new.attn = None if alpha is None else alpha[:, 0]
         logits = logits[:, 0].clone()
         logits[:, [PAD, BOS]] = float("-inf")
-        return torch.log_softmax(logits, dim=-1), new
+        return log_softmax(logits, dim=-1), new
 
     def forward(self, src: Tensor, src_len: Tensor, tgt: Tensor) -> Tensor:
         """Logits (N, T, V) for predicting tgt (N, T) (ending in <eos>, padded with <pad>).

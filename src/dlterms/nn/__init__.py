@@ -2,6 +2,10 @@
 
 Every layer is a `torch.nn.Module` built from tensor primitives (no call to the torch layer it
 re-implements), so it trains with torch's autograd and is checked against torch in tests.
+Where speed asked for a hand-written backward (softmax, log-softmax, batch and layer normalisation,
+the LSTM, convolution), the equations come first in the file as a public function (`softmax_equations`,
+`lstm_sequence_equations`, `conv_equations`, ...) and the fast path that runs by default sits beneath
+it, tested equal to it; `dlterms.nn._fastpath` holds the dispatch rules they share.
 Dimension order is batch first: (B, C, L) for 1-D signals, (B, C, H, W) for images, (B, T, C) for
 sequences; except where torch has a `batch_first` switch (the recurrent layers, multi-head attention
 and the transformer), which keeps torch's default, time major (T, B, C). The project's own code

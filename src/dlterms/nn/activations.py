@@ -40,6 +40,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
+
 __all__ = [
     "sigmoid",
     "tanh",
@@ -53,7 +55,9 @@ __all__ = [
     "leaky_relu_derivative",
     "gelu_derivative",
     "identity_derivative",
+    "softmax_equations",
     "softmax",
+    "log_softmax_equations",
     "log_softmax",
     "Sigmoid",
     "Tanh",
@@ -195,22 +199,43 @@ def _check_dim(input: Tensor, dim: int) -> int:
     return dim
 
 
-def _softmax_equations(input: Tensor, dim: int) -> Tensor:
+def softmax_equations(input: Tensor, dim: int = -1) -> Tensor:
+    r"""Softmax from its equation, $y_i = e^{z_i - m} / \sum_j e^{z_j - m}$ along `dim`, $m = \max_j z_j$.
+
+    Built from differentiable tensor operations, so autograd gives its gradient (to any order, and under
+    `torch.func`). `softmax` computes the same values with the gradient written out (below).
+    """
+    dim = _check_dim(input, dim)
     m = input.amax(dim=dim, keepdim=True).detach()  # the shift changes no value, so no gradient through it
     e = torch.exp(input - m)  # every exponent <= 0: values in (0, 1]
+    # y_i = e^{z_i - m} / sum_j e^{z_j - m}
     return e / e.sum(dim=dim, keepdim=True)
+
+
+def log_softmax_equations(input: Tensor, dim: int = -1) -> Tensor:
+    r"""$(z_i - m) - \log\sum_j e^{z_j - m}$ along `dim` (the log-sum-exp trick), from differentiable
+    operations. `log_softmax` computes the same values with the backward written out (below)."""
+    dim = _check_dim(input, dim)
+    m = input.amax(dim=dim, keepdim=True).detach()  # the shift changes no value, so no gradient through it
+    shifted = input - m
+    # log y_i = (z_i - m) - log sum_j e^{z_j - m}
+    return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+
+
+# --------------------------------------------------------------------------- softmax: fast path
+# The same values as softmax_equations with the backward written out: autograd of the equations
+# records five operations and keeps their intermediates; the closed form keeps only y.
 
 
 class _Softmax(torch.autograd.Function):
     r"""Softmax with its closed-form backward: for $y = \mathrm{softmax}(z)$ and upstream gradient $g$,
     $\partial\ell/\partial z_i = y_i (g_i - \sum_j g_j y_j)$ (the Jacobian is $\mathrm{diag}(y) - y y^\top$).
-    Autograd through the equations records five operations and keeps their intermediates; this keeps
-    only $y$. The backward is written in differentiable operations on the saved output, so a gradient of
-    the gradient (create_graph=True) still works."""
+    The backward is written in differentiable operations on the saved output, so a gradient of the
+    gradient (create_graph=True) needs no fallback."""
 
     @staticmethod
     def forward(ctx, input: Tensor, dim: int) -> Tensor:
-        # y_i = e^{z_i - m} / sum_j e^{z_j - m}
+        # y_i = e^{z_i - m} / sum_j e^{z_j - m}, in place on one buffer
         y = (input - input.amax(dim=dim, keepdim=True)).exp_()
         y = y.div_(y.sum(dim=dim, keepdim=True))
         ctx.save_for_backward(y)
@@ -225,24 +250,67 @@ class _Softmax(torch.autograd.Function):
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
-    r"""$e^{z_i - m} / \sum_j e^{z_j - m}$ along `dim`, with $m$ the maximum along `dim`.
+    r"""$e^{z_i - m} / \sum_j e^{z_j - m}$ along `dim`, with $m$ the maximum along `dim` (`softmax_equations`).
 
-    Rows that are entirely $-\infty$ have no distribution and give NaN, as in torch. The gradient is the
-    closed form $y_i (g_i - \sum_j g_j y_j)$ (`_Softmax`); under `torch.func` transforms autograd runs
-    through the equations instead.
+    Rows that are entirely $-\infty$ have no distribution and give NaN, as in torch. Runs `_Softmax`
+    (closed-form gradient $y_i (g_i - \sum_j g_j y_j)$); under `torch.func` transforms, and on a 0-d
+    input, the equations.
     """
     dim = _check_dim(input, dim)
-    if torch._C._are_functorch_transforms_active() or input.dim() == 0:
-        return _softmax_equations(input, dim)
+    if transforms_active() or input.dim() == 0:
+        return softmax_equations(input, dim)
     return _Softmax.apply(input, dim)
 
 
+declare(
+    softmax_equations,
+    softmax,
+    _Softmax,
+    saves="One buffer forward (shift, exponentiate and normalise in place) and a backward that keeps only "
+    "the output y, where autograd of the equations records five operations and keeps their intermediates.",
+)
+
+
+class _LogSoftmax(torch.autograd.Function):
+    r"""Log-softmax with its backward written out: for $\log y = (z - m) - \log S$, $S = \sum_j e^{z_j - m}$
+    and upstream gradient $g$, $\partial\ell/\partial z_i = g_i - (e^{z_i - m} / S) \sum_j g_j$, evaluated in
+    the order autograd evaluates it for `log_softmax_equations`, so that the two agree to the last bit.
+    Under create_graph=True autograd of the equations runs instead."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, dim: int) -> Tensor:
+        shifted = input - input.amax(dim=dim, keepdim=True)  # z - m
+        e = torch.exp(shifted)  # e^{z_j - m}
+        s = e.sum(dim=dim, keepdim=True)  # S
+        ctx.save_for_backward(input, e, s)
+        ctx.dim = dim
+        return shifted.sub_(torch.log(s))  # (z - m) - log S, in the shifted buffer
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        input, e, s = ctx.saved_tensors
+        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
+            return (*grads_through(lambda z: log_softmax_equations(z, ctx.dim), (input,), (True,), g), None)
+        # dl/dz_i = g_i + e^{z_i - m} (-sum_j g_j / S)
+        return g + e * (g.sum(dim=ctx.dim, keepdim=True).neg_() / s), None
+
+
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
-    r"""$(z_i - m) - \log\sum_j e^{z_j - m}$ along `dim` (the log-sum-exp trick)."""
+    r"""$(z_i - m) - \log\sum_j e^{z_j - m}$ along `dim` (`log_softmax_equations`), run by default through
+    `_LogSoftmax`; under `torch.func` transforms, and on a 0-d input, the equations."""
     dim = _check_dim(input, dim)
-    m = input.amax(dim=dim, keepdim=True).detach()
-    shifted = input - m
-    return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+    if transforms_active() or input.dim() == 0:
+        return log_softmax_equations(input, dim)
+    return _LogSoftmax.apply(input, dim)
+
+
+declare(
+    log_softmax_equations,
+    log_softmax,
+    _LogSoftmax,
+    saves="Three kernels backward (a sum, a product and an addition on saved e^{z - m}) where autograd of "
+    "the equations replays the subtraction, logarithm, sum and exponential it recorded; the same bits.",
+)
 
 
 # --------------------------------------------------------------------------- modules

@@ -28,6 +28,7 @@ import math
 import torch
 
 from dlterms.nn.activations import softmax
+from dlterms.nn.dropout import dropout
 
 __all__ = ["scaled_dot_product_attention", "causal_mask", "AdditiveAttention", "DotProductAttention"]
 
@@ -71,9 +72,7 @@ def scaled_dot_product_attention(
         else:
             scores = scores + mask
     weights = softmax(scores, dim=-1)  # (..., T_q, T_k), rows sum to 1
-    if dropout_p > 0.0 and training:
-        keep = torch.rand_like(weights) >= dropout_p
-        weights = weights * keep / (1.0 - dropout_p)
+    weights = dropout(weights, dropout_p, training)  # on the weights, training only
     out = weights @ v  # (..., T_q, d_v)
     return (out, weights) if return_weights else out
 

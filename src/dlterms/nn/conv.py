@@ -22,6 +22,9 @@ $W \in \mathbb{R}^{(k\,C_{in}) \times C_{out}}$: $Y = X_{col} W + \beta$. The ba
 is written out from $Y = X_{col} W + \beta$ (`_ConvGemm`), and $X_{col}$ is built a few MiB of the batch
 at a time, so it is multiplied while it is still in cache and never held whole.
 
+The file reads in that order: the sum as written (`conv_equations`, which autograd differentiates),
+then im2col and the fast path that runs by default (`conv1d`, `conv2d`), tested equal to the sum.
+
 Layout: the public tensors are batch first and channels first, (B, C, L) and (B, C, H, W), with
 PyTorch's parameter names and shapes (`weight` (C_out, C_in/groups, *kernel_size), `bias` (C_out,)),
 so a state dict loads into `torch.nn.Conv2d` and back. Inside, windows are gathered channels-last,
@@ -38,7 +41,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Conv1d", "Conv2d", "conv1d", "conv2d", "conv_output_size", "im2col", "sliding_windows", "receptive_field"]
+from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
+
+__all__ = [
+    "conv_equations",
+    "Conv1d",
+    "Conv2d",
+    "conv1d",
+    "conv2d",
+    "conv_output_size",
+    "im2col",
+    "sliding_windows",
+    "receptive_field",
+]
 
 
 def _tuple(value, n: int, name: str) -> tuple[int, ...]:
@@ -99,6 +114,55 @@ def receptive_field(
         r += d * (k - 1) * jump  # each layer widens the field by its dilated span, in input units
         jump *= s
     return r
+
+
+# --------------------------------------------------------------------------- the equations
+
+
+def conv_equations(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0, dilation=1, groups=1
+) -> torch.Tensor:
+    r"""Convolution as the sum is written, $y[b, o, i] = \beta_o + \sum_{c \in G(o)} \sum_m w[o, c, m]\,
+    \tilde x[b, c, s i + d m]$, for x (B, C_in, L) or (B, C_in, H, W) and weight (C_out, C_in/groups, *k).
+
+    One term of the sum over kernel offsets m at a time: the input positions $s i + d m$ that offset
+    reads (a strided slice of the zero-padded input), times that offset's weights, summed over the
+    group's input channels. Built from differentiable operations, so autograd gives every gradient;
+    `conv1d`/`conv2d` compute the same values by im2col and one matrix product (below). `padding` is
+    an int or one int per spatial dimension.
+    """
+    nd = x.dim() - 2
+    if nd not in (1, 2) or weight.dim() != nd + 2:
+        raise ValueError(f"expected x (B, C, L) or (B, C, H, W) and a weight of the same rank, got {tuple(x.shape)}")
+    s, d, p = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation"), _tuple(padding, nd, "padding")
+    kernel = tuple(weight.shape[2:])
+    B, C_in = x.shape[:2]
+    C_out, C_g = weight.shape[:2]
+    if C_in != C_g * groups or C_out % groups:
+        raise ValueError(f"{C_in} input channels, weight {tuple(weight.shape)} and groups={groups} do not match")
+    out = [conv_output_size(x.shape[2 + k], kernel[k], s[k], p[k], d[k]) for k in range(nd)]
+    # x~: x zero-padded by p on each side of every spatial dimension
+    xt = torch.nn.functional.pad(x, [q for k in reversed(range(nd)) for q in (p[k], p[k])])
+    xg = xt.view(B, groups, C_g, *xt.shape[2:])  # (B, g, C_g, *padded): the groups G(o)
+    wg = weight.view(groups, C_out // groups, C_g, *kernel)  # (g, O_g, C_g, *k)
+    y = x.new_zeros(B, groups, C_out // groups, *out)
+    for m in itertools.product(*(range(k) for k in kernel)):
+        # x~[b, c, s i + d m] for every output position i: (B, g, C_g, *out)
+        window = xg[(Ellipsis, *_window_slices(m, out, s, d))]
+        # sum_c w[o, c, m] x~[b, c, s i + d m]
+        term = "bgc" + "ij"[:nd] + ",goc->bgo" + "ij"[:nd]
+        y = y + torch.einsum(term, window, wg[(Ellipsis, *m)])
+    y = y.reshape(B, C_out, *out)
+    if bias is not None:
+        y = y + bias.view(1, C_out, *([1] * nd))  # + beta_o
+    return y
+
+
+# --------------------------------------------------------------------------- im2col and the fast path
+# The sum above makes one small product per kernel offset and autograd keeps every window. The fast
+# path copies all windows into one matrix X_col (im2col) and makes one matrix product, Y = X_col W + beta,
+# with its backward written out: X_col is built a batch chunk of a few MiB at a time, multiplied while
+# in cache and rebuilt in the backward instead of kept.
 
 
 def _pad_channels_last(x: torch.Tensor, pads: Sequence[tuple[int, int]], value: float) -> torch.Tensor:
@@ -170,7 +234,8 @@ _CHUNK_BYTES = 1 << 22  # X_col is built in batch chunks of about 4 MiB: still i
 def _conv_gemm_equations(
     xp: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None, kernel, stride, dilation, out
 ) -> torch.Tensor:
-    """Y = X_col W + beta over the whole batch at once, for autograd: (B, *out, C_out)."""
+    """Y = X_col W + beta over the whole batch at once, for autograd: (B, *out, C_out) (what `_ConvGemm`
+    differentiates under create_graph=True)."""
     cols = _Im2col.apply(xp, kernel, stride, dilation, out)  # (B, *out, *k, C_in)
     y = cols.reshape(-1, w2.shape[1]) @ w2.t()  # (B*prod(out), prod(k)*C_in) @ (prod(k)*C_in, C_out)
     if bias is not None:
@@ -217,12 +282,9 @@ class _ConvGemm(torch.autograd.Function):
     def backward(ctx, gy):
         xp, w2, bias, kept = ctx.saved_tensors
         kernel, stride, dilation, out, chunk = ctx.geometry
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the whole-batch equations instead
-            wanted = [t for t, need in zip((xp, w2, bias), ctx.needs_input_grad[:3]) if need]
-            with torch.enable_grad():
-                y = _conv_gemm_equations(xp, w2, bias, kernel, stride, dilation, out)
-                found = iter(torch.autograd.grad(y, wanted, gy, create_graph=True))
-            return (*(next(found) if need else None for need in ctx.needs_input_grad[:3]), None, None, None, None)
+        if create_graph():  # a gradient to differentiate again: autograd of the whole-batch product instead
+            eqs = lambda xp, w2, b: _conv_gemm_equations(xp, w2, b, kernel, stride, dilation, out)  # noqa: E731
+            return (*grads_through(eqs, (xp, w2, bias), ctx.needs_input_grad[:3], gy), None, None, None, None)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         c_out, kc = w2.shape
         gy = gy.contiguous()  # (B, *out, C_out)
@@ -348,6 +410,9 @@ def _conv(
     s = _tuple(stride, nd, "stride")
     d = _tuple(dilation, nd, "dilation")
     pads = _resolve_padding(padding, kernel, d, s, nd)
+    if transforms_active():  # torch.func (vmap, grad, jvp): the autograd.Functions define no rules
+        x = torch.nn.functional.pad(x, [q for a, b in reversed(pads) for q in (a, b)])
+        return conv_equations(x, weight, bias, s, 0, d, groups)
     xp, kernel, s, d, out = _padded_windows(x, kernel, s, pads, d, 0.0)  # xp: (B, *padded, C_in)
     n, kk = b * math.prod(out), math.prod(kernel)
     # kernels laid out to match the windows: (C_out, C_g, *k) -> (C_out, *k, C_g)
@@ -484,3 +549,15 @@ class Conv2d(_ConvNd):
     """2-D convolution over (B, C_in, H, W) -> (B, C_out, H_out, W_out); arguments as `torch.nn.Conv2d`."""
 
     _nd = 2
+
+
+declare(
+    conv_equations,
+    conv2d,
+    _conv,
+    _ConvGemm,
+    _Im2col,
+    saves="One matrix product over every window (im2col) instead of one small product per kernel offset, "
+    "with the backward written out from Y = X_col W + beta; X_col is built a few MiB of the batch at a "
+    "time and rebuilt in the backward, so the k-times-larger window matrix is never held whole.",
+)

@@ -34,9 +34,12 @@ $$\frac{\partial\ell}{\partial\beta} = \sum_i g_i, \qquad
   \frac{\partial\ell}{\partial x_i} = r\Bigl(\hat g_i - \frac1N\sum_j \hat g_j
       - \hat x_i\,\frac1N\sum_j \hat g_j\,\hat x_j\Bigr), \quad \hat g = \gamma g$$
 
-(the sums over the batch for $\gamma, \beta$ in layer normalisation; see `_BatchNormTrain`,
-`_LayerNormRows`). When a gradient must itself be differentiated (`create_graph=True`) or under
-`torch.func` transforms, autograd runs through the equations instead.
+(the sums over the batch for $\gamma, \beta$ in layer normalisation). The file reads in that order:
+the equations as written (`batch_norm_equations`, `layer_norm_equations`), the layers, then the fast
+path that runs by default, `autograd.Function`s with that backward (`_BatchNormTrain`,
+`_LayerNormRows`), tested equal to the equations. When a gradient must itself be differentiated
+(`create_graph=True`) or under `torch.func` transforms, autograd runs through the equations instead
+(`dlterms.nn._fastpath`).
 
 Shapes are batch first: (B, C) or (B, C, L) for `BatchNorm1d`, (B, C, H, W) for `BatchNorm2d`,
 (..., *normalized_shape) for `LayerNorm`. Arguments and parameter/buffer names are PyTorch's, so a
@@ -51,106 +54,23 @@ import numbers
 import torch
 from torch import nn
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "batch_norm", "layer_norm"]
+from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
+
+__all__ = [
+    "batch_norm_equations",
+    "layer_norm_equations",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "batch_norm",
+    "layer_norm",
+]
 
 
-def _grads_by_autograd(forward, inputs: tuple, needs: tuple[bool, ...], grad_out: torch.Tensor) -> tuple:
-    """Gradients of `forward(*inputs)` against `grad_out`, found by autograd through its equations.
-
-    The hand-written backwards below run under `create_graph=True` (a gradient that is itself
-    differentiated: a Hessian, a gradient penalty, MAML) through this instead, so that their result
-    stays differentiable; the closed forms are written for speed, not for twice differentiating.
-    """
-    wanted = [t for t, need in zip(inputs, needs) if need]
-    with torch.enable_grad():
-        y = forward(*inputs)
-        found = iter(torch.autograd.grad(y, wanted, grad_out, create_graph=True, allow_unused=True))
-    return tuple(next(found) if need else None for need in needs)
+# --------------------------------------------------------------------------- the equations
 
 
-def _batch_norm_train(
-    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The equations as written, on x (B, C, L) with its own per-channel statistics: y (B, C, L), mu, sigma^2.
-
-    Autograd differentiates this when a gradient must itself be differentiable (see
-    `_grads_by_autograd`); `_BatchNormTrain` computes the same values with fewer temporaries.
-    """
-    m = x.shape[0] * x.shape[2]  # values per channel
-    mu = x.mean(dim=(0, 2), keepdim=True)  # mu_c, (1, C, 1)
-    xc = x - mu
-    var = xc.square().sum(dim=(0, 2), keepdim=True) / m  # sigma_c^2, (1, C, 1)
-    y = xc * torch.rsqrt(var + eps)  # x_hat
-    if weight is not None:
-        y = y * weight[:, None]  # gamma_c
-    if bias is not None:
-        y = y + bias[:, None]  # beta_c
-    return y, mu.view(-1), var.view(-1)
-
-
-class _BatchNormTrain(torch.autograd.Function):
-    r"""Training-mode batch normalisation of x (B, C, L) with its closed-form backward.
-
-    With $g = \partial\ell/\partial y$, $r_c = 1/\sqrt{\sigma_c^2+\epsilon}$ and sums over the m values
-    of channel c:
-
-    $$\frac{\partial\ell}{\partial\beta_c} = \sum_i g_{ic}, \qquad
-      \frac{\partial\ell}{\partial\gamma_c} = \sum_i g_{ic}\,\hat x_{ic}, \qquad
-      \frac{\partial\ell}{\partial x_{ic}} = \gamma_c r_c
-      \Bigl(g_{ic} - \frac1m\sum_j g_{jc} - \hat x_{ic}\,\frac1m\sum_j g_{jc}\,\hat x_{jc}\Bigr)$$
-
-    (the chain rule from $\partial\ell/\partial\hat x = \gamma g$ through $\mu$ and $\sigma^2$, section 3
-    of the paper). Autograd through the equations keeps every intermediate and runs about a dozen
-    full-size kernels backward; this keeps x, $\mu$ and r, and forward and backward each write one
-    (B, C, L) tensor (plus the forward's square, freed at once), as torch's fused kernels do.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps):
-        m = x.shape[0] * x.shape[2]  # values per channel
-        # mu_c = (1/m) sum_i x_ic
-        mu = x.mean(dim=(0, 2))  # (C,)
-        y = x - mu[:, None]  # x_ic - mu_c: the (B, C, L) buffer that becomes y in place
-        # sigma_c^2 = (1/m) sum_i (x_ic - mu_c)^2   (biased: used to normalise)
-        var = y.square().sum(dim=(0, 2)).div_(m)  # (C,)
-        rstd = (var + eps).rsqrt_()  # r_c = 1 / sqrt(sigma_c^2 + eps), (C,)
-        # y = gamma x_hat + beta = (x - mu) (gamma r) + beta
-        y.mul_((rstd if weight is None else weight * rstd)[:, None])
-        if bias is not None:
-            y.add_(bias[:, None])
-        ctx.save_for_backward(x, weight, bias, mu, rstd)
-        ctx.eps = eps
-        ctx.mark_non_differentiable(mu, var)
-        return y, mu, var
-
-    @staticmethod
-    def backward(ctx, g, _gmu, _gvar):
-        x, weight, bias, mu, rstd = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            grads = _grads_by_autograd(
-                lambda *a: _batch_norm_train(*a, ctx.eps)[0], (x, weight, bias), ctx.needs_input_grad[:3], g
-            )
-            return (*grads, None)
-        m = x.shape[0] * x.shape[2]
-        # g_ic x_hat_ic = g_ic (x_ic - mu_c) r_c: the one (B, C, L) buffer, reused for dx
-        buf = (x - mu[:, None]).mul_(rstd[:, None]).mul_(g)
-        # dl/dgamma_c = sum_i g_ic x_hat_ic ;  dl/dbeta_c = sum_i g_ic
-        gx_sum = buf.sum(dim=(0, 2))  # (C,)
-        g_sum = g.sum(dim=(0, 2))  # (C,)
-        dw = gx_sum if ctx.needs_input_grad[1] else None
-        db = g_sum if ctx.needs_input_grad[2] else None
-        if not ctx.needs_input_grad[0]:
-            return None, dw, db, None
-        # dl/dx_ic = gamma_c r_c (g_ic + p_c x_ic + q_c),  with x_hat_ic = (x_ic - mu_c) r_c:
-        # p_c = -r_c (1/m) sum_j g_jc x_hat_jc,  q_c = -p_c mu_c - (1/m) sum_j g_jc
-        p = rstd * gx_sum / -m  # (C,)
-        q = -p * mu - g_sum / m  # (C,)
-        dx = torch.mul(x, p[:, None], out=buf).add_(q[:, None]).add_(g)
-        dx.mul_((rstd if weight is None else weight * rstd)[:, None])
-        return dx, dw, db, None
-
-
-def batch_norm(
+def batch_norm_equations(
     x: torch.Tensor,
     running_mean: torch.Tensor | None,
     running_var: torch.Tensor | None,
@@ -160,41 +80,76 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> torch.Tensor:
-    """Batch normalisation of `x` (B, C, *) over every dimension except the channel dimension 1.
+    """Batch normalisation of `x` (B, C, *) over every dimension except the channel dimension 1, as written.
 
-    When `training` (or no running statistics are given) the batch's statistics normalise `x`, and
+    When `training` (or no running statistics are given) the batch's own statistics normalise `x`, and
     `running_mean`/`running_var` (if given) are updated in place with factor `momentum`. Otherwise the
-    running statistics normalise `x`.
+    running statistics normalise `x`. `batch_norm` computes the same values with the training-mode
+    backward written out.
     """
     C = x.shape[1]
-    shape = [1, C] + [1] * (x.dim() - 2)  # (1, C, 1, ...) to broadcast per-channel vectors
-    use_batch = training or running_mean is None or running_var is None
-    if use_batch:
-        m = x.numel() // C  # values per channel
-        if training and m <= 1:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
-            )
-        x3 = x.reshape(x.shape[0], C, -1)  # (B, C, L): every position of a channel along dims 0 and 2
-        if torch._C._are_functorch_transforms_active():  # torch.func (vmap, grad, jvp): autograd of the equations
-            y, mu, var = _batch_norm_train(x3, weight, bias, eps)
-            mu, var = mu.detach(), var.detach()
-        else:
-            y, mu, var = _BatchNormTrain.apply(x3, weight, bias, eps)
+    dims = (0, *range(2, x.dim()))  # every dimension but the channels': the m values of a channel
+    if training or running_mean is None or running_var is None:
+        m = _values_per_channel(x, training)
+        # mu_c = (1/m) sum_i x_ic
+        mu = x.mean(dim=dims, keepdim=True)  # (1, C, 1, ...)
+        # sigma_c^2 = (1/m) sum_i (x_ic - mu_c)^2   (biased: used to normalise)
+        var = (x - mu).square().sum(dim=dims, keepdim=True) / m
         if training and running_mean is not None and running_var is not None:
-            with torch.no_grad():
-                # running <- (1 - alpha) running + alpha * batch statistic (a lerp); variance unbiased: m/(m-1)
-                running_mean.lerp_(mu.to(running_mean.dtype), momentum)
-                running_var.lerp_((var * (m / (m - 1))).to(running_var.dtype), momentum)
-        return y.view(x.shape)
-    # evaluation: the running statistics stand in for mu and sigma^2
+            _update_running_stats(running_mean, running_var, mu.view(C), var.view(C), m, momentum)
+    else:  # evaluation: the running statistics stand in for mu and sigma^2
+        shape = (1, C) + (1,) * (x.dim() - 2)
+        mu, var = running_mean.view(shape), running_var.view(shape)
     # x_hat = (x - mu) / sqrt(sigma^2 + eps)
-    x_hat = (x - running_mean.view(shape)) * torch.rsqrt(running_var.view(shape) + eps)
+    y = (x - mu) * torch.rsqrt(var + eps)
     if weight is not None:
-        x_hat = x_hat * weight.view(shape)  # gamma_c
+        y = y * weight.view(-1, *(1,) * (x.dim() - 2))  # gamma_c
     if bias is not None:
-        x_hat = x_hat + bias.view(shape)  # beta_c
-    return x_hat
+        y = y + bias.view(-1, *(1,) * (x.dim() - 2))  # beta_c
+    return y
+
+
+def _values_per_channel(x: torch.Tensor, training: bool) -> int:
+    m = x.numel() // x.shape[1]
+    if training and m <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}")
+    return m
+
+
+@torch.no_grad()
+def _update_running_stats(running_mean, running_var, mu: torch.Tensor, var: torch.Tensor, m: int, momentum: float):
+    # running <- (1 - alpha) running + alpha * batch statistic (a lerp); the variance unbiased: m/(m-1)
+    running_mean.lerp_(mu.to(running_mean.dtype), momentum)
+    running_var.lerp_((var * (m / (m - 1))).to(running_var.dtype), momentum)
+
+
+def layer_norm_equations(
+    x: torch.Tensor,
+    normalized_shape: tuple[int, ...],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Layer normalisation of `x` over its last `len(normalized_shape)` dimensions, as written.
+
+    `layer_norm` computes the same values with the backward written out.
+    """
+    dims = tuple(range(-len(normalized_shape), 0))  # the H values normalised together
+    # mu = (1/H) sum_j x_j
+    mu = x.mean(dim=dims, keepdim=True)
+    xc = x - mu
+    # sigma^2 = (1/H) sum_j (x_j - mu)^2   (biased)
+    var = xc.square().mean(dim=dims, keepdim=True)
+    # x_hat = (x - mu) / sqrt(sigma^2 + eps)
+    y = xc * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight  # gamma_j
+    if bias is not None:
+        y = y + bias  # beta_j
+    return y
+
+
+# --------------------------------------------------------------------------- the layers
 
 
 class _BatchNorm(nn.Module):
@@ -291,113 +246,6 @@ class BatchNorm2d(_BatchNorm):
     _ranks = (4,)
 
 
-def _layer_norm_rows(
-    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
-) -> torch.Tensor:
-    """The equations as written, on rows x (M, H), weight and bias (H,): y (M, H).
-
-    Autograd differentiates this when a gradient must itself be differentiable (see
-    `_grads_by_autograd`); `_LayerNormRows` computes the same values with fewer temporaries.
-    """
-    mu = x.mean(dim=1, keepdim=True)  # (M, 1)
-    xc = x - mu
-    var = xc.square().mean(dim=1, keepdim=True)  # (M, 1)
-    y = xc * torch.rsqrt(var + eps)  # x_hat
-    if weight is not None:
-        y = y * weight  # gamma_j
-    if bias is not None:
-        y = y + bias  # beta_j
-    return y
-
-
-class _LayerNormRows(torch.autograd.Function):
-    r"""Layer normalisation of each row of x (M, H) with its closed-form backward.
-
-    With $g = \partial\ell/\partial y$ and sums over the H values of a row,
-
-    $$\frac{\partial\ell}{\partial\beta_j} = \sum_{rows} g_j, \qquad
-      \frac{\partial\ell}{\partial\gamma_j} = \sum_{rows} g_j\,\hat x_j, \qquad
-      \frac{\partial\ell}{\partial x_j} = r\,\bigl(\gamma_j g_j - a - \hat x_j\,c\bigr), \quad
-      a = \frac1H\sum_k \gamma_k g_k, \quad c = \frac1H\sum_k \gamma_k g_k\,\hat x_k$$
-
-    with $r = 1/\sqrt{\sigma^2+\epsilon}$: the chain rule from $\partial\ell/\partial\hat x = \gamma g$ through
-    $\mu$ and $\sigma^2$ (batch normalisation's, across a row instead of down a channel). Only x, $\mu$
-    and r are kept; forward and backward each write one (M, H) tensor, as torch's fused kernels do.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps):
-        H = x.shape[1]
-        # mu = (1/H) sum_j x_j
-        mu = x.mean(dim=1, keepdim=True)  # (M, 1)
-        y = x - mu  # x_j - mu: the one (M, H) buffer, turned into x_hat and then y in place
-        # sigma^2 = (1/H) sum_j (x_j - mu)^2 = ||x - mu||^2 / H   (biased), without an (M, H) square
-        var = torch.linalg.vector_norm(y, dim=1, keepdim=True).square_().div_(H)  # (M, 1)
-        rstd = (var + eps).rsqrt_()  # r = 1 / sqrt(sigma^2 + eps), (M, 1)
-        # x_hat = (x - mu) r
-        y.mul_(rstd)
-        # y = gamma x_hat + beta
-        if weight is not None and bias is not None:
-            torch.addcmul(bias, y, weight, out=y)
-        elif weight is not None:
-            y.mul_(weight)
-        elif bias is not None:
-            y.add_(bias)
-        ctx.save_for_backward(x, weight, bias, mu, rstd)
-        ctx.eps = eps
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        x, weight, bias, mu, rstd = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            grads = _grads_by_autograd(
-                lambda *a: _layer_norm_rows(*a, ctx.eps), (x, weight, bias), ctx.needs_input_grad[:3], g
-            )
-            return (*grads, None)
-        H = x.shape[1]
-        # g_j (x_j - mu) = g_j x_hat_j / r: the one (M, H) buffer, reused for dx
-        buf = (x - mu).mul_(g)
-        # dl/dgamma_j = sum_rows r g_j (x_j - mu) (a vector-matrix product) ;  dl/dbeta_j = sum_rows g_j
-        dw = rstd.view(-1) @ buf if ctx.needs_input_grad[1] else None
-        db = g.sum(dim=0) if ctx.needs_input_grad[2] else None
-        if not ctx.needs_input_grad[0]:
-            return None, dw, db, None
-        # a = (1/H) sum_k gamma_k g_k ;  c = (1/H) sum_k gamma_k g_k x_hat_k   (matrix-vector products)
-        if weight is None:
-            a, c = g.mean(dim=1, keepdim=True), buf.mean(dim=1, keepdim=True).mul_(rstd)  # (M, 1)
-        else:
-            w = weight.to(g.dtype)  # a matrix-vector product needs one dtype (float32 gamma, float64 x)
-            a, c = (g @ w).div_(H)[:, None], (buf @ w).div_(H)[:, None].mul_(rstd)  # (M, 1)
-        # dl/dx_j = r (gamma_j g_j - a - x_hat_j c) = r (gamma_j g_j + p x_j + q),  x_hat_j = (x_j - mu) r,
-        # p = -r c,  q = r c mu - a
-        p = -rstd * c
-        q = rstd * c * mu - a
-        dx = torch.mul(x, p, out=buf).add_(q)  # p x_j + q (an addcmul with (M, 1) factors is slower)
-        if weight is None:
-            dx.add_(g)
-        else:
-            dx.addcmul_(g, weight)
-        return dx.mul_(rstd), dw, db, None
-
-
-def layer_norm(
-    x: torch.Tensor,
-    normalized_shape: tuple[int, ...],
-    weight: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-    eps: float = 1e-5,
-) -> torch.Tensor:
-    """Normalise `x` over its last `len(normalized_shape)` dimensions, then scale and shift."""
-    H = math.prod(normalized_shape)  # values normalised together
-    rows = x.reshape(-1, H)  # (M, H): one row per normalised group
-    w = None if weight is None else weight.reshape(H)
-    b = None if bias is None else bias.reshape(H)
-    if torch._C._are_functorch_transforms_active():  # torch.func (vmap, grad, jvp): autograd of the equations
-        return _layer_norm_rows(rows, w, b, eps).view(x.shape)
-    return _LayerNormRows.apply(rows, w, b, eps).view(x.shape)
-
-
 class LayerNorm(nn.Module):
     """Layer normalisation over the trailing `normalized_shape` dimensions of each example."""
 
@@ -445,3 +293,198 @@ class LayerNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+# --------------------------------------------------------------------------- fast path
+# The same values as the equations, with the closed-form backward written out. Autograd through the
+# equations keeps every intermediate and runs about a dozen full-size kernels backward; these keep x,
+# mu and r = 1/sqrt(sigma^2 + eps), and forward and backward each write one full-size tensor, as torch's
+# fused kernels do.
+
+
+class _BatchNormTrain(torch.autograd.Function):
+    r"""Training-mode batch normalisation of x (B, C, L) with its closed-form backward.
+
+    With $g = \partial\ell/\partial y$, $r_c = 1/\sqrt{\sigma_c^2+\epsilon}$ and sums over the m values
+    of channel c:
+
+    $$\frac{\partial\ell}{\partial\beta_c} = \sum_i g_{ic}, \qquad
+      \frac{\partial\ell}{\partial\gamma_c} = \sum_i g_{ic}\,\hat x_{ic}, \qquad
+      \frac{\partial\ell}{\partial x_{ic}} = \gamma_c r_c
+      \Bigl(g_{ic} - \frac1m\sum_j g_{jc} - \hat x_{ic}\,\frac1m\sum_j g_{jc}\,\hat x_{jc}\Bigr)$$
+
+    (the chain rule from $\partial\ell/\partial\hat x = \gamma g$ through $\mu$ and $\sigma^2$, section 3
+    of the paper). Forward and backward each write one (B, C, L) tensor (plus the forward's square,
+    freed at once). Returns y and the batch's $\mu_c, \sigma_c^2$ (C,), for the running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        m = x.shape[0] * x.shape[2]  # values per channel
+        # mu_c = (1/m) sum_i x_ic
+        mu = x.mean(dim=(0, 2))  # (C,)
+        y = x - mu[:, None]  # x_ic - mu_c: the (B, C, L) buffer that becomes y in place
+        # sigma_c^2 = (1/m) sum_i (x_ic - mu_c)^2   (biased: used to normalise)
+        var = y.square().sum(dim=(0, 2)).div_(m)  # (C,)
+        rstd = (var + eps).rsqrt_()  # r_c = 1 / sqrt(sigma_c^2 + eps), (C,)
+        # y = gamma x_hat + beta = (x - mu) (gamma r) + beta
+        y.mul_((rstd if weight is None else weight * rstd)[:, None])
+        if bias is not None:
+            y.add_(bias[:, None])
+        ctx.save_for_backward(x, weight, bias, mu, rstd)
+        ctx.eps = eps
+        ctx.mark_non_differentiable(mu, var)
+        return y, mu, var
+
+    @staticmethod
+    def backward(ctx, g, _gmu, _gvar):
+        x, weight, bias, mu, rstd = ctx.saved_tensors
+        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
+            eqs = lambda x, w, b: batch_norm_equations(x, None, None, w, b, eps=ctx.eps)  # noqa: E731
+            return (*grads_through(eqs, (x, weight, bias), ctx.needs_input_grad[:3], g), None)
+        m = x.shape[0] * x.shape[2]
+        # g_ic x_hat_ic = g_ic (x_ic - mu_c) r_c: the one (B, C, L) buffer, reused for dx
+        buf = (x - mu[:, None]).mul_(rstd[:, None]).mul_(g)
+        # dl/dgamma_c = sum_i g_ic x_hat_ic ;  dl/dbeta_c = sum_i g_ic
+        gx_sum = buf.sum(dim=(0, 2))  # (C,)
+        g_sum = g.sum(dim=(0, 2))  # (C,)
+        dw = gx_sum if ctx.needs_input_grad[1] else None
+        db = g_sum if ctx.needs_input_grad[2] else None
+        if not ctx.needs_input_grad[0]:
+            return None, dw, db, None
+        # dl/dx_ic = gamma_c r_c (g_ic + p_c x_ic + q_c),  with x_hat_ic = (x_ic - mu_c) r_c:
+        # p_c = -r_c (1/m) sum_j g_jc x_hat_jc,  q_c = -p_c mu_c - (1/m) sum_j g_jc
+        p = rstd * gx_sum / -m  # (C,)
+        q = -p * mu - g_sum / m  # (C,)
+        dx = torch.mul(x, p[:, None], out=buf).add_(q[:, None]).add_(g)
+        dx.mul_((rstd if weight is None else weight * rstd)[:, None])
+        return dx, dw, db, None
+
+
+def batch_norm(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Batch normalisation of `x` (B, C, *) (`batch_norm_equations`, same arguments), run by default.
+
+    Training mode normalises through `_BatchNormTrain`; evaluation mode, and everything under
+    `torch.func` transforms, is the equations.
+    """
+    if not (training or running_mean is None or running_var is None) or transforms_active():
+        return batch_norm_equations(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    m = _values_per_channel(x, training)
+    x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (B, C, L): every position of a channel along dims 0 and 2
+    y, mu, var = _BatchNormTrain.apply(x3, weight, bias, eps)
+    if training and running_mean is not None and running_var is not None:
+        _update_running_stats(running_mean, running_var, mu, var, m, momentum)
+    return y.view(x.shape)
+
+
+class _LayerNormRows(torch.autograd.Function):
+    r"""Layer normalisation of each row of x (M, H) with its closed-form backward.
+
+    With $g = \partial\ell/\partial y$ and sums over the H values of a row,
+
+    $$\frac{\partial\ell}{\partial\beta_j} = \sum_{rows} g_j, \qquad
+      \frac{\partial\ell}{\partial\gamma_j} = \sum_{rows} g_j\,\hat x_j, \qquad
+      \frac{\partial\ell}{\partial x_j} = r\,\bigl(\gamma_j g_j - a - \hat x_j\,c\bigr), \quad
+      a = \frac1H\sum_k \gamma_k g_k, \quad c = \frac1H\sum_k \gamma_k g_k\,\hat x_k$$
+
+    with $r = 1/\sqrt{\sigma^2+\epsilon}$: the chain rule from $\partial\ell/\partial\hat x = \gamma g$ through
+    $\mu$ and $\sigma^2$ (batch normalisation's, across a row instead of down a channel). Forward and
+    backward each write one (M, H) tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        H = x.shape[1]
+        # mu = (1/H) sum_j x_j
+        mu = x.mean(dim=1, keepdim=True)  # (M, 1)
+        y = x - mu  # x_j - mu: the one (M, H) buffer, turned into x_hat and then y in place
+        # sigma^2 = (1/H) sum_j (x_j - mu)^2 = ||x - mu||^2 / H   (biased), without an (M, H) square
+        var = torch.linalg.vector_norm(y, dim=1, keepdim=True).square_().div_(H)  # (M, 1)
+        rstd = (var + eps).rsqrt_()  # r = 1 / sqrt(sigma^2 + eps), (M, 1)
+        # x_hat = (x - mu) r
+        y.mul_(rstd)
+        # y = gamma x_hat + beta
+        if weight is not None and bias is not None:
+            torch.addcmul(bias, y, weight, out=y)
+        elif weight is not None:
+            y.mul_(weight)
+        elif bias is not None:
+            y.add_(bias)
+        ctx.save_for_backward(x, weight, bias, mu, rstd)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, bias, mu, rstd = ctx.saved_tensors
+        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
+            eqs = lambda x, w, b: layer_norm_equations(x, x.shape[1:], w, b, ctx.eps)  # noqa: E731
+            return (*grads_through(eqs, (x, weight, bias), ctx.needs_input_grad[:3], g), None)
+        H = x.shape[1]
+        # g_j (x_j - mu) = g_j x_hat_j / r: the one (M, H) buffer, reused for dx
+        buf = (x - mu).mul_(g)
+        # dl/dgamma_j = sum_rows r g_j (x_j - mu) (a vector-matrix product) ;  dl/dbeta_j = sum_rows g_j
+        dw = rstd.view(-1) @ buf if ctx.needs_input_grad[1] else None
+        db = g.sum(dim=0) if ctx.needs_input_grad[2] else None
+        if not ctx.needs_input_grad[0]:
+            return None, dw, db, None
+        # a = (1/H) sum_k gamma_k g_k ;  c = (1/H) sum_k gamma_k g_k x_hat_k   (matrix-vector products)
+        if weight is None:
+            a, c = g.mean(dim=1, keepdim=True), buf.mean(dim=1, keepdim=True).mul_(rstd)  # (M, 1)
+        else:
+            w = weight.to(g.dtype)  # a matrix-vector product needs one dtype (float32 gamma, float64 x)
+            a, c = (g @ w).div_(H)[:, None], (buf @ w).div_(H)[:, None].mul_(rstd)  # (M, 1)
+        # dl/dx_j = r (gamma_j g_j - a - x_hat_j c) = r (gamma_j g_j + p x_j + q),  x_hat_j = (x_j - mu) r,
+        # p = -r c,  q = r c mu - a
+        p = -rstd * c
+        q = rstd * c * mu - a
+        dx = torch.mul(x, p, out=buf).add_(q)  # p x_j + q (an addcmul with (M, 1) factors is slower)
+        if weight is None:
+            dx.add_(g)
+        else:
+            dx.addcmul_(g, weight)
+        return dx.mul_(rstd), dw, db, None
+
+
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: tuple[int, ...],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Layer normalisation of `x` over its last `len(normalized_shape)` dimensions (`layer_norm_equations`),
+    run by default: through `_LayerNormRows` on rows (M, H), or under `torch.func` transforms the equations."""
+    if transforms_active():
+        return layer_norm_equations(x, normalized_shape, weight, bias, eps)
+    H = math.prod(normalized_shape)  # values normalised together
+    rows = x.reshape(-1, H)  # (M, H): one row per normalised group
+    w = None if weight is None else weight.reshape(H)
+    b = None if bias is None else bias.reshape(H)
+    return _LayerNormRows.apply(rows, w, b, eps).view(x.shape)
+
+
+declare(
+    batch_norm_equations,
+    batch_norm,
+    _BatchNormTrain,
+    saves="In training mode, one (B, C, L) tensor written forward and one backward, keeping only x, mu and "
+    "1/sqrt(sigma^2 + eps); autograd of the equations keeps every intermediate and runs about a dozen "
+    "full-size kernels backward. Evaluation mode runs the equations.",
+)
+declare(
+    layer_norm_equations,
+    layer_norm,
+    _LayerNormRows,
+    saves="One (M, H) tensor written forward and one backward, keeping only x, mu and 1/sqrt(sigma^2 + eps), "
+    "where autograd of the equations keeps every intermediate and runs about a dozen full-size kernels.",
+)

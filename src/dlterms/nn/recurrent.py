@@ -44,7 +44,9 @@ and backpropagates through time by hand, with the gate derivatives written out (
 Without a gradient to record (under `torch.no_grad()`, or when nothing involved requires one), the
 LSTM runs the same forward loop with no history kept (`_lstm_sequence_nograd`): evaluation is one
 matrix product and six element-wise calls per step. Both fast paths are tested equal to
-`_lstm_sequence_equations`, the step equations written out.
+`lstm_sequence_equations`, the step equations (`lstm_step`) written out, which the file shows
+first; under `torch.func` transforms and `create_graph=True` autograd differentiates those instead
+(`dlterms.nn._fastpath`).
 
 Variable-length batches: `forward(x, hx, lengths=...)` freezes each sequence's state once its
 length is reached (and, for the backward direction, leaves it at $h_0$ until its last real step),
@@ -65,12 +67,25 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "init_forget_gate_bias_"]
+from dlterms.nn._fastpath import create_graph, declare, grads_through, needs_grad, transforms_active
+from dlterms.nn.dropout import dropout
+
+__all__ = [
+    "lstm_step",
+    "lstm_sequence_equations",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "init_forget_gate_bias_",
+]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-# --------------------------------------------------------------------------- one time step
+# --------------------------------------------------------------------------- the equations: one time step
 # Each step function takes the input half of the pre-activations already computed,
 # xp = W_ih x_t + b_ih (+ b_hh where it can be folded in), shape (B, G*H), and the previous state.
 # The same functions serve a stack of directions: xp (D, B, G*H), h (D, B, H), w_hh_t (D, H, G*H).
@@ -90,10 +105,11 @@ def _rnn_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None, relu: 
     return torch.relu(a) if relu else torch.tanh(a)
 
 
-def _lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+def lstm_step(xp: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """One LSTM step from its equations: (h_t, c_t) from xp = W_ih x_t + b_ih (B, 4H), h_{t-1}, c_{t-1}
+    (B, H) and W_hh^T (H, 4H), gates in PyTorch's order (i, f, g, o)."""
     # all four gates' pre-activations in one product: (B, H) x (H, 4H) -> (B, 4H)
     gates = _affine(xp if b_hh is None else xp + b_hh, h, w_hh_t)
-    # (chunk, not four slices: its backward is one concatenation instead of four zero-filled copies)
     i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
     # i_t, f_t, o_t = sigma(.);  g_t = tanh(.)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
@@ -118,18 +134,30 @@ def _gru_step(xp: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Ten
     return torch.addcmul(n, z, h - n)
 
 
-# --------------------------------------------------------------------------- LSTM, whole sequence
+# --------------------------------------------------------------------------- the equations: LSTM, whole sequence
 
 
-def _lstm_sequence_equations(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """What `_LSTMSequence` computes, step by step through `_lstm_step`, for autograd to differentiate
-    when a gradient must itself be differentiable (create_graph=True) and under torch.func transforms."""
+def lstm_sequence_equations(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """An LSTM over a whole sequence, step by step through `lstm_step`; autograd differentiates it.
+
+    xp (T, D, B, 4H) holds the input half $W_{ih} x_t + b_{ih} + b_{hh}$ of every step (D directions
+    stacked, each reading its own time order); h0, c0 (D, B, H); w_hh (D, 4H, H). Returns all $h_t$
+    (T, D, B, H), $h_T$ and $c_T$ (D, B, H). `LSTM` runs the same values through `_LSTMSequence` (below).
+    """
     w_hh_t = w_hh.transpose(1, 2)  # (D, H, 4H)
     h, c, outs = h0, c0, []
     for xp_t in xp.unbind(0):  # (D, B, 4H)
-        h, c = _lstm_step(xp_t, h, c, w_hh_t, None)
+        h, c = lstm_step(xp_t, h, c, w_hh_t, None)
         outs.append(h)
     return torch.stack(outs), h, c  # (T, D, B, H), (D, B, H), (D, B, H)
+
+
+# --------------------------------------------------------------------------- LSTM: fast path
+# The same values as lstm_sequence_equations with backpropagation through time written out. Autograd
+# of the equations records ~10 small operations per step and replays them one by one backwards; the
+# fast path builds no graph forward, keeps only the gate activations, and computes every local
+# derivative for all steps at once, so that each backward step is four calls. Without a gradient to
+# compute, `_lstm_sequence_nograd` runs the same loop keeping no history.
 
 
 class _LSTMSequence(torch.autograd.Function):
@@ -143,7 +171,7 @@ class _LSTMSequence(torch.autograd.Function):
     Inputs, with D directions stacked on the second axis and the gates in PyTorch's order (i, f, g, o):
     xp (T, D, B, 4H) the input half $W_{ih} x_t + b_{ih} + b_{hh}$; h0, c0 (D, B, H); w_hh (D, 4H, H).
     Returns all $h_t$ (T, D, B, H), $h_T$ and $c_T$ (D, B, H). The hand-written backward is for speed;
-    under `create_graph=True` autograd differentiates `_lstm_sequence_equations` instead.
+    under `create_graph=True` autograd differentiates `lstm_sequence_equations` instead.
 
     One sigmoid call covers all four gates: $g_t = \tanh(a^g_t) = 2\sigma(2a^g_t) - 1$, so the g rows
     are doubled and $c_t = f_t c_{t-1} + i_t g_t = f_t c_{t-1} + 2 i_t \sigma(2a^g_t) - i_t$.
@@ -179,15 +207,8 @@ class _LSTMSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor):
         gates, hs, cs, tcs, xp, h0, c0, w_hh = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the equations instead
-            inputs, needs = (xp, h0, c0, w_hh), ctx.needs_input_grad
-            with torch.enable_grad():
-                outs = _lstm_sequence_equations(*inputs)
-                wanted = [x for x, need in zip(inputs, needs) if need]
-                found = iter(
-                    torch.autograd.grad(outs, wanted, (d_out, d_hT, d_cT), create_graph=True, allow_unused=True)
-                )
-            return tuple(next(found) if need else None for need in needs)
+        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
+            return grads_through(lstm_sequence_equations, (xp, h0, c0, w_hh), ctx.needs_input_grad, (d_out, d_hT, d_cT))
         T, D, B, G = gates.shape
         H = G // 4
         i, f, sg, o = gates.view(T, D, B, 4, H).unbind(3)  # each (T, D, B, H)
@@ -331,14 +352,14 @@ def _stack_params(ps: Sequence[Tensor]) -> Tensor:
     if len(ps) == 1:
         return ps[0].unsqueeze(0)
     # no graph to record, or torch.func transforms (for which custom Functions define no rules)
-    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+    if not torch.is_grad_enabled() or transforms_active():
         return torch.stack(ps)
     return _StackOwnGradients.apply(*ps)
 
 
 def _sum_params(a: Tensor, b: Tensor) -> Tensor:
     """b_ih + b_hh, each parameter getting its own gradient (see `_SumOwnGradients`)."""
-    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+    if not torch.is_grad_enabled() or transforms_active():
         return a + b
     return _SumOwnGradients.apply(a, b)
 
@@ -441,9 +462,7 @@ class LSTMCell(_CellBase):
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         xp, batched = self._prepare(input)
         h, c = (None, None) if hx is None else hx
-        h, c = _lstm_step(
-            xp, self._state(h, xp, batched), self._state(c, xp, batched), self.weight_hh.t(), self.bias_hh
-        )
+        h, c = lstm_step(xp, self._state(h, xp, batched), self._state(c, xp, batched), self.weight_hh.t(), self.bias_hh)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -598,7 +617,7 @@ class _RNNBase(torch.nn.Module):
             for k, st in enumerate(state):
                 finals[k].append(st)
             if self.dropout and self.training and layer < L - 1:
-                x = torch.nn.functional.dropout(x, self.dropout, training=True)
+                x = dropout(x, self.dropout, training=True)
         if mask is not None:
             x = x * mask  # zero outputs at padded steps
         output = x.transpose(0, 1) if (batched and self.batch_first) else x
@@ -638,7 +657,7 @@ class _RNNBase(torch.nn.Module):
         w_ih, w_hh = stack(0), stack(1)  # (D, G*H, I), (D, G*H, H)
         # an LSTM without `lengths` runs as one _LSTMSequence, except under torch.func transforms (vmap,
         # grad, jvp), for which it defines no rules: there the step loop below is differentiated
-        fused = self.mode == "LSTM" and mask is None and not torch._C._are_functorch_transforms_active()
+        fused = self.mode == "LSTM" and mask is None and not transforms_active()
         w_hh_t = w_hh.transpose(1, 2)  # (D, H, G*H)
         # Input half for all steps at once: (D, T*B, I) x (D, I, G*H) -> (D, T*B, G*H), plus the bias.
         # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
@@ -662,7 +681,7 @@ class _RNNBase(torch.nn.Module):
             xp = xp.transpose(0, 1)  # (T, 1, B, G*H)
             mask = None if mask is None else mask.unsqueeze(1)  # (T, 1, B, 1)
         if fused:
-            if torch.is_grad_enabled() and any(t.requires_grad for t in (xp, *state, w_hh)):
+            if needs_grad(xp, *state, w_hh):
                 out, h, c = _LSTMSequence.apply(xp, *state, w_hh)  # (T, D, B, H), (D, B, H), (D, B, H)
             else:  # evaluation: the same loop, keeping no history (xp is this call's own temporary)
                 out, h, c = _lstm_sequence_nograd(xp, *state, w_hh, overwrite_xp=True)
@@ -675,7 +694,7 @@ class _RNNBase(torch.nn.Module):
         if self.mode == "LSTM":
             h, c = state
             for t in range(T):
-                h_new, c_new = _lstm_step(xs[t], h, c, w_hh_t, step_b_hh)
+                h_new, c_new = lstm_step(xs[t], h, c, w_hh_t, step_b_hh)
                 if masks is not None:  # past its length a sequence keeps its state
                     h, c = torch.where(masks[t], h_new, h), torch.where(masks[t], c_new, c)
                 else:
@@ -766,3 +785,16 @@ def init_forget_gate_bias_(module: torch.nn.Module, value: float = 1.0) -> torch
                 # the forget gate is the second of four blocks (i, f, g, o): rows H..2H
                 p[H : 2 * H] = value if name.startswith("bias_ih") else 0.0
     return module
+
+
+declare(
+    lstm_sequence_equations,
+    _RNNBase._layer,
+    _LSTMSequence,
+    _lstm_loop,
+    _lstm_sequence_nograd,
+    saves="Backpropagation through time written out: the forward loop builds no graph and keeps only the "
+    "gate activations, one sigmoid call covers all four gates, and every local derivative is computed for "
+    "all steps at once, so a backward step is four calls where autograd of the equations replays ~10 "
+    "recorded operations. Without a gradient to compute the same loop keeps no history at all.",
+)

@@ -19,6 +19,10 @@ Jaderberg, Simonyan, Zisserman & Kavukcuoglu (2015), "Spatial Transformer Networ
 Normalised coordinates follow PyTorch: with `align_corners=True`, -1 and 1 are the centres of the
 corner pixels, $u = (x + 1)(W - 1)/2$; with `align_corners=False`, they are the outer edges of the
 corner pixels, $u = ((x + 1) W - 1)/2$. Grids are (B, H_out, W_out, 2) with (x, y) last, as torch's.
+
+The sampler is written twice: `grid_sample_equations` is the sum above over every pixel, and
+`grid_sample`, which runs by default, reads only the four pixels whose weight can be non-zero; a test
+keeps the two equal, values and gradients.
 """
 
 from __future__ import annotations
@@ -26,7 +30,55 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["affine_grid", "grid_sample", "SpatialTransformer", "identity_theta", "rotation_theta"]
+from dlterms.nn._fastpath import declare
+
+__all__ = [
+    "grid_sample_equations",
+    "affine_grid",
+    "grid_sample",
+    "SpatialTransformer",
+    "identity_theta",
+    "rotation_theta",
+]
+
+
+def _check_sample_args(input: torch.Tensor, grid: torch.Tensor) -> None:
+    if input.dim() != 4:
+        raise ValueError(f"input must be (B, C, H, W), got shape {tuple(input.shape)}")
+    if grid.dim() != 4 or grid.shape[-1] != 2:
+        raise ValueError(f"grid must be (B, H_out, W_out, 2), got shape {tuple(grid.shape)}")
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(f"grid batch (dim 0) is {grid.shape[0]} but input batch is {input.shape[0]}")
+
+
+def _pixel_coords(grid: torch.Tensor, h: int, w: int, align_corners: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised grid (x, y) -> pixel coordinates (u, v), each (B, H_out, W_out)."""
+    gx, gy = grid[..., 0], grid[..., 1]
+    if align_corners:
+        return (gx + 1) * (w - 1) / 2, (gy + 1) * (h - 1) / 2
+    return ((gx + 1) * w - 1) / 2, ((gy + 1) * h - 1) / 2
+
+
+# --------------------------------------------------------------------------- the sampler, as written
+
+
+def grid_sample_equations(input: torch.Tensor, grid: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
+    r"""Bilinear sampling as the sum is written: $V_i^c = \sum_n \sum_m U^c_{nm} \max(0, 1 - |u_i - m|)
+    \max(0, 1 - |v_i - n|)$ over every pixel (n, m) of input (B, C, H, W), at grid (B, H_out, W_out, 2)
+    (normalised (x, y)); output (B, C, H_out, W_out). The kernel is separable, so the sum is two
+    products with weight matrices, (H_out W_out, W) and (H_out W_out, H), per example."""
+    _check_sample_args(input, grid)
+    b, c, h, w = input.shape
+    ho, wo = grid.shape[1:3]
+    u, v = _pixel_coords(grid, h, w, align_corners)  # (B, Ho, Wo)
+    m = torch.arange(w, dtype=u.dtype, device=u.device)
+    n = torch.arange(h, dtype=v.dtype, device=v.device)
+    # k(u_i - m) = max(0, 1 - |u_i - m|) and k(v_i - n): (B, Ho*Wo, W) and (B, Ho*Wo, H)
+    ku = (1 - (u.reshape(b, -1, 1) - m).abs()).clamp_min(0)
+    kv = (1 - (v.reshape(b, -1, 1) - n).abs()).clamp_min(0)
+    # V_i^c = sum_n kv_in sum_m U^c_nm ku_im
+    out = torch.einsum("bcnm,bim,bin->bci", input, ku, kv)
+    return out.reshape(b, c, ho, wo)
 
 
 def _base_coords(n: int, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
@@ -63,22 +115,13 @@ def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch
 
 def grid_sample(input: torch.Tensor, grid: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
     """Bilinear sampling of input (B, C, H, W) at grid (B, H_out, W_out, 2) (normalised (x, y)),
-    zeros outside the image: output (B, C, H_out, W_out). Matches `torch.nn.functional.grid_sample`
-    with mode="bilinear", padding_mode="zeros"."""
-    if input.dim() != 4:
-        raise ValueError(f"input must be (B, C, H, W), got shape {tuple(input.shape)}")
-    if grid.dim() != 4 or grid.shape[-1] != 2:
-        raise ValueError(f"grid must be (B, H_out, W_out, 2), got shape {tuple(grid.shape)}")
-    if grid.shape[0] != input.shape[0]:
-        raise ValueError(f"grid batch (dim 0) is {grid.shape[0]} but input batch is {input.shape[0]}")
+    zeros outside the image: output (B, C, H_out, W_out) (`grid_sample_equations`), run by default.
+    Matches `torch.nn.functional.grid_sample` with mode="bilinear", padding_mode="zeros"."""
+    _check_sample_args(input, grid)
     b, c, h, w = input.shape
     ho, wo = grid.shape[1:3]
-    gx, gy = grid[..., 0], grid[..., 1]  # (B, Ho, Wo) each
     # normalised -> pixel coordinates (u, v)
-    if align_corners:
-        u, v = (gx + 1) * (w - 1) / 2, (gy + 1) * (h - 1) / 2
-    else:
-        u, v = ((gx + 1) * w - 1) / 2, ((gy + 1) * h - 1) / 2
+    u, v = _pixel_coords(grid, h, w, align_corners)
     u0, v0 = u.floor(), v.floor()
     flat = input.reshape(b, c, h * w)
     out = 0
@@ -90,6 +133,14 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, align_corners: bool = F
             vals = flat.gather(2, idx.expand(b, c, ho * wo)).view(b, c, ho, wo)  # U_{nm}, (B, C, Ho, Wo)
             out = out + vals * (wu * wv * inside).unsqueeze(1)
     return out
+
+
+declare(
+    grid_sample_equations,
+    grid_sample,
+    saves="Only the four pixels around each sampling point can have a non-zero weight, so it gathers those "
+    "four instead of weighting all H x W pixels: 4 reads per output value, whatever the image size.",
+)
 
 
 def identity_theta(batch: int, dtype=torch.float32, device=None) -> torch.Tensor:

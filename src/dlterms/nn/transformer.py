@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from dlterms.nn.activations import gelu, relu
-from dlterms.nn.attention import scaled_dot_product_attention
+from dlterms.nn.attention import causal_mask, scaled_dot_product_attention
 from dlterms.nn.dropout import Dropout
 from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import LayerNorm
@@ -92,8 +92,7 @@ def merge_masks(
             raise ValueError(f"attn_mask must be 2-D or 3-D, got {m.dim()}-D")
         out = m
     if is_causal:
-        c = torch.ones(T_q, T_k, dtype=torch.bool, device=device).tril(diagonal=T_k - T_q)
-        c = torch.where(c, 0.0, neg_inf).view(1, 1, T_q, T_k)
+        c = torch.where(causal_mask(T_q, T_k, device), 0.0, neg_inf).view(1, 1, T_q, T_k)
         out = c if out is None else out + c
     if key_padding_mask is not None:
         if tuple(key_padding_mask.shape) != (B, T_k):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dlterms.nn.activations import softmax
+from dlterms.nn.activations import log_softmax, softmax
 
 __all__ = ["REINFORCE", "discounted_returns"]
 
@@ -98,7 +98,7 @@ class REINFORCE:
         G = discounted_returns(self._rewards, self.gamma).to(dev)  # (T,)
         b = 0.0 if self.baseline is None or self.baseline_momentum == 0 else self.baseline
         logits = self.policy(torch.stack(self._obs).to(dev))  # (T, A)
-        logp = torch.log_softmax(logits, dim=-1)
+        logp = log_softmax(logits, dim=-1)
         logp_a = logp.gather(1, torch.tensor(self._actions, device=dev).unsqueeze(1)).squeeze(1)  # (T,)
         # loss = -(1/T) sum_t log pi(a_t | s_t) (G_t - b)
         loss = -(logp_a * (G - b)).mean()

@@ -57,7 +57,15 @@ def _code_blocks(entry) -> list[dict]:
     blocks = []
     for path in entry.code:
         src, file = render.source_of(path)
-        blocks.append({"path": path, "file": file, "html": render.highlight_python(src)})
+        block = {"path": path, "file": file, "html": render.highlight_python(src), "fast": None}
+        fast = render.fast_path_of(path)
+        if fast is not None:  # the equations are shown open, what runs by default folded beneath
+            saves, runs = fast
+            block["fast"] = {
+                "saves": saves,
+                "runs": [{"path": p, "file": f, "html": render.highlight_python(s)} for p, s, f in runs],
+            }
+        blocks.append(block)
     return blocks
 
 

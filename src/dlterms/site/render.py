@@ -49,18 +49,47 @@ def inline_html(text: str) -> str:
     return html_text
 
 
-def source_of(dotted: str) -> tuple[str, str]:
-    """(source code, file path relative to the package) of a dotted library path."""
-    from dlterms.glossary.registry import resolve_code
+def _source(obj) -> tuple[str, str]:
+    """(source code, file path shown to the reader) of a library object.
 
-    obj = resolve_code(dotted)
+    Decorated functions (`torch.no_grad()`, `functools.wraps`) are unwrapped first, so the panel shows
+    our function and not the decorator's wrapper from torch's files. The path is relative to the package
+    (`dlterms/nn/recurrent.py`); a file outside it is named by its base name only, never by the absolute
+    path of the machine the site was built on.
+    """
+    obj = inspect.unwrap(obj)
     try:
         src = inspect.getsource(obj)
         path = inspect.getsourcefile(obj) or ""
     except (TypeError, OSError):
-        return f"# source not available for {dotted}", ""
-    m = re.search(r"(dlterms/.*)$", path.replace("\\", "/"))
-    return src, m.group(1) if m else path
+        name = getattr(obj, "__qualname__", type(obj).__name__)
+        return f"# source not available for {name}", ""
+    path = path.replace("\\", "/")
+    m = re.search(r"(dlterms/.*)$", path)
+    return src, m.group(1) if m else path.rsplit("/", 1)[-1]
+
+
+def source_of(dotted: str) -> tuple[str, str]:
+    """(source code, file path relative to the package) of a dotted library path."""
+    from dlterms.glossary.registry import resolve_code
+
+    return _source(resolve_code(dotted))
+
+
+def fast_path_of(dotted: str) -> tuple[str, list[tuple[str, str, str]]] | None:
+    """For an equations function with a fast path (`dlterms.nn._fastpath.declare`): what the fast path
+    saves, and (dotted name, source, file) of each object that runs by default in its place; else None."""
+    from dlterms.glossary.registry import resolve_code
+
+    fast = getattr(inspect.unwrap(resolve_code(dotted)), "__fast_path__", None)
+    if fast is None:
+        return None
+    runs = []
+    for obj in fast.runs:
+        obj = inspect.unwrap(obj)
+        src, file = _source(obj)
+        runs.append((f"{obj.__module__}.{obj.__qualname__}", src, file))
+    return fast.saves, runs
 
 
 def highlight_python(code: str) -> str:
