@@ -1,16 +1,20 @@
 """Attention layers: accuracy against sequence length for a GRU classifier with and without an
 attention layer, and where the source's "remember long sequences without data loss" holds.
 
-Task (`marked_recall`, blank delay): one of 8 symbols, marked, in the first 5 steps, then 5-95 blank
-steps; name the symbol at the end (chance 1/8). Both models are the same GRU (32 units, same steps);
-one classifies from its final state, the other through an attention layer (attention pooling: a
-learned query scores every step's state, the softmax-weighted sum is classified). Without attention
-the symbol must survive in the state to the end; with it, the model can read the state of the marked
-step directly, however far back.
+Task (`marked_recall`, blank delay): one of 8 symbols, marked, in the first 5 steps, then 5, 20 or 95
+blank steps (lengths 10, 25, 100); name the symbol at the end (chance 1/8). Both models are the same
+GRU (32 units, 5 epochs, same lr); one classifies from its final state, the other through an attention
+layer (attention pooling: a learned query scores every step's state, the softmax-weighted sum is
+classified). Without attention the symbol must survive in the state to the end; with it, the model can
+read the state of the marked step directly, however far back.
 
-Thresholds: with attention >= 0.95 at every length, with >= 0.90 of the attention weight (mean) on
-the marked step; without, >= 0.85 at the shortest length (seed 0: 1.00, seed 1: 0.89) and <= 0.25
-(2x chance) at the longest.
+Checks: with attention >= 0.95 at every length; without, >= 0.95 at the shortest length and <= 0.25
+(2x chance) at the longest. Measured at seeds 0-4, 11, 23: with attention 1.00 at every length; without,
+1.00 at 10 steps, 0.79-1.00 at 25, 0.11-0.14 at 100.
+Recorded, not checked: the mean attention weight on the marked step. On most (seed, length) pairs it is
+>= 0.99; on some the weight spreads over the states just after the marker, which hold the same symbol
+(seed 2 at 10 steps: 0.55; seed 3 at 100 steps: 0.86; more epochs do not change this), with accuracy
+still 1.00. So the model reads the symbol, not necessarily the one marked state.
 Where "without data loss" holds: retrieving one stored item, at every distance tried (to 100 steps).
 What attention reads is a weighted average of the recurrent states; it adds no memory of its own, so
 it is lossless only for what those states hold and what one average can carry (one item here).
@@ -32,12 +36,12 @@ from dlterms.training import GradientClipping, ProgressCallback, accuracy, fit, 
 
 @dataclass
 class Config:
-    delays: tuple[int, ...] = (5, 20, 45, 95)  # blank steps after the marked window (length = delay + 5)
+    delays: tuple[int, ...] = (5, 20, 95)  # blank steps after the marked window (length = delay + 5)
     n_symbols: int = 8
     n_train: int = 1500
     n_test: int = 500
     hidden: int = 32
-    epochs: int = 3  # 47 steps of 32 sequences each per epoch
+    epochs: int = 5  # 47 steps of 32 sequences each per epoch; the same budget for both models
     lr: float = 3e-3
 
 
@@ -88,16 +92,10 @@ def attention_layers(run: Run) -> None:
         expected=">= 0.95",
     )
     run.check(
-        "the attention layer puts >= 0.90 of its weight on the marked step at every length",
-        min(mass) >= 0.90,
-        observed=round(min(mass), 4),
-        expected=">= 0.90",
-    )
-    run.check(
-        "without it: >= 0.85 at the shortest length (it can do the task when the gap is short)",
-        f[0] >= 0.85,
+        "without it: >= 0.95 at the shortest length (it can do the task when the gap is short)",
+        f[0] >= 0.95,
         observed=round(f[0], 4),
-        expected=">= 0.85",
+        expected=">= 0.95",
     )
     run.check(
         f"without it: near chance at the longest length ({lengths[-1]} steps)",
@@ -114,7 +112,9 @@ def attention_layers(run: Run) -> None:
         ax = fig.subplots()
         for name, vals in acc.items():
             ax.plot(lengths, vals, "o-", label=name)
-        ax.plot(lengths, mass, "s:", color="C2", label="attention weight on the marked step")
+        # recorded, not checked: on some seeds the weight spreads over the states just after the
+        # marker, which hold the same symbol, and accuracy stays at 1.00
+        ax.plot(lengths, mass, "s:", color="C2", label="attention weight on the marked step (mean)")
         ax.axhline(chance, color="gray", ls="--", label="chance")
         ax.set_xlabel("sequence length (steps)")
         ax.set_ylabel("test accuracy")
