@@ -2,8 +2,8 @@
 
 import torch
 
+from dlterms.data.seqtasks import parity_strings
 from dlterms.experiments.generalization._common import OverfitConfig, noisy_digits
-from dlterms.experiments.generalization.curriculum_learning import parity_strings
 
 
 def test_noisy_digits_corrupts_exactly_the_asked_fraction_to_other_classes():

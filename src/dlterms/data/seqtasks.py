@@ -21,7 +21,8 @@ Sequence classification (tensors, batch first (N, T, C)):
   each value (any bag-of-values model) can score on the same data.
 - `marked_recall`: recall the symbol shown with a marker at least `delay` steps before the end,
   among random distractor symbols (long-range memory).
-- `parity`: the XOR of a bit sequence.
+- `parity`: the XOR of a bit sequence; `parity_strings`: the same over strings of varied length,
+  left-padded and one-hot.
 
 Every generator takes a `seed` and returns the same data for the same seed.
 """
@@ -54,6 +55,7 @@ __all__ = [
     "best_order_blind_accuracy",
     "marked_recall",
     "parity",
+    "parity_strings",
 ]
 
 PAD, BOS, EOS = 0, 1, 2
@@ -436,3 +438,17 @@ def parity(n: int, length: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, size=(n, length))
     return torch.from_numpy(bits.astype(np.float32)).unsqueeze(-1), torch.from_numpy(bits.sum(1) % 2)
+
+
+def parity_strings(n: int, max_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Parity of bit strings of varied length: (x (n, max_len, 3) one-hot pad/0/1, left-padded; y parity
+    (n,); length (n,)), lengths uniform in 1..max_len (curriculum learning orders them by length)."""
+    if n < 1 or max_len < 1:
+        raise ValueError(f"n and max_len must be >= 1, got n={n}, max_len={max_len}")
+    g = torch.Generator().manual_seed(seed)
+    length = torch.randint(1, max_len + 1, (n,), generator=g)
+    bits = torch.randint(0, 2, (n, max_len), generator=g)
+    real = torch.arange(max_len).view(1, max_len) >= (max_len - length).view(n, 1)  # left padding
+    bits = bits * real
+    x = torch.stack([~real, real & (bits == 0), real & (bits == 1)], dim=2).float()  # (n, T, 3)
+    return x, bits.sum(1) % 2, length

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dlterms.data.samplers import CurriculumSampler, step_pacing
+from dlterms.data.seqtasks import parity_strings
 from dlterms.losses import cross_entropy
 from dlterms.models.sequence_classifier import RecurrentClassifier
 from dlterms.optim import Adam
@@ -42,17 +43,6 @@ HIDDEN, BATCH, LR = 32, 32, 3e-3
 N_TRAIN, N_TEST = 20_000, 500
 TARGET, EVAL_EVERY = 0.95, 25
 FAST, SLOW = (2, 1, 20), (2, 1, 100)  # step_pacing(start, increment, every)
-
-
-def parity_strings(n: int, max_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x (n, max_len, 3) one-hot pad/0/1, y parity (n,), length (n,)), lengths uniform in 1..max_len."""
-    g = torch.Generator().manual_seed(seed)
-    length = torch.randint(1, max_len + 1, (n,), generator=g)
-    bits = torch.randint(0, 2, (n, max_len), generator=g)
-    real = torch.arange(max_len).view(1, max_len) >= (max_len - length).view(n, 1)  # left padding
-    bits = bits * real
-    x = torch.stack([~real, real & (bits == 0), real & (bits == 1)], dim=2).float()  # (n, T, 3)
-    return x, bits.sum(1) % 2, length
 
 
 @dataclass
