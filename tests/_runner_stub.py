@@ -29,6 +29,7 @@ def worker_run(term_id: str, *args, **kwargs) -> dict:  # pragma: no cover - run
     if role is None:
         return runmod._worker_run(term_id, *args, **kwargs)
     bound = inspect.signature(runmod._worker_run).bind(term_id, *args, **kwargs).arguments
+    runmod._worker_seed = bound.get("seed", 0)
     runmod._worker_progress(term_id, 0.0, "started")
     if role == "crash":
         time.sleep(0.5)  # let the "started" message reach the parent

@@ -83,3 +83,49 @@ def test_bad_arguments():
         train_gan(G, Discriminator(), lambda n: torch.randn(n, 2), steps=0)
     with pytest.raises(ValueError, match="std must be > 0"):
         ring_of_gaussians(10, std=0)
+
+
+def test_training_loop_equals_the_plain_algorithm():
+    """train_gan scores real and fake in one D call and differentiates G only; that is the same as
+    Algorithm 1 written plainly (two D calls, a full backward), step for step (float64)."""
+    from dlterms.optim import Adam
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        runs = []
+        for plain in (False, True):
+            torch.manual_seed(0)
+            G, D = Generator(2, 2, (8,)), Discriminator(2, (8,), pack=2)
+            data, noise = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+
+            def real(n, data=data):
+                return torch.randn(n, 2, generator=data) + 1.0
+
+            if not plain:
+                hist = train_gan(G, D, real, steps=20, batch_size=8, lr=1e-2, generator=noise)
+                runs.append((hist.d_loss, [p.detach().clone() for p in G.parameters()]))
+                continue
+            opt_g, opt_d = (
+                Adam(G.parameters(), lr=1e-2, betas=(0.5, 0.999)),
+                Adam(D.parameters(), lr=1e-2, betas=(0.5, 0.999)),
+            )
+            d_losses = []
+            for _ in range(20):
+                r = real(8)
+                with torch.no_grad():
+                    f = G.sample(8, noise)
+                opt_d.zero_grad()
+                ld = discriminator_loss(D(r), D(f))
+                ld.backward()
+                opt_d.step()
+                opt_g.zero_grad()
+                generator_loss(D(G.sample(8, noise))).backward()
+                opt_g.step()
+                d_losses.append(float(ld.detach()))
+            runs.append((d_losses, [p.detach().clone() for p in G.parameters()]))
+        torch.testing.assert_close(torch.tensor(runs[0][0]), torch.tensor(runs[1][0]), rtol=0, atol=1e-12)
+        for a, b in zip(runs[0][1], runs[1][1], strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    finally:
+        torch.set_default_dtype(old)

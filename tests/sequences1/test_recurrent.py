@@ -142,7 +142,7 @@ def test_relu_rnn_matches_torch():
 
 
 def test_state_dict_loads_both_ways():
-    ours = dnn.LSTM(4, 6, num_layers=2, bidirectional=True)
+    ours = dnn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True)
     ref = torch.nn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True)
     assert set(ours.state_dict()) == set(ref.state_dict())
     ref.load_state_dict(ours.state_dict())
@@ -191,7 +191,7 @@ def test_bad_arguments_raise():
         dnn.RNN(3, 4, dropout=1.5)
     with pytest.raises(ValueError, match="nonlinearity"):
         dnn.RNN(3, 4, nonlinearity="sigmoid")
-    m = dnn.GRU(3, 4)
+    m = dnn.GRU(3, 4, batch_first=True)
     with pytest.raises(ValueError, match="input_size=3"):
         m(torch.randn(2, 5, 4))
     with pytest.raises(ValueError, match="initial state must have shape"):

@@ -19,7 +19,7 @@ N_DECODER = 2 * N_MHA + 3 * 2 * 16 + 16 + 32 + 4  # self- and cross-attention, t
 def _pair(E=16, nh=4, bias=True):
     torch.manual_seed(0)
     ref = torch.nn.MultiheadAttention(E, nh, bias=bias, batch_first=True)
-    ours = MultiheadAttention(E, nh, bias=bias)
+    ours = MultiheadAttention(E, nh, bias=bias, batch_first=True)
     ours.load_state_dict(ref.state_dict())  # same parameter names and layout
     return ours, ref
 
@@ -117,13 +117,13 @@ def test_full_transformer_equals_torch():
     src, tgt = torch.randn(2, 6, 16, generator=g), torch.randn(2, 4, 16, generator=g)
     with torch.no_grad():
         r = ref(src, tgt, tgt_mask=ref.generate_square_subsequent_mask(4), tgt_is_causal=True)
-        o = ours(src, tgt)
+        o = ours(src, tgt, tgt_is_causal=True)
     assert_close_f32(o, r, n=2 * N_ENCODER + 2 * 16 + 2 * N_DECODER + 2 * 16)  # two of each and final norms
 
 
 def test_causal_decoder_does_not_see_the_future():
     torch.manual_seed(0)
-    layer = TransformerDecoderLayer(16, 4, 32, dropout=0.0)
+    layer = TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
     mem = torch.randn(1, 3, 16)
     tgt = torch.randn(1, 6, 16)
     changed = tgt.clone()
@@ -139,8 +139,8 @@ def test_bad_arguments():
         MultiheadAttention(10, 3)
     with pytest.raises(ValueError, match="dropout"):
         MultiheadAttention(8, 2, dropout=1.0)
-    with pytest.raises(ValueError, match="batch_first"):
-        MultiheadAttention(8, 2, batch_first=False)
+    with pytest.raises(ValueError, match="add_bias_kv"):
+        MultiheadAttention(8, 2, add_bias_kv=True)
     with pytest.raises(ValueError, match="activation"):
         TransformerEncoderLayer(8, 2, activation="swishy")
     with pytest.raises(ValueError, match="nhead"):

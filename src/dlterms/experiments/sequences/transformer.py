@@ -58,7 +58,7 @@ class _DateTransformer(torch.nn.Module):
         self.d = d
         self.src_emb, self.tgt_emb = Embedding(n_src, d, padding_idx=PAD), Embedding(n_tgt, d, padding_idx=PAD)
         self.pos = SinusoidalPositionalEncoding(d, max_len=64)
-        self.core = Transformer(d, 4, 2, 2, dim_feedforward=128, dropout=0.0, norm_first=True)
+        self.core = Transformer(d, 4, 2, 2, dim_feedforward=128, dropout=0.0, batch_first=True, norm_first=True)
         self.out = Linear(d, n_tgt)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -140,8 +140,8 @@ def transformer(run: Run) -> None:
     lengths = [8, 32, 128] if run.quick else [8, 16, 32, 64, 128, 256]
     short = lengths.index(32) if 32 in lengths else 1  # compare growth up to T = 32, before T^2 shows
     d, B = 64, 16
-    enc = TransformerEncoderLayer(d, 4, 128, dropout=0.0)
-    gru = GRU(d, d)
+    enc = TransformerEncoderLayer(d, 4, 128, dropout=0.0, batch_first=True)
+    gru = GRU(d, d, batch_first=True)
     g = run.generator(5)
     steps, reps = [], [max(1, 64 // T) for T in lengths]  # short steps are repeated: each call takes ~ as long
     for T, k in zip(lengths, reps):
