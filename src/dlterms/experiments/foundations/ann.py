@@ -4,7 +4,7 @@ scikit-learn's two moons (noise 0.1): both are trained on 700 points and tested 
 the same distribution.
 
 The moons are interleaved half-circles: no straight line separates them. The best any line can do on
-this distribution is 0.883 (found by a search over directions and offsets on 400 000 points), so a
+this distribution is about 0.884 (found by a search over directions and offsets on 400 000 points), so a
 linear model cannot pass 0.90 except by a lucky test draw; the large test set makes that impossible in
 practice (its standard error is about 0.002, against 300 test points' 0.019, which let one seed's
 logistic regression score 0.907). Composing layers with a nonlinearity bends the boundary around the
@@ -31,7 +31,7 @@ class Config:
     hidden: tuple[int, ...] = (32, 32)  # the ANN's hidden layer widths
     epochs: int = 60  # passes over the training points
     batch_size: int = 64
-    lr_ann: float = 0.01  # Adam step size for the ANN
+    lr_ann: float = 0.01  # Adam step size for the ANN (both step sizes cosine-annealed to 0)
     lr_linear: float = 0.05  # Adam step size for logistic regression
 
 
@@ -43,12 +43,26 @@ def ann(run: Run) -> None:
     torch.manual_seed(run.seed)
     net = MLP([2, *cfg.hidden, 2], activation="relu")
     acc_ann, _ = train_classifier(
-        net, data, lr=cfg.lr_ann, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+        net,
+        data,
+        lr=cfg.lr_ann,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=run.seed,
+        device=run.device,
+        cosine=True,
     )
     run.progress(0.5, "ANN trained")
     logistic = MLP([2, 2])  # one linear layer + softmax cross-entropy = logistic regression
     acc_lin, _ = train_classifier(
-        logistic, data, lr=cfg.lr_linear, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+        logistic,
+        data,
+        lr=cfg.lr_linear,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=run.seed,
+        device=run.device,
+        cosine=True,
     )
     run.progress(1.0, "logistic regression trained")
 
