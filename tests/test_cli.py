@@ -41,6 +41,16 @@ def test_show_prints_definition_and_related(capsys):
     assert code == 0 and "Dropout" in out and "related:" in out
 
 
+def test_show_prints_keywords(capsys):
+    code, out, _ = run_cli(capsys, "show", "optimizer")
+    assert code == 0 and "includes: Adam, AdamW, RMSprop" in out
+    from dlterms import glossary
+
+    bare = next(e for e in glossary.entries() if not e.keywords)
+    code, out, _ = run_cli(capsys, "show", bare.id)
+    assert code == 0 and "includes:" not in out
+
+
 def test_show_json_includes_last_result(capsys, tmp_path):
     from dlterms.run import Check, Result, save_result
 

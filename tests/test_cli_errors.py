@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dlterms import results
 from dlterms import run as runmod
 from dlterms.cli import main
 from dlterms.run import Check, Result, save_result
@@ -230,7 +231,7 @@ def test_a_result_write_that_fails_half_way_leaves_nothing_half_written(capsys, 
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(runmod.os, "fsync", disk_full)
+    monkeypatch.setattr(results.os, "fsync", disk_full)
     code, _, err = cli(capsys, "run", "ann", "--out", out, "--json")
     one_line_usage_error(code, err, "No space left on device")
     assert (out / "ann.json").read_text() == before

@@ -184,7 +184,6 @@ def template(tmp_path_factory) -> Path:
 def fakes(monkeypatch):
     """Quick stand-ins for what would run experiments, build the site, serve, or load the model."""
     from dlterms import run as runmod
-    from dlterms.glossary import coverage
     from dlterms.site import build, semantic, server
 
     calls: list[tuple] = []
@@ -216,8 +215,6 @@ def fakes(monkeypatch):
     monkeypatch.setattr(build, "build_site", fake_build_site)
     monkeypatch.setattr(server, "serve", fake_serve)
     monkeypatch.setattr(semantic, "search", no_model)
-    sources = coverage._test_sources(coverage.TESTS_DIR)  # read the test files once, not per example
-    monkeypatch.setattr(coverage, "_test_sources", lambda tests_dir: sources)
     return calls
 
 

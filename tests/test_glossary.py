@@ -1,4 +1,4 @@
-"""The glossary registry: all 100 entries, consistent, matching shared/terms.tsv, and look-ups."""
+"""The glossary registry: all 100 entries, consistent, matching tests/data/terms.tsv, and look-ups."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from dlterms import glossary
 from dlterms.glossary.registry import GlossaryError, load, parse_entry
 
-# A copy of shared/terms.tsv, the list every entry's number, id, title and area must match.
+# The list of the 100 terms: every entry's number, id, title and area must match it.
 TSV = Path(__file__).with_name("data") / "terms.tsv"
 
 
@@ -50,7 +50,9 @@ def test_definitions_are_two_to_five_sentences():
 
 
 def test_validate_deep_has_no_problems():
-    assert glossary.validate(deep=True) == []
+    from dlterms.audit import validate
+
+    assert validate() == []
 
 
 @pytest.mark.parametrize("name", ["dropout", "17", 17, "DROPOUT", "Dropout", "inverted dropout"])
@@ -189,6 +191,9 @@ def test_parse_validates_keywords_and_does(tmp_path):
         ("questions: [What is it]", "questions must end with '?'"),
         ('questions: ["What is it?", "what is it?"]', "a question is listed twice"),
         ('questions: ["What?", ""]', "questions must be a list of non-empty strings"),
+        ('symptoms: ["The loss is NaN?"]', "symptoms are statements, not questions"),
+        ('symptoms: ["The loss is NaN.", "the loss is nan."]', "a symptom is listed twice"),
+        ("symptoms: [3]", "symptoms must be a list of non-empty strings"),
     ]:
         with pytest.raises(GlossaryError, match=re.escape(message)):
             parse_entry(_write(tmp_path, "001-ann.md", _entry(front)))
@@ -244,6 +249,14 @@ def test_load_rejects_a_question_listed_by_two_entries(tmp_path):
     _write(tmp_path, "002-mlp.md", 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\nquestions: ["What is a UNIT?"]')
     with pytest.raises(GlossaryError, match="question 'What is a UNIT\\?' is already one of 'ann'"):
         load(tmp_path, complete=False)
+
+
+def test_load_rejects_a_symptom_listed_by_two_entries(tmp_path):
+    _write(tmp_path, "001-ann.md", _entry('symptoms: ["The loss is NaN."]'))
+    _write(tmp_path, "002-mlp.md", 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\nsymptoms: ["the loss is NaN."]')
+    with pytest.raises(GlossaryError, match="symptom 'the loss is NaN.' is already one of 'ann'"):
+        load(tmp_path, complete=False)
+    assert parse_entry(tmp_path / "001-ann.md").symptoms == ("The loss is NaN.",)
 
 
 def test_load_rejects_a_correction_naming_no_registered_experiment(tmp_path):

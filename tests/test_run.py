@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from dlterms import results
 from dlterms import run as runmod
 from dlterms.run import Check, Result, Run, atomic_write_text, experiment, load_result, save_result
 
@@ -38,7 +39,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(runmod.os, "replace", boom)
+    monkeypatch.setattr(results.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
@@ -161,3 +162,47 @@ def test_run_experiment_leaves_the_callers_threads_and_random_states(tmp_path, m
         assert inside["draws"] == (random.random(), float(np.random.rand()), float(torch.rand(1)))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_comparison_checks_write_expected_from_the_threshold(tmp_path):
+    run = Run("ann", out=tmp_path)
+    assert run.check_ge("acc high", 0.951234567, 0.95) is True
+    assert run.check_ge("acc strictly above", 0.95, 0.95, strict=True) is False
+    assert run.check_le("error low", 2e-7, 1e-6) is True
+    assert run.check_le("error strictly below", 1e-6, 1e-6, strict=True) is False
+    assert run.check_between("slope", -1.0, -1.2, -0.8) is True
+    assert run.check_between("slope", -0.7, -1.2, -0.8) is False
+    assert run.check_ge("nan never passes", float("nan"), 0.0) is False
+    assert [c.expected for c in run.checks] == [
+        ">= 0.95",
+        "> 0.95",
+        "<= 1e-06",
+        "< 1e-06",
+        "in [-1.2, -0.8]",
+        "in [-1.2, -0.8]",
+        ">= 0",
+    ]
+    assert run.checks[0].observed == 0.95123  # five significant digits are kept
+    with pytest.raises(ValueError, match="low must be <= high"):
+        run.check_between("bad", 0.0, 1.0, 0.0)
+
+
+def test_recorded_floats_keep_five_significant_digits(tmp_path):
+    from dlterms.run import rounded
+
+    run = Run("ann", out=tmp_path)
+    assert run.metric("acc", 0.123456789) == 0.123456789  # the caller gets the value itself
+    run.metric("tiny", 1.23456789e-9)
+    run.metric("curve", [0.333333333, 2, {"x": 12345.678}])
+    run.metric("exact", 0.123456789, digits=None)
+    run.metric("count", 123456789)
+    assert run.metrics == {
+        "acc": 0.12346,
+        "tiny": 1.2346e-9,
+        "curve": [0.33333, 2, {"x": 12346.0}],
+        "exact": 0.123456789,
+        "count": 123456789,
+    }
+    assert rounded("inf") == "inf" and rounded(float("inf")) == float("inf")
+    with pytest.raises(ValueError, match="digits must be"):
+        rounded(1.0, digits=0)

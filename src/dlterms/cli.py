@@ -139,7 +139,7 @@ def _seed(value: int) -> int:
 
 def _warn_bad_results(folder: Path) -> None:
     """One line on stderr for each results file that cannot be read (it is skipped)."""
-    from dlterms.run import scan_results
+    from dlterms.results import scan_results
 
     for path, problem in scan_results(folder)[1]:
         print(f"dlterms: warning: skipped {_one_line(f'{path}: {problem}')}", file=sys.stderr)
@@ -280,7 +280,7 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     from dlterms import glossary
-    from dlterms.run import ResultFileError, load_result
+    from dlterms.results import ResultFileError, load_result
 
     e = _get_entry(args.term)
     try:
@@ -301,6 +301,8 @@ def cmd_show(args) -> int:
     c.print(f"[bold]{e.number}. {e.title}[/bold]  ({e.id}, area {e.area})")
     if e.aliases:
         c.print(f"also: {', '.join(e.aliases)}")
+    if e.keywords:
+        c.print(f"includes: {', '.join(e.keywords)}", markup=False)
     c.print(Markdown(e.definition))
     c.print()
     if e.related:
@@ -613,7 +615,7 @@ def cmd_run(args) -> int:
 def _save_timing(results, wall: float, args, out: Path, seeds: list[int] | None = None) -> None:
     """`<out>/suite-timing.json`: wall time of the whole run and each experiment's seconds (with its
     seed, and the sum per seed, for a several-seed run)."""
-    from dlterms.run import atomic_write_text
+    from dlterms.results import atomic_write_text
 
     rows = sorted(
         ({"term": r.term, "seed": r.seed, "seconds": r.seconds, "status": r.status} for r in results),
@@ -637,7 +639,7 @@ def _save_timing(results, wall: float, args, out: Path, seeds: list[int] | None 
 
 
 def cmd_coverage(args) -> int:
-    from dlterms.glossary.coverage import coverage_rows
+    from dlterms.audit import coverage_rows
 
     folder = in_folder("--results", args.results)
     _warn_bad_results(folder)
@@ -666,7 +668,7 @@ def cmd_coverage(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from dlterms.run import load_results
+    from dlterms.results import load_results
 
     folder = in_folder("--results", args.results)
     _warn_bad_results(folder)

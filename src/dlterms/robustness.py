@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlterms.run import DEFAULT_SEED, SEEDS_DIR, Check, Result
+from dlterms.results import DEFAULT_SEED, SEEDS_DIR, Check, Result
 
 __all__ = [
     "parse_seeds",

@@ -42,8 +42,13 @@ __all__ = [
     "GradientClipping",
     "ProgressCallback",
     "GradientNormRecorder",
+    "StopAtLoss",
+    "Every",
     "batches",
+    "count_parameters",
     "gradient_norms",
+    "fit_stacked",
+    "StackedHistory",
 ]
 
 
@@ -209,6 +214,71 @@ class GradientNormRecorder(Callback):
         for name, v in norms.items():
             state.history.log(f"grad_norm/{name}", v)
         state.history.log("grad_norm", math.sqrt(sum(v * v for v in norms.values())))
+
+
+class StopAtLoss(Callback):
+    """Stop training once the loss is at or below `target`.
+
+    `on="batch"`: the mini-batch loss (`state.batch_loss`, measured before that step's update);
+    `reached` is then the number of updates made before the target was met. `on="epoch"`: the
+    epoch's mean training loss; `reached` is the number of epochs trained. `reached` stays None
+    when the target is never met."""
+
+    def __init__(self, target: float, on: str = "batch"):
+        if on not in ("batch", "epoch"):
+            raise ValueError(f"on must be 'batch' or 'epoch', got {on!r}")
+        if not isinstance(target, int | float) or isinstance(target, bool) or not math.isfinite(target):
+            raise ValueError(f"target must be a finite number, got {target!r}")
+        self.target, self.on = float(target), on
+        self.reached: int | None = None
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if self.on == "batch" and state.batch_loss <= self.target:
+            self.reached = state.step - 1
+            state.stop, state.stop_reason = True, f"loss <= {self.target:g}"
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.on == "epoch" and state.history.train_loss[-1] <= self.target:
+            self.reached = len(state.history.train_loss)
+            state.stop, state.stop_reason = True, f"training loss <= {self.target:g}"
+
+
+class Every(Callback):
+    """Call `fn(state)` every `k` optimizer steps (`on="step"`) or epochs (`on="epoch"`) and keep what
+    it returns in `values`, with the step or epoch count in `at`. `fn` may stop training by setting
+    `state.stop`.
+
+        rec = Every(1, lambda s: recall_at_1(s.model, x, y), on="epoch")
+        fit(..., callbacks=[rec]);  rec.values  # one recall per epoch"""
+
+    def __init__(self, k: int, fn: Callable[[TrainState], object], on: str = "step"):
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        if on not in ("step", "epoch"):
+            raise ValueError(f"on must be 'step' or 'epoch', got {on!r}")
+        if not callable(fn):
+            raise ValueError(f"fn must be callable, got {fn!r}")
+        self.k, self.fn, self.on = k, fn, on
+        self.at: list[int] = []
+        self.values: list = []
+
+    def _maybe(self, state: TrainState, count: int) -> None:
+        if count % self.k == 0:
+            self.at.append(count)
+            self.values.append(self.fn(state))
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if self.on == "step":
+            self._maybe(state, state.step)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.on == "epoch":
+            self._maybe(state, len(state.history.train_loss))
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (only those with requires_grad when `trainable_only`)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def batches(
@@ -428,3 +498,170 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(state)
     return history
+
+
+# --------------------------------------------------------------------------- many models side by side
+
+
+@dataclass
+class StackedHistory:
+    """What `fit_stacked` measured: one column per model."""
+
+    step_loss: torch.Tensor  # (steps, G): each model's loss on each mini-batch
+    train_loss: torch.Tensor  # (epochs, G): each model's mean mini-batch loss in each epoch
+    nonfinite_step: list[int | None]  # per model: the first step whose loss was not finite, else None
+    steps: int = 0
+    epochs_run: int = 0
+
+    @property
+    def diverged(self) -> list[bool]:
+        return [s is not None for s in self.nonfinite_step]
+
+
+@dataclass
+class StackedState:
+    """What `fit_stacked` shows its `callback`: the step and epoch, the latest mini-batch losses
+    (G,), and `forward(x)`, every model's outputs for `x` (without gradients), shape (G, N, ...)."""
+
+    step: int
+    epoch: int
+    losses: torch.Tensor
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    stop: bool = False
+
+
+def fit_stacked(
+    models,
+    train,
+    *,
+    loss_fn: Callable,
+    lr,
+    momentum: float = 0.0,
+    epochs: int,
+    batch_size: int | None = 32,
+    seed=0,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    max_steps: int | None = None,
+    callback: Callable[[StackedState], None] | None = None,
+    every: int = 1,
+) -> StackedHistory:
+    """Train G models of one architecture side by side: each as `fit` with
+    `dlterms.optim.SGD(lr=lr[g], momentum=momentum)` would, on the same mini-batches, in one
+    vectorised forward and backward pass per step (`torch.func.vmap` over the stacked weights).
+
+    The stacking itself is `dlterms.stacked.ModelStack` (so models with buffers, such as batch norm,
+    are refused); this is the training loop around it. A learning rate per model comes from scaling
+    each model's loss: SGD with momentum is linear in the gradient, so a step of lr_max on
+    (lr_g / lr_max) * loss_g is a step of lr_g on loss_g. The models' losses are summed before the
+    backward pass; no gradient crosses from one to another. A model whose loss stops being finite is
+    recorded in `nonfinite_step` and takes no further steps; the others go on. At the end the trained
+    weights are written back into `models`. `callback(state)` runs after every `every`-th step (and at
+    the step where `max_steps` ends training); setting `state.stop` ends training.
+
+    Args:
+        models: G modules with the same architecture (same parameter names and shapes, no buffers).
+        train: (x, y) tensors; the loss is loss_fn(model(x[batch]), y[batch]).
+        lr: one learning rate for all, or a sequence of G.
+        seed: one seed, so every model sees the same mini-batches (a paired comparison), or a
+            sequence of G seeds, one shuffling order per model (each as `fit(seed=seed[g])` would draw).
+    """
+    from torch.func import vmap
+
+    from dlterms.optim import SGD
+    from dlterms.stacked import ModelStack
+
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be an integer >= 1, got {every!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    g_count = len(models)
+    lrs = [float(lr)] * g_count if isinstance(lr, int | float) else [float(v) for v in lr]
+    if len(lrs) != g_count or not all(v > 0 for v in lrs):
+        raise ValueError(f"lr must be one positive number or {g_count} of them, got {lr!r}")
+    seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
+    if len(seeds) not in (1, g_count):
+        raise ValueError(f"seed must be one integer or {g_count} of them, got {seed!r}")
+    tensors = _as_tensors(train)
+    if len(tensors) != 2:
+        raise ValueError(f"train must be (x, y), got {len(tensors)} tensors")
+    x, y = tensors
+    dev = next((p.device for p in models[0].parameters()), torch.device("cpu"))
+    x, y = x.to(dev), y.to(dev)
+    stack = ModelStack(models).to(dev)  # name -> (G, ...) leaves, each model's own slice
+    params = stack.params
+    lr_max = max(lrs)
+    scale = torch.tensor([v / lr_max for v in lrs], dtype=torch.float64, device=dev)
+    opt = SGD(list(params.values()), lr=lr_max, momentum=momentum)
+    alive = torch.ones(g_count, dtype=torch.bool, device=dev)
+
+    shared = len(seeds) == 1  # one batch order: every model sees the same mini-batch
+    per_model_loss = vmap(loss_fn, in_dims=(0, None if shared else 0))
+
+    def batched_loss(xb, yb):
+        return per_model_loss(stack(xb, shared=shared), yb)  # (G,)
+
+    @torch.no_grad()
+    def forward(inputs: torch.Tensor) -> torch.Tensor:
+        return stack(inputs.to(dev), shared=True)
+
+    gens = [torch.Generator().manual_seed(v) for v in seeds]
+    step_losses, epoch_losses = [], []
+    nonfinite: list[int | None] = [None] * g_count
+    step, epochs_run, stop = 0, 0, False
+    n = len(y)
+    for epoch in range(epochs):
+        total, count = 0.0, 0
+        orders = [batches(n, batch_size, gen, shuffle, drop_last) for gen in gens]
+        for parts in zip(*orders):
+            idx = parts[0].to(dev) if len(parts) == 1 else torch.stack(parts).to(dev)  # (B,) or (G, B)
+            losses = batched_loss(x[idx], y[idx])  # (G,)
+            finite = torch.isfinite(losses.detach())
+            for g in torch.nonzero(alive & ~finite).flatten().tolist():
+                nonfinite[g] = step
+            alive &= finite
+            opt.zero_grad(set_to_none=True)
+            (scale.to(losses.dtype) * torch.where(alive, losses, torch.zeros_like(losses))).sum().backward()
+            if not bool(alive.all()):
+                with torch.no_grad():  # a diverged model takes no more steps
+                    for v in params.values():
+                        v.grad[~alive] = 0
+                        buf = opt.state[v].get("momentum_buffer")
+                        if buf is not None:
+                            buf[~alive] = 0
+            opt.step()
+            step += 1
+            value = losses.detach()
+            step_losses.append(value)
+            total += value * idx.shape[-1]
+            count += idx.shape[-1]
+            if max_steps is not None and step >= max_steps:
+                stop = True
+            if callback is not None and (step % every == 0 or stop):
+                state = StackedState(step=step, epoch=epoch, losses=value, forward=forward)
+                callback(state)
+                stop = stop or state.stop
+            if stop or not bool(alive.any()):
+                stop = True
+                break
+        if count:
+            epoch_losses.append(total / count)
+            epochs_run = epoch + 1
+        if stop:
+            break
+    with torch.no_grad():
+        for g, model in enumerate(models):
+            for k, v in params.items():
+                model.get_parameter(k).copy_(v[g])
+    return StackedHistory(
+        step_loss=torch.stack(step_losses) if step_losses else torch.empty(0, g_count),
+        train_loss=torch.stack(epoch_losses) if epoch_losses else torch.empty(0, g_count),
+        nonfinite_step=nonfinite,
+        steps=step,
+        epochs_run=epochs_run,
+    )

@@ -4,6 +4,8 @@ update by hand."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -100,3 +102,26 @@ def test_errors():
         inner_adapt(_model(), *_data(), lr=0.0, steps=1)
     with pytest.raises(ValueError, match="outer_lr"):
         reptile_step(_model(), *_data(), 0.1, 1, outer_lr=2.0)
+
+
+def test_maml_train_is_the_outer_loop_written_out():
+    """maml_train = for each iteration: sample tasks, maml_loss on support/query, one Adam step."""
+    from dlterms.methods.maml import SinusoidTasks, TaskMLP, maml_loss, maml_train
+    from dlterms.optim import Adam
+
+    torch.manual_seed(0)
+    a = TaskMLP([1, 16, 1])
+    b = copy.deepcopy(a)
+    losses = maml_train(a, SinusoidTasks(torch.Generator().manual_seed(5)), 30, 4, 5, 0.01, meta_lr=1e-3)
+    tasks, opt, by_hand = SinusoidTasks(torch.Generator().manual_seed(5)), Adam(b.parameters(), lr=1e-3), []
+    for _ in range(30):
+        x, y, _, _ = tasks.sample(4, 10)
+        loss = maml_loss(b, (x[:, :5], y[:, :5]), (x[:, 5:], y[:, 5:]), 0.01)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        by_hand.append(float(loss.detach()))
+    assert losses == by_hand
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="k_shot must be an integer"):
+        maml_train(a, tasks, 1, 4, 0, 0.01)

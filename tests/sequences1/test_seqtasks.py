@@ -86,3 +86,26 @@ def test_marked_recall_and_parity():
     assert torch.equal(yb, y) and (xb.sum((1, 2)) == 2).all()  # one symbol + its marker, the rest blank
     b, p = st.parity(10, 6, seed=0)
     assert torch.equal(p, b[..., 0].sum(1).long() % 2)
+
+
+def test_digit_word_pairs_and_word_vocab():
+    pairs = st.digit_word_pairs(300, seed=0, max_digits=8)
+    assert pairs == st.digit_word_pairs(300, seed=0, max_digits=8) and pairs != st.digit_word_pairs(300, seed=1)
+    words = "zero one two three four five six seven eight nine".split()
+    for src, tgt in pairs:
+        assert "".join(str(words.index(w)) for w in src.split()) == tgt
+    assert {len(t) for _, t in pairs} == set(range(1, 9))
+    assert {len(t) for _, t in st.digit_word_pairs(50, seed=0, min_digits=3, max_digits=3)} == {3}
+    sv, tv = st.WordVocab.from_texts(s for s, _ in pairs), st.CharVocab("0123456789")
+    assert len(sv) == 3 + 10
+    data = st.make_seq2seq_data(pairs, sv, tv)
+    for i in range(5):
+        assert data.src_len[i] == len(pairs[i][0].split())  # one token per word
+        assert sv.decode(data.src[i]) == pairs[i][0]
+        assert tv.decode(data.tgt[i]) == pairs[i][1]
+    with pytest.raises(ValueError, match="word 'ten' .* not in the vocabulary"):
+        sv.encode(["one ten"])
+    with pytest.raises(ValueError, match="min_digits"):
+        st.digit_word_pairs(5, min_digits=4, max_digits=3)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        st.digit_word_pairs(0)

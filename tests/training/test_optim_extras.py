@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from _tolerance import assert_close_f32
-from dlterms import optim
+from dlterms import optim, tuning
 
 
 def _params_with_grads(seed=0, scale=10.0):
@@ -229,7 +229,7 @@ def test_lr_range_test_ramps_finds_and_restores():
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
     before = [p.detach().clone() for p in net.parameters()]
     opt = optim.SGD(net.parameters(), lr=0.123)
-    res = optim.lr_range_test(
+    res = tuning.lr_range_test(
         net, (x, y), loss_fn=cross_entropy, optimizer=opt, start_lr=1e-4, end_lr=100.0, num_iter=80, batch_size=32
     )
     assert res.lrs[0] == pytest.approx(1e-4)
@@ -240,29 +240,29 @@ def test_lr_range_test_ramps_finds_and_restores():
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
     assert opt.param_groups[0]["lr"] == 0.123
     with pytest.raises(ValueError, match="need 0 < start_lr < end_lr"):
-        optim.lr_range_test(net, (x, y), loss_fn=cross_entropy, optimizer=opt, start_lr=1.0, end_lr=0.1)
+        tuning.lr_range_test(net, (x, y), loss_fn=cross_entropy, optimizer=opt, start_lr=1.0, end_lr=0.1)
 
 
 # ----------------------------------------------------------------------------- search
 
 
 def test_grid_search_tries_every_combination():
-    res = optim.grid_search(lambda c: -((c["a"] - 2) ** 2) - c["b"], {"a": [1, 2, 3], "b": [0, 1]}, base={"c": 9})
+    res = tuning.grid_search(lambda c: -((c["a"] - 2) ** 2) - c["b"], {"a": [1, 2, 3], "b": [0, 1]}, base={"c": 9})
     assert len(res.trials) == 6
     assert res.best_config == {"c": 9, "a": 2, "b": 0}
-    assert optim.grid_search(lambda c: c["a"], {"a": [3, 1, 2]}, mode="min").best_score == 1
+    assert tuning.grid_search(lambda c: c["a"], {"a": [3, 1, 2]}, mode="min").best_score == 1
 
 
 def test_random_search_is_seeded_and_within_bounds():
     space = {
-        "lr": optim.LogUniform(1e-4, 1e-1),
-        "width": optim.IntUniform(8, 64, log=True),
-        "act": optim.Choice(["relu", "tanh"]),
-        "p": optim.Uniform(0.0, 0.5),
+        "lr": tuning.LogUniform(1e-4, 1e-1),
+        "width": tuning.IntUniform(8, 64, log=True),
+        "act": tuning.Choice(["relu", "tanh"]),
+        "p": tuning.Uniform(0.0, 0.5),
         "fixed": 3,
     }
-    r1 = optim.random_search(lambda c: -abs(math.log10(c["lr"]) + 2), space, n_trials=40, seed=1)
-    r2 = optim.random_search(lambda c: -abs(math.log10(c["lr"]) + 2), space, n_trials=40, seed=1)
+    r1 = tuning.random_search(lambda c: -abs(math.log10(c["lr"]) + 2), space, n_trials=40, seed=1)
+    r2 = tuning.random_search(lambda c: -abs(math.log10(c["lr"]) + 2), space, n_trials=40, seed=1)
     assert [t.config for t in r1.trials] == [t.config for t in r2.trials]
     for t in r1.trials:
         c = t.config
@@ -270,8 +270,8 @@ def test_random_search_is_seeded_and_within_bounds():
         assert 0 <= c["p"] < 0.5 and c["fixed"] == 3
     assert abs(math.log10(r1.best_config["lr"]) + 2) < 0.3
     with pytest.raises(ValueError, match="need 0 < low < high"):
-        optim.LogUniform(0, 1)
+        tuning.LogUniform(0, 1)
     with pytest.raises(ValueError, match="n_trials must be an integer >= 1, got 0"):
-        optim.random_search(lambda c: 0.0, space, n_trials=0)
+        tuning.random_search(lambda c: 0.0, space, n_trials=0)
     with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
-        optim.grid_search(lambda c: 0.0, {"a": [1]}, mode="best")
+        tuning.grid_search(lambda c: 0.0, {"a": [1]}, mode="best")

@@ -49,3 +49,26 @@ def test_errors(kw, match):
         ResidualBlock(**kw)
     with pytest.raises(ValueError, match="n_blocks must be a non-negative integer, got -1"):
         ResidualMLP(2, 4, 2, n_blocks=-1)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_norm_goes_before_every_activation_in_both_nets(norm):
+    from dlterms.nn import BatchNorm1d, LayerNorm, ReLU
+
+    kind = BatchNorm1d if norm == "batch" else LayerNorm
+    for residual in (True, False):
+        net = ResidualMLP(6, 8, 3, n_blocks=3, n_layers=2, residual=residual, norm=norm)
+        mods = [m for m in net.modules() if isinstance(m, (kind, ReLU))]
+        assert len(mods) == 2 * (3 * 2 + 1)  # one norm before each of the 7 ReLUs
+        assert all(isinstance(a, kind) and isinstance(b, ReLU) for a, b in zip(mods[::2], mods[1::2]))
+        assert net(torch.randn(5, 6)).shape == (5, 3)
+
+
+def test_kaiming_init_and_bad_norm():
+    net = ResidualMLP(300, 400, 2, n_blocks=2).kaiming_init(torch.Generator().manual_seed(0))
+    for layer in net.linear_layers:
+        assert torch.all(layer.bias == 0)
+    w = net.blocks[0].body[-1].weight.detach()
+    assert abs(float(w.var()) - 2 / 400) < 0.05 * 2 / 400
+    with pytest.raises(ValueError, match="norm must be None, 'batch' or 'layer', got 'group'"):
+        ResidualBlock(4, norm="group")

@@ -215,3 +215,97 @@ def test_newton_through_fit_uses_a_closure():
     )
     assert h.train_loss[-1] < h.train_loss[0]
     assert model.weight.grad is None  # no backward pass: Newton differentiated the closure itself
+
+
+def _regression(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    return x, x @ torch.tensor([[1.0], [-2.0], [0.5]])
+
+
+def test_stop_at_loss_per_batch_counts_the_updates_before_the_target():
+    from dlterms.training import StopAtLoss
+
+    x, y = _regression()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    stop = StopAtLoss(1e-2, on="batch")
+    h = fit(
+        model,
+        (x, y),
+        loss_fn=torch.nn.functional.mse_loss,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=500,
+        batch_size=None,
+        callbacks=[stop],
+    )
+    assert stop.reached is not None and h.stop_reason == "loss <= 0.01"
+    # full batch: the loss measured before update `reached` is the first at or below the target
+    assert h.step_loss[stop.reached] <= 1e-2 < min(h.step_loss[: stop.reached])
+
+
+def test_stop_at_loss_per_epoch_and_never_reached():
+    from dlterms.training import StopAtLoss
+
+    x, y = _regression()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    stop = StopAtLoss(0.5, on="epoch")
+    h = fit(
+        model,
+        (x, y),
+        loss_fn=torch.nn.functional.mse_loss,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
+        epochs=200,
+        batch_size=16,
+        callbacks=[stop],
+    )
+    assert stop.reached == len(h.train_loss) and h.train_loss[-1] <= 0.5 < min(h.train_loss[:-1])
+    never = StopAtLoss(-1.0)
+    fit(
+        model,
+        (x, y),
+        loss_fn=torch.nn.functional.mse_loss,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
+        epochs=2,
+        batch_size=16,
+        callbacks=[never],
+    )
+    assert never.reached is None
+    for bad, match in (
+        ({"target": float("nan")}, "target must be a finite"),
+        ({"target": 1.0, "on": "step"}, "on must be"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            StopAtLoss(**bad)
+
+
+def test_every_records_on_its_period():
+    from dlterms.training import Every
+
+    x, y = _regression()
+    model = torch.nn.Linear(3, 1)
+    steps = Every(3, lambda s: s.step)
+    epochs = Every(2, lambda s: len(s.history.train_loss), on="epoch")
+    fit(
+        model,
+        (x, y),
+        loss_fn=torch.nn.functional.mse_loss,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+        epochs=5,
+        batch_size=16,
+        callbacks=[steps, epochs],
+    )
+    assert steps.at == steps.values == [3, 6, 9, 12, 15, 18] and epochs.at == epochs.values == [2, 4]
+    for args, match in (((0, len), "k must be"), ((1, 3), "fn must be callable"), ((1, len, "batch"), "on must be")):
+        with pytest.raises(ValueError, match=match):
+            Every(*args)
+
+
+def test_count_parameters():
+    from dlterms.training import count_parameters
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    assert count_parameters(model) == 3 * 4 + 4 + 4 * 2 + 2
+    model[0].weight.requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == 4 + 4 * 2 + 2

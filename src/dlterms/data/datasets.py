@@ -110,12 +110,11 @@ def _mnist1d_arrays(seed: int):
     """Generate MNIST-1D (a few seconds), cached per process and on disk (DLTERMS_CACHE or
     ~/.cache/dlterms), keyed by the generator's version and seed."""
     import io
-    import os
     from importlib.metadata import version
-    from pathlib import Path
 
-    cache = Path(os.environ.get("DLTERMS_CACHE", Path.home() / ".cache" / "dlterms"))
-    path = cache / f"mnist1d-{version('mnist1d')}-seed{seed}.npz"
+    from dlterms.results import cache_dir
+
+    path = cache_dir() / f"mnist1d-{version('mnist1d')}-seed{seed}.npz"
     if path.exists():
         try:
             with np.load(path) as d:
@@ -134,7 +133,7 @@ def _mnist1d_arrays(seed: int):
         d["y_test"].astype(np.int64),
     )
     try:
-        from dlterms.run import atomic_write_bytes
+        from dlterms.results import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])

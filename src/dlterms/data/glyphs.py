@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,8 +279,9 @@ def _render(seed: int, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _cache_path(seed: int, per_class: int) -> Path:
     import matplotlib
 
-    cache = Path(os.environ.get("DLTERMS_CACHE", Path.home() / ".cache" / "dlterms"))
-    return cache / f"glyphs-v{_VERSION}-mpl{matplotlib.__version__}-seed{seed}-n{per_class}.npz"
+    from dlterms.results import cache_dir
+
+    return cache_dir() / f"glyphs-v{_VERSION}-mpl{matplotlib.__version__}-seed{seed}-n{per_class}.npz"
 
 
 @functools.lru_cache(maxsize=4)
@@ -295,7 +295,7 @@ def _glyph_arrays(seed: int, per_class: int) -> tuple[np.ndarray, np.ndarray, np
             pass  # a damaged cache file is regenerated below
     arrays = _render(seed, per_class)
     try:
-        from dlterms.run import atomic_write_bytes
+        from dlterms.results import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez_compressed(buf, images=arrays[0], labels=arrays[1], fonts=arrays[2])

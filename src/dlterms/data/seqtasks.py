@@ -7,6 +7,10 @@ Sequence-to-sequence (strings in, strings out, tokenised by characters with `Cha
   form "2026-11-25". Inputs run from 10 to about 65 characters; the output is always 10.
 - `number_pairs`: a number written in English words ("three hundred forty-two thousand one hundred
   seven") to its digits ("342107"). Input and output lengths both vary.
+- `digit_word_pairs`: a string of digits read out word by word, as a phone number is read aloud
+  ("four one five") to its digits ("415"). The number of digits is drawn from a range, so input and
+  output both grow with it, and so does what the model must carry from input to output. Tokenised
+  by words with `WordVocab`.
 - `split_by_length`: train on inputs up to a length and hold the longer ones out, to test on
   inputs longer than any seen in training.
 
@@ -33,6 +37,7 @@ import torch
 
 __all__ = [
     "CharVocab",
+    "WordVocab",
     "PAD",
     "BOS",
     "EOS",
@@ -41,6 +46,7 @@ __all__ = [
     "date_pairs",
     "number_to_words",
     "number_pairs",
+    "digit_word_pairs",
     "split_by_length",
     "Seq2SeqData",
     "make_seq2seq_data",
@@ -98,7 +104,31 @@ class CharVocab:
                 break
             if i not in (PAD, BOS):
                 out.append(self.itos[i])
-        return "".join(out)
+        return self._sep.join(out)
+
+    _sep = ""  # what joins decoded symbols
+
+
+class WordVocab(CharVocab):
+    """Whitespace-separated words <-> ids, with <pad>=0, <bos>=1, <eos>=2 first (as `CharVocab`)."""
+
+    _sep = " "
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> WordVocab:
+        return cls(w for t in texts for w in t.split())
+
+    def __repr__(self) -> str:
+        return f"WordVocab({len(self)} symbols)"
+
+    def encode(self, texts: Sequence[str], bos: bool = False, eos: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded word ids (N, T_max) and lengths (N,), optionally with <bos> first and <eos> last."""
+        words = [t.split() for t in texts]
+        for t, ws in zip(texts, words):
+            for w in ws:
+                if w not in self.stoi:
+                    raise ValueError(f"word {w!r} of {t!r} is not in the vocabulary")
+        return super().encode(words, bos=bos, eos=eos)
 
 
 # --------------------------------------------------------------------------- number words
@@ -278,6 +308,25 @@ def number_pairs(n: int, seed: int = 0, max_digits: int = 6) -> list[tuple[str, 
         lo = 0 if k == 1 else 10 ** (k - 1)
         v = int(rng.integers(lo, 10**k))
         out.append((number_to_words(v), str(v)))
+    return out
+
+
+_DIGIT_WORDS = _ONES[:10]
+
+
+def digit_word_pairs(n: int, seed: int = 0, min_digits: int = 1, max_digits: int = 8) -> list[tuple[str, str]]:
+    """`n` (digits read out as words, digits) pairs: "four one five" -> "415". The digit count is uniform
+    in min_digits..max_digits, the digits uniform and independent (leading zeros allowed, as in a phone
+    number)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 1 <= min_digits <= max_digits:
+        raise ValueError(f"need 1 <= min_digits <= max_digits, got min_digits={min_digits}, max_digits={max_digits}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in rng.integers(min_digits, max_digits + 1, size=n):
+        d = rng.integers(0, 10, size=int(k))
+        out.append((" ".join(_DIGIT_WORDS[i] for i in d), "".join(str(i) for i in d)))
     return out
 
 

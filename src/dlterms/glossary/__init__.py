@@ -12,7 +12,6 @@ from dlterms.glossary.registry import (
     entries,
     get,
     load,
-    validate,
 )
 
-__all__ = ["AREAS", "Entry", "GlossaryError", "UnknownTermError", "entries", "get", "load", "validate"]
+__all__ = ["AREAS", "Entry", "GlossaryError", "UnknownTermError", "entries", "get", "load"]

@@ -16,6 +16,9 @@ definition in Markdown. The front matter holds
     does        one line saying what the term does, in plain words (used by search)
     questions   questions a learner might ask that the entry answers (used by search; each ends
                 with "?", none repeated across entries)
+    symptoms    what a learner sees when the term is the explanation or the fix ("the loss becomes
+                NaN"), in a learner's words (used by search; statements, not questions, none
+                repeated across entries)
     corrections where the source article is wrong or overstated about the term: a list of
                 mappings with `source` (what it claims, in our words), `truth` (what holds),
                 `evidence` (where that is shown) and optionally `experiment` (the id of a
@@ -24,10 +27,10 @@ definition in Markdown. The front matter holds
     code        dotted paths of the library objects that implement the term (must import)
     experiment  the id of the registered experiment, or empty while it is not written yet
 
-`load()` checks everything that can be checked without importing torch (numbers, ids, areas,
-related ids, clashes between the names of different entries, corrections' fields).
-`validate(deep=True)` also imports every named code object and every named experiment, which is
-what the test suite and `dlterms coverage` do.
+`load()` checks everything that can be checked without importing the library (numbers, ids, areas,
+related ids, clashes between the names of different entries, corrections' fields). The glossary
+imports nothing of the library; `dlterms.audit.validate()` checks the entries against it (every
+named code object imports, every named experiment is registered).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class Entry:
     keywords: tuple[str, ...] = ()
     does: str | None = None
     questions: tuple[str, ...] = ()
+    symptoms: tuple[str, ...] = ()
     corrections: tuple[Correction, ...] = ()
     path: Path | None = field(default=None, compare=False)
 
@@ -154,6 +158,7 @@ class Entry:
             "keywords": list(self.keywords),
             "does": self.does,
             "questions": list(self.questions),
+            "symptoms": list(self.symptoms),
             "corrections": [c.to_dict() for c in self.corrections],
             "definition": self.definition,
         }
@@ -215,6 +220,16 @@ def _questions(value, path: Path) -> tuple[str, ...]:
     return out
 
 
+def _symptoms(value, path: Path) -> tuple[str, ...]:
+    out = tuple(" ".join(s.split()) for s in _as_tuple(value, "symptoms", path))
+    for s in out:
+        if s.endswith("?"):
+            raise GlossaryError(f"{path.name}: symptoms are statements, not questions, got {s!r}")
+    if len({s.casefold() for s in out}) != len(out):
+        raise GlossaryError(f"{path.name}: a symptom is listed twice")
+    return out
+
+
 def _check_own_names(e: Entry, path: Path) -> None:
     """Within one entry: no alias or keyword repeats the title or another alias or keyword."""
     own = {e.title.casefold()}
@@ -253,6 +268,7 @@ def parse_entry(path: Path) -> Entry:
             "keywords",
             "does",
             "questions",
+            "symptoms",
             "corrections",
             "related",
             "code",
@@ -296,6 +312,7 @@ def parse_entry(path: Path) -> Entry:
         keywords=_as_tuple(meta.get("keywords"), "keywords", path),
         does=" ".join(does.split()) if does else None,
         questions=_questions(meta.get("questions"), path),
+        symptoms=_symptoms(meta.get("symptoms"), path),
         corrections=_corrections(meta.get("corrections"), path),
         path=path,
     )
@@ -332,12 +349,13 @@ def _check_consistency(items: list[Entry], complete: bool) -> None:
                 raise GlossaryError(f"{e.id}: an entry cannot be related to itself")
         if e.experiment and e.experiment != e.id:
             raise GlossaryError(f"{e.id}: experiment id must equal the entry id, got {e.experiment!r}")
-    asked: dict[str, str] = {}
-    for e in items:
-        for q in e.questions:
-            owner = asked.setdefault(q.casefold(), e.id)
-            if owner != e.id:
-                raise GlossaryError(f"{e.id}: question {q!r} is already one of {owner!r}")
+    for what in ("question", "symptom"):
+        seen: dict[str, str] = {}
+        for e in items:
+            for q in getattr(e, what + "s"):
+                owner = seen.setdefault(q.casefold(), e.id)
+                if owner != e.id:
+                    raise GlossaryError(f"{e.id}: {what} {q!r} is already one of {owner!r}")
     for e in items:
         for c in e.corrections:
             if c.experiment is None:
@@ -415,32 +433,3 @@ def resolve_code(path: str):
             obj = getattr(obj, attr)
         return obj
     raise ImportError(f"cannot import {path!r}")
-
-
-def validate(deep: bool = True) -> list[str]:
-    """Check the whole glossary; return a list of problems (empty when all is well).
-
-    With deep=True every named code object must import and every named experiment must be
-    registered by its module.
-    """
-    problems: list[str] = []
-    try:
-        items = load()
-    except GlossaryError as exc:
-        return [str(exc)]
-    if not deep:
-        return problems
-    from dlterms import run as _run
-
-    for e in items:
-        for path in e.code:
-            try:
-                resolve_code(path)
-            except Exception as exc:  # noqa: BLE001 - any import failure is a problem to report
-                problems.append(f"{e.id}: code {path!r} does not import ({type(exc).__name__}: {exc})")
-        if e.experiment:
-            try:
-                _run.get_experiment(e.experiment)
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"{e.id}: experiment {e.experiment!r} is not registered ({exc})")
-    return problems

@@ -1,8 +1,9 @@
-"""Keyword search over the glossary: names, keywords, plain-words lines and definitions, ranked by a
-BM25-style score.
+"""Keyword search over the glossary: names, keywords, plain-words lines, definitions and the
+questions and symptoms a learner might type, ranked by a BM25-style score.
 
 Matches in the names (id, title, aliases) weigh most, then keywords and the `does` line, then words
-of the definition; an exact match of any name or keyword (ignoring case, spaces, hyphens and dots)
+of the definition and of the entry's `questions` and `symptoms` (a learner's own words: "out of
+memory", "NaN", "forgot"); an exact match of any name or keyword (ignoring case, spaces, hyphens and dots)
 ranks first. Semantic (meaning-based)
 search builds on this in `dlterms.site.semantic` and falls back to it when the model is not
 available.
@@ -107,11 +108,11 @@ class Hit:
 
 class KeywordIndex:
     """BM25 over weighted fields: names (id, title, aliases) x3, keywords and the `does` line x2,
-    definition x1."""
+    definition x1, the entry's questions and symptoms x1."""
 
     k1 = 1.2
     b = 0.75
-    weights = {"names": 3, "keywords": 2, "does": 2, "definition": 1}
+    weights = {"names": 3, "keywords": 2, "does": 2, "definition": 1, "asked": 1}
 
     def __init__(self, items: tuple[Entry, ...] | None = None):
         self.items = items if items is not None else load()
@@ -123,6 +124,7 @@ class KeywordIndex:
                 "keywords": " ".join(e.keywords),
                 "does": e.does or "",
                 "definition": e.definition,
+                "asked": " ".join((*e.questions, *e.symptoms)),
             }
             tf = Counter()
             for name, text in fields.items():

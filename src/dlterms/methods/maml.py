@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["TaskMLP", "SinusoidTasks", "inner_adapt", "maml_loss", "reptile_step"]
+__all__ = ["TaskMLP", "SinusoidTasks", "inner_adapt", "maml_loss", "maml_train", "reptile_step"]
 
 
 class TaskMLP(nn.Module):
@@ -125,6 +125,47 @@ def maml_loss(
         grads = torch.autograd.grad(loss, params, create_graph=not first_order)
         params = [p - inner_lr * g for p, g in zip(params, grads)]
     return _task_losses(model, params, *query).mean()
+
+
+def maml_train(
+    model: TaskMLP,
+    tasks: SinusoidTasks,
+    iterations: int,
+    meta_batch: int,
+    k_shot: int,
+    inner_lr: float,
+    meta_lr: float = 1e-3,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    device: str | torch.device | None = None,
+    progress=None,
+) -> list[float]:
+    """MAML's outer loop. Each iteration draws `meta_batch` tasks of 2 * `k_shot` points, adapts a copy
+    of the weights per task on the first `k_shot` (the support set), and takes one Adam step (`meta_lr`)
+    on the mean loss of the adapted copies on the other `k_shot` (the query set), differentiating
+    through the adaptation (`maml_loss`). `progress(fraction)` is called every 500 iterations.
+    Returns the query loss of every iteration."""
+    from dlterms.optim import Adam
+
+    for name, value in (("iterations", iterations), ("meta_batch", meta_batch), ("k_shot", k_shot)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    opt = Adam(model.parameters(), lr=meta_lr)
+    losses: list[float] = []
+    for it in range(iterations):
+        x, y, _, _ = tasks.sample(meta_batch, 2 * k_shot)
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        loss = maml_loss(
+            model, (x[:, :k_shot], y[:, :k_shot]), (x[:, k_shot:], y[:, k_shot:]), inner_lr, inner_steps, first_order
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if progress is not None and it % 500 == 0:
+            progress(it / iterations)
+    return losses
 
 
 @torch.no_grad()

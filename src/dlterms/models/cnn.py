@@ -29,13 +29,9 @@ from dlterms.nn.dropout import Dropout
 from dlterms.nn.linear import Linear
 from dlterms.nn.normalization import BatchNorm1d, BatchNorm2d
 from dlterms.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
+from dlterms.training import count_parameters  # re-exported: written once, in training
 
 __all__ = ["ConvNet", "DilatedStack", "CapsNet", "digits_cnn", "mnist1d_cnn", "count_parameters", "count_macs"]
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters (only those with requires_grad when `trainable_only`)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 @torch.no_grad()

@@ -2,27 +2,17 @@
 
 Every optimiser subclasses `torch.optim.Optimizer` (so `param_groups`, `zero_grad`, `step(closure)`,
 `state_dict`/`load_state_dict` and torch's schedulers work) and is checked against `torch.optim`
-in tests. Naming rule: PyTorch's argument names outside (`lr, betas, eps, weight_decay`), the
+in tests. Procedures that choose training settings (the LR range test, random and grid search) are
+in `dlterms.tuning`. Naming rule: PyTorch's argument names outside (`lr, betas, eps, weight_decay`), the
 papers' symbols inside (`m, v, beta1`).
 """
 
 from dlterms.optim.adam import Adam, AdamW, SparseAdam
 from dlterms.optim.clip import clip_grad_norm_, clip_grad_value_
 from dlterms.optim.lookahead import Lookahead
-from dlterms.optim.lr_finder import LRFinderResult, lr_range_test
 from dlterms.optim.newton import Newton, hessian
 from dlterms.optim.rmsprop import RMSprop
 from dlterms.optim.schedules import CosineAnnealingLR, LambdaLR, LinearLR, LRSchedule, SequentialLR, StepLR
-from dlterms.optim.search import (
-    Choice,
-    IntUniform,
-    LogUniform,
-    SearchResult,
-    Trial,
-    Uniform,
-    grid_search,
-    random_search,
-)
 from dlterms.optim.sgd import SGD
 
 __all__ = [
@@ -42,14 +32,4 @@ __all__ = [
     "LinearLR",
     "LambdaLR",
     "SequentialLR",
-    "lr_range_test",
-    "LRFinderResult",
-    "grid_search",
-    "random_search",
-    "Choice",
-    "Uniform",
-    "LogUniform",
-    "IntUniform",
-    "Trial",
-    "SearchResult",
 ]

@@ -89,9 +89,9 @@ def _write(path: Path, text: str) -> None:
 def build_site(out: Path | str = "site-build", results: Path | str = "results") -> Path:
     """Write the whole site to `out` (replacing what was there) and return the index path."""
     from dlterms import __version__
-    from dlterms.glossary.coverage import coverage_rows
+    from dlterms.audit import coverage_rows
+    from dlterms.results import load_results
     from dlterms.robustness import aggregate, format_seeds, load_seed_results
-    from dlterms.run import load_results
 
     out, results_dir = Path(out).resolve(), Path(results)
     if out.exists() and not out.is_dir():

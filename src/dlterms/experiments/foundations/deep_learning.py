@@ -29,6 +29,7 @@ from dlterms.data.datasets import mnist1d
 from dlterms.experiments.foundations._common import mnist1d_cnn_bn, mnist1d_mlp, train_classifier
 from dlterms.nn import MLP
 from dlterms.run import Run, experiment
+from dlterms.training import count_parameters
 
 PAPER = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94}  # Greydanus (2020), table 1
 
@@ -75,7 +76,7 @@ def deep_learning(run: Run) -> None:
             val=True,
         )
         curves[name] = hist.val_acc
-        n_params[name] = sum(p.numel() for p in model.parameters())
+        n_params[name] = count_parameters(model)
         run.progress(0.1 + 0.3 * (i + 1), f"{name} trained")
 
     for name in models:

@@ -19,7 +19,7 @@ from dlterms.data.datasets import Split, mnist1d
 from dlterms.experiments.foundations._common import mnist1d_mlp, plot_decision_regions, train_classifier
 from dlterms.nn import MLP, softmax
 from dlterms.run import Run, experiment
-from dlterms.training import predict
+from dlterms.training import count_parameters, predict
 
 SIZE_CASES = [[2, 2], [2, 8, 2], [40, 256, 256, 256, 256, 10], [784, 512, 128, 10], [3, 1, 1, 1]]
 
@@ -42,11 +42,11 @@ def mlp(run: Run) -> None:
     mismatches = []
     for sizes in SIZE_CASES:
         for use_bias in (True, False):
-            counted = sum(p.numel() for p in MLP(sizes, bias=use_bias).parameters())
+            counted = count_parameters(MLP(sizes, bias=use_bias))
             formula = sum(i * o + (o if use_bias else 0) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
             if counted != formula:
                 mismatches.append((sizes, use_bias, counted, formula))
-    run.metric("parameters_mnist1d_mlp", sum(p.numel() for p in mnist1d_mlp().parameters()))
+    run.metric("parameters_mnist1d_mlp", count_parameters(mnist1d_mlp()))
     run.check(
         "parameter count equals sum(in*out + out) (and sum(in*out) without biases)",
         not mismatches,

@@ -21,21 +21,10 @@ from dlterms.methods.regularization import ridge
 from dlterms.nn import Linear
 from dlterms.optim import SGD
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, fit
+from dlterms.training import StopAtLoss, fit
 
 MAX_STEPS = 5_000  # the raw problem (kappa ~ 1e8) would need ~ 1e9: the cap is a lower bound
 TOL = 1e-6  # relative sub-optimality (L - L*) / (L0 - L*) that counts as converged
-
-
-class _StopAtLoss(Callback):
-    def __init__(self, target: float):
-        self.target = target
-        self.reached: int | None = None
-
-    def on_batch_end(self, state: TrainState) -> None:
-        if state.batch_loss <= self.target:  # the loss before this step already met the target
-            self.reached = state.step - 1
-            state.stop, state.stop_reason = True, "target loss reached"
 
 
 def _hessian_stats(x: np.ndarray) -> tuple[float, float]:
@@ -54,7 +43,7 @@ def _gd_steps(x: np.ndarray, y: np.ndarray, lr: float, seed: int, device: str) -
     with torch.no_grad():
         model.weight.zero_()
         model.bias.zero_()
-    stop = _StopAtLoss(best + TOL * (start - best))
+    stop = StopAtLoss(best + TOL * (start - best))
     h = fit(
         model,
         (xt, yt),

@@ -20,7 +20,7 @@ from dlterms.losses import cross_entropy
 from dlterms.nn import LayerNorm, Linear
 from dlterms.optim import SGD
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, fit
+from dlterms.training import StopAtLoss, fit
 
 PATCH = 16
 TARGET_LOSS = 0.08
@@ -36,22 +36,12 @@ def _patches(img: np.ndarray) -> torch.Tensor:
     return x.reshape(-1, 3, PATCH, PATCH)  # (N, 3, P, P)
 
 
-class _StopAtLoss(Callback):
-    def __init__(self, target: float):
-        self.target, self.reached = target, None
-
-    def on_batch_end(self, state: TrainState) -> None:
-        if state.batch_loss <= self.target:
-            self.reached = state.step - 1
-            state.stop, state.stop_reason = True, "target loss reached"
-
-
 def _steps_to_target(
     x: torch.Tensor, y: torch.Tensor, lr: float, seed: int, device: str
 ) -> tuple[int | None, list[float]]:
     torch.manual_seed(seed)
     model = Linear(x.shape[1], 2).to(device)
-    stop = _StopAtLoss(TARGET_LOSS)
+    stop = StopAtLoss(TARGET_LOSS)
     h = fit(
         model,
         (x.to(device), y.to(device)),

@@ -27,7 +27,7 @@ from dlterms.methods.distillation import distillation_loss
 from dlterms.nn import MLP
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
-from dlterms.training import accuracy, fit
+from dlterms.training import accuracy, count_parameters, fit
 
 
 @dataclass
@@ -39,10 +39,6 @@ class Config:
     teacher_epochs: int = 30
     student_epochs: int = 100
     lr: float = 1e-3  # Adam step size
-
-
-def _n_params(m) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 @experiment("knowledge-distillation")
@@ -93,7 +89,7 @@ def knowledge_distillation(run: Run) -> None:
             float((pred == cfg.left_out).float().sum()),
         )
         run.progress((k + 1) / 2, name)
-    ratio = _n_params(teacher) / _n_params(student)
+    ratio = count_parameters(teacher) / count_parameters(student)
     acc_t = accuracy(teacher, d.x_test, d.y_test)
     with torch.no_grad():
         t_pred = teacher(d.x_test).argmax(1)

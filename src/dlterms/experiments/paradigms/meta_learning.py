@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dlterms.methods.maml import SinusoidTasks, TaskMLP, inner_adapt, maml_loss, reptile_step
+from dlterms.methods.maml import SinusoidTasks, TaskMLP, inner_adapt, maml_train, reptile_step
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 
@@ -63,19 +63,25 @@ def meta_learning(run: Run) -> None:
         tasks = SinusoidTasks(run.generator(1))  # the same task stream for every method
         torch.manual_seed(run.seed)
         model = TaskMLP(list(cfg.sizes)).to(run.device)
+        models[method] = model
+        if method == "MAML":
+            maml_train(
+                model,
+                tasks,
+                cfg.iterations,
+                cfg.meta_batch,
+                cfg.k_shot,
+                cfg.inner_lr,
+                meta_lr=cfg.meta_lr,
+                device=run.device,
+                progress=lambda f, j=j: run.progress((j + f) / 3, "MAML"),
+            )
+            continue
         opt = Adam(model.parameters(), lr=cfg.meta_lr)
         for it in range(cfg.iterations):
             x, y, _, _ = tasks.sample(cfg.meta_batch, 2 * cfg.k_shot)
             x, y = x.to(run.device), y.to(run.device)
-            if method == "MAML":
-                loss = maml_loss(
-                    model,
-                    (x[:, : cfg.k_shot], y[:, : cfg.k_shot]),
-                    (x[:, cfg.k_shot :], y[:, cfg.k_shot :]),
-                    cfg.inner_lr,
-                    inner_steps=1,
-                )
-            elif method == "Reptile":
+            if method == "Reptile":
                 reptile_step(model, x, y, cfg.reptile_inner_lr, cfg.reptile_steps, cfg.reptile_epsilon)
                 continue
             else:
@@ -85,7 +91,6 @@ def meta_learning(run: Run) -> None:
             opt.step()
             if it % 500 == 0:
                 run.progress((j + it / cfg.iterations) / 3, method)
-        models[method] = model
 
     test = SinusoidTasks(run.generator(99))
     x, y, amp, phase = test.sample(cfg.test_tasks, cfg.k_shot)

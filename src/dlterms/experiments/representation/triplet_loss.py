@@ -17,7 +17,7 @@ from dlterms.methods.metric_learning import batch_hard_triplet_loss
 from dlterms.models.siamese import SiameseNetwork
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, ProgressCallback, fit
+from dlterms.training import Every, ProgressCallback, fit
 
 MARGIN = 0.2
 
@@ -33,21 +33,13 @@ def _recall_at_1(net: SiameseNetwork, x: torch.Tensor, y: torch.Tensor) -> float
     return r
 
 
-class _Recall(Callback):
-    def __init__(self, x, y):
-        self.x, self.y, self.values = x, y, []
-
-    def on_epoch_end(self, state) -> None:
-        self.values.append(_recall_at_1(state.model, self.x, self.y))
-
-
 @experiment("triplet-loss")
 def triplet_loss(run: Run) -> None:
     d = digits(seed=run.seed).to(run.device)
     torch.manual_seed(run.seed)
     net = SiameseNetwork(64, embedding_dim=32, hidden=(128,), normalize=True).to(run.device)
     recall0 = _recall_at_1(net, d.x_test, d.y_test)
-    rec = _Recall(d.x_test, d.y_test)
+    rec = Every(1, lambda s: _recall_at_1(s.model, d.x_test, d.y_test), on="epoch")
     fit(
         net,
         (d.x_train, d.y_train),

@@ -4,6 +4,14 @@ each other. 40 symbols secretly fall into 4 classes (a random assignment, so ids
 model that sees only two symbols' embeddings learns whether they share a class. Measured: how often a
 symbol's nearest neighbour (cosine) shares its class, before (chance: 9 of the other 39 symbols share
 it) and after training; and the gap between within-class and between-class cosine similarity.
+
+The pair model trains with a small weight decay (L2, 1e-3) for 30 epochs. Without it the task is
+solved just as well (validation accuracy 1.00), but nothing asks the embeddings of one class to
+coincide: any layout the MLP can separate will do, and the nearest-neighbour purity ranged 0.875-1.00
+over ten seeds (0.875 at seed 2). The decay prefers the smallest vectors that solve the task, and the
+smallest solution gives every member of a class the same direction: purity 0.975-1.00 over the same
+ten seeds with 15 epochs, 1.00 with 40 (a probe with its own data draws). This experiment, with 30 epochs,
+measured 1.00, 1.00, 1.00, 0.95, 1.00 at seeds 0-4.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from dlterms.run import Run, experiment
 from dlterms.training import fit
 
 N_SYMBOLS, N_CLASSES, DIM = 40, 4, 8
+EPOCHS, WEIGHT_DECAY = 30, 1e-3  # see the module docstring
 
 
 class _PairModel(torch.nn.Module):
@@ -85,14 +94,14 @@ def embedding_layer(run: Run) -> None:
     y = (cls[a] == cls[b]).long()
     model = _PairModel().to(run.device)
     purity0, gap0 = _neighbour_stats(model.emb.weight.cpu(), cls)
-    opt = Adam(model.parameters(), lr=1e-2)
+    opt = Adam(model.parameters(), lr=1e-2, weight_decay=WEIGHT_DECAY)
     n_tr = 5000
     hist = fit(
         model,
         (x[:n_tr], y[:n_tr]),
         loss_fn=cross_entropy,
         optimizer=opt,
-        epochs=2 if run.quick else 15,
+        epochs=2 if run.quick else EPOCHS,
         batch_size=128,
         val=(x[n_tr:], y[n_tr:]),
         seed=run.seed,
@@ -104,6 +113,8 @@ def embedding_layer(run: Run) -> None:
     run.metric("nn_same_class_after", purity1, key=True)
     run.metric("cos_gap_before", gap0)
     run.metric("cos_gap_after", gap1)
+    run.metric("epochs", EPOCHS)
+    run.metric("weight_decay", WEIGHT_DECAY)
     run.check("the task is learned", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
     run.check(
         "after training, a symbol's nearest neighbour shares its hidden class",

@@ -2,10 +2,17 @@
 
 Task (`marked_recall`, blank delay): one of 8 symbols is shown, with a marker, in one of the first 5
 steps; 50 blank steps follow; the model must name the symbol at the end (chance 1/8). Three models
-of the same size train for the same steps: an LSTM with the forget-gate bias set to +6 (so
+of the same size train with the same recipe: an LSTM with the forget-gate bias set to +6 (so
 f_t = sigma(6) ~ 0.998 and the cell starts out remembering), an LSTM with PyTorch's default
 initialisation (f_t ~ 0.5: the stored value halves every step, so after 50 steps it and its gradient
 are gone), and a vanilla RNN. Thresholds: LSTM(+6) >= 0.95; the other two <= 0.25 (twice chance).
+
+Budget: each model trains for up to 10 epochs (630 steps) and stops early once its accuracy on a
+separate validation set reaches 0.99; accuracy is then measured on a third, untouched test set. The
++6 LSTM stops after 189-441 steps, the other two never reach 0.99 and use all 630, so they get at
+least as many steps as the model they are compared with. A fixed 4 epochs (252 steps) was enough at
+seeds 0 and 2 but not at seed 1 (0.834): how many steps the +6 LSTM needs to find the solution varies
+with the seed, so the budget is a ceiling with a stopping rule rather than a number tuned to seeds.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dlterms.models.sequence_classifier import RecurrentClassifier
 from dlterms.nn import init_forget_gate_bias_
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
-from dlterms.training import GradientClipping, ProgressCallback, fit
+from dlterms.training import Callback, GradientClipping, ProgressCallback, fit
 
 
 @dataclass
@@ -28,12 +35,25 @@ class Config:
     delay: int = 50  # blank steps after the last place the symbol can appear
     n_symbols: int = 8  # chance = 1/8
     n_train: int = 2000
+    n_val: int = 500
     n_test: int = 1000
     hidden: int = 32
-    epochs: int = 4  # 63 steps of 32 examples each per epoch (seeds 0-2 reach 1.00 by the 4th)
+    epochs: int = 10  # at most; 63 steps of 32 examples each per epoch
+    target: float = 0.99  # stop once the validation accuracy reaches this
     lr: float = 2e-3
     forget_bias: float = 6.0
     clip: float = 1.0  # gradient norm clipping keeps the LSTM's early steps stable
+
+
+class _StopAtAccuracy(Callback):
+    """Stop training at the end of the first epoch whose validation accuracy reaches `target`."""
+
+    def __init__(self, target: float):
+        self.target = target
+
+    def on_epoch_end(self, state) -> None:
+        if state.history.val_acc and state.history.val_acc[-1] >= self.target:
+            state.stop, state.stop_reason = True, f"validation accuracy >= {self.target}"
 
 
 @experiment("lstm")
@@ -41,13 +61,14 @@ def lstm(run: Run) -> None:
     cfg = Config()
     x, y = marked_recall(cfg.n_train, cfg.delay, cfg.n_symbols, seed=run.seed, distractors=False)
     xt, yt = marked_recall(cfg.n_test, cfg.delay, cfg.n_symbols, seed=run.seed + 1, distractors=False)
+    xv, yv = marked_recall(cfg.n_val, cfg.delay, cfg.n_symbols, seed=run.seed + 2, distractors=False)
     chance = 1.0 / cfg.n_symbols
     variants = [
         ("LSTM, forget bias +6", "lstm", cfg.forget_bias),
         ("LSTM, default init", "lstm", None),
         ("vanilla RNN", "rnn", None),
     ]
-    curves, final, forget0 = {}, {}, {}
+    curves, final, forget0, steps = {}, {}, {}, {}
     for i, (name, kind, fb) in enumerate(variants):
         torch.manual_seed(run.seed)
         model = RecurrentClassifier(kind, cfg.n_symbols + 1, cfg.hidden, cfg.n_symbols).to(run.device)
@@ -65,13 +86,17 @@ def lstm(run: Run) -> None:
             epochs=cfg.epochs,
             batch_size=32,
             seed=run.seed,
-            val=(xt, yt),
+            val=(xv, yv),
             callbacks=[
+                _StopAtAccuracy(cfg.target),
                 GradientClipping(max_norm=cfg.clip),
                 ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 3, m), name),
             ],
         )
-        curves[name], final[name] = hist.val_acc, hist.val_acc[-1]
+        curves[name], steps[name] = hist.val_acc, hist.steps
+        model.eval()
+        with torch.no_grad():
+            final[name] = (model(xt.to(run.device)).argmax(-1).cpu() == yt).float().mean().item()
     a6, a0, ar = final["LSTM, forget bias +6"], final["LSTM, default init"], final["vanilla RNN"]
     run.metric("test_acc_lstm_forget_bias_6", a6, key=True)
     run.metric("test_acc_lstm_default_init", a0)
@@ -79,7 +104,8 @@ def lstm(run: Run) -> None:
     run.metric("chance", chance)
     run.metric("initial_mean_forget_gate_bias_6", forget0["LSTM, forget bias +6"])
     run.metric("initial_mean_forget_gate_default", forget0["LSTM, default init"])
-    run.metric("training_steps_each", cfg.epochs * ((cfg.n_train + 31) // 32))
+    run.metric("training_steps", {name: int(v) for name, v in steps.items()})
+    run.metric("max_training_steps", cfg.epochs * ((cfg.n_train + 31) // 32))
 
     run.check(
         f"LSTM with forget-gate bias +6 recalls a symbol {cfg.delay}+ steps back",
@@ -102,15 +128,15 @@ def lstm(run: Run) -> None:
 
     with run.figure(
         "recall",
-        alt="test accuracy per epoch of recalling a symbol 50+ steps back, for an LSTM "
+        alt="validation accuracy per epoch of recalling a symbol 50+ steps back, for an LSTM "
         "with forget-gate bias +6, an LSTM with default init and a vanilla RNN",
     ) as fig:
         ax = fig.subplots()
         for name, acc in curves.items():
-            ax.plot(range(1, len(acc) + 1), acc, "o-", label=f"{name} ({acc[-1]:.2f})")
+            ax.plot(range(1, len(acc) + 1), acc, "o-", label=f"{name} (test {final[name]:.2f})")
         ax.axhline(chance, color="gray", ls="--", label="chance")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("validation accuracy")
         ax.set_ylim(0, 1.05)
         ax.set_title(f"recall after {cfg.delay} blank steps")
         ax.legend()

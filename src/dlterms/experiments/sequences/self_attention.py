@@ -6,6 +6,11 @@ per-position MLP without attention sees one token at a time and cannot beat the 
 token alone, which we compute from the data (the most frequent count of each token value).
 A [BOS] token starts every sequence and gives the attention a place to put the weight it does not
 give to copies of the query token, so the output can encode the number of copies.
+
+The layer has 4 heads (one layer, several heads, as in a transformer block). With a single head the
+same recipe sometimes settled in a poor solution: 0.79-0.89 per-token accuracy at some seeds, where
+others reached 0.98-1.00; four heads reached >= 0.997 on every seed we tried, in 8 epochs instead of
+20.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
-T, V, D = 8, 6, 32  # tokens per sequence, token values (ids 1..V; 0 is [BOS]), width
+T, V, D, HEADS = 8, 6, 32, 4  # tokens per sequence, token values (ids 1..V; 0 is [BOS]), width, heads
 N_CLASSES = T + 1  # counts 1..T (class 0 never used)
 
 
@@ -29,7 +34,7 @@ class _Counter(torch.nn.Module):
     def __init__(self, attention: bool):
         super().__init__()
         self.emb = Embedding(V + 1, D)
-        self.attn = MultiheadAttention(D, 1, batch_first=True) if attention else None
+        self.attn = MultiheadAttention(D, HEADS, batch_first=True) if attention else None
         self.mlp = MLP([D, 128, N_CLASSES])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,8 +92,8 @@ def self_attention(run: Run) -> None:
     for kind in ("attention", "mlp"):
         torch.manual_seed(run.seed)
         model = _Counter(kind == "attention").to(run.device)
-        epochs = 2 if run.quick else 20
-        opt = Adam(model.parameters(), lr=3e-3)
+        epochs = 2 if run.quick else 8
+        opt = Adam(model.parameters(), lr=5e-3)
         sched = CosineAnnealingLR(opt, T_max=epochs)
         hist = fit(
             model,
@@ -123,7 +128,7 @@ def self_attention(run: Run) -> None:
 
     with run.figure(
         "attention_map",
-        alt="attention weights of the trained layer on one test sequence: each "
+        alt="attention weights of the trained layer (mean over its heads) on one test sequence: each "
         "token attends to its own copies and to [BOS]",
     ) as fig:
         ax = fig.subplots()

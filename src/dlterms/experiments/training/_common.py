@@ -91,6 +91,14 @@ class LogisticProblem:
         """The full-data objective at `model`'s weights."""
         return self.loss_fn(model)(model(self.x), self.y)
 
+    def objective_path(self, weights: torch.Tensor) -> torch.Tensor:
+        """The full-data objective at each of S weight vectors at once: `weights` (S, p + 1) holds w
+        then b in each row (a linear model's parameters, flattened); returns (S,)."""
+        w, b = weights[:, : self.p], weights[:, self.p :]  # (S, p), (S, 1)
+        logits = w @ self.x.T + b  # (S, N)
+        losses = binary_cross_entropy_with_logits(logits, self.y.expand_as(logits), reduction="none")
+        return losses.mean(1) + self.lam / 2 * w.pow(2).sum(1)
+
     def new_model(self):
         """A linear model (float64) starting from zero weights."""
         m = Linear(self.p, 1, dtype=torch.float64).to(self.x.device)

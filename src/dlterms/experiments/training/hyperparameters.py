@@ -3,7 +3,7 @@
 Model: a two-hidden-layer MLP (40-w-w-10) trained with Adam for 8 epochs (batch 128) on MNIST-1D.
 The 4000 training signals are split 3200 / 800 into training and validation sets; the 1000 test
 signals are used only at the end. Default configuration: Adam's default learning rate 1e-3 and width
-64. Random search (`dlterms.optim.random_search`, seeded) draws 8 configurations: learning rate
+64. Random search (`dlterms.tuning.random_search`, seeded) draws 8 configurations: learning rate
 log-uniform in [1e-4, 3e-2], width log-uniform integer in [16, 256], each scored by validation
 accuracy. Checks (TERMS.md): the best configuration beats the default on validation, and the chosen
 configuration also beats the default on the test set (which played no part in choosing it).
@@ -17,9 +17,10 @@ import torch
 from dlterms.data.datasets import mnist1d, train_val_split
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP
-from dlterms.optim import Adam, IntUniform, LogUniform, random_search
+from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
+from dlterms.tuning import IntUniform, LogUniform, random_search
 
 DEFAULT = {"lr": 1e-3, "width": 64}
 SPACE = {"lr": LogUniform(1e-4, 3e-2), "width": IntUniform(16, 256, log=True)}

@@ -5,7 +5,7 @@ initial weights and batches for every learning rate, 4 epochs (88 steps). Eleven
 log-spaced from 1e-4 to 100. The final loss is the mean training loss over the last epoch (a
 non-finite loss counts as infinite). Checks (TERMS.md): the smallest rate under-trains (its loss is
 still >= 90 % of the initial loss), the largest diverges (non-finite or above the initial loss), and
-the best rate is interior. The LR range test (`dlterms.optim.lr_range_test`: one run of 100 steps
+the best rate is interior. The LR range test (`dlterms.tuning.lr_range_test`: one run of 100 steps
 with the rate growing exponentially from 1e-4 to 100) is run on the same model; its suggestion must
 lie within a factor of 10 of the sweep's best rate, for a fraction of the sweep's cost.
 """
@@ -20,9 +20,10 @@ import torch
 from dlterms.data.datasets import digits
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP
-from dlterms.optim import SGD, lr_range_test
+from dlterms.optim import SGD
 from dlterms.run import Run, experiment
 from dlterms.training import evaluate, fit
+from dlterms.tuning import lr_range_test
 
 LRS = [float(v) for v in np.geomspace(1e-4, 100, 11)]
 EPOCHS = 4

@@ -1,5 +1,5 @@
-"""Lookahead: the slow/fast weight rule holds exactly, and on a noisy problem it settles lower and
-steadier than the SGD it wraps.
+"""Lookahead: the slow/fast weight rule holds exactly; on a noisy problem it settles lower and steadier
+than the SGD it wraps at the same rate, and no better than SGD at a smaller rate.
 
 Problem: L2-regularised logistic regression (lambda = 1e-2) on scikit-learn's breast-cancer set (426
 training tumours, 30 standardised features), from the same initial weights and the same batches.
@@ -8,12 +8,25 @@ training tumours, 30 standardised features), from the same initial weights and t
    steps (batch 16) beside plain SGD with momentum whose weights a callback pulls back by hand every
    5 steps (phi <- phi + alpha (theta - phi), theta <- phi). The weights must agree at every step
    (< 1e-6) and the wrapper's slow weights must equal the hand-kept ones.
-2. The noisy problem: one example per step at a large constant learning rate (0.3), 6 passes, so
-   plain SGD keeps bouncing around the minimum. The full objective is measured after every step;
-   over the last 300 steps Lookahead(SGD, k=5, alpha=0.5) must have a mean loss <= SGD's and a lower
-   variance (TERMS.md). The gain is a noise-floor effect: while the loss is still falling fast, pulling
-   back toward the slow weights slows progress (in a probe on digits with batch 8 for 3 epochs,
-   Lookahead's loss was higher), so the mean loss over the first 100 steps is reported for both too.
+2. The noisy problem: one example per step at a constant learning rate, 6 passes, so plain SGD keeps
+   bouncing around the minimum. The full objective is measured after every step and the end of
+   training is judged over the last 3 passes (1278 steps). Near that noise floor Lookahead acts much
+   like a smaller step (with alpha = 0.5 its slow weights keep about half of what the inner steps
+   travel), so beating SGD at the same learning rate says little. Each arm therefore runs every rate of
+   the same grid (factors of 2 from 0.01875 to 0.6), and the grid holds SGD at alpha times each of
+   Lookahead's inner rates: the equal-effective-step control. The models of one arm train side by side
+   as the columns of one Linear(30, G) layer on the same examples; each column's loss is scaled by its
+   lr / the largest lr, which for plain SGD (linear in the gradient) is exactly a step of its own lr.
+
+   Checks: at the same inner rate (0.3) Lookahead(SGD) ends at a lower mean loss with a lower variance
+   than SGD (TERMS.md's comparison); plain SGD at alpha x 0.3 = 0.15 recovers at least 80 % of that
+   gain (measured: about all of it); and with each arm at its own best rate of the grid (by the mean
+   loss), Lookahead does not beat SGD by more than 1 % (measured: the two end within about 0.2 %,
+   SGD slightly lower and steadier). The honest result on this problem: Lookahead's gain is the gain
+   of a smaller step. The mean loss over the first 100 steps at 0.3 is reported for both (pulling back
+   toward the slow weights can slow early progress; at seeds 0-4, 11 and 23 Lookahead's was higher on 4
+   of the 7 and lower on 3). An earlier version judged the last 300 steps only;
+   there a few spikes decide the variance, and at probe seed 23 Lookahead's was the larger.
 """
 
 from __future__ import annotations
@@ -29,7 +42,9 @@ from dlterms.optim import SGD, Lookahead
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, TrainState, fit
 
-LAMBDA, K, ALPHA, LAST = 1e-2, 5, 0.5, 300
+LAMBDA, K, ALPHA, PASSES, LAST_PASSES = 1e-2, 5, 0.5, 6, 3
+SAME_LR = 0.3  # the inner rate of TERMS's same-rate comparison
+LRS = (0.01875, 0.0375, 0.075, 0.15, 0.3, 0.6)  # factors of 2 = 1 / ALPHA: SGD at ALPHA x each rate is in the grid
 
 
 class _ManualLookahead(Callback):
@@ -50,15 +65,15 @@ class _ManualLookahead(Callback):
 
 
 class _Record(Callback):
-    def __init__(self, objective=None):
-        self.objective, self.weights, self.loss = objective, [], []
+    """Every parameter after every step: flattened and concatenated (`weights`), or as they are (`params`)."""
+
+    def __init__(self):
+        self.weights, self.params = [], []
 
     def on_batch_end(self, state: TrainState) -> None:
-        if self.objective is None:
-            self.weights.append(torch.cat([p.detach().flatten() for p in state.model.parameters()]).clone())
-        else:
-            with torch.no_grad():
-                self.loss.append(float(self.objective(state.model)))
+        ps = [p.detach().clone() for p in state.model.parameters()]
+        self.weights.append(torch.cat([p.flatten() for p in ps]))
+        self.params.append(ps)
 
 
 @experiment("lookahead")
@@ -116,49 +131,138 @@ def lookahead(run: Run) -> None:
         expected="< 1e-6",
     )
 
-    # 2. the noisy problem
+    # 2. the noisy problem: G models per arm, the columns of one Linear(30, G), one lr each
+    last_n = LAST_PASSES * len(y)  # the steps over which the end of training is judged
+    c = torch.tensor([lr / max(LRS) for lr in LRS], device=run.device)  # loss scale = lr / lr_max
+
+    def grid_loss_fn(model):
+        def f(out, t):
+            # per column g: mean logistic loss + lambda/2 ||w_g||^2, scaled by lr_g / lr_max, summed
+            per = binary_cross_entropy_with_logits(out, t[:, None].expand_as(out), reduction="none").mean(0)
+            return (c * (per + LAMBDA / 2 * model.weight.pow(2).sum(1))).sum()
+
+        return f
+
+    def objectives(weight, bias):
+        # the unscaled full objective of every column after every step: weight (S, G, 30), bias (S, G) -> (S, G)
+        out = torch.einsum("sgd,nd->sgn", weight, x) + bias[..., None]
+        per = binary_cross_entropy_with_logits(out, y.expand_as(out), reduction="none").mean(-1)
+        return per + LAMBDA / 2 * weight.pow(2).sum(-1)
+
     stats, curves = {}, {}
     for label in ("SGD", "Lookahead(SGD)"):
-        m = new_model()
-        opt = SGD(m.parameters(), lr=0.3)
+        m0 = new_model()  # every column starts from the same weights
+        m = Linear(30, len(LRS)).to(run.device)
+        with torch.no_grad():
+            m.weight.copy_(m0.weight.expand_as(m.weight))
+            m.bias.copy_(m0.bias.expand_as(m.bias))
+        opt = SGD(m.parameters(), lr=max(LRS))
         if label != "SGD":
             opt = Lookahead(opt, k=K, alpha=ALPHA)
-        rec = _Record(lambda model: loss_fn(model)(model(x), y))
-        fit(m, (x, y), loss_fn=loss_fn(m), optimizer=opt, epochs=6, batch_size=1, seed=run.seed, callbacks=[rec])
-        last = np.array(rec.loss[-LAST:])
-        stats[label] = (float(last.mean()), float(last.var()))
-        curves[label] = rec.loss
+        rec = _Record()
+        fit(
+            m,
+            (x, y),
+            loss_fn=grid_loss_fn(m),
+            optimizer=opt,
+            epochs=PASSES,
+            batch_size=1,
+            seed=run.seed,
+            callbacks=[rec],
+        )
+        with torch.no_grad():
+            loss = objectives(torch.stack([w for w, _ in rec.params]), torch.stack([b for _, b in rec.params]))
+        last = loss[-last_n:]
+        finite = torch.isfinite(last).all(0)
+        means = torch.where(finite, last.mean(0), torch.full_like(last[0], float("inf")))
+        for g, lr in enumerate(LRS):
+            stats[(label, lr)] = (float(means[g]), float(last[:, g].var(unbiased=False)))
+            curves[(label, lr)] = loss[:, g].tolist()
         run.progress(0.5 if label == "SGD" else 1.0, label)
-    (ms, vs), (ml, vl) = stats["SGD"], stats["Lookahead(SGD)"]
-    run.metric(f"mean_loss_last_{LAST}_sgd_vs_lookahead", [round(ms, 4), round(ml, 4)], key=True)
-    run.metric(f"loss_variance_last_{LAST}_sgd_vs_lookahead", [float(f"{vs:.3g}"), float(f"{vl:.3g}")])
-    early = {k: float(np.mean(c[:100])) for k, c in curves.items()}
-    run.metric("mean_loss_first_100_sgd_vs_lookahead", [round(early["SGD"], 4), round(early["Lookahead(SGD)"], 4)])
+
+    def best(label):
+        return min(LRS, key=lambda lr: stats[(label, lr)][0])
+
+    b_sgd, b_la = best("SGD"), best("Lookahead(SGD)")
+    run.metric("best_lr_sgd_vs_lookahead", [b_sgd, b_la])
+    for label in ("SGD", "Lookahead(SGD)"):
+        tag = "sgd" if label == "SGD" else "lookahead"
+        run.metric(f"mean_loss_last_{last_n}_{tag}_per_lr", {str(lr): round(stats[(label, lr)][0], 4) for lr in LRS})
+        run.metric(
+            f"loss_variance_last_{last_n}_{tag}_per_lr", {str(lr): float(f"{stats[(label, lr)][1]:.3g}") for lr in LRS}
+        )
+    # TERMS's comparison, at the same inner rate (the original setting: lr 0.3, where SGD is noisy)
+    (m_s, v_s), (m_l, v_l) = stats[("SGD", SAME_LR)], stats[("Lookahead(SGD)", SAME_LR)]
+    m_c = stats[("SGD", ALPHA * SAME_LR)][0]  # the control: SGD at alpha x the inner rate
+    run.metric(f"mean_loss_last_{last_n}_at_lr_{SAME_LR}_sgd_vs_lookahead", [round(m_s, 4), round(m_l, 4)])
+    run.metric(
+        f"loss_variance_last_{last_n}_at_lr_{SAME_LR}_sgd_vs_lookahead", [float(f"{v_s:.3g}"), float(f"{v_l:.3g}")]
+    )
+    run.metric(f"mean_loss_last_{last_n}_sgd_at_lr_{ALPHA * SAME_LR}", round(m_c, 4))
+    early = {k: float(np.mean(v[:100])) for k, v in curves.items()}
+    run.metric(
+        f"mean_loss_first_100_at_lr_{SAME_LR}_sgd_vs_lookahead",
+        [round(early[("SGD", SAME_LR)], 4), round(early[("Lookahead(SGD)", SAME_LR)], 4)],
+    )
     run.check(
-        "Lookahead(SGD) ends at a lower or equal loss (mean of the last 300 steps)",
-        ml <= ms,
-        observed=f"{ml:.4f} vs SGD {ms:.4f}",
+        f"at the same inner learning rate ({SAME_LR}) Lookahead(SGD) ends at a lower or equal loss "
+        f"(mean of the last {last_n} steps)",
+        m_l <= m_s,
+        observed=f"{m_l:.4f} vs SGD {m_s:.4f}",
         expected="<= SGD",
     )
     run.check(
-        "with lower loss variance over the last 300 steps",
-        vl < vs,
-        observed=f"{vl:.3g} vs SGD {vs:.3g}",
+        f"with a lower loss variance over the last {last_n} steps",
+        v_l < v_s,
+        observed=f"{v_l:.3g} vs SGD {v_s:.3g}",
         expected="< SGD",
+    )
+    recovered = (m_s - m_c) / (m_s - m_l) if m_s > m_l else float("nan")
+    run.metric("share_of_lookahead_gain_recovered_by_sgd_at_alpha_lr", round(recovered, 3))
+    run.check(
+        f"control: plain SGD at the smaller step alpha x {SAME_LR} = {ALPHA * SAME_LR} recovers >= 80 % of "
+        "that gain (near the noise floor Lookahead acts like a smaller step)",
+        recovered >= 0.8,
+        observed=f"{recovered:.3f} (SGD at {ALPHA * SAME_LR}: {m_c:.4f})",
+        expected=">= 0.8",
+    )
+
+    # Each arm at its own best rate: what wins
+    (ms, vs), (ml, vl) = stats[("SGD", b_sgd)], stats[("Lookahead(SGD)", b_la)]
+    run.metric(f"mean_loss_last_{last_n}_best_sgd_vs_best_lookahead", [round(ms, 4), round(ml, 4)], key=True)
+    run.metric(f"loss_variance_last_{last_n}_best_sgd_vs_best_lookahead", [float(f"{vs:.3g}"), float(f"{vl:.3g}")])
+    run.metric("relative_loss_gain_of_lookahead_over_tuned_sgd", float(f"{(ms - ml) / ms:.3g}"))
+    run.check(
+        "each at its own best learning rate, Lookahead(SGD) does not beat SGD by more than 1 % "
+        f"(mean of the last {last_n} steps; best lrs {b_la} and {b_sgd})",
+        ml >= 0.99 * ms,
+        observed=f"{ml:.4f} vs SGD {ms:.4f} ({(ml - ms) / ms:+.2%})",
+        expected=">= 0.99 x SGD",
     )
 
     with run.figure(
         "noisy",
-        alt="full objective after every step for SGD with one example per step at lr 0.3 and "
-        "for Lookahead around the same SGD: SGD's curve bounces widely above the minimum, "
-        "Lookahead's stays lower and tighter",
+        alt="left: full objective after every step at inner learning rate 0.3: SGD bounces widely, "
+        "Lookahead stays lower, and SGD at 0.15 lies on top of Lookahead; right: mean loss of the last "
+        "3 passes against the learning rate for both, the two curves about one factor of 2 apart",
+        figsize=(10, 4),
     ) as fig:
-        ax = fig.subplots()
-        for label, c in curves.items():
-            ax.plot(range(1, len(c) + 1), c, lw=0.6, label=f"{label}: last {LAST} mean {stats[label][0]:.3f}")
-        ax.axvspan(len(curves["SGD"]) - LAST, len(curves["SGD"]), color="grey", alpha=0.15)
-        ax.set_yscale("log")
-        ax.set_xlabel("step (one example each)")
-        ax.set_ylabel("full objective")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+        ax1, ax2 = fig.subplots(1, 2)
+        for key in (("SGD", SAME_LR), ("Lookahead(SGD)", SAME_LR), ("SGD", ALPHA * SAME_LR)):
+            cv = curves[key]
+            ax1.plot(
+                range(1, len(cv) + 1), cv, lw=0.6, label=f"{key[0]}, lr {key[1]}: last {last_n} {stats[key][0]:.4f}"
+            )
+        n_steps = len(curves[("SGD", SAME_LR)])
+        ax1.axvspan(n_steps - last_n, n_steps, color="grey", alpha=0.15)
+        ax1.set_yscale("log")
+        ax1.set_xlabel("step (one example each)")
+        ax1.set_ylabel("full objective")
+        ax1.legend(fontsize=7)
+        ax1.grid(alpha=0.3)
+        for label, marker in (("SGD", "o"), ("Lookahead(SGD)", "s")):
+            ax2.semilogx(LRS, [stats[(label, lr)][0] for lr in LRS], marker=marker, label=label)
+        ax2.set_xlabel("(inner) learning rate")
+        ax2.set_ylabel(f"mean full objective, last {last_n} steps")
+        ax2.legend(fontsize=8)
+        ax2.grid(alpha=0.3)

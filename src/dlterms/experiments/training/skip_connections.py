@@ -1,15 +1,37 @@
-"""Skip connections: at depth 32, a residual MLP trains where the same plain MLP does not move.
+"""Skip connections: with a fair start, a deep plain net degrades and the residual net of the same depth
+does not.
 
-Two networks with identical layers and identical initial weights (PyTorch's default uniform
-+-1/sqrt(fan_in)): `dlterms.nn.ResidualMLP` with 30 pre-activation blocks y = x + W relu(x) between an
-input and an output layer (32 weight layers, width 64), and the plain counterpart y = W relu(x)
-(`residual=False`). Both are trained on scikit-learn's digits with Adam (lr 1e-3, batch 64) for the
-same 132 steps (6 epochs). Checks (TERMS.md): the residual net lowers its full training loss at least 5x more
-than the plain net, and its first-layer gradient norm at initialisation is larger. In the plain stack
-each layer scales the signal by about 1/sqrt(6) (the default init has weight variance
-1/(3 fan_in), and ReLU halves the second moment), so after 30 layers the first layer's gradient is
-~1e-12 and even Adam's normalised steps cannot use it (its eps dominates); the identity path of the
-residual blocks carries the gradient to every layer.
+Three networks built by `dlterms.nn.ResidualMLP` on scikit-learn's digits (width 64, batch norm before
+every ReLU in all of them, He-normal weights and zero biases in every Linear, the output layer at zero so
+that every net starts at exactly the chance loss ln 10):
+
+- residual, 32 weight layers: 30 pre-activation blocks y = x + W relu(BN(x)) between the input and output
+  layers;
+- plain, 32 weight layers: the same blocks without the "x +";
+- plain, 8 weight layers (6 blocks): the shallow reference.
+
+Each is trained with Adam, batches of 128, for the same 66 steps (6 epochs), at each learning rate of
+the same grid (0.003, 0.01, 0.03), and is judged at its best rate by its final training loss (the whole
+training set through the net in training mode, so with batch statistics: the loss the optimiser
+minimises; the eval-mode loss with running statistics is reported too, and is erratic for the plain deep
+net). While an arm's best rate is the largest (smallest) it has tried, it is also trained at the next
+rate up (down) the ladder 0.0003, 0.001, ..., 0.3, so every arm's best rate has a worse rate on both
+sides, short of the ladder's ends (at seed 3 this moved the residual net's best to 0.1; the plain
+32-layer net's best was 0.01 or 0.03, with 0.1 worse wherever it was tried).
+
+Checks: the residual net ends >= 5x lower than the plain net of the same depth (TERMS.md's factor, on
+the final loss); the plain net's first-layer gradient is not smaller than the residual net's (mean norm
+over training): with batch norm its gradients are large, not vanishing, so its failure is not a
+vanishing gradient; and the degradation problem: the plain 32-layer net ends >= 5x above the plain
+8-layer net, while the residual 32-layer net stays within that factor of it.
+
+What TERMS.md asked for and does not hold with this fair start: that the residual net lowers its
+training loss at least 5x *more* than the plain net, and that its first-layer gradient is larger. The
+plain deep net does learn (from 2.30 to about 1), so the residual net's drop is only about 2x the plain
+net's (1.6-2.0x at seeds 0-4, 11 and 23, reported as `loss_drop_residual_over_plain`), and the plain
+net's first-layer gradient is 3-12x the residual net's. The earlier version of this experiment used
+PyTorch's default init without normalisation, under which the plain net's first-layer gradient was 1e-12
+and it could not move at all.
 """
 
 from __future__ import annotations
@@ -18,97 +40,165 @@ import torch
 
 from dlterms.data.datasets import digits
 from dlterms.losses import cross_entropy
-from dlterms.nn import ResidualMLP
+from dlterms.nn import ResidualMLP, init
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
-from dlterms.training import GradientNormRecorder, evaluate, fit
+from dlterms.training import Callback, TrainState, evaluate, fit
 
-N_BLOCKS, WIDTH, EPOCHS = 30, 64, 6
+WIDTH, EPOCHS, BATCH = 64, 6, 128
+LRS = (0.003, 0.01, 0.03)  # every arm starts here
+LADDER = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # ... and moves out along this while its best is on the edge
+ARMS = {"residual 32": (30, True), "plain 32": (30, False), "plain 8": (6, False)}  # name -> (blocks, residual)
+FACTOR = 5.0  # TERMS.md's factor
+
+
+def _net(blocks: int, residual: bool, seed: int) -> ResidualMLP:
+    torch.manual_seed(seed)
+    net = ResidualMLP(64, WIDTH, 10, n_blocks=blocks, residual=residual, norm="batch").kaiming_init()
+    init.zeros_(net.head[-1].weight)  # every net starts at the chance loss ln 10
+    return net
+
+
+@torch.no_grad()
+def _train_mode_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The loss on all of (x, y) in training mode (batch statistics), without touching the running ones."""
+    kept = [b.clone() for b in model.buffers()]
+    was_training = model.training
+    loss = float(cross_entropy(model.train()(x), y))
+    for b, v in zip(model.buffers(), kept):
+        b.copy_(v)
+    model.train(was_training)
+    return loss
+
+
+class _FirstLayerGrad(Callback):
+    """The norm of the first layer's weight gradient after every `every`-th backward pass."""
+
+    def __init__(self, layer: torch.nn.Module, every: int):
+        self.layer, self.every, self.norms = layer, every, []
+
+    def after_backward(self, state: TrainState) -> None:
+        if state.step % self.every == 0:
+            self.norms.append(float(self.layer.weight.grad.norm()))
 
 
 @experiment("skip-connections")
 def skip_connections(run: Run) -> None:
     split = digits(seed=run.seed).to(run.device)
     x, y = split.x_train, split.y_train
-    out = {}
-    for residual in (True, False):
-        torch.manual_seed(run.seed)
-        model = ResidualMLP(64, WIDTH, 10, n_blocks=N_BLOCKS, residual=residual).to(run.device)
-        depth = len(model.linear_layers)
-        cross_entropy(model(x), y).backward()
-        g_first = float(model.stem.weight.grad.norm())
-        g_last = float(model.head[-1].weight.grad.norm())
-        model.zero_grad()
-        loss0, _ = evaluate(model, x, y, cross_entropy)
-        rec = GradientNormRecorder(every=5)
+    out: dict[str, dict[float, dict]] = {}
+
+    def train(name: str, lr: float) -> None:
+        blocks, residual = ARMS[name]
+        model = _net(blocks, residual, run.seed).to(run.device)
+        loss0 = _train_mode_loss(model, x, y)
+        rec = _FirstLayerGrad(model.stem, every=5)
         h = fit(
             model,
             (x, y),
             loss_fn=cross_entropy,
-            optimizer=Adam(model.parameters(), lr=1e-3),
+            optimizer=Adam(model.parameters(), lr=lr),
             epochs=EPOCHS,
-            batch_size=64,
+            batch_size=BATCH,
             seed=run.seed,
             callbacks=[rec],
         )
-        loss1, _ = evaluate(model, x, y, cross_entropy)
-        _, test_acc = evaluate(model, split.x_test, split.y_test, cross_entropy)
-        out[residual] = dict(
-            g_first=g_first,
-            g_last=g_last,
+        stem = rec.norms[1:]  # step 0's is zero (the output layer starts at zero)
+        out[name][lr] = dict(
             loss0=loss0,
-            loss1=loss1,
-            drop=loss0 - loss1,
+            loss=_train_mode_loss(model, x, y),
+            eval_loss=evaluate(model, x, y, cross_entropy)[0],
+            test_acc=evaluate(model, split.x_test, split.y_test, cross_entropy)[1],
+            g_first=sum(stem) / len(stem),
             h=h,
-            test_acc=test_acc,
-            stem=h.extra["grad_norm/stem"],
         )
-        name = "residual" if residual else "plain"
-        run.metric(f"{name}_train_loss_before_after", [round(loss0, 4), round(loss1, 4)])
-        run.metric(f"{name}_first_layer_grad_norm_at_init", float(f"{g_first:.3g}"))
-        run.metric(f"{name}_last_layer_grad_norm_at_init", float(f"{g_last:.3g}"))
-        run.metric(f"{name}_test_acc", round(test_acc, 4))
-        run.progress(0.5 if residual else 1.0, f"{name} trained")
-    r, p = out[True], out[False]
-    ratio = r["drop"] / max(p["drop"], 1e-12) if p["drop"] > 0 else float("inf")
+
+    for i, name in enumerate(ARMS):
+        out[name] = {}
+        for lr in LRS:
+            train(name, lr)
+        # widen the grid while the best rate sits on its edge, so every arm's best rate is interior
+        while True:
+            tried = sorted(out[name])
+            b = min(tried, key=lambda lr: out[name][lr]["loss"])
+            j = LADDER.index(b)
+            if b == tried[-1] and j + 1 < len(LADDER):
+                train(name, LADDER[j + 1])
+            elif b == tried[0] and j > 0:
+                train(name, LADDER[j - 1])
+            else:
+                break
+        run.progress((i + 1) / len(ARMS), f"{name} trained")
+    depth = ARMS["residual 32"][0] + 2  # blocks of one Linear each, plus the input and output layers
+    best = {name: min(out[name], key=lambda lr: out[name][lr]["loss"]) for name in ARMS}
+    b = {name: out[name][best[name]] for name in ARMS}
+    res, plain, shallow = b["residual 32"], b["plain 32"], b["plain 8"]
+    steps = res["h"].steps
+    for name in ARMS:
+        tag = name.replace(" ", "_")
+        run.metric(f"{tag}_train_loss_per_lr", {str(lr): round(out[name][lr]["loss"], 4) for lr in sorted(out[name])})
+        run.metric(f"{tag}_best_lr", best[name])
+        run.metric(f"{tag}_eval_mode_loss_at_best_lr", round(b[name]["eval_loss"], 4))
+        run.metric(f"{tag}_test_acc_at_best_lr", round(b[name]["test_acc"], 4))
+        run.metric(f"{tag}_first_layer_grad_norm_mean_over_training", float(f"{b[name]['g_first']:.3g}"))
     run.metric("weight_layers", depth)
-    run.metric("steps", r["h"].steps)
+    run.metric("steps", steps)
+    ratio = plain["loss"] / res["loss"]
+    run.metric("final_loss_plain_over_residual", float(f"{ratio:.3g}"), key=True)
+    drop_r, drop_p = res["loss0"] - res["loss"], plain["loss0"] - plain["loss"]
     run.metric(
         "loss_drop_residual_over_plain",
-        float(f"{ratio:.3g}") if ratio != float("inf") else "inf (plain rose)",
-        key=True,
+        float(f"{drop_r / drop_p:.3g}") if drop_p > 0 else "inf (plain rose)",
     )
     run.check(
-        f"at depth {depth}, the residual net lowers its training loss >= 5x more than the plain net "
-        f"in the same {r['h'].steps} steps",
-        r["drop"] > 0 and ratio >= 5,
-        observed=f"{r['drop']:.4f} vs {p['drop']:.2e}",
+        f"at depth {depth}, in the same {steps} steps, the residual net ends at a training loss >= 5x lower "
+        "than the plain net's (each at its best learning rate)",
+        ratio >= FACTOR,
+        observed=f"{res['loss']:.4f} vs {plain['loss']:.4f} ({ratio:.3g}x)",
         expected=">= 5x",
     )
     run.check(
-        "its first-layer gradient norm is larger",
-        r["g_first"] > p["g_first"],
-        observed=f"{r['g_first']:.3g} vs {p['g_first']:.3g}",
-        expected="residual > plain",
+        "the plain net's first-layer gradient is not smaller than the residual net's (mean norm over "
+        "training): its failure is not a vanishing gradient",
+        plain["g_first"] >= res["g_first"],
+        observed=f"{plain['g_first']:.3g} vs {res['g_first']:.3g}",
+        expected="plain >= residual",
+    )
+    degrade_plain = plain["loss"] / shallow["loss"]
+    degrade_res = res["loss"] / shallow["loss"]
+    run.metric("final_loss_over_plain_8_plain_32_vs_residual_32", [round(degrade_plain, 3), round(degrade_res, 3)])
+    run.check(
+        f"degradation: the plain {depth}-layer net ends >= 5x above the plain 8-layer net",
+        degrade_plain >= FACTOR,
+        observed=f"{plain['loss']:.4f} vs {shallow['loss']:.4f} ({degrade_plain:.3g}x)",
+        expected=">= 5x",
+    )
+    run.check(
+        f"the residual {depth}-layer net does not degrade: it ends within 5x of the plain 8-layer net",
+        degrade_res < FACTOR,
+        observed=f"{res['loss']:.4f} vs {shallow['loss']:.4f} ({degrade_res:.3g}x)",
+        expected="< 5x",
     )
 
     with run.figure(
         "training",
-        alt="left: training loss per step, the residual net falling from 1.8 toward 0.1 "
-        "while the plain net stays flat at 2.30; right: first-layer gradient norm during training, "
-        "about 1e1 for the residual net and 1e-12 for the plain one",
+        alt="left: mini-batch training loss per step of the residual 32-layer, plain 32-layer and plain "
+        "8-layer nets at their best learning rates: the plain 32-layer net stays near 1 while the other "
+        "two fall below 0.1; right: final training loss against the learning rate for each",
+        figsize=(10, 4),
     ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
-        for i, (res, o) in enumerate(out.items()):
-            label = "residual" if res else "plain"
-            ax1.plot(range(1, len(o["h"].step_loss) + 1), o["h"].step_loss, color=f"C{i}", label=label)
-            ax2.semilogy([5 * k for k in range(len(o["stem"]))], o["stem"], color=f"C{i}", label=label)
+        for i, name in enumerate(ARMS):
+            h = b[name]["h"]
+            ax1.semilogy(range(1, h.steps + 1), h.step_loss, color=f"C{i}", lw=0.8, label=f"{name} (lr {best[name]})")
+            tried = sorted(out[name])
+            ax2.loglog(tried, [out[name][lr]["loss"] for lr in tried], "o-", color=f"C{i}", label=name)
         ax1.set_xlabel("step")
         ax1.set_ylabel("mini-batch training loss")
-        ax1.legend()
+        ax1.legend(fontsize=8)
         ax1.grid(alpha=0.3)
-        ax2.set_xlabel("step")
-        ax2.set_ylabel("first-layer gradient norm")
-        ax2.legend()
+        ax2.set_xlabel("Adam learning rate")
+        ax2.set_ylabel(f"training loss after {steps} steps")
+        ax2.legend(fontsize=8)
         ax2.grid(alpha=0.3)
-        fig.suptitle(f"{depth} weight layers, same init, Adam")
+        fig.suptitle("batch norm and He init in every net", fontsize=10)
