@@ -1,10 +1,14 @@
 """Artificial neural network: a small ANN (two hidden ReLU layers of 32 units, composed from
 `dlterms.nn.Linear` and `dlterms.nn.ReLU`) against logistic regression (one linear layer) on
-scikit-learn's two moons (1000 points, noise 0.1, 30 % held out).
+scikit-learn's two moons (noise 0.1): both are trained on 700 points and tested on 20 000 more from
+the same distribution.
 
-The moons are interleaved half-circles: no straight line separates them, so a linear model tops out
-near 88 %; composing layers with a nonlinearity bends the boundary around them. Thresholds from
-TERMS.md: ANN test accuracy >= 0.97, logistic regression <= 0.90.
+The moons are interleaved half-circles: no straight line separates them. The best any line can do on
+this distribution is about 0.884 (found by a search over directions and offsets on 400 000 points), so a
+linear model cannot pass 0.90 except by a lucky test draw; the large test set makes that impossible in
+practice (its standard error is about 0.002, against 300 test points' 0.019, which let one seed's
+logistic regression score 0.907). Composing layers with a nonlinearity bends the boundary around the
+moons. Thresholds from TERMS.md: ANN test accuracy >= 0.97, logistic regression <= 0.90.
 """
 
 from __future__ import annotations
@@ -21,29 +25,44 @@ from dlterms.run import Run, experiment
 
 @dataclass
 class Config:
-    n: int = 1000  # points in the two moons
+    n_train: int = 700  # training points
+    n_test: int = 20_000  # test points: the accuracies estimate the distribution's, not one draw's
     noise: float = 0.1  # std of the Gaussian noise added to each point
     hidden: tuple[int, ...] = (32, 32)  # the ANN's hidden layer widths
-    epochs: int = 60  # passes over the 700 training points
+    epochs: int = 60  # passes over the training points
     batch_size: int = 64
-    lr_ann: float = 0.01  # Adam step size for the ANN
+    lr_ann: float = 0.01  # Adam step size for the ANN (both step sizes cosine-annealed to 0)
     lr_linear: float = 0.05  # Adam step size for logistic regression
 
 
 @experiment("ann")
 def ann(run: Run) -> None:
     cfg = Config()
-    data = moons(n=cfg.n, noise=cfg.noise, seed=run.seed).to(run.device)
+    data = moons(n=cfg.n_train + cfg.n_test, noise=cfg.noise, test_size=cfg.n_test, seed=run.seed).to(run.device)
 
     torch.manual_seed(run.seed)
     net = MLP([2, *cfg.hidden, 2], activation="relu")
     acc_ann, _ = train_classifier(
-        net, data, lr=cfg.lr_ann, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+        net,
+        data,
+        lr=cfg.lr_ann,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=run.seed,
+        device=run.device,
+        cosine=True,
     )
     run.progress(0.5, "ANN trained")
     logistic = MLP([2, 2])  # one linear layer + softmax cross-entropy = logistic regression
     acc_lin, _ = train_classifier(
-        logistic, data, lr=cfg.lr_linear, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=run.seed, device=run.device
+        logistic,
+        data,
+        lr=cfg.lr_linear,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=run.seed,
+        device=run.device,
+        cosine=True,
     )
     run.progress(1.0, "logistic regression trained")
 
@@ -51,6 +70,7 @@ def ann(run: Run) -> None:
     run.metric("test_acc_ann", round(acc_ann, 4), key=True)
     run.metric("test_acc_logistic", round(acc_lin, 4))
     run.metric("ann_parameters", n_params)
+    run.metric("test_points", len(data.y_test))
     run.check(
         "a 2-32-32-2 ReLU ANN separates the two moons", acc_ann >= 0.97, observed=round(acc_ann, 4), expected=">= 0.97"
     )
@@ -63,11 +83,12 @@ def ann(run: Run) -> None:
 
     with run.figure(
         "boundaries",
-        alt="decision regions on the moons test set: a straight line for logistic "
+        alt="decision regions over 300 of the moons test points: a straight line for logistic "
         "regression, a curve that follows the moons for the ANN",
         figsize=(9, 4),
     ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
-        plot_decision_regions(ax1, logistic, data.x_test, data.y_test, f"logistic regression: {acc_lin:.1%}")
-        plot_decision_regions(ax2, net, data.x_test, data.y_test, f"ANN 2-32-32-2 (ReLU): {acc_ann:.1%}")
+        x, y = data.x_test[:300], data.y_test[:300]  # a sample of the test points, for legibility
+        plot_decision_regions(ax1, logistic, x, y, f"logistic regression: {acc_lin:.1%}")
+        plot_decision_regions(ax2, net, x, y, f"ANN 2-32-32-2 (ReLU): {acc_ann:.1%}")
         ax2.legend(loc="lower left", fontsize=8)

@@ -21,10 +21,12 @@ from dlterms.training import accuracy, fit
 DIGITS_EPOCHS = 12  # batch 64, Adam 3e-3 cosine-annealed: 0.989-0.991 test accuracy on three seeds
 
 
-def trained_digits_cnn(run: Run, epochs: int = DIGITS_EPOCHS) -> tuple[ConvNet, Split]:
-    """The digits CNN (`digits_cnn`, batch norm) trained on the standard split; (model, split on run.device)."""
+def trained_digits_cnn(run: Run, epochs: int = DIGITS_EPOCHS, seed: int | None = None) -> tuple[ConvNet, Split]:
+    """The digits CNN (`digits_cnn`, batch norm) trained on the standard split; (model, split on run.device).
+    `seed` (default: the run's) sets the initialisation and the batch order."""
+    seed = run.seed if seed is None else seed
     d = digits(images=True).to(run.device)
-    torch.manual_seed(run.seed)
+    torch.manual_seed(seed)
     model = digits_cnn().to(run.device)
     opt = Adam(model.parameters(), lr=3e-3)
     fit(
@@ -34,7 +36,7 @@ def trained_digits_cnn(run: Run, epochs: int = DIGITS_EPOCHS) -> tuple[ConvNet, 
         optimizer=opt,
         epochs=epochs,
         batch_size=64,
-        seed=run.seed,
+        seed=seed,
         scheduler=CosineAnnealingLR(opt, T_max=epochs),
     )
     model.eval()
@@ -84,11 +86,11 @@ def train_cnn(
     return model
 
 
-def pretrained_source_cnn(run: Run, source: Split) -> ConvNet:
-    """The MNIST-1D CNN trained on the source task (classes 0-4)."""
+def pretrained_source_cnn(run: Run, source: Split, epochs: int = SOURCE_EPOCHS) -> ConvNet:
+    """The MNIST-1D CNN trained on the source task (classes 0-4) for `epochs` epochs."""
     torch.manual_seed(run.seed)
     model = mnist1d_cnn(n_classes=5).to(run.device)
-    return train_cnn(run, model, source.x_train, source.y_train, SOURCE_EPOCHS, lr=1e-2, batch_size=100)
+    return train_cnn(run, model, source.x_train, source.y_train, epochs, lr=1e-2, batch_size=100)
 
 
 def few_shot_comparison(
@@ -99,13 +101,14 @@ def few_shot_comparison(
     modes: Sequence[str],
     backbone_lr: float = 1e-3,
     head_lr: float = 1e-2,
+    n_draws: int = N_DRAWS,
 ) -> dict[str, list[float]]:
     """Target test accuracy per draw of `n_per_class` labels, for each mode:
     "frozen" (pretrained backbone frozen, new linear head), "fine-tune" (pretrained backbone trained at
     `backbone_lr`, batch-norm statistics kept, new head at `head_lr`), "scratch" (same network, random
-    initialisation, all trained at `head_lr`)."""
+    initialisation, all trained at `head_lr`). `n_draws` random draws of the labelled set."""
     acc: dict[str, list[float]] = {m: [] for m in modes}
-    for draw in range(N_DRAWS):
+    for draw in range(n_draws):
         t = target.subset_train(5 * n_per_class, seed=run.seed + draw)
         for mode in modes:
             torch.manual_seed(run.seed + draw)
@@ -129,7 +132,7 @@ def few_shot_comparison(
                 )
             train_cnn(run, model, t.x_train, t.y_train, TARGET_EPOCHS, lr=head_lr, params=params, batch_size=None)
             acc[mode].append(accuracy(model, t.x_test, t.y_test))
-        run.progress(0.4 + 0.6 * (draw + 1) / N_DRAWS, f"draw {draw + 1}/{N_DRAWS}")
+        run.progress(0.4 + 0.6 * (draw + 1) / n_draws, f"draw {draw + 1}/{n_draws}")
     return acc
 
 

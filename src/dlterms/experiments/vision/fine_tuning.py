@@ -1,12 +1,19 @@
 """Fine-tuning: frozen features + new head vs full fine-tuning at a small learning rate vs scratch.
 
 Same transfer task as `transfer-learning`: a CNN pretrained on MNIST-1D classes 0-4, target classes
-5-9. For two label budgets (3 and 20 labels per class, 5 random draws each) we train (1) a new
-linear head on the frozen backbone, (2) the whole pretrained network, backbone at lr 1e-3 (a tenth
-of the head's 1e-2) with its batch-norm statistics kept, and (3) the same network from scratch.
-All three are reported. Checks: with 3 labels per class both uses of the pretrained network beat
-scratch; with 20 per class fine-tuning beats frozen features (enough labels to adapt the backbone);
-and the advantage of pretraining over scratch shrinks as labels become plentiful.
+5-9. For two label budgets (3 and 20 labels per class) we train (1) a new linear head on the frozen
+backbone, (2) the whole pretrained network, backbone at lr 1e-3 (a tenth of the head's 1e-2) with its
+batch-norm statistics kept, and (3) the same network from scratch. All three are reported. Checks:
+with 3 labels per class both uses of the pretrained network beat scratch; with 20 per class
+fine-tuning beats frozen features (enough labels to adapt the backbone); and the advantage of
+pretraining over scratch shrinks as labels become plentiful.
+
+Each result is a mean over random draws of the labelled set, paired (the same draw and initialisation
+seed for the three arms): 12 draws at 3 labels per class, where one draw's accuracy varies by about 4
+points and the gains are a few points (with 5 draws the mean fine-tuning gain was 4.1 points at seed 4
+against 6.6-12.9 at seeds 0-3), and 5 draws at 20 per class. The source CNN is pretrained for 25 epochs
+(`transfer-learning` uses 10): at 10, seed 4's mean gain over 12 draws was 5.8 points, at 25 it was 7.2.
+More target steps did not help (150 instead of 50: 4.2 points at seed 4 over 5 draws).
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from dlterms.experiments.vision._common import (
-    N_DRAWS,
     few_shot_comparison,
     mnist1d_source_target,
     pretrained_source_cnn,
@@ -23,14 +29,16 @@ from dlterms.run import Run, experiment
 
 BUDGETS = (3, 20)  # labels per class
 MODES = ("frozen", "fine-tune", "scratch")
+DRAWS = {3: 12, 20: 5}  # random draws of the labelled set per budget
+SOURCE_EPOCHS = 25  # pretraining epochs on the source classes
 
 
 @experiment("fine-tuning")
 def fine_tuning(run: Run) -> None:
     source, target = mnist1d_source_target(run)
-    pre = pretrained_source_cnn(run, source)
+    pre = pretrained_source_cnn(run, source, epochs=SOURCE_EPOCHS)
     run.progress(0.3, "source CNN pretrained")
-    res = {n: few_shot_comparison(run, pre, target, n, MODES) for n in BUDGETS}
+    res = {n: few_shot_comparison(run, pre, target, n, MODES, n_draws=DRAWS[n]) for n in BUDGETS}
     mean = {n: {m: float(np.mean(res[n][m])) for m in MODES} for n in BUDGETS}
     for n in BUDGETS:
         for m in MODES:
@@ -41,7 +49,7 @@ def fine_tuning(run: Run) -> None:
 
     for m in ("frozen", "fine-tune"):
         run.check(
-            f"with {few} labels per class, {m} beats scratch by >= 5 points (mean of {N_DRAWS} draws)",
+            f"with {few} labels per class, {m} beats scratch by >= 5 points (mean of {DRAWS[few]} draws)",
             mean[few][m] >= mean[few]["scratch"] + 0.05,
             observed=round(mean[few][m], 4),
             expected=f">= {mean[few]['scratch'] + 0.05:.4f}",
@@ -74,6 +82,6 @@ def fine_tuning(run: Run) -> None:
             xticklabels=[f"{n} labels/class" for n in BUDGETS],
             ylabel="target test accuracy",
             ylim=(0, 1),
-            title="MNIST-1D 0-4 -> 5-9 (mean and sd of 5 draws)",
+            title=f"MNIST-1D 0-4 -> 5-9 (mean and sd of {DRAWS[few]} and {DRAWS[many]} draws)",
         )
         ax.legend()
