@@ -29,7 +29,7 @@ class _TwoLookups(torch.nn.Module):
         super().__init__()
         self.emb = Embedding(K, D)
         self.pos = LearnedPositionalEncoding(T, D, init_std=0.5)
-        self.attn = MultiheadAttention(D, H)
+        self.attn = MultiheadAttention(D, H, batch_first=True)
         self.mlp = MLP([D, 96, K])
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
@@ -58,7 +58,7 @@ def attention_mechanisms(run: Run) -> None:
     g = run.generator(1)
     # ---- 1. against torch.nn.MultiheadAttention with copied weights
     ref = torch.nn.MultiheadAttention(D, H, batch_first=True)
-    ours = MultiheadAttention(D, H)
+    ours = MultiheadAttention(D, H, batch_first=True)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(3, T, D, generator=g)
     kpm = torch.zeros(3, T, dtype=torch.bool)

@@ -29,7 +29,7 @@ class _Counter(torch.nn.Module):
     def __init__(self, attention: bool):
         super().__init__()
         self.emb = Embedding(V + 1, D)
-        self.attn = MultiheadAttention(D, 1) if attention else None
+        self.attn = MultiheadAttention(D, 1, batch_first=True) if attention else None
         self.mlp = MLP([D, 128, N_CLASSES])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
