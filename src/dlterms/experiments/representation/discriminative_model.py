@@ -11,12 +11,15 @@ split's label-free statistics; for each split and size n (6 .. 124, 124 = the wh
 stratified subset trains both models, scored on the split's 54 test examples.
 
 Every claim is a statistic over the 40 paired splits: the mean accuracy difference and its standard
-error (SE). Logistic regression is more accurate with 30 and with 124 examples, by at least 2 SE. The
-small-sample advantage of naive Bayes that Ng & Jordan describe (against unregularised logistic
-regression) does not appear once each model is tuned: naive Bayes is ahead by 2 SE at no size (checked),
-and at 6 examples the two are level. There, cross-validation on folds of three examples can hardly tell
-the settings apart; both models mostly fall back on their strongest regularisation, which makes each
-close to a nearest-class-mean rule. (Probed with scikit-learn's models and a similar protocol: on iris
+error (SE). Checked: logistic regression is more accurate with all 124 examples, by at least 2 SE
+(measured 2.5-5.2 SE at seeds 0-4, a lead of 1.1-2.2 points), and naive Bayes is ahead by 2 SE at no
+size. Reported, not checked: with 30 examples logistic regression leads on every seed 0-4 (0.9-1.9
+points) but by 2 SE only on three of them (1.8 SE at seeds 2 and 3; still 1.8 SE at seed 2 with 80
+splits). The small-sample advantage of naive Bayes that Ng & Jordan describe (against unregularised
+logistic regression) does not appear once each model is tuned, and at 6 examples the two are level.
+There, cross-validation on folds of three examples can hardly tell the settings apart; both models
+mostly fall back on their strongest regularisation, which makes each close to a nearest-class-mean
+rule. (Probed with scikit-learn's models and a similar protocol: on iris
 and breast cancer there is no robust crossover either.)
 """
 
@@ -131,14 +134,15 @@ def discriminative_model(run: Run) -> None:
     run.metric("median_chosen_var_smoothing_by_size", dict(zip(SIZES, np.median(chosen["var_smoothing"], 1).tolist())))
     run.metric("median_chosen_C_by_size", dict(zip(SIZES, np.median(chosen["C"], 1).tolist())))
     run.metric("lr_minus_nb_at_full_size", round(float(-mean_d[-1]), 4), key=True)
-    for i in (SIZES.index(30), len(SIZES) - 1):
-        run.check(
-            f"with {SIZES[i]} training examples the discriminative classifier (logistic regression) is more "
-            f"accurate (mean paired difference over {splits} splits >= 2 standard errors)",
-            -mean_d[i] >= 2 * se_d[i] and mean_d[i] < 0,
-            observed=f"{-mean_d[i]:+.4f} (SE {se_d[i]:.4f})",
-            expected=f">= {2 * se_d[i]:.4f}",
-        )
+    i30 = SIZES.index(30)
+    run.metric("lr_minus_nb_at_30_in_standard_errors", round(float(-mean_d[i30] / se_d[i30]), 2))
+    run.check(
+        f"with all {SIZES[-1]} training examples the discriminative classifier (logistic regression) is more "
+        f"accurate (mean paired difference over {splits} splits >= 2 standard errors)",
+        -mean_d[-1] >= 2 * se_d[-1] and mean_d[-1] < 0,
+        observed=f"{-mean_d[-1]:+.4f} (SE {se_d[-1]:.4f})",
+        expected=f">= {2 * se_d[-1]:.4f}",
+    )
     t = mean_d / se_d
     run.check(
         "with each model tuned by cross-validation the curves do not cross: naive Bayes is ahead by "
@@ -151,7 +155,7 @@ def discriminative_model(run: Run) -> None:
     with run.figure(
         "learning_curves",
         alt="test accuracy against training-set size for Gaussian naive Bayes and logistic regression "
-        "on wine, each tuned by cross-validation; naive Bayes leads at 6 examples, logistic regression "
+        "on wine, each tuned by cross-validation; level at 6 examples, logistic regression ahead "
         "from about 15 on",
     ) as fig:
         ax = fig.subplots()
