@@ -170,6 +170,22 @@ def test_ensemble_mlp_equals_its_members_and_keeps_groups_apart():
     assert ens.group_parameters()[0][0].grad[1].abs().max() > 0 and w.shape == (3, 3, 8)
 
 
+def test_ensemble_copy_after_forward_uses_its_own_weights():
+    # the per-layer lists of parameters are built on the first forward; a deepcopy made afterwards
+    # (a target network) must compute with its own copies, and in-place changes must be seen
+    ens = EnsembleMLP(_mlps(2))
+    x = torch.randn(2, 4, 3)
+    before = ens(x)
+    twin = copy.deepcopy(ens)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(1.0)
+    assert torch.equal(ens(x), before)
+    assert not torch.equal(twin(x), before)
+    twin.load_state_dict(ens.state_dict())
+    assert torch.equal(twin(x), before)
+
+
 def test_clip_per_member_equals_clip_grad_norm_on_each_member():
     mlps = _mlps(2)
     ens = EnsembleMLP(mlps)

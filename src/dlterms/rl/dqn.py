@@ -266,6 +266,7 @@ class VectorDQN:
         self.q = q_net
         self.members = q_net.members
         self.target = copy.deepcopy(q_net).requires_grad_(False)
+        self._q_params, self._target_params = list(q_net.parameters()), list(self.target.parameters())
         self.buffer = VectorReplayBuffer(capacities, q_net.sizes[0], members=self.members)
         if self.buffer.members != self.members:
             raise ValueError(f"capacities must list {self.members} members, got {self.buffer.members}")
@@ -308,9 +309,8 @@ class VectorDQN:
         if self.steps >= self.learning_starts and self.steps % self.train_every == 0:
             self.update(self.buffer.sample(self.batch_size, self.generator))
         if self.tau is not None:
-            with torch.no_grad():  # theta^- <- tau theta + (1 - tau) theta^-, every member
-                for pt, p in zip(self.target.parameters(), self.q.parameters()):
-                    pt.lerp_(p, self.tau)
+            with torch.no_grad():  # theta^- <- tau theta + (1 - tau) theta^-, every member, in one call
+                torch._foreach_lerp_(self._target_params, self._q_params, self.tau)
         elif self.steps % self.target_update == 0:
             self.target.load_state_dict(self.q.state_dict())
 

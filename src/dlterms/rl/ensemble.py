@@ -79,9 +79,13 @@ class EnsembleMLP(nn.Module):
 
     def layer(self, i: int) -> tuple[Tensor, Tensor]:
         """Linear layer i's stacked weight (K, n_in, n_out) and bias (K, 1, n_out) over every group."""
-        n = self.n_linear
-        ws = [self.weights[g * n + i] for g in range(len(self.groups))]
-        bs = [self.biases[g * n + i] for g in range(len(self.groups))]
+        if getattr(self, "_by_layer", None) is None:  # plain lists of the same Parameters: cheaper to index
+            n, g = self.n_linear, len(self.groups)
+            self._by_layer = [
+                ([self.weights[j * n + li] for j in range(g)], [self.biases[j * n + li] for j in range(g)])
+                for li in range(n)
+            ]
+        ws, bs = self._by_layer[i]
         if len(ws) == 1:
             return ws[0], bs[0]
         return torch.cat(ws), torch.cat(bs)
