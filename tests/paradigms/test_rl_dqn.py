@@ -1,17 +1,23 @@
 """Replay buffers (ring overwrite, uniform and prioritised sampling against brute force), DQN targets,
-updates and target-network synchronisation, and the training loop's stopping rule."""
+updates and target-network synchronisation, the training loop's stopping rule, and the lockstep
+versions (ensemble network, per-member buffers and clipping, VectorDQN = K separate DQNs)."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
 import torch
 
 from _tolerance import assert_close_f32
-from dlterms.rl.dqn import DQN
+from dlterms.nn import MLP
+from dlterms.optim import clip_grad_norm_
+from dlterms.rl.dqn import DQN, VectorDQN
+from dlterms.rl.ensemble import EnsembleMLP, clip_grad_norm_per_member_
 from dlterms.rl.gridworld import GridWorld
-from dlterms.rl.loop import train
-from dlterms.rl.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree
+from dlterms.rl.loop import evaluate_vector, train, train_vector
+from dlterms.rl.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree, VectorReplayBuffer
 from dlterms.rl.tabular import QLearning
 
 
@@ -135,3 +141,122 @@ def test_errors():
         DQN(torch.nn.Linear(2, 2), 2, eps_start=0.1, eps_end=0.5)
     with pytest.raises(ValueError, match="max_steps"):
         train(GridWorld(), QLearning(25, 4), max_steps=0)
+
+
+# ---- K agents in lockstep: EnsembleMLP, per-member clipping, VectorReplayBuffer, VectorDQN, vector loop
+
+
+def _mlps(k, sizes=(3, 8, 8, 2), seed=0):
+    out = []
+    for i in range(k):
+        torch.manual_seed(seed + i)
+        out.append(MLP(list(sizes)))
+    return out
+
+
+def test_ensemble_mlp_equals_its_members_and_keeps_groups_apart():
+    mlps = _mlps(3)
+    ens = EnsembleMLP(mlps, groups=[2, 1])
+    x = torch.randn(3, 5, 3)
+    out = ens(x)
+    for k, m in enumerate(mlps):
+        torch.testing.assert_close(out[k], m(x[k]), atol=1e-6, rtol=1e-6)
+    assert [len(g) for g in ens.group_parameters()] == [6, 6]
+    assert ens.group_parameters()[0][0].shape == (2, 3, 8) and ens.group_parameters()[1][0].shape == (1, 3, 8)
+    # member 1's loss moves only member 1's gradient
+    ens(x)[1].sum().backward()
+    w = ens.layer(0)[0]
+    assert ens.group_parameters()[0][0].grad[0].abs().max() == 0 and ens.group_parameters()[1][0].grad.abs().max() == 0
+    assert ens.group_parameters()[0][0].grad[1].abs().max() > 0 and w.shape == (3, 3, 8)
+
+
+def test_ensemble_copy_after_forward_uses_its_own_weights():
+    # the per-layer lists of parameters are built on the first forward; a deepcopy made afterwards
+    # (a target network) must compute with its own copies, and in-place changes must be seen
+    ens = EnsembleMLP(_mlps(2))
+    x = torch.randn(2, 4, 3)
+    before = ens(x)
+    twin = copy.deepcopy(ens)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(1.0)
+    assert torch.equal(ens(x), before)
+    assert not torch.equal(twin(x), before)
+    twin.load_state_dict(ens.state_dict())
+    assert torch.equal(twin(x), before)
+
+
+def test_clip_per_member_equals_clip_grad_norm_on_each_member():
+    mlps = _mlps(2)
+    ens = EnsembleMLP(mlps)
+    x = torch.randn(2, 7, 3)
+    (ens(x) * torch.tensor([1.0, 50.0]).view(2, 1, 1)).pow(2).sum().backward()
+    ref = []
+    for k, m in enumerate(mlps):
+        (m(x[k]) * [1.0, 50.0][k]).pow(2).sum().backward()
+        norm = clip_grad_norm_(list(m.parameters()), 1.0)
+        ref.append((norm, [p.grad.clone() for p in m.parameters()]))
+    norms = clip_grad_norm_per_member_(ens.group_parameters()[0], 1.0)
+    for k, (norm, grads) in enumerate(ref):
+        assert float(norms[k]) == pytest.approx(float(norm), rel=1e-5)
+        for i in range(3):  # weights stored transposed, biases with a middle dimension of 1
+            torch.testing.assert_close(ens.weights[i].grad[k], grads[2 * i].t(), atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(ens.biases[i].grad[k, 0], grads[2 * i + 1], atol=1e-6, rtol=1e-5)
+
+
+def test_vector_replay_buffer_rings_per_member_and_capacity_one_is_online():
+    buf = VectorReplayBuffer([3, 1], 2)
+    for i in range(5):
+        o = np.array([[i, 0.0], [10 + i, 0.0]])
+        buf.push(o, [i % 2, 1], [float(i), float(10 + i)], o + 1, [False, i == 4])
+    assert buf.sizes().tolist() == [3, 1] and len(buf) == 1
+    assert sorted(buf.rewards[0, :3].tolist()) == [2.0, 3.0, 4.0]  # member 0 keeps its last 3
+    b = buf.sample(200, torch.Generator().manual_seed(0))
+    assert b["obs"].shape == (2, 200, 2)
+    assert set(b["rewards"][0].tolist()) == {2.0, 3.0, 4.0}
+    assert set(b["rewards"][1].tolist()) == {14.0} and bool(b["terminated"][1].all())  # the transition just seen
+    torch.testing.assert_close(b["next_obs"], b["obs"] + 1)
+
+
+def test_vector_dqn_update_equals_separate_dqn_updates():
+    mlps = _mlps(2)
+    singles = [DQN(copy.deepcopy(m), 2, lr=1e-2, gamma=0.9, double=True, max_grad_norm=0.5) for m in mlps]
+    vec = VectorDQN(EnsembleMLP(mlps, groups=[1, 1]), 2, lr=[1e-2, 1e-2], gamma=0.9, double=True, max_grad_norm=0.5)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        batch = {
+            "obs": torch.randn(2, 6, 3, generator=g),
+            "actions": torch.randint(2, (2, 6), generator=g),
+            "rewards": torch.randn(2, 6, generator=g),
+            "next_obs": torch.randn(2, 6, 3, generator=g),
+            "terminated": (torch.rand(2, 6, generator=g) < 0.3).float(),
+        }
+        losses = vec.update(batch)
+        for k, agent in enumerate(singles):
+            one = {key: v[k] for key, v in batch.items()} | {"weights": torch.ones(6)}
+            assert float(losses[k]) == pytest.approx(agent.update(one), rel=1e-5)
+    x = torch.randn(2, 4, 3)
+    out = vec.q(x)
+    for k, agent in enumerate(singles):
+        torch.testing.assert_close(out[k], agent.q(x[k]), atol=1e-5, rtol=1e-5)
+
+
+def test_vector_loop_on_cartpole_counts_steps_and_evaluates():
+    gym = pytest.importorskip("gymnasium")
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+    from gymnasium.vector import AutoresetMode
+
+    vec = VectorDQN(EnsembleMLP(_mlps(2, (4, 8, 2))), 2, capacities=[100, 1], learning_starts=20, batch_size=8)
+    env = gym.make_vec(
+        "CartPole-v1", num_envs=2, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
+    )
+    log = train_vector(
+        env, vec, steps=120, seed=0, eval_env=CartPoleVectorEnv(num_envs=2 * 3), eval_every=50, eval_episodes=3
+    )
+    assert vec.steps == 120 and log.eval_steps == [50, 100, 120] and log.eval_returns[0].shape == (2, 3)
+    assert all(sum(r) <= 120 and len(r) >= 1 for r in log.returns)  # random-ish play ends episodes quickly
+    assert vec.buffer.pushed.tolist() == [120, 120] and vec.buffer.sizes().tolist() == [100, 1]
+    with pytest.raises(ValueError, match="one environment per member"):
+        train_vector(CartPoleVectorEnv(num_envs=3), vec, steps=5)
+    with pytest.raises(ValueError, match="members \\* episodes"):
+        evaluate_vector(CartPoleVectorEnv(num_envs=5), vec, 3)

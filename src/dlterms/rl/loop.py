@@ -14,10 +14,22 @@ $G = \\sum_t r_{t+1}$ (undiscounted, the number people report; agents discount i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Agent", "Episode", "TrainLog", "run_episode", "evaluate", "train"]
+import numpy as np
+
+__all__ = [
+    "Agent",
+    "Episode",
+    "TrainLog",
+    "VectorTrainLog",
+    "run_episode",
+    "evaluate",
+    "evaluate_vector",
+    "train",
+    "train_vector",
+]
 
 
 class Agent(Protocol):
@@ -119,5 +131,89 @@ def train(
                 if sum(confirm) / confirm_episodes >= threshold:
                     log.solved_step, log.confirm_returns = steps, confirm
                     break
+    log.steps = steps
+    return log
+
+
+def evaluate_vector(env, agent, episodes: int, seed: int = 0) -> np.ndarray:
+    """Greedy returns of `episodes` episodes for each of the agent's K members, (K, episodes), no learning.
+
+    `env` is a vector env with K * episodes environments (member k plays environments k * episodes, ...,
+    (k + 1) * episodes - 1), reset with `seed`; each environment's first episode counts.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    k = agent.members
+    if env.num_envs != k * episodes:
+        raise ValueError(f"env must have members * episodes = {k * episodes} environments, got {env.num_envs}")
+    obs, _ = env.reset(seed=seed)
+    done = np.zeros(env.num_envs, dtype=bool)
+    ret = np.zeros(env.num_envs)
+    while not done.all():
+        a = agent.act(obs.reshape(k, episodes, -1), greedy=True).reshape(-1)  # (K, E) -> (K * E,)
+        obs, reward, terminated, truncated, _ = env.step(a)
+        ret += np.where(done, 0.0, reward)  # G = sum of rewards until each env's first episode ends
+        done |= terminated | truncated
+    return ret.reshape(k, episodes)
+
+
+@dataclass
+class VectorTrainLog:
+    """What `train_vector` recorded, per member: training episodes and the greedy evaluations."""
+
+    returns: list[list[float]]  # returns[k]: member k's training (exploring) return of each episode
+    end_steps: list[list[int]]  # steps when each of member k's episodes ended
+    eval_steps: list[int] = field(default_factory=list)  # steps at which the evaluations were made
+    eval_returns: list[np.ndarray] = field(default_factory=list)  # one (K, episodes) array per evaluation
+    steps: int = 0
+
+
+def train_vector(
+    env,
+    agent,
+    *,
+    steps: int,
+    seed: int = 0,
+    eval_env=None,
+    eval_every: int = 1000,
+    eval_episodes: int = 20,
+    eval_seed: int = 1_000_000,
+) -> VectorTrainLog:
+    """Train the K members of `agent` for exactly `steps` environment steps each, on `env`, a vector env
+    of K environments that resets an environment in the same step its episode ends (gymnasium's
+    `AutoresetMode.SAME_STEP`, which returns the final observation in `info["final_obs"]`).
+
+    Environment k is seeded seed + k. Every `eval_every` steps (and after the last) each member's greedy
+    policy plays `eval_episodes` episodes on `eval_env` (`evaluate_vector`, reset with `eval_seed`).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    k = agent.members
+    if env.num_envs != k:
+        raise ValueError(f"env must have one environment per member ({k}), got {env.num_envs}")
+    log = VectorTrainLog([[] for _ in range(k)], [[] for _ in range(k)])
+    obs, _ = env.reset(seed=[seed + i for i in range(k)])
+    ret = np.zeros(k)
+    for t in range(1, steps + 1):
+        actions = agent.act(obs)
+        next_obs, reward, terminated, truncated, info = env.step(actions)
+        ended = terminated | truncated
+        true_next = next_obs
+        if ended.any():  # the env has already reset these; the transition's s' is the final observation
+            true_next = next_obs.copy()
+            for i in np.flatnonzero(ended):
+                true_next[i] = info["final_obs"][i]
+        agent.observe(obs, actions, reward, true_next, terminated)
+        ret += reward
+        for i in np.flatnonzero(ended):
+            log.returns[i].append(float(ret[i]))
+            log.end_steps[i].append(t)
+            ret[i] = 0.0
+        obs = next_obs
+        if eval_env is not None and (t % eval_every == 0 or t == steps):
+            log.eval_steps.append(t)
+            log.eval_returns.append(evaluate_vector(eval_env, agent, eval_episodes, eval_seed))
     log.steps = steps
     return log

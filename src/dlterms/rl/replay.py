@@ -10,6 +10,11 @@ Prioritised replay (Schaul et al., ICLR 2016) samples slot $i$ with probability
 $P(i) = p_i^\alpha / \sum_k p_k^\alpha$, where $p_i = |\delta_i| + \epsilon$ is its last TD error, and
 corrects the bias with importance weights $w_i = (N P(i))^{-\beta} / \max_j w_j$. A sum tree keeps
 sampling and updates at O(log N).
+
+`VectorReplayBuffer` holds one uniform ring buffer per member of a group of agents trained in lockstep
+(`dqn.VectorDQN`), each with its own capacity $N_k$: member $k$'s n-th transition goes to its slot
+$n \bmod N_k$ and its mini-batches are drawn from its own slots only. A capacity of 1 keeps only the
+transition just seen, so "replay" from it is the online update.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ReplayBuffer", "PrioritizedReplayBuffer", "SumTree"]
+__all__ = ["ReplayBuffer", "PrioritizedReplayBuffer", "SumTree", "VectorReplayBuffer"]
 
 
 class ReplayBuffer:
@@ -168,3 +173,71 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         for i, p in zip(indices.tolist(), pr):
             self.tree.update(int(i), float(p) ** self.alpha)
             self.max_priority = max(self.max_priority, float(p))
+
+
+class VectorReplayBuffer:
+    """One uniform ring buffer per member, stored together: (K, N, D) observations for K members.
+
+    Args:
+        capacities: N_k for each member (a list of K ints), or one int for all.
+        obs_dim: D.
+        members: K, when `capacities` is one int.
+    """
+
+    def __init__(self, capacities, obs_dim: int, members: int | None = None):
+        if isinstance(capacities, int):
+            if members is None or members < 1:
+                raise ValueError(f"with one capacity, members must be >= 1, got {members}")
+            capacities = [capacities] * members
+        caps = torch.as_tensor(list(capacities), dtype=torch.int64)
+        if caps.dim() != 1 or len(caps) == 0 or int(caps.min()) < 1:
+            raise ValueError(f"capacities must be >= 1 for every member, got {list(capacities)}")
+        if obs_dim < 1:
+            raise ValueError(f"obs_dim must be >= 1, got {obs_dim}")
+        self.capacities, self.members = caps, len(caps)
+        k, n = self.members, int(caps.max())
+        self.obs = torch.zeros(k, n, obs_dim)  # (K, N, D)
+        self.next_obs = torch.zeros(k, n, obs_dim)  # (K, N, D)
+        self.actions = torch.zeros(k, n, dtype=torch.int64)
+        self.rewards = torch.zeros(k, n)
+        self.terminated = torch.zeros(k, n)
+        self.pushed = torch.zeros(k, dtype=torch.int64)  # transitions ever pushed per member, n_k
+
+    def __len__(self) -> int:
+        """Transitions stored by the member that holds the fewest."""
+        return int(self.sizes().min())
+
+    def sizes(self) -> torch.Tensor:
+        """min(n_k, N_k) for every member, (K,)."""
+        return torch.minimum(self.pushed, self.capacities)
+
+    def push(self, obs, actions, rewards, next_obs, terminated) -> None:
+        """Store one transition per member (arrays with K rows) in slots n_k mod N_k."""
+        rows = torch.arange(self.members)
+        slot = self.pushed % self.capacities  # (K,)
+        self.obs[rows, slot] = torch.as_tensor(obs, dtype=torch.float32)
+        self.next_obs[rows, slot] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.actions[rows, slot] = torch.as_tensor(actions, dtype=torch.int64)
+        self.rewards[rows, slot] = torch.as_tensor(rewards, dtype=torch.float32)
+        self.terminated[rows, slot] = torch.as_tensor(terminated, dtype=torch.float32)
+        self.pushed += 1
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """batch_size transitions per member, uniform (with replacement) over that member's own slots;
+        every tensor is (K, batch_size, ...)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        size = self.sizes()
+        if int(size.min()) == 0:
+            raise ValueError("cannot sample from an empty buffer: push transitions first")
+        u = torch.rand(self.members, batch_size, generator=generator, dtype=torch.float64)
+        idx = (u * size[:, None]).long().clamp_max(size[:, None] - 1)  # uniform in {0, ..., size_k - 1}
+        rows = torch.arange(self.members)[:, None]
+        return {
+            "obs": self.obs[rows, idx],
+            "actions": self.actions[rows, idx],
+            "rewards": self.rewards[rows, idx],
+            "next_obs": self.next_obs[rows, idx],
+            "terminated": self.terminated[rows, idx],
+            "indices": idx,
+        }

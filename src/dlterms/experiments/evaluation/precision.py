@@ -1,5 +1,15 @@
-"""Precision: equal to scikit-learn on random cases with ties, and the precision-recall trade-off
-as the decision threshold moves over a real classifier's scores (breast cancer)."""
+"""Precision: equal to scikit-learn on random cases with ties, and the precision-recall trade-off of a
+real classifier on real imbalanced data, with operating points chosen on validation and measured on test.
+
+Data and model (`_common.mnist1d_one_vs_rest`): MNIST-1D's ten one-vs-rest problems (digit k against
+the other nine, about 10 % positives), one L2 logistic regression per digit. For each digit two
+thresholds are read off the validation scores: the one that keeps validation recall at 0.9 and the
+one that keeps it at 0.5. On the test set the higher threshold must buy precision (on >= 8 of 10
+digits, and by >= 0.05 on average) at a cost in recall. The trade-off is a tendency of a scorer, not a
+law: reported, not checked, is how often pushing further, to the top 5 % of validation scores, loses
+precision again; with these weak linear scorers that happens on several digits, whose highest scores
+mostly belong to other digits.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +17,16 @@ import numpy as np
 from sklearn import metrics as skm
 
 from dlterms import metrics
-from dlterms.experiments.evaluation._common import max_diff_vs_sklearn, real_scores
+from dlterms.experiments.evaluation._common import max_diff_vs_sklearn, mnist1d_one_vs_rest
 from dlterms.run import Run, experiment
+
+RECALL_LOW, RECALL_HIGH = 0.5, 0.9  # validation recall of the high- and the low-threshold operating point
+
+
+def _threshold_for_recall(y: np.ndarray, s: np.ndarray, recall: float) -> float:
+    """The largest threshold t with recall(y, s >= t) >= `recall`."""
+    pos = np.sort(s[y == 1])[::-1]
+    return float(pos[int(np.ceil(recall * len(pos))) - 1])
 
 
 @experiment("precision")
@@ -22,39 +40,60 @@ def precision(run: Run) -> None:
         observed=f"{n} cases, max diff {diff:.1e}",
         expected=">= 500 cases, <= 1e-12",
     )
-    run.progress(0.5, "threshold sweep")
+    run.progress(0.3, "one-vs-rest scorers")
 
-    y, s = real_scores(run.seed)
-    thresholds = np.quantile(s, np.linspace(0.05, 0.95, 19))
-    prec = np.array([metrics.precision_score(y, (s >= t).astype(int)) for t in thresholds])
-    rec = np.array([metrics.recall_score(y, (s >= t).astype(int)) for t in thresholds])
-    run.metric("precision_low_threshold", prec[0])
-    run.metric("precision_high_threshold", prec[-1], key=True)
-    run.metric("recall_low_threshold", rec[0])
-    run.metric("recall_high_threshold", rec[-1])
+    o = mnist1d_one_vs_rest(run.seed)
+    sweep = np.linspace(0.0, 0.99, 34)  # validation-score quantiles for the curves
+    rows, curves = [], []
+    for k in range(10):
+        yv, sv, y, s = o.y_val[k], o.s_val[k], o.y_test[k], o.s_test[k]
+
+        def pr(t: float, y=y, s=s) -> tuple[float, float]:
+            pred = (s >= t).astype(int)
+            return metrics.precision_score(y, pred, zero_division=0.0), metrics.recall_score(y, pred)
+
+        t_lo, t_hi = _threshold_for_recall(yv, sv, RECALL_HIGH), _threshold_for_recall(yv, sv, RECALL_LOW)
+        t_top = float(np.quantile(sv, 0.95))
+        rows.append([*pr(t_lo), *pr(t_hi), pr(t_top)[0], skm.roc_auc_score(yv, sv)])
+        curves.append(np.array([pr(t) for t in np.quantile(sv, sweep)]))
+    r = np.array(rows)
+    p_lo, r_lo, p_hi, r_hi, p_top, auc_val = r.T
+    gain = p_hi - p_lo
+    run.metric("positive_fraction_test", round(float(o.y_test.mean()), 4))
+    run.metric("validation_auc_per_digit", auc_val.round(3).tolist())
+    run.metric(f"test_precision_at_val_recall_{RECALL_HIGH}", p_lo.round(3).tolist())
+    run.metric(f"test_precision_at_val_recall_{RECALL_LOW}", p_hi.round(3).tolist())
+    run.metric("test_precision_gain_mean", round(float(gain.mean()), 4), key=True)
+    run.metric(f"test_recall_at_val_recall_{RECALL_HIGH}_mean", round(float(r_lo.mean()), 4))
+    run.metric(f"test_recall_at_val_recall_{RECALL_LOW}_mean", round(float(r_hi.mean()), 4))
+    run.metric("test_precision_top5pct_of_val_scores", p_top.round(3).tolist())
+    run.metric("digits_losing_precision_from_recall_0.5_to_top5pct", int((p_top < p_hi).sum()))
+    ups = int((gain > 0).sum())
     run.check(
-        "raising the threshold never raises recall",
-        bool(np.all(np.diff(rec) <= 0)),
-        observed=f"recall {rec[0]:.3f} -> {rec[-1]:.3f}",
-        expected="non-increasing",
+        f"raising the threshold from validation recall {RECALL_HIGH} to {RECALL_LOW} buys test precision "
+        "on >= 8 of 10 digits, by >= 0.05 on average",
+        ups >= 8 and gain.mean() >= 0.05,
+        observed=f"up on {ups}, mean {p_lo.mean():.3f} -> {p_hi.mean():.3f}",
+        expected=">= 8 digits, mean gain >= 0.05",
     )
     run.check(
-        "raising the threshold buys precision",
-        prec[-1] > prec[0] + 0.02,
-        observed=f"precision {prec[0]:.3f} -> {prec[-1]:.3f}",
-        expected=f"> {prec[0] + 0.02:.3f}",
+        "and costs test recall (the trade-off): mean recall falls by >= 0.3",
+        r_lo.mean() - r_hi.mean() >= 0.3,
+        observed=f"recall {r_lo.mean():.3f} -> {r_hi.mean():.3f}",
+        expected=f"<= {r_lo.mean() - 0.3:.3f}",
     )
-    run.check(
-        "and costs recall (the trade-off)",
-        rec[-1] < rec[0] - 0.2,
-        observed=f"recall {rec[0]:.3f} -> {rec[-1]:.3f}",
-        expected=f"< {rec[0] - 0.2:.3f}",
-    )
-    with run.figure("tradeoff", alt="precision rises and recall falls as the decision threshold rises") as fig:
+
+    with run.figure(
+        "tradeoff",
+        alt="test precision against test recall as the threshold moves, one line per MNIST-1D digit "
+        "(one-vs-rest, logistic regression), with the two validation-chosen operating points",
+        figsize=(6.4, 4.4),
+    ) as fig:
         ax = fig.subplots()
-        ax.plot(thresholds, prec, marker="o", label="precision")
-        ax.plot(thresholds, rec, marker="s", label="recall")
-        ax.set_xlabel("decision threshold on P(benign)")
-        ax.set_ylabel("score")
-        ax.set_title("Precision-recall trade-off (breast cancer, logistic regression)")
-        ax.legend()
+        cmap = __import__("matplotlib").colormaps["tab10"]
+        for k, c in enumerate(curves):
+            ax.plot(c[:, 1], c[:, 0], color=cmap(k), lw=1, label=f"digit {k} (val AUC {auc_val[k]:.2f})")
+            ax.plot([r_lo[k], r_hi[k]], [p_lo[k], p_hi[k]], "o", color=cmap(k), ms=4)
+        ax.axhline(o.y_test.mean(), ls=":", c="gray")
+        ax.set(xlabel="test recall", ylabel="test precision", title="precision-recall trade-off (MNIST-1D one-vs-rest)")
+        ax.legend(fontsize=6, ncol=2)
