@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-N_CASES = 520  # TERMS.md asks for >= 500 random cases
+N_CASES = 520  # docs/experiments.md asks for >= 500 random cases
 
 
 def random_label_cases(rng: np.random.Generator, n_cases: int = N_CASES):

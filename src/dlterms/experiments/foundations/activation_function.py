@@ -4,7 +4,7 @@ The same 4-layer network (2-32-32-32-2, `dlterms.nn.MLP`) is trained on the two 
 training points, tested on 20 000 more from the same distribution) twice: with the identity as
 activation and with ReLU. With the identity, the layers multiply out to one affine map
 $W_4 W_3 W_2 W_1 x + b'$; we form that single matrix from the trained weights and compare its outputs
-with the network's (max error < 1e-5, TERMS.md, both for a float64 copy and for the trained float32
+with the network's (max error < 1e-5, the spec, both for a float64 copy and for the trained float32
 network), and its accuracy stays where logistic regression's is (within 2 points, and <= 0.90). The
 best any line achieves on this distribution is about 0.884 (a search over directions and offsets on
 400 000 points), and the 20 000 test points put the sampling error near 0.002, so "<= 0.90" is a
@@ -12,6 +12,8 @@ statement about the distribution (with 300 test points one seed's draw let a lin
 ReLU the same architecture reaches >= 0.97. Every arm uses Adam with its step size cosine-annealed to
 0. Our sigmoid, tanh, ReLU, leaky ReLU and GELU, and their hand-written derivatives, are also compared
 with torch's on a grid (max error < 1e-6).
+
+Thresholds: docs/experiments.md#activation-function.
 """
 
 from __future__ import annotations

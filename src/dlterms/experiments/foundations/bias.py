@@ -5,7 +5,9 @@ points drawn from $\mathcal{N}((3, 3), I)$, labelled by which side of the line t
 linear unit with a bias can be almost perfect). A linear classifier $z = Wx + b$
 (`dlterms.nn.Linear(2, 2)`, softmax cross-entropy) is trained with and without its bias. Without it,
 every boundary $(w_1 - w_0)^\top x = 0$ passes through the origin, and no line through the origin
-splits this cloud along the true boundary: accuracy <= 0.75 (TERMS.md); with the bias >= 0.97.
+splits this cloud along the true boundary: accuracy <= 0.75 (the spec); with the bias >= 0.97.
+
+Thresholds: docs/experiments.md#bias.
 """
 
 from __future__ import annotations

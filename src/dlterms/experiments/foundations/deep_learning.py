@@ -4,7 +4,7 @@ MNIST-1D (Greydanus, 2020, "Scaling down deep learning") turns the ten digits in
 then pads, stretches, shifts (circularly), shears and adds correlated and white noise, giving 4000
 training and 1000 test signals of length 40. A linear model on the raw 40 numbers cannot undo a
 shift; layers that learn their own features can. The paper's row is: logistic regression 32 %,
-MLP 68 %, CNN 94 % test accuracy. We reproduce it (TERMS.md: logistic within 2 points of 32 %,
+MLP 68 %, CNN 94 % test accuracy. We reproduce it (the spec: logistic within 2 points of 32 %,
 MLP >= 68 %, CNN >= 94 %) on the paper's dataset (generator seed 42), with weights and batch order
 seeded by the run's seed:
 
@@ -17,6 +17,8 @@ seeded by the run's seed:
   in 8 epochs on every seed we tried (0, 1, 2: 96-97 %).
 
 All three use Adam with a cosine-annealed step size and batches of 100, through `dlterms.training.fit`.
+
+Thresholds: docs/experiments.md#deep-learning.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@
    sum(n_in * n_out + n_out) over its layers (weights plus biases), and sum(n_in * n_out) without biases.
 2. XOR: the four points (0,0), (0,1), (1,0), (1,1) with labels 0, 1, 1, 0 are not linearly separable
    (a linear classifier gets at most 3 of 4). A 2-8-2 tanh MLP classifies all four correctly ("solved
-   exactly", TERMS.md), with probability >= 0.9 on the right class; logistic regression is shown beside.
+   exactly", the spec), with probability >= 0.9 on the right class; logistic regression is shown beside.
 3. MNIST-1D: the 40-256-256-256-256-10 ReLU MLP with dropout 0.2 (the one `deep-learning` uses),
    Adam with a cosine-annealed step size, 25 epochs: test accuracy >= 68 % (the paper's MLP row).
+
+Thresholds: docs/experiments.md#mlp.
 """
 
 from __future__ import annotations

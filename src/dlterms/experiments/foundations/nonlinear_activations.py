@@ -11,7 +11,7 @@ The derivatives set how a gradient survives the trip back through the layers: $\
    grid (0.01, 0.03, 0.1) and with 5 repeats (initialisation and batch order from run.seed). It counts
    the epochs until the epoch's mean training loss reaches a loose target (0.1) and a tight one (0.01).
    Each activation is judged at its own best rate: the one with the fewest epochs to the tight target,
-   as the median over the 5 repeats. TERMS.md expects ReLU to need the fewest.
+   as the median over the 5 repeats. the spec expects ReLU to need the fewest.
 
 All the models of one activation (3 rates x 5 repeats) train side by side (`fit_stacked`). An
 activation stops training once its result is settled: when its best rate's median is known and every
@@ -26,7 +26,7 @@ last layer's, reported); and tanh units move towards saturation as the loss fall
 1 - h^2 drops from about 0.9 to 0.3-0.65), since reaching a loss of 0.01 needs large logits, hence large
 weights.
 
-What TERMS.md expects and does not hold robustly once each activation has its own rate: that ReLU
+What the spec expects and does not hold robustly once each activation has its own rate: that ReLU
 needs the fewest epochs. At a shared rate of 0.03 (ReLU's best on every seed tried) ReLU is clearly
 ahead of tanh, but tanh does better at 0.1 on some seeds (its best rate at seeds 2, 4 and 23, the top of
 the grid; in a probe at 0.3 none of its 5 repeats reached 0.01 within 40 epochs at those seeds, so the
@@ -37,6 +37,8 @@ within an epoch or two and tanh is often ahead. Both are recorded as metrics (me
 epochs, and on how many repeats ReLU needed fewer epochs), not checked. An earlier version of this
 experiment gave all three the same rate (0.03) and checked "ReLU fewest" on the median of 3 repeats:
 the comparison that the rate grid shows to favour ReLU.
+
+Thresholds: docs/experiments.md#nonlinear-activations.
 """
 
 from __future__ import annotations

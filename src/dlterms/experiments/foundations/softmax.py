@@ -2,11 +2,13 @@ r"""Softmax: `dlterms.nn.softmax` (shifted by the maximum) checked on its defini
 
 On 2000 random rows of 10 logits (float32, scale 5) the outputs must sum to 1, be unchanged when a
 constant is added to every logit (tested in float64, because in float32 adding 1000 already rounds the
-logits themselves by up to 3e-5), and match `torch.softmax` (all to 1e-6, TERMS.md); log-softmax is
+logits themselves by up to 3e-5), and match `torch.softmax` (all to 1e-6, the spec); log-softmax is
 compared as well. With logits around 1000 the textbook formula $e^{z_i} / \sum_j e^{z_j}$ overflows
 ($e^{1000} = \infty$ in float32 and float64, $\infty/\infty$ = NaN) while the shifted one is finite and
 still equals torch. The figure sweeps the logit scale to show where the naive formula breaks
 ($e^{z}$ overflows float32 above $z \approx 88.7$) and how a temperature sharpens or flattens the output.
+
+Thresholds: docs/experiments.md#softmax.
 """
 
 from __future__ import annotations

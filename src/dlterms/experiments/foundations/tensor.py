@@ -3,13 +3,15 @@
 1. Rank examples, each a tensor a network really uses: a scalar loss (rank 0), a bias vector (1), a
    weight matrix (2), a batch of sequences (batch, time, channels) (3), and a batch of 8x8 digit
    images (batch, channels, height, width) (4).
-2. Broadcasting and reductions: 300 random cases (TERMS.md asks >= 200). Each draws a result shape of
+2. Broadcasting and reductions: 300 random cases (the spec asks >= 200). Each draws a result shape of
    rank 0-4 and two operand shapes that broadcast to it (one keeps every axis; the other may lose
    leading axes; either may have axes of size 1), an
    elementwise op (+, -, *, /), then a reduction (sum, mean or max over a random set of axes, with or
    without keepdims), and backpropagates a random upstream gradient. Values, shapes and both operands'
    gradients must agree with torch (float64, relative 1e-10). 30 incompatible shape pairs must be
    refused by both.
+
+Thresholds: docs/experiments.md#tensor.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ r"""Weight: what the learned numbers mean, and why their starting scale matters.
 1. Recovering known weights. Data are made from a known linear rule, $y = x^\top w^* + b^* +
    \varepsilon$ with $x \sim \mathcal{N}(0, I_5)$ and noise $\varepsilon \sim \mathcal{N}(0, 0.1^2)$
    (1000 examples). A single linear neuron (`dlterms.nn.Linear(5, 1)`) trained by full-batch gradient
-   descent on the squared error must find $w^*$ and $b^*$ again: max error < 0.05 (TERMS.md). The
+   descent on the squared error must find $w^*$ and $b^*$ again: max error < 0.05 (the spec). The
    least-squares solution is reported beside it.
 2. Initial scale. Inputs from $\mathcal{N}(0, 1)$ pass through 20 linear layers (no bias), each
    followed by a ReLU. He et al. (2015) track the mean square of the activations, $\mathbb{E}[h_\ell^2]$
@@ -20,10 +20,12 @@ r"""Weight: what the learned numbers mean, and why their starting scale matters.
    checked within 2x and the fraction of single nets within 2x is reported). At width 2048 it is ~0.22
    (in a probe, 0.07-0.24 over 4 nets at each of seeds 0-4, 11 and 23; those 28 nets ended at
    0.68-1.46x), so 2x is only about 3 spreads away and one net in a few hundred would miss it. At
-   width 4096 it is ~0.16 and 2x is about 4.4 spreads away, so TERMS.md's claim is checked on a single
+   width 4096 it is ~0.16 and 2x is about 4.4 spreads away, so the spec's claim is checked on a single
    net: an independently initialised He net of width 4096 (float32, 64 inputs; each layer's weights
    drawn as the signal reaches it, so only one 4096 x 4096 matrix is held) must end within 2x. (It
    ended at 0.95-1.12x at seeds 0-4, 11 and 23: averaging over inputs narrows the spread further.)
+
+Thresholds: docs/experiments.md#weight.
 """
 
 from __future__ import annotations

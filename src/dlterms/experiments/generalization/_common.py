@@ -5,7 +5,7 @@ are 30 % wrong (each corrupted label replaced by a different class, drawn unifor
 digits, with their true labels, are the test set. The network has far more parameters (300 k) than
 there are examples, so it can memorise the noisy labels: training accuracy (measured against the noisy
 labels it is given) climbs to 1 while test accuracy stalls, the textbook picture of overfitting.
-TERMS.md measured the train-test gap at 0.30-0.41 on this setup; at 20 % noise the dropout and L2
+docs/experiments.md measured the train-test gap at 0.30-0.41 on this setup; at 20 % noise the dropout and L2
 effects are not reliable, which is why the noise is 30 %.
 """
 

@@ -7,7 +7,7 @@ batch norm meaningless statistics), at most 5 epochs (105 steps). The plain net 
 `BatchNorm1d` after every hidden Linear are each trained at every learning rate of the same grid
 (0.003 to 0.3, factors of about 3); test accuracy is measured every 5 steps, and a run stops when it
 reaches 0.9 or its loss stops being finite. Each arm is judged at its own best rate, the one that
-reaches 0.9 in the fewest steps (TERMS.md: "diverges, or reaches the target in <= half the epochs";
+reaches 0.9 in the fewest steps (the spec: "diverges, or reaches the target in <= half the epochs";
 counted here in steps, which is finer than epochs).
 
 Checks: at their best rates, batch norm reaches 0.9 in at most half the plain net's steps; the largest
@@ -17,6 +17,8 @@ at the larger rates it mostly diverges (non-finite loss) and sometimes only stal
 are recorded per rate. (He init matters: with PyTorch's default init the plain net never leaves chance,
 and the comparison says nothing.) The best rate is chosen on the test accuracy the target is measured
 on, the same way for both arms.
+
+Thresholds: docs/experiments.md#batch-normalization.
 """
 
 import torch

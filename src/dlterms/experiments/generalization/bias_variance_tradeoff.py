@@ -10,13 +10,15 @@ $$\text{bias}^2 = \mathrm{mean}_x (\bar f(x) - f(x))^2, \quad
   \text{variance} = \mathrm{mean}_x \frac{1}{R}\sum_r (\hat f_r(x) - \bar f(x))^2, \quad
   \text{expected error} = \text{bias}^2 + \text{variance} + \sigma^2$$
 
-Checks (TERMS.md: bias^2 falls, variance rises, test error U-shaped): bias^2 falls up to the best degree
+Checks (the spec: bias^2 falls, variance rises, test error U-shaped): bias^2 falls up to the best degree
 (Spearman rank correlation with degree <= -0.9) and stays below 1 % of the constant model's beyond it
 (where it is ~0 and its estimate only noise: $(\bar f - f)^2$ overestimates it by variance / R, which
 is subtracted); variance rises (Spearman >= 0.9 over all degrees); the error's minimum lies at an
 interior degree and both ends are >= 2x that minimum. The decomposition is also checked against a
 direct measurement: the mean squared error of every fit on fresh noisy test labels must agree with
 bias^2 + variance + sigma^2 to within 5 %.
+
+Thresholds: docs/experiments.md#bias-variance-tradeoff.
 """
 
 import numpy as np

@@ -15,7 +15,7 @@ by side in one, the six at T = 3 in another. Each run is trained exactly as it w
 initialisation, sampler stream and Adam state); only the tensor operations are issued once for all.
 
 Checks, each on medians of the three seeds: at T = 40 the curriculum reaches the target in fewer steps
-than random order (TERMS.md; measured at seed 0: 250 vs 575). Both sides of the condition are measured
+than random order (the spec; measured at seed 0: 250 vs 575). Both sides of the condition are measured
 too: on an easy setting (T = 3) the saving, in steps, is smaller than at T = 40 (measured: none, 150 vs
 150); and pacing five times slower (+1 every 100 steps) keeps less than half of the fast curriculum's
 saving. (Slow pacing is about as fast as random order: per seed 0-4 it needed 675, 600, 575, 550, 550
@@ -24,6 +24,8 @@ here on one seed before, held at seeds 0-2 and failed at 3 and 4.) Once the GRU 
 flip-flop that parity needs on short strings it generalises to long ones, which is why a fast
 curriculum wins: random order faces mostly long strings, whose gradient says little until that
 mechanism exists, and a slow curriculum is still on strings of 7 bits when random order gets there.
+
+Thresholds: docs/experiments.md#curriculum-learning.
 """
 
 import statistics

@@ -7,8 +7,10 @@ run's seed). An MLP (40-64-2, Adam, 20 epochs) trained four ways: plain cross-en
 with balanced class weights w_k = n / (K n_k); plain cross-entropy on a randomly oversampled training
 set; and the focal loss (gamma = 2). Always predicting "not a 3" scores 0.95, so a 0.95+ accuracy says
 nothing by itself; recall on the 3s and balanced accuracy (the mean of the two recalls) say more.
-TERMS.md: weighting must raise minority recall and balanced accuracy by >= 10 points each. Accuracy
+the spec: weighting must raise minority recall and balanced accuracy by >= 10 points each. Accuracy
 itself typically falls a little: the methods trade majority-class errors for minority hits.
+
+Thresholds: docs/experiments.md#data-imbalance.
 """
 
 import numpy as np

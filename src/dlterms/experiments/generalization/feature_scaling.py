@@ -8,8 +8,10 @@ $A = [X, 1]$, the Hessian is constant, $H = \frac{2}{n} A^\top A$, and full-batc
 step $1/\lambda_{max}(H)$ needs about $\kappa(H) = \lambda_{max}/\lambda_{min}$ times $\log(1/\epsilon)$
 steps. Each variant runs `dlterms.optim.SGD` (full batch, no momentum, step $1/\lambda_{max}$ of its
 own Hessian) until the loss is within $10^{-6}$ of the way from its start to the least-squares optimum,
-or 5 000 steps (a lower bound for the raw inputs, which do not get there). TERMS.md asks for
+or 5 000 steps (a lower bound for the raw inputs, which do not get there). the spec asks for
 >= 10x fewer steps after scaling. Min-max scaling, also reported, helps less (kappa ~ 600).
+
+Thresholds: docs/experiments.md#feature-scaling.
 """
 
 import numpy as np

@@ -6,10 +6,12 @@ with hard labels and with cross-entropy against $(1-\varepsilon)\,\mathrm{onehot
 $\varepsilon = 0.1$ (`dlterms.losses.cross_entropy(label_smoothing=0.1)`, checked here against torch's).
 On MNIST-1D the hard-label MLP overfits its 4000 signals and is over-confident (its mean max-probability
 is well above its accuracy): smoothing must lower both the mean max-probability and the expected
-calibration error (15 bins) on the test set, with accuracy no more than 1 point lower (TERMS.md). On
+calibration error (15 bins) on the test set, with accuracy no more than 1 point lower (the spec). On
 scikit-learn's digits the hard-label MLP is already nearly calibrated (ECE ~0.02); the same smoothing
 pulls its confidence below its accuracy and must make ECE *worse*: smoothing helps only where there is
 over-confidence to remove.
+
+Thresholds: docs/experiments.md#label-smoothing.
 """
 
 import torch

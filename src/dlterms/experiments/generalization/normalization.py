@@ -9,7 +9,9 @@ patches (those with any spread: std > 1 grey level) gives each patch mean 0 and 
 `torch.nn.LayerNorm` to 1e-5 (in float64). (3) Steps: logistic
 regression on scikit-learn's breast-cancer data (30 features whose scales run from 1e-3 to 1e3),
 full-batch SGD, each input variant with its best learning rate from the same grid, counting steps
-until the training cross-entropy falls to 0.08 (cap 500). TERMS.md asks for >= 5x more steps raw.
+until the training cross-entropy falls to 0.08 (cap 500). the spec asks for >= 5x more steps raw.
+
+Thresholds: docs/experiments.md#normalization.
 """
 
 import numpy as np

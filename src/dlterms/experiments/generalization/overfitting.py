@@ -1,9 +1,11 @@
 """Overfitting: a 300 k-parameter MLP memorises 200 digits with 30 % wrong labels.
 
 The shared setup (`_common.py`): training accuracy against the noisy labels must reach >= 0.99 while
-test accuracy on clean digits stays >= 20 points lower (TERMS.md), and the train-test gap must grow with
+test accuracy on clean digits stays >= 20 points lower (the spec), and the train-test gap must grow with
 training: it is compared at 10 % of the epochs (when the network has learnt the clean signal but not
 yet the noise) and at the end.
+
+Thresholds: docs/experiments.md#overfitting.
 """
 
 from dlterms.experiments.generalization._common import OverfitConfig, plot_curves, train_overfit

@@ -7,8 +7,10 @@ train-test gap and the weight norm must both fall. (2) scikit-learn's diabetes r
 10 standardised clinical features) with 20 extra columns of pure Gaussian noise. The lasso with the
 "universal" penalty $\alpha = \hat\sigma\sqrt{2 \log d / n}$ (Donoho & Johnstone; $\hat\sigma$ from
 the least-squares residuals, not tuned on the outcome) must zero >= 80 % of the 20 irrelevant columns
-(TERMS.md), while ridge zeroes none. (3) Our closed-form ridge and coordinate-descent lasso must match
+(the spec), while ridge zeroes none. (3) Our closed-form ridge and coordinate-descent lasso must match
 `sklearn.linear_model.Ridge`/`Lasso` coefficients to 1e-3 on that data.
+
+Thresholds: docs/experiments.md#regularization.
 """
 
 from dataclasses import replace

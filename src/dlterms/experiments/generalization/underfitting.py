@@ -2,8 +2,10 @@
 
 scikit-learn's `make_circles` (1000 points, noise 0.1, inner radius 0.5; 70/30 split). A logistic
 regression (one linear layer) has a straight-line boundary, so no setting of its weights gets far
-above chance on either split: TERMS.md asks for train and test accuracy both <= 0.65. The same
+above chance on either split: the spec asks for train and test accuracy both <= 0.65. The same
 training with two hidden layers of 16 ReLU units must reach >= 0.95 on both.
+
+Thresholds: docs/experiments.md#underfitting.
 """
 
 import torch

@@ -2,7 +2,7 @@
 
 Quality and coverage follow Srivastava et al. (2017, VEEGAN): a sample is "high quality" when it lies
 within 3 std of its nearest mode; a mode is covered when it holds >= 1 % of the 1000 samples.
-Claims (TERMS.md): on each of two seeds, >= 80 % of samples are high quality and >= 6 of 8 modes are
+Claims (the spec): on each of two seeds, >= 80 % of samples are high quality and >= 6 of 8 modes are
 covered (non-saturating loss, MLPs 256-256, Adam 1e-3 decaying to 2e-4, 2000 steps of batch 128).
 Mode collapse: when the discriminator learns 10x slower than the generator (lr 1e-4 vs 1e-3) the
 generator parks every sample near one mode (we check that at most 2 modes hold >= 1 % of the samples,
@@ -10,6 +10,8 @@ counted by nearest mode at any distance). Remedy: packing (PacGAN, the discrimin
 at once) with the same learning rates spreads the samples over >= 6 modes.
 
 Metrics of the two main runs are named `..._run1` (trained from run.seed) and `..._run2` (run.seed + 1).
+
+Thresholds: docs/experiments.md#gan.
 """
 
 from __future__ import annotations

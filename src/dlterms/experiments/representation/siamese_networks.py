@@ -14,7 +14,7 @@ batches of 32 characters x 4 images (`pk_batch_indices`, so each batch holds 192
 3e-3, 200 steps.
 
 Test: for each held-out alphabet, 2000 pairs of its images, half of the same character; the score is
--d. Claims (TERMS.md): ROC AUC >= 0.9 on the pooled 6000 pairs of unseen alphabets, above the
+-d. Claims (the spec): ROC AUC >= 0.9 on the pooled 6000 pairs of unseen alphabets, above the
 raw-pixel Euclidean distance on the same pairs, and on each alphabet above raw pixels; AUC is reported
 per alphabet. Shared weights are checked directly: d(x, x) = 0 and d(x1, x2) = d(x2, x1).
 
@@ -33,6 +33,8 @@ pairs (half same, half different) through the twin network reached 0.90-0.92 onl
 pairs (twice this compute); random batches of 128 images without P x K sampling (about 40 same pairs
 per batch) 0.89-0.92 after 3 epochs; a 32-64-64 CNN learnt no more per second than 16-32-32; rotated
 copies of the training letters as extra classes (as on Omniglot) lowered the AUC at this budget.
+
+Thresholds: docs/experiments.md#siamese-networks.
 """
 
 from __future__ import annotations

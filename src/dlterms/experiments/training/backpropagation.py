@@ -3,12 +3,14 @@
 1. Gradient checks on 6 random MLPs (float64; 1-3 hidden layers of 3-8 units; tanh, sigmoid or GELU,
    which are smooth, so finite differences are accurate everywhere; cross-entropy on a random batch of
    8). Each parameter's gradient from `loss.backward()` is compared with central finite differences,
-   $(L(\\theta + h) - L(\\theta - h)) / 2h$ with $h = 10^{-5}$ (relative error < 1e-6, TERMS.md), and
+   $(L(\\theta + h) - L(\\theta - h)) / 2h$ with $h = 10^{-5}$ (relative error < 1e-6, the spec), and
    with torch.autograd on the same weights (< 1e-8). Relative error = ||a - b|| / max(||a||, ||b||).
    ReLU networks are compared with torch as well (finite differences are unreliable at ReLU's kink).
 2. Training: a 2-layer tanh network (1-32-1) is fitted to y = sin(3x) on [-1, 1] (128 points) by full-batch
    gradient descent with our own `SGD` and `backward()`, no torch anywhere: the mean squared error must
-   fall by >= 90 % (TERMS.md).
+   fall by >= 90 % (the spec).
+
+Thresholds: docs/experiments.md#backpropagation.
 """
 
 from __future__ import annotations

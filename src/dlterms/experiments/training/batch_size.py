@@ -7,8 +7,10 @@ batch (a seeded permutation cut into batches, as `fit` does), and its variance i
 E||g_B - g||^2 around the full-data gradient g, over >= 400 batches per size for B = 1, 2, 4, ..., 512.
 Theory: drawing B of N examples without replacement gives variance sigma^2/B * (N-B)/(N-1), i.e. a
 log-log slope of -1 steepened slightly at the largest B by the finite-population factor (reported).
-Check (TERMS.md): the fitted log-log slope lies in [-1.2, -0.8]. One epoch of `fit` at each size
+Check (the spec): the fitted log-log slope lies in [-1.2, -0.8]. One epoch of `fit` at each size
 reports the steps per epoch (ceil(N/B)) and the seconds per epoch.
+
+Thresholds: docs/experiments.md#batch-size.
 """
 
 from __future__ import annotations

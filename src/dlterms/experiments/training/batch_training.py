@@ -8,7 +8,7 @@ evaluates 1347 example gradients, one over a mini-batch 32, so a pass over the d
 gradients) is the unit of compute and an update the unit of sequential steps. (Wall-clock time depends
 on the hardware: on a set this small one vectorised full-batch step costs far less than 43 small ones.)
 
-Checks (TERMS.md): full batch makes exactly one update per epoch (30 epochs), and two runs from the
+Checks (the spec): full batch makes exactly one update per epoch (30 epochs), and two runs from the
 same seed end with bit-identical weights (demonstrations of the loop). Then the two sides of the
 trade-off, each of which could come out either way:
 
@@ -20,6 +20,8 @@ trade-off, each of which could come out either way:
 The mini-batch models of the grid train side by side (`dlterms.training.fit_stacked`, the same batches
 for each), the full-batch ones one after another with `fit`; the full training loss is evaluated after
 every one of the first 30 updates and after every pass.
+
+Thresholds: docs/experiments.md#batch-training.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 The generalisation area's overfitting setup (`experiments/generalization/_common.py`): a 64-512-512-10
 MLP trained with Adam on 200 digits whose labels are 30 % wrong, which it memorises. The held-out
 1597 digits (true labels) are split into a validation set (600) and a test set (997). `fit` runs with
-`EarlyStopping(patience=10)` and an epoch limit of 150. Checks (TERMS.md): it stops before the limit;
+`EarlyStopping(patience=10)` and an epoch limit of 150. Checks (the spec): it stops before the limit;
 the restored model's validation loss equals the minimum over the run (to 1e-6); its test accuracy is
 >= that of the last epoch's weights. (Trained for all 150 epochs, this network ends near 0.68 test
 accuracy: see the overfitting experiment.)
+
+Thresholds: docs/experiments.md#early-stopping.
 """
 
 from __future__ import annotations

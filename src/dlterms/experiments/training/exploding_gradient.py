@@ -4,10 +4,12 @@ Network: `dlterms.nn.MLP` 64 -> 64 x 23 -> 10 (24 weight layers, ReLU) on scikit
 He-normal times 1.5 and zero biases (`_common.exploding_mlp`). He initialisation alone keeps the
 signal's size through a ReLU layer; the extra factor 1.5 is compounded layer after layer, forward and
 backward. Measured: the norm of the backpropagated error signal dL/dz_l at the output of every layer,
-over 5 initialisations; it must grow >= 1000x from the last layer to the first (TERMS.md). Then SGD at
+over 5 initialisations; it must grow >= 1000x from the last layer to the first (the spec). Then SGD at
 a fixed learning rate of 0.01 (batch 64) must diverge: the loss becomes non-finite (or rises >= 1000x).
 The same network at weight scale 1.0 is the control: its error signal stays within 10x across depth and
 the same learning rate trains it (finite, falling loss), so the weight scale is the cause.
+
+Thresholds: docs/experiments.md#exploding-gradient.
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@ Setup (shared with exploding-gradient, `_common.py`): a 24-layer ReLU MLP with w
 on scikit-learn's digits, SGD at a fixed lr = 0.01, batch 64, 6 epochs, same initial weights and
 batches for both runs. With `GradientClipping(max_norm=1.0)` (our `clip_grad_norm_` after every
 backward) the loss must stay finite and fall from every epoch to the next; without it the loss must
-become non-finite (TERMS.md). Our clipping functions are also checked against torch's
+become non-finite (the spec). Our clipping functions are also checked against torch's
 `clip_grad_norm_`/`clip_grad_value_` on this network's own (huge) gradients. Clipping by value
 (|g_i| <= 0.01) is run too and reported: it also prevents the blow-up here, but changes the
 gradient's direction.
+
+Thresholds: docs/experiments.md#gradient-clipping.
 """
 
 from __future__ import annotations

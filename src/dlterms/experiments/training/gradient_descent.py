@@ -10,11 +10,13 @@ take full-batch steps through `fit`:
   largest curvature the loss can have;
 - Newton's method, w <- w - H^{-1} g (`dlterms.optim.Newton`).
 
-Check (TERMS.md): Newton reaches ||grad|| < 1e-8 in <= 15 iterations, and gradient descent needs at
+Check (the spec): Newton reaches ||grad|| < 1e-8 in <= 15 iterations, and gradient descent needs at
 least 10x as many. Its 30 correlated features make the problem ill-conditioned (the ratio of the
 largest to smallest curvature is reported), which is exactly where first-order steps crawl.
 Mini-batch (B = 32) and stochastic (B = 1) gradient descent at the same step are also shown for
 context: with a constant step they stall at a noise floor instead of converging.
+
+Thresholds: docs/experiments.md#gradient-descent.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ The 4000 training signals are split 3200 / 800 into training and validation sets
 signals are used only at the end. Default configuration: Adam's default learning rate 1e-3 and width
 64. Random search (`dlterms.tuning.random_search`, seeded) draws 8 configurations: learning rate
 log-uniform in [1e-4, 3e-2], width log-uniform integer in [16, 256], each scored by validation
-accuracy. Checks (TERMS.md): the best configuration beats the default on validation, and the chosen
+accuracy. Checks (the spec): the best configuration beats the default on validation, and the chosen
 configuration also beats the default on the test set (which played no part in choosing it).
+
+Thresholds: docs/experiments.md#hyperparameters.
 """
 
 from __future__ import annotations

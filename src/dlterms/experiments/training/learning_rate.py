@@ -3,11 +3,13 @@
 Model: an MLP (64-64-10) on scikit-learn's digits (1347 training images), plain SGD, batch 64, the same
 initial weights and batches for every learning rate, 4 epochs (88 steps). Eleven learning rates,
 log-spaced from 1e-4 to 100. The final loss is the mean training loss over the last epoch (a
-non-finite loss counts as infinite). Checks (TERMS.md): the smallest rate under-trains (its loss is
+non-finite loss counts as infinite). Checks (the spec): the smallest rate under-trains (its loss is
 still >= 90 % of the initial loss), the largest diverges (non-finite or above the initial loss), and
 the best rate is interior. The LR range test (`dlterms.tuning.lr_range_test`: one run of 100 steps
 with the rate growing exponentially from 1e-4 to 100) is run on the same model; its suggestion must
 lie within a factor of 10 of the sweep's best rate, for a fraction of the sweep's cost.
+
+Thresholds: docs/experiments.md#learning-rate.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ training tumours, 30 standardised features), from the same initial weights and t
    lr / the largest lr, which for plain SGD (linear in the gradient) is exactly a step of its own lr.
 
    Checks: at the same inner rate (0.3) Lookahead(SGD) ends at a lower mean loss with a lower variance
-   than SGD (TERMS.md's comparison); plain SGD at alpha x 0.3 = 0.15 recovers at least 80 % of that
+   than SGD (the spec's comparison); plain SGD at alpha x 0.3 = 0.15 recovers at least 80 % of that
    gain (measured: about all of it); and with each arm at its own best rate of the grid (by the mean
    loss), Lookahead does not beat SGD by more than 1 % (measured: the two end within about 0.2 %,
    SGD slightly lower and steadier). The honest result on this problem: Lookahead's gain is the gain
@@ -27,6 +27,8 @@ training tumours, 30 standardised features), from the same initial weights and t
    toward the slow weights can slow early progress; at seeds 0-4, 11 and 23 Lookahead's was higher on 4
    of the 7 and lower on 3). An earlier version judged the last 300 steps only;
    there a few spikes decide the variance, and at probe seed 23 Lookahead's was the larger.
+
+Thresholds: docs/experiments.md#lookahead.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ the largest x, are corrupted to y - 15 (gross errors at high leverage, as a sens
 of its range would give). A linear model is fitted by `fit` (full batch, Adam with a cosine decay,
 800 steps) under MSE, MAE (L1) and Huber (delta = 1) losses. Squared error weighs a residual of 15
 225 times more than a residual of 1, so the outliers drag its slope; L1 and Huber grow linearly and
-barely move. Check (TERMS.md): the MAE and Huber slope errors are each at least 3x smaller than
+barely move. Check (the spec): the MAE and Huber slope errors are each at least 3x smaller than
 MSE's. Our losses are also checked against torch's on this data (values and gradients).
+
+Thresholds: docs/experiments.md#loss-function.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ Adam reaches a target training loss in fewer steps than plain SGD on MNIST-1D.
 
 Part 1: an MLP (40-64-10, float64) trained by `fit` for 100 mini-batch steps on MNIST-1D, once with
 our optimiser and once with torch's, same initial weights, batches and hyper-parameters; the largest
-difference of any weight at any step must be < 1e-6 (TERMS.md).
+difference of any weight at any step must be < 1e-6 (the spec).
 
 Part 2: an MLP (40-128-128-10) on MNIST-1D's 4000 training signals, batch 128; the full training loss
 is measured every 10 steps. The target is a training loss of 1.0 (from ln 10 = 2.30 at the start).
@@ -11,6 +11,8 @@ A fair comparison gives each optimiser its best learning rate from a grid of the
 values, x3 apart, around its usual range): the claim is that Adam at its best needs fewer steps than
 SGD at its best. Adam at its default lr = 1e-3 is also reported: it is *slower* than well-tuned SGD
 here, so the advantage depends on tuning both.
+
+Thresholds: docs/experiments.md#optimizer.
 """
 
 from __future__ import annotations

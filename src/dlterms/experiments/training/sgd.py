@@ -8,7 +8,7 @@ exactly with `dlterms.optim.Newton`. From zero weights:
 - SGD with one example per step (`fit(batch_size=1)`, reshuffled each pass), constant lr 0.03.
 
 The full training objective is evaluated after every step of both runs (one pass per step for
-gradient descent, 1/426 of a pass for SGD). Checks (TERMS.md): SGD reaches L <= 1.05 L* in fewer passes
+gradient descent, 1/426 of a pass for SGD). Checks (the spec): SGD reaches L <= 1.05 L* in fewer passes
 over the data than full-batch descent; its loss curve is noisier. The noise is measured on the same
 quantity for both, the full objective along each trajectory, over the same number of steps in the same
 regime: each run's last k steps after it first entered the 5 % band (k the shorter of the two stretches).
@@ -21,6 +21,8 @@ the larger variance at one probe seed (11). The variance of the per-example loss
 reported as well; it mixes the spread between examples with the noise of the path.
 A constant step leaves SGD fluctuating around the minimum rather than converging; the last pass's
 worst objective is reported.
+
+Thresholds: docs/experiments.md#sgd.
 """
 
 from __future__ import annotations

@@ -19,19 +19,21 @@ rate up (down) the ladder 0.0003, 0.001, ..., 0.3, so every arm's best rate has 
 sides, short of the ladder's ends (at seed 3 this moved the residual net's best to 0.1; the plain
 32-layer net's best was 0.01 or 0.03, with 0.1 worse wherever it was tried).
 
-Checks: the residual net ends >= 5x lower than the plain net of the same depth (TERMS.md's factor, on
+Checks: the residual net ends >= 5x lower than the plain net of the same depth (the spec's factor, on
 the final loss); the plain net's first-layer gradient is not smaller than the residual net's (mean norm
 over training): with batch norm its gradients are large, not vanishing, so its failure is not a
 vanishing gradient; and the degradation problem: the plain 32-layer net ends >= 5x above the plain
 8-layer net, while the residual 32-layer net stays within that factor of it.
 
-What TERMS.md asked for and does not hold with this fair start: that the residual net lowers its
+What the spec asked for and does not hold with this fair start: that the residual net lowers its
 training loss at least 5x *more* than the plain net, and that its first-layer gradient is larger. The
 plain deep net does learn (from 2.30 to about 1), so the residual net's drop is only about 2x the plain
 net's (1.6-2.0x at seeds 0-4, 11 and 23, reported as `loss_drop_residual_over_plain`), and the plain
 net's first-layer gradient is 3-12x the residual net's. The earlier version of this experiment used
 PyTorch's default init without normalisation, under which the plain net's first-layer gradient was 1e-12
 and it could not move at all.
+
+Thresholds: docs/experiments.md#skip-connections.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ WIDTH, EPOCHS, BATCH = 64, 6, 128
 LRS = (0.003, 0.01, 0.03)  # every arm starts here
 LADDER = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # ... and moves out along this while its best is on the edge
 ARMS = {"residual 32": (30, True), "plain 32": (30, False), "plain 8": (6, False)}  # name -> (blocks, residual)
-FACTOR = 5.0  # TERMS.md's factor
+FACTOR = 5.0  # the spec's factor
 
 
 def _net(blocks: int, residual: bool, seed: int) -> ResidualMLP:

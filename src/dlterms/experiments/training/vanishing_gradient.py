@@ -6,8 +6,10 @@ cross-entropy, one backward pass at initialisation. The per-layer gradient norm 
 of dL/dW for each layer. Compared: sigmoid with PyTorch's default initialisation (uniform
 +-1/sqrt(fan_in)), and ReLU with He (Kaiming normal, fan_in) initialisation and zero biases; tanh at
 the default initialisation is shown for context. Each is measured over 5 initialisations and the
-checks must hold for every one (TERMS.md: sigmoid ratio last/first >= 100; ReLU + He < 10).
+checks must hold for every one (the spec: sigmoid ratio last/first >= 100; ReLU + He < 10).
 Sigmoid's derivative is at most 1/4, and with small weights every layer shrinks the backward signal.
+
+Thresholds: docs/experiments.md#vanishing-gradient.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 On the trained digits CNN, Grad-CAM (at the second block's ReLU, 4x4, upsampled to 8x8) picks for
 each test image the 4x4 window with the most class evidence. Erasing that window (setting it to 0,
 the background) should lower the predicted class's logit more than erasing a random 4x4 window
-(averaged over 5 random windows per image), over all 450 test images (TERMS.md asks for >= 50).
+(averaged over 5 random windows per image), over all 450 test images (the spec asks for >= 50).
 We also report how often the prediction changes. Figures: the first layer's 16 activation maps
 for one digit, and Grad-CAM and saliency maps for a row of test digits.
+
+Thresholds: docs/experiments.md#activation-maps.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The digits CNN (>= 97 % clean test accuracy, checked) is attacked with FGSM and 10-step PGD at
 L-infinity radius eps (pixels in [0, 1]; eps = 0.2 is 3.2 of the 16 grey levels, below the 0.3 used
-for MNIST in the literature). TERMS.md: accuracy must fall to <= 20 %. A second copy of the same
+for MNIST in the literature). the spec: accuracy must fall to <= 20 %. A second copy of the same
 network is trained adversarially (Madry et al.'s min-max, with the single-step random-start attack of
 Wong et al., 2020, "Fast is better than free", alpha = 1.25 eps, to fit the time budget) and its
 robust accuracy under the same 10-step PGD is compared. One-step FGSM is weaker than PGD and how far
@@ -10,6 +10,8 @@ it gets depends on the trained network (0.10-0.21 accuracy at eps = 0.2 over see
 network), so its check is on the mean over three standard CNNs trained from different initialisations
 and batch orders (each is reported). Figure: accuracy against eps for both models, and original
 digits next to their adversarial versions and the perturbation.
+
+Thresholds: docs/experiments.md#adversarial-examples.
 """
 
 from __future__ import annotations

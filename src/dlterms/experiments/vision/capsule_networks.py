@@ -1,10 +1,12 @@
 """Capsule networks: a small CapsNet with dynamic routing on 8x8 digits.
 
-Trained with the margin loss for 10 epochs (TERMS.md: >= 95 % test accuracy). Then measured on the
+Trained with the margin loss for 10 epochs (the spec: >= 95 % test accuracy). Then measured on the
 test set: (1) capsule length behaves as a class probability: the true class's capsule is long (mean
 near 0.9) and the others short (near 0.1 or below), and when the network is wrong its longest capsule
 is shorter than when it is right; (2) routing by agreement sharpens the coupling coefficients: their
 mean entropy, log 10 = 2.303 nats after one iteration (uniform), falls with every further iteration.
+
+Thresholds: docs/experiments.md#capsule-networks.
 """
 
 from __future__ import annotations

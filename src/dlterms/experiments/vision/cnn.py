@@ -1,9 +1,11 @@
 """CNN: a small convolutional network against a larger MLP on MNIST-1D and on 8x8 digits.
 
-Claims measured (TERMS.md): on MNIST-1D the CNN reaches >= 94 % test accuracy (the paper's CNN row)
+Claims measured (the spec): on MNIST-1D the CNN reaches >= 94 % test accuracy (the paper's CNN row)
 and on scikit-learn's digits >= 98 %, each while beating an MLP that has more parameters; and when
 the test digits are shifted by one or two pixels the CNN loses less accuracy than the MLP, because
 its convolutions share weights across positions and max pooling absorbs small shifts.
+
+Thresholds: docs/experiments.md#cnn.
 """
 
 from __future__ import annotations

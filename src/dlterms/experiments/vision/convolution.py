@@ -1,10 +1,12 @@
 """Convolution: hand-set Sobel kernels, run through our im2col `conv2d`, find the edges of a real photo.
 
-Measured: (1) our conv2d equals torch's to 1e-5 (TERMS.md's tolerance) on the photo in float32 and on
+Measured: (1) our conv2d equals torch's to 1e-5 (the spec's tolerance) on the photo in float32 and on
 200 random shapes/strides/paddings/dilations/groups in float64, and every output has the size the formula
 floor((n + 2p - d(k-1) - 1)/s) + 1 predicts; (2) the Sobel magnitude equals scikit-image's
 `filters.sobel` in the image interior (a reference edge filter, to 1e-5), and is several times larger
 on the edges scikit-image's Canny detector marks than elsewhere, i.e. the convolution finds edges.
+
+Thresholds: docs/experiments.md#convolution.
 """
 
 from __future__ import annotations

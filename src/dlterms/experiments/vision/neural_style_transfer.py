@@ -4,9 +4,11 @@ Content: scikit-image's astronaut; style: the Hubble deep field; both 96x96 colo
 random-weight 3-block CNN (no pretrained VGG can be downloaded here; see `random_features`). The
 image, initialised to the content photo, is optimised with Adam for 150 steps on
 content loss (last block) + 300 x style loss (Gram matrices of all three blocks).
-TERMS.md: the style loss must fall by >= 90 % while the content loss stays bounded; we bound it by
+the spec: the style loss must fall by >= 90 % while the content loss stays bounded; we bound it by
 half the content loss the style photo itself would have, i.e. the result stays much closer to the
 astronaut's content than the style photo is. Figure: content, style and result, and both losses.
+
+Thresholds: docs/experiments.md#neural-style-transfer.
 """
 
 from __future__ import annotations

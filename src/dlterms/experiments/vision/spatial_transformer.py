@@ -5,8 +5,10 @@ angle in +-45 degrees and shifted by up to +-3 px (drawn once per image, train a
 the warp itself uses our `affine_grid`/`grid_sample`. Models: a CNN; the same CNN behind a spatial
 transformer (a small localisation net predicting an affine map, initialised to the identity); and
 a wider CNN with at least as many parameters as the STN model, so that the STN's gain is not just
-its extra parameters. TERMS.md: the STN model must beat the plain CNN. Figure: test inputs and the
+its extra parameters. the spec: the STN model must beat the plain CNN. Figure: test inputs and the
 STN's un-warped versions of them.
+
+Thresholds: docs/experiments.md#spatial-transformer.
 """
 
 from __future__ import annotations

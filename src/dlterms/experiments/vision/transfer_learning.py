@@ -8,11 +8,13 @@ those labels (the same draws for both models), tested on everything else:
    its 384-D embeddings learns which of five standard-library modules (asyncio, unittest, logging,
    tarfile, pathlib; 50 sentences each) a docstring's first sentence documents. The model trained from scratch
    is a linear classifier on
-   bag-of-words counts, the usual from-scratch text model. TERMS.md: transfer must win by >= 10 points.
+   bag-of-words counts, the usual from-scratch text model. the spec: transfer must win by >= 10 points.
 2. Signals (measured and reported, with a weaker check): a CNN pretrained on MNIST-1D classes 0-4,
    frozen, with a new linear head for classes 5-9, against the same CNN trained from scratch. Measured
    gains over seeds 0, 1, 2: 12.6, 9.9 and 8.6 points, so only "transfer beats scratch" is checked here.
    (On 8x8 digits, 0-4 -> 5-9, the gain was 0-5 points: a scratch CNN learns those from a few labels.)
+
+Thresholds: docs/experiments.md#transfer-learning.
 """
 
 from __future__ import annotations
