@@ -23,6 +23,7 @@ from dlterms.data.datasets import moons
 from dlterms.experiments.foundations._common import plot_decision_regions, train_classifier
 from dlterms.nn import MLP
 from dlterms.run import Run, experiment
+from dlterms.training import count_parameters
 
 
 @dataclass
@@ -68,7 +69,7 @@ def ann(run: Run) -> None:
     )
     run.progress(1.0, "logistic regression trained")
 
-    n_params = sum(p.numel() for p in net.parameters())
+    n_params = count_parameters(net)
     run.metric("test_acc_ann", round(acc_ann, 4), key=True)
     run.metric("test_acc_logistic", round(acc_lin, 4))
     run.metric("ann_parameters", n_params)
