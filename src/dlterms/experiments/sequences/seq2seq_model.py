@@ -5,8 +5,10 @@ Inputs are characters ("Wednesday, the twenty-fifth of November, two thousand tw
 "11/25/2026", "Nov 25, 2026", ...; 10 to 67 characters), outputs the 10 characters of "2026-11-25".
 A bidirectional GRU encoder reads the input, a GRU decoder with (Luong "general") attention writes
 the output, trained with teacher forcing and decoded greedily. Test dates are drawn independently
-of the training dates (under 1 % of test inputs also occur in training). Thresholds: exact match
->= 0.95 on the test set (TERMS.md), and >= 0.85 on each format separately (about 80 test inputs each).
+of the training dates (about 1 % of test inputs, 0.7-1.2 % over seeds, also occur in training).
+Thresholds: exact match >= 0.95 on the test set (TERMS.md), and >= 0.85 on each format separately
+(about 250 test inputs each). Measured at seeds 0-4, 11, 23: overall 0.994-1.000, worst format
+0.958-1.000.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from dlterms.training import ProgressCallback
 @dataclass
 class Config:
     n_train: int = 4000
-    n_test: int = 1000
+    n_test: int = 3000  # about 250 per format, so the per-format bar is not decided by noise
     embedding_dim: int = 32
     hidden: int = 48  # encoder GRU units per direction (decoder: 96)
     attention: str = "general"
-    epochs: int = 5  # 63 steps of 64 pairs each per epoch
-    lr: float = 3e-3  # annealed to 0 by a cosine over the epochs (constant 3e-3 for 4 epochs gave
-    # 0.973 at seed 0 but 0.949 at seed 1)
+    epochs: int = 6  # 63 steps of 64 pairs each per epoch (5 left the ordinal format at 0.82-0.95)
+    lr: float = 5e-3  # annealed to 0 by a cosine over the epochs (constant 3e-3 for 4 epochs gave
+    # 0.973 at seed 0 but 0.949 at seed 1; a 3e-3 peak over 6 epochs gave 0.947 at seed 11, 2e-3 0.883)
 
 
 @experiment("seq2seq-model")
