@@ -1,4 +1,4 @@
-# dlterms: make demo | make test | make bench | make lint
+# dlterms: make demo | make test | make robustness | make bench | make lint
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint install install-dev clean browser
+.PHONY: demo test robustness bench lint install install-dev clean browser
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11) on PATH, or run: make PY=python3 ..."; exit 1; }
@@ -28,6 +28,12 @@ demo: $(STAMP)
 	$(BIN)/dlterms site --results results --out site-build
 	@echo "site: $(CURDIR)/site-build/index.html"
 	$(BIN)/dlterms summary --results results
+
+# Every experiment at seeds 0-4 (seed 0 in results/, seed S in results/seeds/S/), then the report;
+# exits 1 when a check failed on some seed or a seed's result is missing.
+robustness: $(STAMP)
+	$(BIN)/dlterms run --all --seeds 0-4 --jobs 2 --out results || true
+	$(BIN)/dlterms robustness --results results --seeds 0-4
 
 browser:
 	bash scripts/install-browser.sh

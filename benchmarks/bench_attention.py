@@ -28,7 +28,7 @@ def _mha_cases(scale: int) -> list[Case]:
     torch.manual_seed(0)
     B, T, E, H = 64 * scale, 12, 48, 4  # the attention-mechanisms experiment
     ref = torch.nn.MultiheadAttention(E, H, batch_first=True)
-    ours = MultiheadAttention(E, H)
+    ours = MultiheadAttention(E, H, batch_first=True)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(B, T, E)
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from _tolerance import assert_close_f32
 from dlterms import distributed
 
 
@@ -42,8 +43,9 @@ def test_two_processes_equal_one(tmp_path):
     assert seen == [seen_single // 2, seen_single // 2]
     assert parallel.keys() == single.keys()
     for k in single:
-        # Same updates; only the order of floating-point sums differs (the all-reduce).
-        torch.testing.assert_close(parallel[k], single[k], rtol=1e-5, atol=1e-6)
+        # Same updates; only the order of floating-point sums differs (the all-reduce): 42 SGD steps, each a
+        # gradient through the 2-32-32-2 MLP and back, summed over a batch of 32
+        assert_close_f32(parallel[k], single[k], n=42 * (2 * (2 + 32 + 32) + 32))
     assert any((parallel[k] != 0).any() for k in parallel)
 
 

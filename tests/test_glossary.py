@@ -132,3 +132,166 @@ def test_keyword_search_ranks_exact_names_first():
     }
     with pytest.raises(ValueError, match="query must be a non-empty string"):
         keyword_search("   ")
+
+
+# --------------------------------------------------------------------------- aliases, keywords, corrections
+
+
+def test_lookup_by_keyword():
+    assert glossary.get("Adam").id == "optimizer"
+    assert glossary.get("vae").id == "generative-model"
+    assert glossary.get("GRU").id == "sequence-modeling"
+    assert glossary.get("scheduled sampling").id == "teacher-forcing"
+
+
+def test_aliases_are_synonyms_not_the_named_instances():
+    """The review's examples of non-synonyms are keywords now, shown as "Includes", not aliases."""
+    moved = {
+        "teacher-forcing": ["scheduled sampling", "exposure bias"],
+        "siamese-networks": ["contrastive loss"],
+        "early-stopping": ["patience"],
+        "neural-style-transfer": ["Gram matrix"],
+        "skip-connections": ["ResNet", "residual block"],
+        "optimizer": ["Adam", "RMSprop", "momentum"],
+        "generative-model": ["VAE"],
+        "sequence-modeling": ["GRU"],
+        "tokenization": ["BPE"],
+        "graph-neural-networks": ["GCN"],
+    }
+    for term, names in moved.items():
+        e = glossary.get(term)
+        for n in names:
+            assert n not in e.aliases and n in e.keywords, (term, n)
+
+
+def test_every_entry_has_a_does_line():
+    for e in glossary.entries():
+        assert e.does and len(e.does.split()) >= 6, e.id
+
+
+def _entry(front: str) -> str:
+    return "number: 1\nid: ann\ntitle: ANN\narea: foundations\n" + front
+
+
+def test_parse_validates_keywords_and_does(tmp_path):
+    p = parse_entry(_write(tmp_path, "001-ann.md", _entry("keywords: [perceptron]\ndoes: Adds things up.")))
+    assert p.keywords == ("perceptron",) and p.does == "Adds things up."
+    for front, message in [
+        ("keywords: [perceptron, '']", "keywords must be a list of non-empty strings"),
+        ("keywords: [perceptron, 3]", "keywords must be a list of non-empty strings"),
+        ("keywords: {a: 1}", "keywords must be a list of non-empty strings"),
+        ("does: ''", "does must be a non-empty string"),
+        ("does: [a, b]", "does must be a non-empty string"),
+        ("aliases: [ann]", "alias 'ann' is the entry's own title"),
+        ("keywords: [Ann]", "keyword 'Ann' is the entry's own title"),
+        ("aliases: [net]\nkeywords: [NET]", "keyword 'NET' repeats the alias"),
+        ("keywords: [unit, Unit]", "keyword 'Unit' repeats the keyword"),
+        ("questions: [What is it]", "questions must end with '?'"),
+        ('questions: ["What is it?", "what is it?"]', "a question is listed twice"),
+        ('questions: ["What?", ""]', "questions must be a list of non-empty strings"),
+    ]:
+        with pytest.raises(GlossaryError, match=re.escape(message)):
+            parse_entry(_write(tmp_path, "001-ann.md", _entry(front)))
+
+
+def test_parse_validates_corrections(tmp_path):
+    ok = "corrections:\n  - source: It says X.\n    truth: Y holds.\n    evidence: A paper.\n    experiment: ann"
+    (c,) = parse_entry(_write(tmp_path, "001-ann.md", _entry(ok))).corrections
+    assert (c.source, c.truth, c.evidence, c.experiment) == ("It says X.", "Y holds.", "A paper.", "ann")
+    for front, message in [
+        ("corrections: oops", "corrections must be a list of mappings"),
+        ("corrections: [oops]", "corrections[0] must be a mapping"),
+        ("corrections:\n  - source: X\n    truth: Y", "corrections[0] is missing ['evidence']"),
+        ("corrections:\n  - source: X\n    truth: ''\n    evidence: Z", "truth must be a non-empty string"),
+        ("corrections:\n  - source: X\n    truth: Y\n    evidence: Z\n    colour: red", "unknown fields ['colour']"),
+        ("corrections:\n  - source: X\n    truth: Y\n    evidence: Z\n    experiment: Not An Id", "experiment id"),
+    ]:
+        with pytest.raises(GlossaryError, match=re.escape(message)):
+            parse_entry(_write(tmp_path, "001-ann.md", _entry(front)))
+
+
+def test_load_rejects_name_clashes_across_entries(tmp_path):
+    base = {
+        "001-ann.md": "number: 1\nid: ann\ntitle: Artificial Neural Network (ANN)\narea: foundations",
+        "002-mlp.md": "number: 2\nid: mlp\ntitle: MLP\narea: foundations",
+    }
+    clashes = [
+        ("002-mlp.md", "keywords: [ann]", "name 'ann' of 'mlp' is already a name of 'ann'"),
+        ("002-mlp.md", "keywords: [artificial neural network]", "already a name of 'ann'"),
+        ("002-mlp.md", "aliases: [Artificial Neural Network (ANN)]", "already a name of 'ann'"),
+        ("001-ann.md", "keywords: [perceptron]\n", None),  # fine on its own
+    ]
+    for i, (name, extra, message) in enumerate(clashes):
+        d = tmp_path / f"set{i}"
+        d.mkdir()
+        for fname, front in base.items():
+            _write(d, fname, front + ("\n" + extra if fname == name else ""))
+        if message is None:
+            load(d, complete=False)
+            continue
+        with pytest.raises(GlossaryError, match=re.escape(message)):
+            load(d, complete=False)
+    d = tmp_path / "kw"
+    d.mkdir()
+    _write(d, "001-ann.md", base["001-ann.md"] + "\nkeywords: [unit]")
+    _write(d, "002-mlp.md", base["002-mlp.md"] + "\nkeywords: [Unit]")
+    with pytest.raises(GlossaryError, match="name 'Unit' of 'mlp' is already a name of 'ann'"):
+        load(d, complete=False)
+
+
+def test_load_rejects_a_question_listed_by_two_entries(tmp_path):
+    _write(tmp_path, "001-ann.md", _entry('questions: ["What is a unit?"]'))
+    _write(tmp_path, "002-mlp.md", 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\nquestions: ["What is a UNIT?"]')
+    with pytest.raises(GlossaryError, match="question 'What is a UNIT\\?' is already one of 'ann'"):
+        load(tmp_path, complete=False)
+
+
+def test_load_rejects_a_correction_naming_no_registered_experiment(tmp_path):
+    front = "corrections:\n  - source: X\n    truth: Y\n    evidence: Z\n    experiment: mlp"
+    _write(tmp_path, "001-ann.md", _entry(front))
+    _write(tmp_path, "002-mlp.md", "number: 2\nid: mlp\ntitle: MLP\narea: foundations")
+    with pytest.raises(GlossaryError, match="correction's experiment 'mlp' is not the experiment of any entry"):
+        load(tmp_path, complete=False)
+
+
+def test_the_sources_errors_are_named():
+    """Each claim of the source the review lists is a correction of its entry; the six that no entry
+    named before are named in the entry's text too (the others already negated the claim)."""
+    expected = {
+        "reinforcement-learning": "gamification",
+        "triplet-loss": "ensure",
+        "pooling": "most important information",
+        "model-pruning": "model size",
+        "cnn": "human",
+        "feature-scaling": "normalization",
+        "sgd": "convex",
+        "attention-mechanism": "one after another",
+        "attention-layers": "without data loss",
+    }
+    for term, phrase in expected.items():
+        e = glossary.get(term)
+        assert any(phrase in c.source.casefold() for c in e.corrections), (term, phrase)
+    for term in ("reinforcement-learning", "triplet-loss", "pooling", "model-pruning", "cnn", "feature-scaling"):
+        assert "source" in glossary.get(term).definition, f"{term}: the entry does not name the source's error"
+    every = [c for e in glossary.entries() for c in e.corrections]
+    assert len(every) >= 50
+    registered = {e.id for e in glossary.entries() if e.experiment}
+    assert all(c.experiment in registered for c in every if c.experiment)
+
+
+# --------------------------------------------------------------------------- cross-links
+
+
+def test_every_entry_has_an_inbound_link():
+    linked = {r for e in glossary.entries() for r in e.related}
+    orphans = sorted(e.id for e in glossary.entries() if e.id not in linked)
+    assert orphans == [], f"no entry lists these as related: {orphans}"
+
+
+def test_attention_entries_link_each_other_and_gan_does_not_link_adversarial_examples():
+    trio = ["attention-mechanism", "attention-layers", "attention-mechanisms"]
+    for a in trio:
+        for b in trio:
+            if a != b:
+                assert b in glossary.get(a).related, f"{a} does not link {b}"
+    assert "adversarial-examples" not in glossary.get("gan").related

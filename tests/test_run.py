@@ -103,7 +103,10 @@ def test_experiment_registered_twice_is_an_error():
 
 def test_run_many_survives_a_crashing_worker(tmp_path, monkeypatch):
     """A worker killed mid-run is reported as an error; the others still complete."""
-    monkeypatch.setenv("DLTERMS_TEST_HOOK", "crash=ann,stub=mlp,stub=tensor")
+    import _runner_stub
+
+    monkeypatch.setattr(runmod, "_worker_run", _runner_stub.worker_run)
+    monkeypatch.setenv(_runner_stub.ENV, "crash=ann,stub=mlp,stub=tensor")
     seen = []
     results = runmod.run_many(["ann", "mlp", "tensor"], jobs=2, out=tmp_path, on_result=seen.append)
     by = {r.term: r for r in results}
@@ -111,3 +114,50 @@ def test_run_many_survives_a_crashing_worker(tmp_path, monkeypatch):
     assert by["mlp"].status == "passed" and by["tensor"].status == "passed"
     assert [r.term for r in results] == ["ann", "mlp", "tensor"]
     assert sorted(r.term for r in seen) == ["ann", "mlp", "tensor"]
+
+
+def test_run_experiment_leaves_the_callers_threads_and_random_states(tmp_path, monkeypatch):
+    """Called from Python, a run has one thread and seeded RNGs inside, and gives the caller back its
+    own thread count and Python, NumPy and torch random streams afterwards, also when it raises."""
+    import random
+
+    import numpy as np
+    import torch
+
+    inside = {}
+
+    def greedy(run):
+        inside["threads"] = torch.get_num_threads()
+        inside["draws"] = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+        torch.set_num_threads(3)
+        random.seed(123)
+        np.random.seed(123)
+        torch.manual_seed(123)
+        run.check("ran", True)
+
+    def raising(run):
+        random.random(), np.random.rand(), torch.rand(5)
+        torch.set_num_threads(3)
+        raise RuntimeError("kaboom")
+
+    threads = torch.get_num_threads()
+    try:
+        for fn, status in ((greedy, "passed"), (raising, "error")):
+            monkeypatch.setitem(runmod._REGISTRY, "ann", fn)
+            torch.set_num_threads(2)
+            random.seed(7)
+            np.random.seed(7)
+            torch.manual_seed(7)
+            expect = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+            random.seed(7)
+            np.random.seed(7)
+            torch.manual_seed(7)
+            r = runmod.run_experiment("ann", seed=5, out=tmp_path)
+            assert r.status == status
+            assert torch.get_num_threads() == 2
+            assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expect
+        assert inside["threads"] == 1
+        runmod.seed_everything(5)
+        assert inside["draws"] == (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    finally:
+        torch.set_num_threads(threads)

@@ -3,7 +3,9 @@
     dlterms list [--area A] [--json]
     dlterms show TERM
     dlterms search WORDS... [--json] [--limit N]
-    dlterms run TERM... | --area A | --all  [--jobs N] [--seed S] [--device cpu|cuda|auto] [--out DIR] [--json]
+    dlterms run TERM... | --area A | --all  [--jobs N] [--seed S | --seeds SPEC] [--device cpu|cuda|auto]
+                [--out DIR] [--json]
+    dlterms robustness [--results DIR] [--json] [--seeds SPEC]
     dlterms coverage [--json] [--results DIR]
     dlterms summary [--results DIR]
     dlterms site [--out DIR] [--results DIR]
@@ -11,8 +13,17 @@
 
 `main(argv)` returns the exit code (tests call it directly); `entrypoint()` is the console script.
 Exit codes: 0 success (for `run`: every check of every run passed), 1 a check failed or an
-experiment raised, 2 a usage error (unknown term, bad option, bad device), printed as one line on
-stderr with no traceback.
+experiment raised, 2 a usage error (unknown term, bad option, bad device, an output folder that
+cannot be written, a file where a folder is wanted), printed as one line on stderr naming the
+argument and the value, with no traceback. A results file that is truncated or corrupt is reported
+on stderr (one line each) and skipped.
+
+`run --seeds SPEC` (a range `0-4`, a list `0,2,7`, or both `0-2,5`) runs every (term, seed) pair
+as its own job; seed 0 is saved at `<out>/<id>.json` (what the site shows) and seed S at
+`<out>/seeds/<S>/<id>.json` (see `dlterms.run`). `robustness` reads them back: per term the seeds
+found, per check on how many seeds it held, per metric mean, std, min and max (`dlterms.robustness`).
+Its exit code is 0 when every check held on every seed found, else 1; with `--seeds SPEC` it reads
+only those seeds and a registered experiment lacking one of them fails too.
 
 Imports are lazy: `list`, `show` and `search` never import torch.
 """
@@ -21,20 +32,133 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_SEED = 2**32 - 1
 
 
 class UsageError(Exception):
     """A mistake in how the command was called; printed as one line, exit 2."""
 
 
+# --------------------------------------------------------------------------- argument checks
+# Each returns the checked value or raises UsageError naming the argument and the value.
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _path(arg: str, value: str) -> Path:
+    if not value or "\0" in value:
+        raise UsageError(f"{arg} must name a folder, got {value!r}")
+    return Path(value)
+
+
+def _is_dir(arg: str, value: str, path: Path) -> bool:
+    """Whether `path` is an existing folder; UsageError when it exists as something else."""
+    try:
+        if not path.exists():
+            return False
+        if not path.is_dir():
+            raise UsageError(f"{arg} {value!r} is a file, not a folder")
+    except OSError as exc:
+        raise UsageError(f"{arg} {value!r}: {_reason(exc)}") from None
+    return True
+
+
+def _writable_dir(arg: str, value: str, path: Path, what: str = "the folder") -> None:
+    """Create `path` if needed and prove that a file can be made in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{arg} {value!r}: cannot create {what} ({_reason(exc)})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dlterms-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{arg} {value!r}: cannot write in {what} ({_reason(exc)})") from None
+
+
+def out_folder(arg: str, value: str) -> Path:
+    """A folder results go into: created when missing; it must be a folder and writable."""
+    path = _path(arg, value)
+    _is_dir(arg, value, path)
+    _writable_dir(arg, value, path)
+    return path
+
+
+def in_folder(arg: str, value: str) -> Path:
+    """A folder to read results from: may be missing (no results yet), must not be a file."""
+    path = _path(arg, value)
+    _is_dir(arg, value, path)
+    return path
+
+
+def site_folder(arg: str, value: str, results: Path) -> Path:
+    """A folder the site builder replaces whole: new, empty or an earlier build (index.html and assets/),
+    never one holding the results or the current folder, and its parent writable."""
+    path = _path(arg, value)
+    if _is_dir(arg, value, path):
+        try:
+            names = {p.name for p in path.iterdir()}
+        except OSError as exc:
+            raise UsageError(f"{arg} {value!r}: {_reason(exc)}") from None
+        if names and not ({"index.html", "assets"} <= names):
+            raise UsageError(
+                f"{arg} {value!r} is a folder that is not a dlterms site; it would be replaced: "
+                "give a new or empty folder"
+            )
+    try:
+        full = path.resolve()
+        inside = [
+            n
+            for n, p in (("the results folder", results), ("the current folder", Path.cwd()))
+            if p.resolve().is_relative_to(full)
+        ]
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"{arg} {value!r}: {exc}") from None
+    if inside:
+        raise UsageError(f"{arg} {value!r} holds {inside[0]}; the site build would replace it")
+    _writable_dir(arg, value, full.parent, what=f"its parent folder {str(full.parent)!r}")
+    return path
+
+
+def _seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise UsageError(f"--seed must be in 0..{MAX_SEED}, got {value}")
+    return value
+
+
+def _warn_bad_results(folder: Path) -> None:
+    """One line on stderr for each results file that cannot be read (it is skipped)."""
+    from dlterms.run import scan_results
+
+    for path, problem in scan_results(folder)[1]:
+        print(f"dlterms: warning: skipped {_one_line(f'{path}: {problem}')}", file=sys.stderr)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump
         raise UsageError(message)
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:  # quoted, so that an empty or odd argument is visible
+            raise UsageError(f"unrecognized arguments: {' '.join(map(repr, extras))}")
+        return args
+
+
+def _one_line(message: str) -> str:
+    """`message` with newlines and other unprintable characters escaped: it stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,10 +188,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--area", choices=AREAS, action="append", help="every experiment of an area (repeatable)")
     s.add_argument("--all", action="store_true", help="every registered experiment")
     s.add_argument("--jobs", type=int, default=1, help="experiments run side by side (processes)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
+    s.add_argument("--seeds", metavar="SPEC", help="several seeds, each (term, seed) its own job: 0-4 or 0,2,7")
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     s.add_argument("--out", default="results", help="folder for results (default: results)")
     s.add_argument("--json", action="store_true", help="print the Results as JSON")
+
+    s = sub.add_parser("robustness", help="per term: checks held and metric spread over the saved seeds")
+    s.add_argument("--results", default="results", help="folder of saved results (default: results)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument(
+        "--seeds",
+        metavar="SPEC",
+        help="only these seeds, and every experiment must have each of them (a missing one fails)",
+    )
 
     s = sub.add_parser("coverage", help="what exists for each term")
     s.add_argument("--json", action="store_true")
@@ -97,6 +231,8 @@ def _console(stderr: bool = False):
 def _get_entry(name: str):
     from dlterms import glossary
 
+    if re.fullmatch(r"\s*[+-]?[0-9]+\s*", name) and not 1 <= int(name) <= len(glossary.entries()):
+        raise UsageError(f"term numbers run from 1 to {len(glossary.entries())}, got {name.strip()}")
     try:
         return glossary.get(name)
     except glossary.UnknownTermError as exc:
@@ -144,13 +280,19 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     from dlterms import glossary
-    from dlterms.run import load_result
+    from dlterms.run import ResultFileError, load_result
 
     e = _get_entry(args.term)
-    result = load_result(e.id, Path(args.results))
+    try:
+        result = load_result(e.id, in_folder("--results", args.results))
+    except ResultFileError as exc:
+        print(f"dlterms: warning: skipped {_one_line(str(exc))}", file=sys.stderr)
+        result = None
+    rob = _robustness_of(e.id, Path(args.results))
     if args.json:
         d = e.to_dict()
         d["result"] = result.to_dict() if result else None
+        d["robustness"] = rob.to_dict() if rob else None
         print(json.dumps(d, indent=1))
         return EXIT_OK
     from rich.markdown import Markdown
@@ -170,10 +312,41 @@ def cmd_show(args) -> int:
             f"last result: {result.status}, {result.n_passed}/{len(result.checks)} checks, "
             f"{result.seconds:.1f} s, seed {result.seed}, {result.device}"
         )
-        for ch in result.checks:
+        tallies = rob.tallies_for(result) if rob else [None] * len(result.checks)
+        for ch, tally in zip(result.checks, tallies, strict=True):
             mark = "[green]pass[/green]" if ch.passed else "[red]FAIL[/red]"
-            c.print(f"  {mark} {ch.claim}: observed {ch.observed} (expected {ch.expected})")
+            held = f"; held on {tally.held}/{tally.of} seeds" if tally else ""
+            c.print(f"  {mark} {ch.claim}: observed {ch.observed} (expected {ch.expected}){held}")
+    if rob is not None:
+        c.print(_robustness_line(rob))
+        shown = {t.key for t in rob.tallies_for(result) if t} if result is not None else set()
+        for t in rob.checks:
+            if t.key not in shown:
+                c.print(f"  {t.claim}: held on {t.held}/{t.of} seeds")
     return EXIT_OK
+
+
+def _robustness_of(term_id: str, results: Path):
+    """The term's Robustness over the seeds saved in `results`, or None when there is none."""
+    from dlterms.robustness import aggregate, load_seed_results
+
+    by_seed = load_seed_results(results, term=term_id).get(term_id)
+    return aggregate(by_seed, term=term_id) if by_seed else None
+
+
+def _robustness_line(rob) -> str:
+    """'robustness over seeds 0-4: every check held on 4/5 seeds; key metric acc: 0.771 ± 0.012, ...'"""
+    from dlterms.robustness import format_seeds
+
+    colour = "green" if rob.holds_everywhere else "red"
+    line = (
+        f"robustness over seeds {format_seeds(rob.seeds)}: every check held on "
+        f"[{colour}]{rob.n_passed}/{rob.n_seeds}[/{colour}] seeds"
+    )
+    spread = rob.key_spread
+    if spread is not None:
+        line += f"; key metric {rob.key_metric}: {spread.text()}"
+    return line
 
 
 def _search(query: str, limit: int, keywords_only: bool):
@@ -245,18 +418,19 @@ def _select_terms(args) -> list[str]:
     return seen
 
 
-def _summary_table(results, title: str):
+def _summary_table(results, title: str, show_seed: bool = False, robustness: dict | None = None):
+    """One row per Result; `show_seed` adds its seed, `robustness` ({term: Robustness}) adds on how
+    many of the saved seeds the term passed every check."""
     from rich.table import Table
 
     t = Table(title=title)
-    for col, just in (
-        ("#", "right"),
-        ("term", "left"),
-        ("status", "left"),
-        ("checks", "right"),
-        ("key metric", "left"),
-        ("seconds", "right"),
-    ):
+    cols = [("#", "right"), ("term", "left")]
+    if show_seed:
+        cols.append(("seed", "right"))
+    cols += [("status", "left"), ("checks", "right"), ("key metric", "left"), ("seconds", "right")]
+    if robustness:
+        cols.append(("seeds", "right"))
+    for col, just in cols:
         t.add_column(col, justify=just)
     for r in results:
         style = {"passed": "green", "failed": "red", "error": "bold red"}[r.status]
@@ -264,31 +438,109 @@ def _summary_table(results, title: str):
         if r.key_metric and r.key_metric in r.metrics:
             v = r.metrics[r.key_metric]
             key = f"{r.key_metric} = {v:.4g}" if isinstance(v, int | float) else f"{r.key_metric} = {v}"
+        cells = [str(r.number), r.term]
+        if show_seed:
+            cells.append(str(r.seed))
+        cells += [f"[{style}]{r.status}[/{style}]", f"{r.n_passed}/{len(r.checks)}", key, f"{r.seconds:.1f}"]
+        if robustness:
+            rob = robustness.get(r.term)
+            cells.append(f"{rob.n_passed}/{rob.n_seeds}" if rob else "-")
+        t.add_row(*cells)
+    return t
+
+
+def _robustness_table(robs, title: str):
+    """Per term: seeds, on how many every check held, its least robust check, its key metric's spread."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dlterms import glossary
+    from dlterms.robustness import format_seeds
+
+    t = Table(title=title)
+    for col, just in (
+        ("#", "right"),
+        ("term", "left"),
+        ("seeds", "left"),
+        ("passed", "right"),
+        ("checks always held", "right"),
+        ("least robust check", "left"),
+        ("key metric over seeds", "left"),
+    ):
+        t.add_column(col, justify=just, overflow="fold")
+    for rob in robs:
+        try:
+            number = str(glossary.get(rob.id).number)
+        except LookupError:
+            number = "?"
+        style = "green" if rob.holds_everywhere else "red"
+        weakest = min(rob.checks, key=lambda c: c.held, default=None)
+        weak = "-" if weakest is None or weakest.always else f"{weakest.held}/{weakest.of}: {escape(weakest.claim)}"
+        spread = rob.key_spread
+        key = f"{rob.key_metric} = {spread.text()}" if spread is not None else "-"
         t.add_row(
-            str(r.number),
-            r.term,
-            f"[{style}]{r.status}[/{style}]",
-            f"{r.n_passed}/{len(r.checks)}",
+            number,
+            rob.id,
+            format_seeds(rob.seeds),
+            f"[{style}]{rob.n_passed}/{rob.n_seeds}[/{style}]",
+            f"{sum(c.always for c in rob.checks)}/{len(rob.checks)}",
+            weak,
             key,
-            f"{r.seconds:.1f}",
         )
     return t
 
 
+def _print_robustness(robs, title: str) -> None:
+    """The robustness table, then every check that did not hold on every seed, with those seeds."""
+    from rich.markup import escape
+
+    c = _console()
+    c.print(_robustness_table(robs, title))
+    for rob in robs:
+        for ch in rob.checks:
+            if not ch.always:
+                seeds = ", ".join(map(str, ch.failed_seeds))
+                c.print(f"[red]{rob.id}: held on {ch.held}/{ch.of} seeds (not at {seeds}): {escape(ch.claim)}[/red]")
+    n_ok = sum(r.holds_everywhere for r in robs)
+    c.print(f"{n_ok}/{len(robs)} terms pass every check on every seed found")
+
+
+def _seeds_of(args) -> tuple[int, list[int] | None]:
+    """(the single seed, or the list of seeds of `--seeds SPEC`, None without it)."""
+    if args.seeds is not None and args.seed is not None:
+        raise UsageError("use --seed S or --seeds SPEC, not both")
+    if args.seed is not None:
+        _seed(args.seed)
+    if args.seeds is None:
+        return (args.seed if args.seed is not None else 0), None
+    from dlterms.robustness import parse_seeds
+
+    try:
+        return 0, parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise UsageError(f"--seeds: {exc}") from None
+
+
 def cmd_run(args) -> int:
-    from dlterms.run import resolve_device, run_many
+    from dlterms.run import pair_label, resolve_device, run_many, seed_dir
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    seed, seeds = _seeds_of(args)
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     terms = _select_terms(args)
-    out = Path(args.out)
+    out = out_folder("--out", args.out)
+    n_jobs = len(terms) * (len(seeds) if seeds else 1)
+
+    def name(r) -> str:
+        return pair_label(r.term, r.seed) if seeds else r.term
+
     t0 = time.perf_counter()
     if args.json:
-        results = run_many(terms, jobs=args.jobs, seed=args.seed, device=device, out=out)
+        results = run_many(terms, jobs=args.jobs, seed=seed, seeds=seeds, device=device, out=out)
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -303,7 +555,7 @@ def cmd_run(args) -> int:
             console=console,
             transient=False,
         ) as bar:
-            overall = bar.add_task(f"all ({len(terms)})", total=len(terms), msg="")
+            overall = bar.add_task(f"all ({n_jobs})", total=n_jobs, msg="")
             tasks: dict[str, int] = {}
 
             def progress(term: str, fraction: float, message: str) -> None:
@@ -312,39 +564,60 @@ def cmd_run(args) -> int:
                 bar.update(tasks[term], completed=fraction, msg=message[:40])
 
             def on_result(r) -> None:
-                if r.term not in tasks:
-                    tasks[r.term] = bar.add_task(r.term, total=1.0, msg="")
-                bar.update(tasks[r.term], completed=1.0, msg=f"{r.status} {r.n_passed}/{len(r.checks)}")
+                label = name(r)
+                if label not in tasks:
+                    tasks[label] = bar.add_task(label, total=1.0, msg="")
+                bar.update(tasks[label], completed=1.0, msg=f"{r.status} {r.n_passed}/{len(r.checks)}")
                 bar.advance(overall)
 
             results = run_many(
-                terms, jobs=args.jobs, seed=args.seed, device=device, out=out, progress=progress, on_result=on_result
+                terms,
+                jobs=args.jobs,
+                seed=seed,
+                seeds=seeds,
+                device=device,
+                out=out,
+                progress=progress,
+                on_result=on_result,
             )
         wall = time.perf_counter() - t0
         c = _console()
-        c.print(_summary_table(results, f"{len(results)} experiments, {wall:.1f} s wall, results in {out}/"))
+        what = f"{len(results)} runs ({len(terms)} experiments x {len(seeds)} seeds)" if seeds else None
+        what = what or f"{len(results)} experiments"
+        c.print(_summary_table(results, f"{what}, {wall:.1f} s wall, results in {out}/", show_seed=bool(seeds)))
         if len(results) > 1:
             slow = sorted(results, key=lambda r: -r.seconds)[:5]
-            c.print("slowest: " + ", ".join(f"{r.term} {r.seconds:.1f} s" for r in slow))
+            c.print("slowest: " + ", ".join(f"{name(r)} {r.seconds:.1f} s" for r in slow))
         for r in results:
+            at = f" (seed {r.seed})" if seeds else ""
             if r.status == "error":
                 last = (r.error or "").strip().splitlines()[-1:] or ["?"]
-                c.print(f"[red]{r.term}: error: {last[0]}[/red]  (full traceback in {out}/{r.term}.json)")
+                where = seed_dir(out, r.seed) if seeds else out
+                c.print(f"[red]{r.term}{at}: error: {last[0]}[/red]  (full traceback in {where}/{r.term}.json)")
             for ch in r.checks:
                 if not ch.passed:
-                    c.print(f"[red]{r.term}: FAILED: {ch.claim}: observed {ch.observed}, expected {ch.expected}[/red]")
+                    c.print(
+                        f"[red]{r.term}{at}: FAILED: {ch.claim}: observed {ch.observed}, expected {ch.expected}[/red]"
+                    )
+        if seeds and len(seeds) > 1:
+            from dlterms.robustness import aggregate
+
+            robs = [aggregate([r for r in results if r.term == t], term=t) for t in terms]
+            _print_robustness(robs, f"robustness of this run over {len(seeds)} seeds")
     if len(results) > 1:
-        _save_timing(results, time.perf_counter() - t0, args, out)
+        _save_timing(results, time.perf_counter() - t0, args, out, seeds)
     ok = all(r.passed for r in results)
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _save_timing(results, wall: float, args, out: Path) -> None:
-    """`<out>/suite-timing.json`: wall time of the whole run and each experiment's seconds."""
+def _save_timing(results, wall: float, args, out: Path, seeds: list[int] | None = None) -> None:
+    """`<out>/suite-timing.json`: wall time of the whole run and each experiment's seconds (with its
+    seed, and the sum per seed, for a several-seed run)."""
     from dlterms.run import atomic_write_text
 
     rows = sorted(
-        ({"term": r.term, "seconds": r.seconds, "status": r.status} for r in results), key=lambda r: -r["seconds"]
+        ({"term": r.term, "seed": r.seed, "seconds": r.seconds, "status": r.status} for r in results),
+        key=lambda r: -r["seconds"],
     )
     payload = {
         "wall_seconds": round(wall, 2),
@@ -355,13 +628,20 @@ def _save_timing(results, wall: float, args, out: Path) -> None:
         "slowest": [r["term"] for r in rows[:5]],
         "experiments": rows,
     }
+    if seeds:
+        payload["seeds"] = list(seeds)
+        payload["sum_seconds_per_seed"] = {
+            str(s): round(sum(r.seconds for r in results if r.seed == s), 2) for s in seeds
+        }
     atomic_write_text(out / "suite-timing.json", json.dumps(payload, indent=1) + "\n")
 
 
 def cmd_coverage(args) -> int:
     from dlterms.glossary.coverage import coverage_rows
 
-    rows = coverage_rows(Path(args.results))
+    folder = in_folder("--results", args.results)
+    _warn_bad_results(folder)
+    rows = coverage_rows(folder)
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
@@ -374,8 +654,11 @@ def cmd_coverage(args) -> int:
     for c in cols:
         t.add_column(c.replace("_", " "))
     t.add_column("last result")
+    t.add_column("seeds", justify="right")
     for r in rows:
-        t.add_row(str(r["number"]), r["id"], *("yes" if r[c] else "-" for c in cols), r["last_result"] or "-")
+        rob = r.get("robustness")
+        seeds = f"{rob['passed']}/{rob['of']}" if rob else "-"
+        t.add_row(str(r["number"]), r["id"], *("yes" if r[c] else "-" for c in cols), r["last_result"] or "-", seeds)
     totals = {c: sum(r[c] for r in rows) for c in cols}
     _console().print(t)
     _console().print("  ".join(f"{c}: {totals[c]}/{len(rows)}" for c in cols))
@@ -385,13 +668,58 @@ def cmd_coverage(args) -> int:
 def cmd_summary(args) -> int:
     from dlterms.run import load_results
 
-    results = sorted(load_results(Path(args.results)).values(), key=lambda r: r.number)
+    folder = in_folder("--results", args.results)
+    _warn_bad_results(folder)
+    results = sorted(load_results(folder).values(), key=lambda r: r.number)
     if not results:
         print(f"no results in {args.results}/ yet: run `dlterms run --all`")
         return EXIT_OK
     total = sum(r.seconds for r in results)
-    _console().print(_summary_table(results, f"{len(results)} saved results, {total:.1f} s of experiment time"))
+    from dlterms.robustness import report
+
+    robs = {rob.id: rob for rob in report(Path(args.results))}
+    several = any(rob.n_seeds > 1 for rob in robs.values())
+    title = f"{len(results)} saved results, {total:.1f} s of experiment time"
+    _console().print(_summary_table(results, title, robustness=robs if several else None))
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def cmd_robustness(args) -> int:
+    from dlterms.robustness import aggregate, load_seed_results, parse_seeds, report
+
+    loaded = load_seed_results(Path(args.results))
+    missing: dict[str, list[int]] = {}
+    if args.seeds is not None:
+        try:
+            expected = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise UsageError(f"--seeds: {exc}") from None
+        from dlterms.run import registered_ids
+
+        loaded = {t: {s: r for s, r in by.items() if s in expected} for t, by in loaded.items()}
+        for t in registered_ids():
+            lacking = [s for s in expected if s not in loaded.get(t, {})]
+            if lacking:
+                missing[t] = lacking
+    robs = report(loaded)
+    if args.seeds is not None:  # terms with none of the seeds still get a row
+        have = {r.id for r in robs}
+        robs += [aggregate({}, term=t) for t in missing if t not in have]
+    if args.json:
+        rows = [r.to_dict() for r in robs]
+        if args.seeds is not None:
+            for row in rows:
+                row["missing_seeds"] = missing.get(row["id"], [])
+        print(json.dumps(rows, indent=1))
+    elif not robs:
+        print(f"no results in {args.results}/ yet: run `dlterms run --all --seeds 0-4`")
+    else:
+        most = max(rob.n_seeds for rob in robs)
+        _print_robustness(robs, f"robustness of {len(robs)} terms over up to {most} seeds saved in {args.results}/")
+        for t, lacking in missing.items():
+            _console().print(f"[red]{t}: no result for seed {', '.join(map(str, lacking))}[/red]")
+    ok = all(r.holds_everywhere for r in robs) and not missing
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_site(args) -> int:
@@ -399,7 +727,10 @@ def cmd_site(args) -> int:
         from dlterms.site import build
     except ImportError:
         raise UsageError("the website builder is not part of this version yet") from None
-    path = build.build_site(out=Path(args.out), results=Path(args.results))
+    results = in_folder("--results", args.results)
+    out = site_folder("--out", args.out, results)
+    _warn_bad_results(results)
+    path = build.build_site(out=out, results=results)
     print(f"site written to {path}")
     return EXIT_OK
 
@@ -411,7 +742,15 @@ def cmd_serve(args) -> int:
         raise UsageError("the web server is not part of this version yet") from None
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    return server.serve(host=args.host, port=args.port, results=Path(args.results), site=Path(args.site))
+    if not args.host or any(c.isspace() or c in "/@\0" for c in args.host):
+        raise UsageError(f"--host must be an address or a host name, got {args.host!r}")
+    results = in_folder("--results", args.results)
+    site = site_folder("--site", args.site, results)
+    _warn_bad_results(results)
+    try:
+        return server.serve(host=args.host, port=args.port, results=results, site=site)
+    except OSError as exc:  # address in use, not this machine's, no permission for the port, unknown name
+        raise UsageError(f"--host {args.host!r} --port {args.port}: cannot listen there ({_reason(exc)})") from None
 
 
 COMMANDS = {
@@ -419,6 +758,7 @@ COMMANDS = {
     "show": cmd_show,
     "search": cmd_search,
     "run": cmd_run,
+    "robustness": cmd_robustness,
     "coverage": cmd_coverage,
     "summary": cmd_summary,
     "site": cmd_site,
@@ -430,17 +770,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with `argv` (without the program name); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help printed the help
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.version:
             import dlterms
 
             print(f"dlterms {dlterms.__version__}")
             return EXIT_OK
         if not args.command:
-            raise UsageError("a command is needed: list, show, search, run, coverage, summary, site, serve")
+            raise UsageError("a command is needed: list, show, search, run, robustness, coverage, summary, site, serve")
         return COMMANDS[args.command](args)
     except UsageError as exc:
-        print(f"dlterms: error: {exc}", file=sys.stderr)
+        print(f"dlterms: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # e.g. the output folder vanished or filled up mid-run (writes are atomic)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dlterms: error: {_one_line(where + _reason(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("dlterms: interrupted; finished results are saved", file=sys.stderr)

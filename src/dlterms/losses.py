@@ -56,6 +56,7 @@ __all__ = [
     "HuberLoss",
     "HingeLoss",
     "CrossEntropyLoss",
+    "NLLLoss",
     "BCEWithLogitsLoss",
 ]
 
@@ -427,6 +428,18 @@ class CrossEntropyLoss(_Loss):
 
     def extra_repr(self) -> str:
         return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+
+
+class NLLLoss(_Loss):
+    """Module form of `nll_loss` (input: log-probabilities, class dimension 1)."""
+
+    def __init__(self, weight: torch.Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):

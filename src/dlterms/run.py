@@ -16,7 +16,19 @@ something, and records what it found:
 `run_experiment` calls it with a fixed seed and one torch thread, times it, catches any exception
 (recorded as a failed Result with its traceback) and writes `results/<id>.json` and the figures
 (SVG) beside it, each through a temporary file and a rename. `run_many` does the same for many
-terms in separate worker processes.
+terms in separate worker processes, and with `seeds=[...]` for every (term, seed) pair, each pair its
+own job.
+
+Where results live (`out` is `results/` by default):
+
+    <out>/<id>.json                  the result of a single-seed run (`dlterms run`, `--seed S`);
+                                     seed 0, the default, is what the site, `show` and `summary` show
+    <out>/<id>-<name>.svg            its figures
+    <out>/seeds/<S>/<id>.json        seed S of a several-seed run (`dlterms run --seeds 0-4`), S != 0;
+    <out>/seeds/<S>/<id>-<name>.svg  seed 0 of such a run is written to <out>/<id>.json as usual
+
+so `--seeds 0-4` refreshes the default result and puts seeds 1-4 beside it (`seed_dir` gives the
+folder). `dlterms.robustness` reads both places back and aggregates them per term.
 """
 
 from __future__ import annotations
@@ -32,13 +44,14 @@ import random
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 RESULT_SCHEMA = 1
 DEFAULT_SEED = 0
+SEEDS_DIR = "seeds"  # <out>/seeds/<S>/ holds seed S of a several-seed run (see the module docstring)
 
 ProgressFn = Callable[[str, float, str], None]
 """progress(term_id, fraction_done in [0, 1], message)."""
@@ -205,24 +218,110 @@ def save_result(result: Result, out: Path) -> Path:
     return path
 
 
+class ResultFileError(ValueError):
+    """A results file that is not valid JSON or not a valid Result; the message names the file."""
+
+
+_RESULT_FIELDS = {
+    "term": str,
+    "number": int,
+    "title": str,
+    "area": str,
+    "status": str,
+    "seconds": (int, float),
+    "seed": int,
+    "device": str,
+}
+
+
+def _result_problem(d: Any) -> str | None:
+    """Why a parsed results file cannot be read as a Result (None when it can)."""
+    if not isinstance(d, dict):
+        return "not a JSON object"
+    for name, kind in _RESULT_FIELDS.items():
+        if not isinstance(d.get(name), kind) or isinstance(d.get(name), bool):
+            return f"field {name!r} is missing or has the wrong type"
+    if d["status"] not in ("passed", "failed", "error"):
+        return f"status must be passed, failed or error, got {d['status']!r}"
+    if not isinstance(d.get("metrics", {}), dict):
+        return "field 'metrics' is not an object"
+    for name in ("key_metric", "error", "started"):
+        if d.get(name) is not None and not isinstance(d[name], str):
+            return f"field {name!r} has the wrong type"
+    checks, figures = d.get("checks"), d.get("figures", [])
+    if not isinstance(checks, list) or not all(
+        isinstance(c, dict)
+        and set(c) <= {"claim", "passed", "observed", "expected"}
+        and "claim" in c
+        and isinstance(c.get("passed"), bool)
+        for c in checks
+    ):
+        return "field 'checks' is not a list of checks"
+    if not isinstance(figures, list) or not all(
+        isinstance(f, dict)
+        and set(f) <= {"name", "path", "alt"}
+        and all(isinstance(f.get(k, ""), str) for k in ("name", "path", "alt"))
+        and "path" in f
+        and "name" in f
+        for f in figures
+    ):
+        return "field 'figures' is not a list of figures"
+    return None
+
+
+def _read_result(path: Path) -> Result | None:
+    """The Result in `path`; None for a JSON file that is not a result (e.g. suite-timing.json);
+    ResultFileError for one that is truncated, corrupt or unreadable."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFileError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except ValueError as exc:
+        raise ResultFileError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(d, dict) and not ("term" in d and "checks" in d):
+        return None
+    problem = _result_problem(d)
+    if problem is not None:
+        raise ResultFileError(f"{path}: not a valid result ({problem})")
+    return Result.from_dict(d)
+
+
+def seed_dir(out: Path | str, seed: int) -> Path:
+    """The folder of seed `seed`'s results in a several-seed run: `out` itself for the default seed 0
+    (where the site reads), `out/seeds/<seed>/` for any other."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return Path(out) if seed == DEFAULT_SEED else Path(out) / SEEDS_DIR / str(seed)
+
+
 def load_result(term_id: str, out: Path) -> Result | None:
-    """The last saved Result of `term_id` in `out`, or None."""
+    """The last saved Result of `term_id` in `out`, or None; ResultFileError when the file is corrupt."""
     path = Path(out) / f"{term_id}.json"
     if not path.exists():
         return None
-    return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return _read_result(path)
+
+
+def scan_results(out: Path) -> tuple[dict[str, Result], list[tuple[Path, str]]]:
+    """Every readable Result in `out` by term, and (file, problem) for each results file skipped."""
+    out = Path(out)
+    results: dict[str, Result] = {}
+    problems: list[tuple[Path, str]] = []
+    if out.is_dir():
+        for p in sorted(out.glob("*.json")):
+            try:
+                r = _read_result(p)
+            except ResultFileError as exc:
+                problems.append((p, str(exc).removeprefix(f"{p}: ")))
+                continue
+            if r is not None:
+                results[r.term] = r
+    return results, problems
 
 
 def load_results(out: Path) -> dict[str, Result]:
-    out = Path(out)
-    results: dict[str, Result] = {}
-    if out.is_dir():
-        for p in sorted(out.glob("*.json")):
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                d = json.loads(p.read_text(encoding="utf-8"))
-                if isinstance(d, dict) and "term" in d and "checks" in d:
-                    results[d["term"]] = Result.from_dict(d)
-    return results
+    """Every readable Result in `out` by term; files that are corrupt are skipped (see `scan_results`)."""
+    return scan_results(out)[0]
 
 
 # --------------------------------------------------------------------------- the Run context
@@ -365,6 +464,28 @@ def versions() -> dict[str, str]:
     return v
 
 
+@contextlib.contextmanager
+def caller_state_kept() -> Iterator[None]:
+    """Restore torch's thread count and the global Python, NumPy and torch (CPU, and CUDA when in use)
+    random states when the block ends, so that a run leaves its caller's process as it found it."""
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
 def run_experiment(
     term_id: str,
     seed: int = DEFAULT_SEED,
@@ -375,7 +496,9 @@ def run_experiment(
     quick: bool = False,
 ) -> Result:
     """Run one experiment and return (and by default save) its Result. Never raises for the experiment's
-    own errors: they become a Result with status "error" and the traceback."""
+    own errors: they become a Result with status "error" and the traceback. The run has one torch
+    thread and global RNGs seeded with `seed`; the caller's thread count and RNG states are restored
+    afterwards."""
     import torch
 
     from dlterms import glossary
@@ -384,19 +507,20 @@ def run_experiment(
     device = resolve_device(device)
     out = Path(out)
     run = Run(entry.id, seed=seed, device=device, out=out, progress=progress, quick=quick)
-    torch.set_num_threads(1)
-    seed_everything(seed)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    t0 = time.perf_counter()
     error = None
-    try:
-        fn = get_experiment(entry.id)
-        fn(run)
-        if not run.checks:
-            raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
-    except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
-        error = traceback.format_exc()
-    seconds = time.perf_counter() - t0
+    with caller_state_kept():
+        torch.set_num_threads(1)
+        seed_everything(seed)
+        t0 = time.perf_counter()
+        try:
+            fn = get_experiment(entry.id)
+            fn(run)
+            if not run.checks:
+                raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
+        except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
+            error = traceback.format_exc()
+        seconds = time.perf_counter() - t0
     if error is not None:
         status = "error"
     else:
@@ -426,6 +550,7 @@ def run_experiment(
 # --------------------------------------------------------------------------- many at once
 
 _worker_queue = None
+_worker_seed = DEFAULT_SEED  # the seed of the job this worker process runs now (one at a time)
 
 
 def _worker_init(queue) -> None:  # pragma: no cover - runs in a child process
@@ -439,30 +564,16 @@ def _worker_init(queue) -> None:  # pragma: no cover - runs in a child process
 
 def _worker_progress(term: str, fraction: float, message: str) -> None:  # pragma: no cover
     if _worker_queue is not None:
-        _worker_queue.put((term, fraction, message))
-
-
-def _test_hook(term_id: str, seed: int, device: str) -> dict | None:  # pragma: no cover
-    """DLTERMS_TEST_HOOK="crash=<id>,stub=<id>" lets the runner's own tests kill a worker mid-run
-    or stand in a trivial passing Result, without adding fake terms to the glossary."""
-    hook = os.environ.get("DLTERMS_TEST_HOOK", "")
-    inverse = {v: k for k, v in (part.split("=", 1) for part in hook.split(",") if "=" in part)}
-    if inverse.get(term_id) == "crash":
-        time.sleep(0.5)  # let the "started" message reach the parent
-        os.kill(os.getpid(), 9)
-    if inverse.get(term_id) == "stub":
-        time.sleep(1.0)
-        r = _crash_result(term_id, seed, device, "")
-        r.status, r.error, r.checks = "passed", None, [Check("stub", True)]
-        return r.to_dict()
-    return None
+        _worker_queue.put((term, _worker_seed, fraction, message))
 
 
 def _worker_run(term_id: str, seed: int, device: str, out: str) -> dict:  # pragma: no cover
+    """One (term, seed) job. Progress messages carry the seed, so the parent can tell two seeds of one
+    term apart while they run side by side. run_many looks this function up when it submits a job (the
+    runner's own tests put a stand-in in its place)."""
+    global _worker_seed
+    _worker_seed = seed
     _worker_progress(term_id, 0.0, "started")
-    hooked = _test_hook(term_id, seed, device)
-    if hooked is not None:
-        return hooked
     result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress)
     return result.to_dict()
 
@@ -484,6 +595,11 @@ def _crash_result(term_id: str, seed: int, device: str, message: str) -> Result:
     )
 
 
+def pair_label(term: str, seed: int) -> str:
+    """How a (term, seed) job is named in progress reports of a several-seed run: 'gan@3'."""
+    return f"{term}@{seed}"
+
+
 def run_many(
     term_ids: list[str],
     jobs: int = 1,
@@ -493,25 +609,60 @@ def run_many(
     progress: ProgressFn | None = None,
     on_result: Callable[[Result], None] | None = None,
     isolate: bool = False,
+    seeds: Sequence[int] | None = None,
 ) -> list[Result]:
     """Run several experiments, `jobs` at a time in worker processes (in-process when jobs == 1 and
-    there is one term, unless `isolate`). A crash of one worker is reported as that term's error and
-    the rest go on. Results come back in the order of `term_ids`."""
+    there is one job, unless `isolate`). A crash of one worker is reported as that job's error and
+    the rest go on.
+
+    Without `seeds`, every term runs at `seed` and is saved in `out`; results come back in the order
+    of `term_ids`. With `seeds`, every (term, seed) pair is its own job, saved in `seed_dir(out, seed)`
+    (see the module docstring); results come back term by term, each term's seeds in the given order,
+    and `progress` is called with `pair_label(term, seed)` in place of the term."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds:
+            raise ValueError("seeds must name at least one seed, got []")
+        for s in seeds:
+            seed_dir(out, s)  # validates s
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must not repeat, got {seeds}")
+        pairs = [(t, s) for t in term_ids for s in seeds]
+        folder = {s: seed_dir(out, s) for s in seeds}
+    else:
+        pairs = [(t, seed) for t in term_ids]
+        folder = {seed: Path(out)}
+    labelled = seeds is not None
     device = resolve_device(device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Result] = {}
+    for f in folder.values():
+        f.mkdir(parents=True, exist_ok=True)
+    results: dict[tuple[str, int], Result] = {}
 
-    def done(r: Result) -> None:
-        results[r.term] = r
+    def label(term: str, s: int) -> str:
+        return pair_label(term, s) if labelled else term
+
+    def done(key: tuple[str, int], r: Result) -> None:
+        results[key] = r
         if on_result is not None:
             on_result(r)
 
-    if jobs == 1 and len(term_ids) == 1 and not isolate:
-        done(run_experiment(term_ids[0], seed=seed, device=device, out=out, progress=progress))
-        return [results[t] for t in term_ids]
+    def lost_one(key: tuple[str, int], message: str) -> None:
+        # saved like any result, so an older file of this (term, seed) does not pass for this run's
+        r = _crash_result(key[0], key[1], device, message)
+        save_result(r, folder[key[1]])
+        done(key, r)
+
+    if jobs == 1 and len(pairs) == 1 and not isolate:
+        (t, s) = pairs[0]
+
+        def progress_one(term: str, fraction: float, message: str) -> None:
+            if progress is not None:
+                progress(label(term, s), fraction, message)
+
+        done((t, s), run_experiment(t, seed=s, device=device, out=folder[s], progress=progress_one))
+        return [results[k] for k in pairs]
 
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -532,18 +683,19 @@ def run_many(
                 return
             pump_item(item)
 
-    started: set[str] = set()
+    started: set[tuple[str, int]] = set()
 
     def pump_item(item) -> None:
-        if item[2] == "started":
-            started.add(item[0])
+        term, s, fraction, message = item
+        if message == "started":
+            started.add((term, s))
         if progress is not None:
-            progress(*item)
+            progress(label(term, s), fraction, message)
 
     pump_thread = threading.Thread(target=pump, daemon=True)
     pump_thread.start()
-    pending = list(term_ids)
-    solo: list[str] = []  # terms that were running when a worker died: retried one at a time
+    pending = list(pairs)
+    solo: list[tuple[str, int]] = []  # jobs that were running when a worker died: retried one at a time
     try:
         while pending:
             batch = [solo[0]] if solo else pending
@@ -551,33 +703,33 @@ def run_many(
             with cf.ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(manager_queue,)
             ) as pool:
-                futures = {pool.submit(_worker_run, t, seed, device, str(out)): t for t in batch}
+                futures = {pool.submit(_worker_run, t, s, device, str(folder[s])): (t, s) for (t, s) in batch}
                 broken = False
                 try:
                     for fut in cf.as_completed(futures):
-                        term = futures[fut]
+                        key = futures[fut]
                         try:
-                            done(Result.from_dict(fut.result()))
+                            done(key, Result.from_dict(fut.result()))
                         except cf.process.BrokenProcessPool:
                             broken = True
                             break
                         except Exception:  # noqa: BLE001 - e.g. a result that failed to pickle
-                            done(_crash_result(term, seed, device, traceback.format_exc()))
+                            lost_one(key, traceback.format_exc())
                 except KeyboardInterrupt:
                     for f in futures:
                         f.cancel()
                     raise
             if broken:
                 time.sleep(0.3)  # let the pump see the last "started" messages
-                lost = [t for t in batch if t in started and t not in results]
+                lost = [k for k in batch if k in started and k not in results]
                 if len(batch) == 1 or len(lost) <= 1:
-                    for t in lost or [t for t in batch if t not in results][:1]:
-                        done(_crash_result(t, seed, device, "worker process crashed (killed or segfault)"))
+                    for k in lost or [k for k in batch if k not in results][:1]:
+                        lost_one(k, "worker process crashed (killed or segfault)")
                 else:
-                    solo.extend(t for t in lost if t not in solo)
-            pending = [t for t in pending if t not in results]
-            solo = [t for t in solo if t not in results]
+                    solo.extend(k for k in lost if k not in solo)
+            pending = [k for k in pending if k not in results]
+            solo = [k for k in solo if k not in results]
     finally:
         stop.set()
         pump_thread.join(timeout=1)
-    return [results[t] for t in term_ids]
+    return [results[k] for k in pairs]

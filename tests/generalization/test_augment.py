@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _tolerance import assert_close_f32
 from dlterms.data.augment import (
     Compose,
     GaussianNoise,
@@ -56,10 +57,10 @@ def test_rotation_matches_torch_grid_sample(deg):
 
 def test_rotation_by_90_is_rot90_counter_clockwise_and_0_is_identity():
     x = _imgs(b=2, h=7, w=7)
-    torch.testing.assert_close(
-        rotate_images(x, torch.tensor([90.0, 90.0])), torch.rot90(x, 1, dims=(2, 3)), rtol=0, atol=1e-5
-    )
-    torch.testing.assert_close(rotate_images(x, torch.zeros(2)), x, rtol=0, atol=1e-6)
+    # cos(90 degrees) in float32 is -4e-8, not 0: the sampling grid is off by ~1e-7 px; the affine map, the
+    # grid's normalisation and the bilinear weights take 16 roundings
+    assert_close_f32(rotate_images(x, torch.tensor([90.0, 90.0])), torch.rot90(x, 1, dims=(2, 3)), n=16)
+    assert_close_f32(rotate_images(x, torch.zeros(2)), x, n=4)  # grid normalised and back, bilinear weights
 
 
 def test_crop_with_padding_is_a_shift_and_without_is_identity():

@@ -5,6 +5,7 @@ import pytest
 import torch
 from sklearn.linear_model import Lasso, Ridge
 
+from _tolerance import assert_close_f32
 from dlterms.methods.regularization import (
     DecoupledWeightDecay,
     decoupled_weight_decay_,
@@ -73,11 +74,11 @@ def test_penalties_by_hand_and_gradients():
     ws = weight_parameters(model)
     assert [tuple(w.shape) for w in ws] == [(2, 3), (1, 2)]  # biases and BN scales excluded
     l2 = l2_penalty(model, 0.1)
-    assert l2.item() == pytest.approx(0.1 * sum((w**2).sum().item() for w in ws), rel=1e-6)
+    assert_close_f32(l2, 0.1 * sum((w**2).sum().item() for w in ws), n=8 + 2)  # float32 rule: 8 weights
     l1 = l1_penalty(model, 0.1)
-    assert l1.item() == pytest.approx(0.1 * sum(w.abs().sum().item() for w in ws), rel=1e-6)
+    assert_close_f32(l1, 0.1 * sum(w.abs().sum().item() for w in ws), n=8 + 2)
     l2.backward()
-    torch.testing.assert_close(ws[0].grad, 0.2 * ws[0].detach(), rtol=1e-6, atol=1e-7)
+    assert_close_f32(ws[0].grad, 0.2 * ws[0].detach(), n=2)
 
 
 def test_decoupled_decay_equals_sgd_l2_for_plain_sgd():
@@ -144,4 +145,5 @@ def test_adam_plus_decoupled_decay_callback_is_torch_adamw():
         seed=0,
     )
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+        # 20 steps, each an MSE gradient over 16 examples of 5 inputs and an Adam update of ~8 operations
+        assert_close_f32(p, q, n=20 * (16 * 5 + 8))

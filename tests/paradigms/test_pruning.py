@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.utils.prune as tprune
 
+from _tolerance import assert_close_f32
 from dlterms.methods.pruning import (
     MaskCallback,
     apply_masks,
@@ -62,7 +63,7 @@ def test_structured_rows_match_torch_ln_structured_and_outputs_match_masked_mode
             masked[layer].bias[drop] = 0
     x = torch.randn(10, 8)
     small = torch.nn.Sequential(new[0], torch.nn.ReLU(), new[1], torch.nn.ReLU(), new[2])
-    torch.testing.assert_close(small(x), masked(x), atol=1e-6, rtol=1e-5)
+    assert_close_f32(small(x), masked(x), n=8 + 12 + 9 + 2)  # the zeros leave the sums: their order changes
 
 
 def test_masks_survive_fine_tuning():

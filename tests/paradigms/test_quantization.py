@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 
+from _tolerance import assert_close_f32
 from dlterms.methods.quantization import (
     MinMaxObserver,
     PerChannelMinMaxObserver,
@@ -48,7 +49,7 @@ def test_minmax_observer_matches_torch(dtype, scheme, signed, symmetric):
         ours(x)
     s_ref, z_ref = ref.calculate_qparams()
     s, z = ours.calculate_qparams()
-    torch.testing.assert_close(s, s_ref.reshape(()), rtol=1e-6, atol=0)
+    assert_close_f32(s, s_ref.reshape(()), n=2)  # (max - min) / (q_max - q_min)
     assert int(z) == int(z_ref)
 
 
@@ -63,10 +64,10 @@ def test_per_channel_observer_and_fake_quant_match_torch():
     ours(w)
     s_ref, z_ref = ref.calculate_qparams()
     s, z = ours.calculate_qparams()
-    torch.testing.assert_close(s, s_ref, rtol=1e-6, atol=0)
+    assert_close_f32(s, s_ref, n=2)
     assert torch.equal(z, z_ref.to(torch.int64))
     fq_ref = torch.fake_quantize_per_channel_affine(w, s_ref, z_ref.int(), 0, -128, 127)
-    torch.testing.assert_close(fake_quantize(w, s, z, -128, 127, axis=0), fq_ref, atol=1e-6, rtol=0)
+    assert_close_f32(fake_quantize(w, s, z, -128, 127, axis=0), fq_ref, n=2)  # round(w / s) + z, then back
 
 
 def test_fake_quant_per_tensor_matches_torch_and_error_is_bounded():
@@ -75,7 +76,7 @@ def test_fake_quant_per_tensor_matches_torch_and_error_is_bounded():
     s, z = calculate_qparams(x.min(), x.max(), 0, 255)
     ref = torch.fake_quantize_per_tensor_affine(x, float(s), int(z), 0, 255)
     ours = fake_quantize(x, s, z, 0, 255)
-    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
+    assert_close_f32(ours, ref, n=2)
     assert (ours - x).abs().max() <= s / 2 + 1e-6  # rounding error at most half a step inside the range
 
 

@@ -13,6 +13,8 @@ from dlterms.methods.metric_learning import (
     batch_hard_triplet_loss,
     contrastive_loss,
     nt_xent_loss,
+    pairwise_contrastive_loss,
+    pk_batch_indices,
     triplet_margin_loss,
 )
 
@@ -46,6 +48,52 @@ def test_contrastive_hand_worked():
     torch.testing.assert_close(
         contrastive_loss(x1, x2, same, margin=1.0, reduction="none"), torch.tensor([25.0, 0.25, 0.0])
     )
+
+
+def test_pairwise_contrastive_matches_explicit_pairs():
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(24, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 4, (24,), generator=g)
+    pairs = list(itertools.combinations(range(24), 2))
+    i, j = (torch.tensor(t) for t in zip(*pairs))
+    same = (y[i] == y[j]).long()
+    per_pair = contrastive_loss(e[i], e[j], same, margin=1.5, reduction="none")
+    # the distance matrix adds 1e-12 under the square root, a change of at most 1e-12 in d^2 and 1e-6 in d
+    torch.testing.assert_close(
+        pairwise_contrastive_loss(e, y, margin=1.5, balanced=False), per_pair.mean(), rtol=0, atol=1e-9
+    )
+    s = same.bool()
+    balanced = 0.5 * per_pair[s].mean() + 0.5 * per_pair[~s].mean()
+    ours = pairwise_contrastive_loss(e, y, margin=1.5)
+    torch.testing.assert_close(ours, balanced, rtol=0, atol=1e-9)
+    g1 = torch.autograd.grad(ours, e)[0]
+    g2 = torch.autograd.grad(balanced, e)[0]
+    torch.testing.assert_close(g1, g2, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="same-class"):
+        pairwise_contrastive_loss(e[:4], torch.arange(4))
+    with pytest.raises(ValueError, match="margin"):
+        pairwise_contrastive_loss(e, y, margin=0.0)
+    with pytest.raises(ValueError, match="labels"):
+        pairwise_contrastive_loss(e, y[:3])
+
+
+def test_pk_batches():
+    y = torch.tensor([0] * 5 + [1] * 3 + [2] * 6 + [3] * 1 + [4] * 4)
+    idx = pk_batch_indices(y, p=3, k=3, n_batches=50, generator=torch.Generator().manual_seed(0))
+    assert idx.shape == (50 * 9,)
+    for b in idx.view(50, 3, 3):
+        assert len(set(b.flatten().tolist())) == 9  # no example twice in a batch
+        for group in y[b]:
+            assert len(set(group.tolist())) == 1  # K examples of one class
+        assert len(set(y[b[:, 0]].tolist())) == 3  # P different classes
+    assert 3 not in y[idx].tolist()  # class 3 has fewer than K examples
+    assert set(y[idx].tolist()) == {0, 1, 2, 4}
+    again = pk_batch_indices(y, p=3, k=3, n_batches=50, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(idx, again)
+    with pytest.raises(ValueError, match="p=5"):
+        pk_batch_indices(y, p=5, k=3, n_batches=1)
+    with pytest.raises(ValueError, match="k must"):
+        pk_batch_indices(y, p=2, k=0, n_batches=1)
 
 
 def test_batch_hard_matches_brute_force():

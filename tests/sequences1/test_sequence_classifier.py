@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from _tolerance import assert_close_f32
 from dlterms.models.sequence_classifier import OrderBlindClassifier, RecurrentClassifier
 
 
@@ -12,7 +13,7 @@ def test_shapes(kind, readout):
     m = RecurrentClassifier(kind, 3, 5, 4, bidirectional=True, readout=readout, seq_len=7)
     assert m(torch.randn(2, 7, 3)).shape == (2, 4)
     if readout == "attention":
-        torch.testing.assert_close(m.last_attention.sum(-1), torch.ones(2))
+        assert_close_f32(m.last_attention.sum(-1), torch.ones(2), n=7 + 7 + 4)  # softmax over 7 steps, summed
 
 
 def test_last_readout_is_the_final_state():
@@ -26,7 +27,7 @@ def test_last_readout_is_the_final_state():
 def test_order_blind_is_permutation_invariant():
     m = OrderBlindClassifier(3, 8, 2)
     x = torch.randn(4, 9, 3)
-    torch.testing.assert_close(m(x), m(x[:, torch.randperm(9)]))
+    assert_close_f32(m(x), m(x[:, torch.randperm(9)]), n=3 + 9 + 8 + 4)  # the pooled sum's order changes
 
 
 def test_bad_arguments():

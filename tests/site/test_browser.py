@@ -221,3 +221,34 @@ def test_run_from_the_term_page(page, served):
     page.wait_for_function(f"!document.body.textContent.includes({json.dumps(before)})", timeout=30_000)
     assert load_results(served["results"])[fast.term].started != before
     assert page.errors == []
+
+
+def test_corrections_page_from_the_index(page, served):
+    """A reader coming from the article finds "Where the source is wrong" from the index, sees every
+    correction, follows one to its entry and one to the experiment that measures it, and comes back."""
+    every = [(e, c) for e in glossary.entries() for c in e.corrections]
+    page.goto(served["url"] + "index.html")
+    page.locator("p.source-link a", has_text="where the source is wrong").click()
+    page.wait_for_url("**/corrections.html")
+    assert page.locator("h1").inner_text() == "Where the source is wrong"
+    assert page.locator(".correction").count() == len(every)
+    entries_shown = page.locator("li.correction-entry").count()
+    assert entries_shown == len({e.id for e, _ in every})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "corrections.png"), full_page=True)
+
+    rl = page.locator("#reinforcement-learning")
+    assert "gamification" in rl.inner_text()
+    rl.locator("a.entry-link").click()
+    page.wait_for_url("**/terms/reinforcement-learning.html")
+    assert "gamification" in page.locator(".definition").inner_text()
+    page.go_back()
+    page.wait_for_url("**/corrections.html")
+
+    page.locator("#pooling a.experiment-link").first.click()
+    page.wait_for_url("**/terms/pooling.html#experiment")
+    assert page.locator("section#experiment").is_visible()
+    page.locator("p.source-note a").click()
+    page.wait_for_url("**/corrections.html#pooling")
+    assert page.locator("#pooling").is_visible()
+    assert page.errors == []

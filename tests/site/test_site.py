@@ -142,3 +142,39 @@ def test_cli_site_command(tmp_path, suite_results, capsys):
     shutil.copytree(suite_results, tmp_path / "r")
     assert main(["site", "--out", str(tmp_path / "s"), "--results", str(tmp_path / "r")]) == 0
     assert "site written to" in capsys.readouterr().out
+
+
+def test_corrections_page_lists_every_correction_with_its_links(site):
+    from markupsafe import escape
+
+    page = (site / "corrections.html").read_text(encoding="utf-8")
+    every = [(e, c) for e in glossary.entries() for c in e.corrections]
+    assert len(every) >= 50
+    assert page.count('<div class="correction">') == len(every)
+    for e, c in every:
+        assert f'id="{e.id}"' in page and f'href="terms/{e.id}.html"' in page
+        assert str(escape(c.source)) in page and str(escape(c.truth)) in page and str(escape(c.evidence)) in page
+        if c.experiment:
+            assert f'href="terms/{c.experiment}.html#experiment"' in page
+    assert 'href="corrections.html"' in (site / "index.html").read_text(encoding="utf-8")
+    term = (site / "terms" / "pooling.html").read_text(encoding="utf-8")
+    assert 'href="../corrections.html#pooling"' in term and 'id="experiment"' in term
+    assert "corrections.html" not in (site / "terms" / "epoch.html").read_text(encoding="utf-8").split("<main>")[1]
+
+
+def test_term_page_shows_keywords_as_includes_and_aliases_as_also_called(site):
+    page = (site / "terms" / "optimizer.html").read_text(encoding="utf-8")
+    also = re.search(r'<p class="aliases">Also called: ([^<]*)</p>', page).group(1)
+    includes = re.search(r'<p class="keywords">Includes: ([^<]*)</p>', page).group(1)
+    assert "Adam" not in also and "Adam" in includes.split(", ")
+    bias = (site / "terms" / "bias.html").read_text(encoding="utf-8")
+    assert 'class="keywords"' not in bias  # no keywords, no "Includes" line
+
+
+def test_search_index_carries_keywords_and_does(site):
+    import json
+
+    text = (site / "assets" / "search-index.js").read_text(encoding="utf-8")
+    index = json.loads(text[text.index("[") : text.rindex("]") + 1])
+    by_id = {e["id"]: e for e in index}
+    assert "Adam" in by_id["optimizer"]["keywords"] and by_id["optimizer"]["does"]

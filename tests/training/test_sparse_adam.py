@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from _tolerance import assert_close_f32
 from dlterms.nn import Embedding
 from dlterms.optim import SparseAdam
 
@@ -27,10 +28,12 @@ def test_follows_torch_sparse_adam(kw):
             o.zero_grad()
             (m(idx) - target).pow(2).sum().backward()
             o.step()
-    assert torch.allclose(ours.weight, ref.weight, atol=1e-6, rtol=0), (ours.weight - ref.weight).abs().max()
+    # 25 steps, each a row's gradient summed over up to 16 repeats of its index and ~10 Adam operations
+    n = 25 * (16 + 10)
+    assert_close_f32(ours.weight, ref.weight, n=n)
     state, state_ref = opt.state[ours.weight], opt_ref.state[ref.weight]
-    assert torch.allclose(state["exp_avg"], state_ref["exp_avg"], atol=1e-6)
-    assert torch.allclose(state["exp_avg_sq"], state_ref["exp_avg_sq"], atol=1e-7)
+    assert_close_f32(state["exp_avg"], state_ref["exp_avg"], n=n)
+    assert_close_f32(state["exp_avg_sq"], state_ref["exp_avg_sq"], n=n)
 
 
 def test_untouched_rows_keep_weights_and_moments():

@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _tolerance import assert_close_f32
 from dlterms.nn import Conv1d, Conv2d, conv1d, conv2d, conv_output_size, im2col
-
-ATOL, RTOL = 1e-5, 1e-4
 
 
 def _random_case(rng: random.Random, nd: int):
@@ -56,14 +55,14 @@ def test_float32_to_1e5_and_state_dict_swaps_with_torch():
     ref = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(4, 3, 17, 13)
-    torch.testing.assert_close(ours(x), ref(x), atol=ATOL, rtol=RTOL)
+    assert_close_f32(ours(x), ref(x), n=3 * 3 * 3 + 1)  # float32 rule: C_in * kH * kW products and the bias
     ours.load_state_dict(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1).state_dict())
     assert set(ours.state_dict()) == {"weight", "bias"}
     c1 = Conv1d(2, 5, 4, padding=2, dilation=2, bias=False)
     r1 = torch.nn.Conv1d(2, 5, 4, padding=2, dilation=2, bias=False)
     r1.load_state_dict(c1.state_dict())
     x1 = torch.randn(3, 2, 20)
-    torch.testing.assert_close(c1(x1), r1(x1), atol=ATOL, rtol=RTOL)
+    assert_close_f32(c1(x1), r1(x1), n=2 * 4)
 
 
 @pytest.mark.parametrize("k,d", [(3, 1), (4, 1), (3, 2), (2, 3)])
@@ -73,13 +72,13 @@ def test_padding_same_and_valid(k, d):
     ref = torch.nn.Conv2d(2, 3, k, padding="same", dilation=d)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(2, 2, 9, 10)
-    torch.testing.assert_close(ours(x), ref(x), atol=ATOL, rtol=RTOL)
+    assert_close_f32(ours(x), ref(x), n=2 * k * k + 1)
     assert ours(x).shape[2:] == x.shape[2:]
     v = Conv1d(2, 3, k, padding="valid", dilation=d)
     rv = torch.nn.Conv1d(2, 3, k, padding="valid", dilation=d)
     rv.load_state_dict(v.state_dict())
     x1 = torch.randn(2, 2, 12)
-    torch.testing.assert_close(v(x1), rv(x1), atol=ATOL, rtol=RTOL)
+    assert_close_f32(v(x1), rv(x1), n=2 * k + 1)
 
 
 def test_default_init_matches_torch_bounds():
@@ -219,7 +218,7 @@ def test_conv_backward_passes_gradcheck(nd, kw, with_bias, chunked, request):
 @pytest.mark.parametrize("chunked", [False, True])
 def test_conv_gradients_match_torch_at_benchmark_size(chunked, request):
     """The digits CNN's block 2 in float32, batch split across chunks or not: outputs and all three
-    gradients within 1e-4 of torch's conv2d; retain_graph gives the same gradient twice."""
+    gradients within the float32 rule of torch's conv2d; retain_graph gives the same gradient twice."""
     if chunked:
         request.getfixturevalue("tiny_chunks")
     torch.manual_seed(0)
@@ -235,8 +234,10 @@ def test_conv_gradients_match_torch_at_benchmark_size(chunked, request):
         if m is ours:
             again = torch.autograd.grad((y * g).sum(), xi)[0]
             torch.testing.assert_close(again, grads[0][1], rtol=0, atol=0)
-    for a, r in zip(*grads):
-        torch.testing.assert_close(a, r, atol=1e-4, rtol=1e-4)
+    # sums behind each value: output C_in*3*3 (+ bias); input gradient C_out*3*3; weight and bias
+    # gradients N*H*W = 4096 (the sums that differ between CPUs: 1.07e-4 on one, against a fixed 1e-4)
+    for a, r, n in zip(*grads, (16 * 9 + 1, 32 * 9, 64 * 8 * 8, 64 * 8 * 8)):
+        assert_close_f32(a, r, n=n)
 
 
 def test_conv_without_input_gradient_still_gives_weight_gradient(tiny_chunks):
@@ -246,4 +247,4 @@ def test_conv_without_input_gradient_still_gives_weight_gradient(tiny_chunks):
     c(x).square().sum().backward()
     w = c.weight.detach().clone().requires_grad_()
     F.conv1d(x, w, c.bias.detach(), padding=1).square().sum().backward()
-    torch.testing.assert_close(c.weight.grad, w.grad, atol=1e-5, rtol=1e-5)
+    assert_close_f32(c.weight.grad, w.grad, n=9 * 11 + 2 * 3 + 1)  # the forward, then a sum over N * L

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _tolerance import assert_close_f32
 from dlterms.data.images import PHOTOS, photo, rgb_to_grey, translate
 
 
@@ -22,7 +23,8 @@ def test_grey_and_original_size():
     from skimage.color import rgb2gray
     from skimage.data import astronaut
 
-    torch.testing.assert_close(a[0], torch.from_numpy(rgb2gray(astronaut())).float(), atol=1e-5, rtol=0)
+    # float32 rule: a weighted sum of 3 channels, scaled to [0, 1]
+    assert_close_f32(a[0], torch.from_numpy(rgb2gray(astronaut())).float(), n=3 + 2)
     with pytest.raises(ValueError, match="unknown photo 'lena'"):
         photo("lena")
     with pytest.raises(ValueError, match="3 colour channels"):

@@ -1,1 +1,2 @@
-"""Offline data: bundled and generated datasets, scalers, augmentation, samplers, tokenizers."""
+"""Offline data: bundled and generated datasets (digits, MNIST-1D, toy sets, a glyph set rendered from
+fonts), scalers, augmentation, samplers, tokenizers."""

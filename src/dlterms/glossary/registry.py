@@ -7,14 +7,27 @@ definition in Markdown. The front matter holds
     id          lower-case, hyphenated, unique (what users type)
     title       the heading shown to readers
     area        one of AREAS
-    aliases     other names a user may type (case-insensitive, unique across entries)
+    aliases     true synonyms of the title, shown as "Also called" (case-insensitive, unique across
+                entries, none equal to the entry's own title)
+    keywords    names a search should find that are not synonyms: instances (Adam under Optimizer),
+                components (Gram matrix), related techniques (scheduled sampling); shown as
+                "Includes". Unique across entries like aliases, and no keyword repeats one of the
+                entry's own names
+    does        one line saying what the term does, in plain words (used by search)
+    questions   questions a learner might ask that the entry answers (used by search; each ends
+                with "?", none repeated across entries)
+    corrections where the source article is wrong or overstated about the term: a list of
+                mappings with `source` (what it claims, in our words), `truth` (what holds),
+                `evidence` (where that is shown) and optionally `experiment` (the id of a
+                registered experiment that measures it)
     related     ids of other entries (must exist)
     code        dotted paths of the library objects that implement the term (must import)
     experiment  the id of the registered experiment, or empty while it is not written yet
 
 `load()` checks everything that can be checked without importing torch (numbers, ids, areas,
-related ids, alias clashes). `validate(deep=True)` also imports every named code object and
-every named experiment, which is what the test suite and `dlterms coverage` do.
+related ids, clashes between the names of different entries, corrections' fields).
+`validate(deep=True)` also imports every named code object and every named experiment, which is
+what the test suite and `dlterms coverage` do.
 """
 
 from __future__ import annotations
@@ -65,6 +78,19 @@ class UnknownTermError(KeyError):
 
 
 @dataclass(frozen=True)
+class Correction:
+    """A claim of the source article about a term that is wrong or overstated, and what holds."""
+
+    source: str
+    truth: str
+    evidence: str
+    experiment: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "truth": self.truth, "evidence": self.evidence, "experiment": self.experiment}
+
+
+@dataclass(frozen=True)
 class Entry:
     """One glossary term: its front matter and its definition (Markdown)."""
 
@@ -77,6 +103,10 @@ class Entry:
     related: tuple[str, ...] = ()
     code: tuple[str, ...] = ()
     experiment: str | None = None
+    keywords: tuple[str, ...] = ()
+    does: str | None = None
+    questions: tuple[str, ...] = ()
+    corrections: tuple[Correction, ...] = ()
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -90,6 +120,16 @@ class Entry:
         if not self.experiment:
             return None
         return f"dlterms.experiments.{self.area}.{self.experiment.replace('-', '_')}"
+
+    def names(self) -> tuple[str, ...]:
+        """Every name the entry answers to: id, title, the title's short and long form
+        ("CNN" and "Convolutional Neural Network" for "Convolutional Neural Network (CNN)"),
+        aliases and keywords."""
+        out = [self.id, self.title]
+        m = re.search(r"\(([^)]+)\)\s*$", self.title)
+        if m:
+            out += [m.group(1).strip(), self.title[: m.start()].strip()]
+        return tuple(out) + self.aliases + self.keywords
 
     def summary(self, keep_math: bool = False) -> str:
         """The definition's first sentence, for tables and search results (LaTeX shown as its source
@@ -111,6 +151,10 @@ class Entry:
             "code": list(self.code),
             "experiment": self.experiment,
             "implemented": self.implemented,
+            "keywords": list(self.keywords),
+            "does": self.does,
+            "questions": list(self.questions),
+            "corrections": [c.to_dict() for c in self.corrections],
             "definition": self.definition,
         }
 
@@ -123,6 +167,66 @@ def _as_tuple(value, what: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise GlossaryError(f"{path.name}: {what} must be a list of non-empty strings, got {value!r}")
     return tuple(v.strip() for v in value)
+
+
+_CORRECTION_KEYS = {"source", "truth", "evidence"}
+
+
+def _corrections(value, path: Path) -> tuple[Correction, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise GlossaryError(f"{path.name}: corrections must be a list of mappings, got {value!r}")
+    out = []
+    for i, c in enumerate(value):
+        where = f"{path.name}: corrections[{i}]"
+        if not isinstance(c, dict):
+            raise GlossaryError(f"{where} must be a mapping with {sorted(_CORRECTION_KEYS)}, got {c!r}")
+        missing = _CORRECTION_KEYS - c.keys()
+        if missing:
+            raise GlossaryError(f"{where} is missing {sorted(missing)}")
+        unknown = c.keys() - _CORRECTION_KEYS - {"experiment"}
+        if unknown:
+            raise GlossaryError(f"{where} has unknown fields {sorted(unknown)}")
+        for k in sorted(_CORRECTION_KEYS):
+            if not isinstance(c[k], str) or not c[k].strip():
+                raise GlossaryError(f"{where}: {k} must be a non-empty string, got {c[k]!r}")
+        experiment = c.get("experiment")
+        if experiment is not None and (not isinstance(experiment, str) or not _ID_RE.match(experiment)):
+            raise GlossaryError(f"{where}: experiment must be an experiment id, got {experiment!r}")
+        out.append(
+            Correction(
+                source=" ".join(c["source"].split()),
+                truth=" ".join(c["truth"].split()),
+                evidence=" ".join(c["evidence"].split()),
+                experiment=experiment,
+            )
+        )
+    return tuple(out)
+
+
+def _questions(value, path: Path) -> tuple[str, ...]:
+    out = tuple(" ".join(q.split()) for q in _as_tuple(value, "questions", path))
+    for q in out:
+        if not q.endswith("?"):
+            raise GlossaryError(f"{path.name}: questions must end with '?', got {q!r}")
+    if len({q.casefold() for q in out}) != len(out):
+        raise GlossaryError(f"{path.name}: a question is listed twice")
+    return out
+
+
+def _check_own_names(e: Entry, path: Path) -> None:
+    """Within one entry: no alias or keyword repeats the title or another alias or keyword."""
+    own = {e.title.casefold()}
+    seen: dict[str, str] = {}
+    for what, names in (("alias", e.aliases), ("keyword", e.keywords)):
+        for name in names:
+            key = name.casefold()
+            if key in own:
+                raise GlossaryError(f"{path.name}: {what} {name!r} is the entry's own title")
+            if key in seen:
+                raise GlossaryError(f"{path.name}: {what} {name!r} repeats the {seen[key]} {name!r}")
+            seen[key] = what
 
 
 def parse_entry(path: Path) -> Entry:
@@ -141,7 +245,20 @@ def parse_entry(path: Path) -> Entry:
     missing = required - meta.keys()
     if missing:
         raise GlossaryError(f"{path.name}: missing front-matter fields {sorted(missing)}")
-    unknown = meta.keys() - required - {"aliases", "related", "code", "experiment"}
+    unknown = (
+        meta.keys()
+        - required
+        - {
+            "aliases",
+            "keywords",
+            "does",
+            "questions",
+            "corrections",
+            "related",
+            "code",
+            "experiment",
+        }
+    )
     if unknown:
         raise GlossaryError(f"{path.name}: unknown front-matter fields {sorted(unknown)}")
     number, term_id = meta["number"], meta["id"]
@@ -160,18 +277,30 @@ def parse_entry(path: Path) -> Entry:
     definition = parts[2].strip()
     if not definition:
         raise GlossaryError(f"{path.name}: the definition is empty")
-    return Entry(
+    does = meta.get("does")
+    if does is not None and (not isinstance(does, str) or not does.strip()):
+        raise GlossaryError(f"{path.name}: does must be a non-empty string, got {does!r}")
+    title = meta["title"]
+    if not isinstance(title, str) or not title.strip():
+        raise GlossaryError(f"{path.name}: title must be a non-empty string, got {title!r}")
+    entry = Entry(
         number=number,
         id=term_id,
-        title=str(meta["title"]).strip(),
+        title=title.strip(),
         area=meta["area"],
         definition=definition,
         aliases=_as_tuple(meta.get("aliases"), "aliases", path),
         related=_as_tuple(meta.get("related"), "related", path),
         code=_as_tuple(meta.get("code"), "code", path),
         experiment=experiment,
+        keywords=_as_tuple(meta.get("keywords"), "keywords", path),
+        does=" ".join(does.split()) if does else None,
+        questions=_questions(meta.get("questions"), path),
+        corrections=_corrections(meta.get("corrections"), path),
         path=path,
     )
+    _check_own_names(entry, path)
+    return entry
 
 
 def _check_consistency(items: list[Entry], complete: bool) -> None:
@@ -190,7 +319,7 @@ def _check_consistency(items: list[Entry], complete: bool) -> None:
             raise GlossaryError(f"entries missing for numbers {missing}")
     names: dict[str, str] = {}
     for e in items:
-        for name in (e.id, e.title, *e.aliases):
+        for name in e.names():
             key = name.casefold()
             owner = names.get(key)
             if owner is not None and owner != e.id:
@@ -203,6 +332,21 @@ def _check_consistency(items: list[Entry], complete: bool) -> None:
                 raise GlossaryError(f"{e.id}: an entry cannot be related to itself")
         if e.experiment and e.experiment != e.id:
             raise GlossaryError(f"{e.id}: experiment id must equal the entry id, got {e.experiment!r}")
+    asked: dict[str, str] = {}
+    for e in items:
+        for q in e.questions:
+            owner = asked.setdefault(q.casefold(), e.id)
+            if owner != e.id:
+                raise GlossaryError(f"{e.id}: question {q!r} is already one of {owner!r}")
+    for e in items:
+        for c in e.corrections:
+            if c.experiment is None:
+                continue
+            target = by_id.get(c.experiment)
+            if target is None or target.experiment != c.experiment:
+                raise GlossaryError(
+                    f"{e.id}: a correction's experiment {c.experiment!r} is not the experiment of any entry"
+                )
 
 
 @functools.lru_cache(maxsize=4)
@@ -229,18 +373,15 @@ def entries(area: str | None = None) -> tuple[Entry, ...]:
 def _index() -> dict[str, Entry]:
     index: dict[str, Entry] = {}
     for e in load():
-        for name in (e.id, str(e.number), e.title, *e.aliases):
+        # Names are unique across entries (load() checks it), so no entry shadows another here;
+        # "Convolutional Neural Network (CNN)" is also reachable as "CNN" (see Entry.names).
+        for name in (str(e.number), *e.names()):
             index[name.casefold()] = e
-        # "Convolutional Neural Network (CNN)" is also reachable as its short form "CNN".
-        m = re.search(r"\(([^)]+)\)\s*$", e.title)
-        if m:
-            index.setdefault(m.group(1).casefold(), e)
-            index.setdefault(e.title[: m.start()].strip().casefold(), e)
     return index
 
 
 def get(name: str | int) -> Entry:
-    """Look up an entry by id, number, title or alias (case-insensitive).
+    """Look up an entry by id, number, title, alias or keyword (case-insensitive).
 
     Raises UnknownTermError with up to three close matches when nothing matches.
     """

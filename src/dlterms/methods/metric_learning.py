@@ -7,6 +7,14 @@ Embeddings are (batch, dim), batch first. Naming: `*_loss` lower is better.
 
 $$L = y\, d^2 + (1 - y) \max(0,\ m - d)^2 .$$
 
+Over a labelled batch, every pair $i < j$ is a training pair (`pairwise_contrastive_loss`): one pass of
+the shared encoder embeds the $B$ inputs and yields $B(B-1)/2$ pairs. Random batches have few same-class
+pairs, so by default the mean over same pairs $P$ and the mean over different pairs $N$ are weighted
+equally, as a sampler of half same and half different pairs would:
+
+$$L = \tfrac12 \operatorname{mean}_{(i,j) \in P} d_{ij}^2
+    + \tfrac12 \operatorname{mean}_{(i,j) \in N} \max(0,\ m - d_{ij})^2 .$$
+
 **Triplet margin loss** (Schroff et al., 2015, FaceNet; torch's `TripletMarginLoss`) on an anchor $a$,
 positive $p$ and negative $n$, with $d(u, v) = \lVert u - v + \epsilon \rVert_p$ (torch adds $\epsilon$ to
 the difference) and, with `swap` (Balntas et al., 2016), the negative's distance taken to whichever of
@@ -20,6 +28,10 @@ $$d(a, n) \leftarrow \min\big(d(a, n), d(p, n)\big) \text{ if swap}.$$
 anchor $i$ in a labelled batch, the hardest positive and the hardest negative,
 
 $$L = \frac1B \sum_i \max\Big(0,\ m + \max_{j \ne i:\, y_j = y_i} d_{ij} - \min_{k:\, y_k \ne y_i} d_{ik}\Big).$$
+
+Batches for these losses are often drawn *P x K* (Hermans et al., 2017): $P$ classes at random, then $K$
+examples of each (`pk_batch_indices`), so that every batch holds $P\binom{K}{2}$ same-class pairs and
+every anchor has positives; a random batch from many classes has almost none.
 
 **NT-Xent** (Chen et al., 2020, SimCLR): for $2N$ embeddings where rows $i$ and $i + N$ are two
 augmented views of one example, with cosine similarity $s_{ij}$ and temperature $\tau$,
@@ -38,8 +50,10 @@ from torch import Tensor
 __all__ = [
     "pairwise_distance",
     "contrastive_loss",
+    "pairwise_contrastive_loss",
     "triplet_margin_loss",
     "batch_hard_triplet_loss",
+    "pk_batch_indices",
     "nt_xent_loss",
     "TripletMarginLoss",
     "SimCLR",
@@ -71,6 +85,33 @@ def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, 
     d = pairwise_distance(x1, x2, 2.0, eps=0.0)  # Euclidean distance, (B,)
     loss = y * d.pow(2) + (1 - y) * torch.clamp(margin - d, min=0).pow(2)
     return _reduce(loss, reduction)
+
+
+def pairwise_contrastive_loss(embeddings: Tensor, labels: Tensor, margin: float = 1.0, balanced: bool = True) -> Tensor:
+    """The contrastive loss over all B(B-1)/2 pairs of a batch of embeddings (B, D) with labels (B,).
+
+    With `balanced`, the same-class and the different-class pairs each weigh one half (the batch must
+    hold at least one pair of each); otherwise every pair weighs the same, which equals
+    `contrastive_loss` on the explicit list of pairs.
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if embeddings.dim() != 2 or labels.shape != embeddings.shape[:1]:
+        raise ValueError(
+            f"need embeddings (B, D) and labels (B,), got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
+        )
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=embeddings.device)  # every pair i < j
+    d = _distance_matrix(embeddings)[i, j]  # (B(B-1)/2,)
+    same = labels[i] == labels[j]
+    pos, neg = d.pow(2), torch.clamp(margin - d, min=0).pow(2)
+    if not balanced:
+        return torch.where(same, pos, neg).mean()
+    if not bool(same.any()) or bool(same.all()):
+        raise ValueError(
+            "balanced pairwise_contrastive_loss needs a batch with at least one same-class and one "
+            "different-class pair; use larger batches or balanced=False"
+        )
+    return 0.5 * pos[same].mean() + 0.5 * neg[~same].mean()
 
 
 def triplet_margin_loss(
@@ -148,6 +189,32 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
         )
     loss = torch.clamp(margin + hardest_pos - hardest_neg, min=0)[valid]
     return _reduce(loss, reduction)
+
+
+def pk_batch_indices(
+    labels: Tensor, p: int, k: int, n_batches: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Indices of `n_batches` batches of P x K examples, concatenated: (n_batches * p * k,).
+
+    Each batch takes `p` distinct classes at random and `k` distinct examples of each (classes and
+    examples drawn without replacement within the batch), in class-major order. Train with
+    `fit(model, (x[idx], y[idx]), batch_size=p * k, shuffle=False, ...)`.
+    """
+    for name, v in (("p", p), ("k", k), ("n_batches", n_batches)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    labels = labels.cpu()
+    classes, counts = labels.unique(return_counts=True)
+    eligible = classes[counts >= k]
+    if len(eligible) < p:
+        raise ValueError(f"p={p} classes with at least k={k} examples are needed, the labels have {len(eligible)}")
+    members = [torch.nonzero(labels == c).flatten() for c in eligible.tolist()]
+    out = []
+    for _ in range(n_batches):
+        for c in torch.randperm(len(eligible), generator=generator)[:p].tolist():
+            m = members[c]
+            out.append(m[torch.randperm(len(m), generator=generator)[:k]])
+    return torch.cat(out)
 
 
 def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:

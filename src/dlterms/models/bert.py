@@ -161,6 +161,7 @@ class BertModel(nn.Module):
                 dropout=cfg.hidden_dropout_prob,
                 activation="gelu",
                 layer_norm_eps=cfg.layer_norm_eps,
+                batch_first=True,
                 norm_first=False,
                 norm_layer=_norm,
             )

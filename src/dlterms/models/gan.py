@@ -149,6 +149,9 @@ def train_gan(
         generator: torch.Generator for the noise z.
         optimizer_cls: optimiser class with Adam's signature (default dlterms.optim.Adam).
         callback: called as callback(step, history) every 100 generator steps.
+
+    Each generator step computes the gradients of G's parameters only (D's would be thrown away
+    before its next step anyway); G's gradients are the same, bit for bit, as with a full backward.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -163,7 +166,8 @@ def train_gan(
     generator_loss(torch.zeros(1), loss)  # validate `loss` before training
     if optimizer_cls is None:
         from dlterms.optim import Adam as optimizer_cls  # noqa: N813 - a class
-    opt_g = optimizer_cls(G.parameters(), lr=lr, betas=betas)
+    g_params = list(G.parameters())
+    opt_g = optimizer_cls(g_params, lr=lr, betas=betas)
     opt_d = optimizer_cls(D.parameters(), lr=d_lr if d_lr is not None else lr, betas=betas)
     hist = GANHistory()
     starts = [(g, g["lr"]) for opt in (opt_g, opt_d) for g in opt.param_groups]
@@ -187,10 +191,10 @@ def train_gan(
                 ld = ld + r1_gamma / 2 * grad_x.pow(2).sum(dim=1).mean()
             ld.backward()
             opt_d.step()
-        # --- generator: minimise L_G through D (D's gradients are computed but not applied)
-        opt_g.zero_grad(set_to_none=True)
+        # --- generator: minimise L_G through D (only G's gradients are computed)
         lg = generator_loss(D(G.sample(batch_size, generator)), loss)
-        lg.backward()
+        for p, g in zip(g_params, torch.autograd.grad(lg, g_params), strict=True):
+            p.grad = g
         opt_g.step()
         hist.d_loss.append(float(ld.detach()))
         hist.g_loss.append(float(lg.detach()))

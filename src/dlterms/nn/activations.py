@@ -107,10 +107,18 @@ def tanh_derivative(input: Tensor) -> Tensor:
     return 1.0 - t * t
 
 
+def _positive_mask(input: Tensor) -> Tensor:
+    """[z > 0] as a float tensor without a gradient: sign(z) is -1, 0 or 1, clamped below at 0.
+    (On this build `z > 0` and `torch.where` take 5-20x longer than `sign` and `clamp`, which made
+    the activations a GAN's main cost; the values and gradients are the same.)"""
+    return torch.sign(input.detach()).clamp(min=0)
+
+
 def relu(input: Tensor) -> Tensor:
-    r"""$\max(0, z) = z \cdot [z > 0]$ (the mask form: 3x faster than a `where` on this build, and
-    its gradient is 0 at z = 0, as torch's)."""
-    return input * (input > 0)
+    r"""$\max(0, z) = z \cdot [z > 0]$ (the mask form; its gradient is $[z > 0]$, 0 at z = 0 as torch's)."""
+    if not input.is_floating_point():
+        return input * (input > 0)
+    return input * _positive_mask(input)
 
 
 def relu_derivative(input: Tensor) -> Tensor:
@@ -126,7 +134,11 @@ def _check_slope(negative_slope: float) -> None:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     r"""$z$ for $z > 0$, $\alpha z$ otherwise ($\alpha$ = `negative_slope`)."""
     _check_slope(negative_slope)
-    return torch.where(input > 0, input, negative_slope * input)
+    if not input.is_floating_point():
+        return torch.where(input > 0, input, negative_slope * input)
+    # z * ([z > 0] + alpha [z <= 0]): slope exactly 1 for z > 0, exactly alpha otherwise (at z = 0 too, as torch)
+    m = _positive_mask(input)
+    return input * torch.add(m, 1 - m, alpha=negative_slope)
 
 
 def leaky_relu_derivative(input: Tensor, negative_slope: float = 0.01) -> Tensor:
@@ -251,25 +263,35 @@ class Tanh(torch.nn.Module):
 
 
 class ReLU(torch.nn.Module):
-    """Elementwise rectified linear unit, see `relu`."""
+    """Elementwise rectified linear unit, see `relu`. `inplace=True` writes the result into the input, as
+    torch's (the values are computed the same way, then copied)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return relu(input)
+        out = relu(input)
+        return input.copy_(out) if self.inplace else out
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(torch.nn.Module):
     """Elementwise leaky ReLU with slope `negative_slope` for negative inputs."""
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         _check_slope(negative_slope)
-        self.negative_slope = negative_slope
+        self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return leaky_relu(input, self.negative_slope)
+        out = leaky_relu(input, self.negative_slope)
+        return input.copy_(out) if self.inplace else out
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class GELU(torch.nn.Module):
@@ -288,17 +310,24 @@ class GELU(torch.nn.Module):
 
 
 class Identity(torch.nn.Module):
-    """Returns its input unchanged: the 'no activation' choice."""
+    """Returns its input unchanged: the 'no activation' choice. Arguments are accepted and ignored, as
+    torch.nn.Identity's are (so that it can stand in for a configurable layer)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
 
     def forward(self, input: Tensor) -> Tensor:
         return input
 
 
 class Softmax(torch.nn.Module):
-    """Softmax along `dim`, see `softmax`."""
+    """Softmax along `dim`, see `softmax`. `dim` is required: torch's default None guesses a dimension from the
+    input's rank (with a deprecation warning), which this refuses with a ValueError."""
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int | None = None):
         super().__init__()
+        if dim is None:
+            raise ValueError("dim must be given (e.g. Softmax(dim=-1)), got dim=None")
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
@@ -309,10 +338,13 @@ class Softmax(torch.nn.Module):
 
 
 class LogSoftmax(torch.nn.Module):
-    """Log-softmax along `dim`, see `log_softmax`."""
+    """Log-softmax along `dim`, see `log_softmax`. `dim` is required: torch's default None guesses a dimension from the
+    input's rank (with a deprecation warning), which this refuses with a ValueError."""
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int | None = None):
         super().__init__()
+        if dim is None:
+            raise ValueError("dim must be given (e.g. LogSoftmax(dim=-1)), got dim=None")
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:

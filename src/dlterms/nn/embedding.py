@@ -79,9 +79,11 @@ class Embedding(nn.Module):
         num_embeddings: vocabulary size V.
         embedding_dim: vector size d.
         padding_idx: a row that starts at zero and never receives gradient (negative counts from the end).
+        max_norm, norm_type, scale_grad_by_freq: torch's re-normalisation of looked-up rows and gradient
+            scaling by word frequency; not supported (a ValueError unless left at their defaults).
         sparse: if True, `weight.grad` is a sparse tensor holding only the looked-up rows.
-        _weight: optional initial table (V, d).
-    Weights start ~ N(0, 1), as in torch.
+        _weight: optional initial table (V, d); `_freeze=True` makes it not require grad.
+    Weights start ~ N(0, 1), as in torch. The arguments are torch's, in torch's order.
     """
 
     def __init__(
@@ -89,12 +91,20 @@ class Embedding(nn.Module):
         num_embeddings: int,
         embedding_dim: int,
         padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
         sparse: bool = False,
         _weight: torch.Tensor | None = None,
+        _freeze: bool = False,
         device=None,
         dtype=None,
     ):
         super().__init__()
+        if max_norm is not None:
+            raise ValueError(f"max_norm is not supported by dlterms.nn.Embedding, got max_norm={max_norm!r}")
+        if scale_grad_by_freq:
+            raise ValueError("scale_grad_by_freq=True is not supported by dlterms.nn.Embedding")
         if num_embeddings < 1:
             raise ValueError(f"num_embeddings must be >= 1, got {num_embeddings}")
         if embedding_dim < 1:
@@ -106,14 +116,16 @@ class Embedding(nn.Module):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx, self.sparse = padding_idx, sparse
         if _weight is None:
-            self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
+            self.weight = nn.Parameter(
+                torch.empty(num_embeddings, embedding_dim, device=device, dtype=dtype), requires_grad=not _freeze
+            )
             self.reset_parameters()
         else:
             if tuple(_weight.shape) != (num_embeddings, embedding_dim):
                 raise ValueError(
                     f"_weight must have shape ({num_embeddings}, {embedding_dim}), got {tuple(_weight.shape)}"
                 )
-            self.weight = nn.Parameter(_weight)
+            self.weight = nn.Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
         with torch.no_grad():

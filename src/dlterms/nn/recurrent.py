@@ -1,8 +1,9 @@
 r"""Recurrent layers: Elman RNN, LSTM and GRU, written from their gate equations.
 
 A recurrent layer reads a sequence $x_1, \dots, x_T$ one step at a time and carries a hidden state
-$h_t$ from step to step, with the same weights at every step. Batch first: inputs are (B, T, I),
-outputs (B, T, D*H) with D = 2 when bidirectional; states are (L*D, B, H) as in PyTorch.
+$h_t$ from step to step, with the same weights at every step. Shapes and defaults are PyTorch's:
+inputs are (T, B, I), or (B, T, I) with `batch_first=True` (the project's own models pass it); outputs
+(T, B, D*H) (or (B, T, D*H)) with D = 2 when bidirectional; states are (L*D, B, H) either way.
 
 Elman RNN (Elman, 1990, "Finding structure in time"):
 
@@ -40,16 +41,26 @@ fused (B, H) x (H, G*H) product for all gates together, then element-wise gate a
 (without `lengths`) goes further: `_LSTMSequence` runs the loop without recording an autograd graph
 and backpropagates through time by hand, with the gate derivatives written out (see its docstring).
 
+Without a gradient to record (under `torch.no_grad()`, or when nothing involved requires one), the
+LSTM runs the same forward loop with no history kept (`_lstm_sequence_nograd`): evaluation is one
+matrix product and six element-wise calls per step. Both fast paths are tested equal to
+`_lstm_sequence_equations`, the step equations written out.
+
 Variable-length batches: `forward(x, hx, lengths=...)` freezes each sequence's state once its
 length is reached (and, for the backward direction, leaves it at $h_0$ until its last real step),
 so padded positions change nothing; their outputs are zero, as with PyTorch's packed sequences.
 
-One difference from PyTorch: `batch_first` defaults to True, the project's dimension order.
+Every parameter's gradient is a tensor of its own. (Two ways autograd can hand two parameters one
+buffer are avoided on purpose: the sum $b_{ih} + b_{hh}$, whose backward passes the same gradient
+to both, and the stacking of the two directions' weights, whose backward returns views of one
+tensor. A shared buffer makes every in-place operation on gradients, such as clipping or
+accumulating, hit it twice.)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -156,27 +167,12 @@ class _LSTMSequence(torch.autograd.Function):
     def forward(ctx, xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
         T, D, B, G = xp.shape
         H = G // 4
-        two = torch.ones(G, dtype=xp.dtype, device=xp.device)
-        two[2 * H : 3 * H] = 2  # doubles the g rows: sigma(2 a^g) gives tanh(a^g)
-        gates = (xp * two).contiguous()  # (T, D, B, 4H): xp_t, then a_t, then the activations, step by step
-        w_hh_t = w_hh.transpose(1, 2) * two  # (D, H, 4H)
+        gates, w_hh_t = _doubled_g_rows(xp, w_hh, in_place=False)
         hs = xp.new_empty(T + 1, D, B, H)  # h_0 .. h_T
         cs = xp.new_empty(T + 1, D, B, H)  # c_0 .. c_T
         tcs = xp.new_empty(T, D, B, H)  # tanh(c_1) .. tanh(c_T)
         hs[0], cs[0] = h0, c0
-        # per-step views, made once (indexing a tensor inside the loop costs as much as the arithmetic);
-        # i, f, s_g, o each (D, B, H)
-        i, f, sg, o = (x.unbind(0) for x in gates.view(T, D, B, 4, H).unbind(3))
-        a, h, c, tc = gates.unbind(0), hs.unbind(0), cs.unbind(0), tcs.unbind(0)
-        for t in range(T):
-            # a_t = xp_t + h_{t-1} W_hh^T: (D, B, H) x (D, H, 4H) -> (D, B, 4H)
-            a[t].baddbmm_(h[t], w_hh_t)
-            # i_t, f_t, o_t = sigma(a_t);  s_g = sigma(2 a^g_t), g_t = 2 s_g - 1
-            a[t].sigmoid_()
-            # c_t = f_t * c_{t-1} + i_t * g_t = f_t * c_{t-1} + 2 i_t s_g - i_t
-            torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], sg[t], value=2).sub_(i[t])
-            # h_t = o_t * tanh(c_t)
-            torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
+        _lstm_loop(gates, w_hh_t, hs.unbind(0), cs.unbind(0), tcs.unbind(0))
         ctx.save_for_backward(gates, hs, cs, tcs, xp, h0, c0, w_hh)
         return hs[1:].clone(), hs[T].clone(), cs[T].clone()
 
@@ -239,6 +235,114 @@ class _LSTMSequence(torch.autograd.Function):
         return d_a, d_h0, d_c0, d_w
 
 
+def _doubled_g_rows(xp: Tensor, w_hh: Tensor, in_place: bool) -> tuple[Tensor, Tensor]:
+    r"""Prepare the fast loops' one-sigmoid trick: $x_p$ and $W_{hh}^\top$ with their g rows doubled, since
+    $\tanh(a) = 2\sigma(2a) - 1$. Returns (gates (T, D, B, 4H) contiguous, W_hh^T (D, H, 4H) contiguous).
+
+    `in_place` doubles `xp`'s own g rows (it must be contiguous, and the caller's to overwrite); otherwise
+    the doubled copy is made in one pass. W_hh^T is written contiguous in the same pass as its doubling: a
+    (B, H) x (H, 4H) product reads it row by row, and on small batches this layout runs the step's matrix
+    product about 1.5x faster than the transposed view."""
+    D, G, H = w_hh.shape[0], w_hh.shape[1], w_hh.shape[1] // 4
+    two = w_hh.new_ones(G)
+    two[2 * H : 3 * H] = 2
+    if in_place:
+        xp.view(*xp.shape[:-1], 4, H)[..., 2, :].mul_(2)
+        gates = xp
+    else:
+        gates = torch.mul(xp, two, out=xp.new_empty(xp.shape))
+    w_hh_t = torch.mul(w_hh.transpose(1, 2), two, out=w_hh.new_empty(D, H, G))
+    return gates, w_hh_t
+
+
+def _lstm_loop(gates: Tensor, w_hh_t: Tensor, h: Sequence[Tensor], c: Sequence[Tensor], tc: Sequence[Tensor]) -> None:
+    r"""The LSTM's time loop with the g rows doubled (see `_doubled_g_rows`), writing into given buffers.
+
+    gates (T, D, B, 4H) holds $W_{ih} x_t + b$ on entry and the gate activations $(i, f, s_g, o)$ on
+    exit. h[t], c[t] (t = 0..T) and tc[t] (t = 0..T-1) are (D, B, H) tensors: $h_t$, $c_t$ and
+    $\tanh c_{t+1}$; h[0], c[0] hold the initial state. The training forward passes T + 1 separate
+    buffers (it keeps the history for backpropagation); inference can pass the same buffer again
+    and again for c and tc.
+    """
+    T, D, B, G = gates.shape
+    H = G // 4
+    # per-step views, made once (indexing a tensor inside the loop costs as much as the arithmetic);
+    # i, f, s_g, o each (D, B, H)
+    i, f, sg, o = (x.unbind(0) for x in gates.view(T, D, B, 4, H).unbind(3))
+    a = gates.unbind(0)
+    for t in range(T):
+        # a_t = xp_t + h_{t-1} W_hh^T: (D, B, H) x (D, H, 4H) -> (D, B, 4H)
+        a[t].baddbmm_(h[t], w_hh_t)
+        # i_t, f_t, o_t = sigma(a_t);  s_g = sigma(2 a^g_t), g_t = 2 s_g - 1
+        a[t].sigmoid_()
+        # c_t = f_t * c_{t-1} + i_t * g_t = f_t * c_{t-1} + 2 i_t s_g - i_t
+        torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], sg[t], value=2).sub_(i[t])
+        # h_t = o_t * tanh(c_t)
+        torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
+
+
+def _lstm_sequence_nograd(
+    xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, overwrite_xp: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
+    """What `_LSTMSequence` returns, when no gradient is needed: the same loop without the history
+    backpropagation would need (c and tanh c live in one buffer each, the h_t go straight to the output).
+    With `overwrite_xp` a contiguous `xp` is used as the loop's work buffer instead of a copy."""
+    T, D, B, G = xp.shape
+    H = G // 4
+    gates, w_hh_t = _doubled_g_rows(xp, w_hh, in_place=overwrite_xp and xp.is_contiguous())
+    out = xp.new_empty(T, D, B, H)  # h_1 .. h_T
+    c = c0.clone(memory_format=torch.contiguous_format)  # c_t, updated in place
+    tc = xp.new_empty(D, B, H)  # tanh(c_t)
+    _lstm_loop(gates, w_hh_t, (h0, *out.unbind(0)), [c] * (T + 1), [tc] * T)
+    return out, out[T - 1].clone(), c
+
+
+class _SumOwnGradients(torch.autograd.Function):
+    """a + b for two parameters, with a backward that gives each its own gradient tensor.
+
+    Autograd's own sum passes one gradient tensor to both inputs; when both are leaves reached through
+    views, both `.grad` end up as that one buffer (so `clip_grad_norm_` scales it twice, a second
+    backward adds twice). The clone costs one (D, G*H) copy per backward."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return g, (g.clone() if ctx.needs_input_grad[1] else None)
+
+
+class _StackOwnGradients(torch.autograd.Function):
+    """torch.stack of the directions' parameters, with a backward that gives each its own gradient
+    (torch.stack's backward returns views of one tensor, which autograd would keep as every `.grad`)."""
+
+    @staticmethod
+    def forward(ctx, *ps: Tensor) -> Tensor:
+        return torch.stack(ps)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return tuple(x.clone() if need else None for x, need in zip(g.unbind(0), ctx.needs_input_grad))
+
+
+def _stack_params(ps: Sequence[Tensor]) -> Tensor:
+    """The directions' copies of one parameter on a leading axis (D, ...): a view when D = 1."""
+    if len(ps) == 1:
+        return ps[0].unsqueeze(0)
+    # no graph to record, or torch.func transforms (for which custom Functions define no rules)
+    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+        return torch.stack(ps)
+    return _StackOwnGradients.apply(*ps)
+
+
+def _sum_params(a: Tensor, b: Tensor) -> Tensor:
+    """b_ih + b_hh, each parameter getting its own gradient (see `_SumOwnGradients`)."""
+    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+        return a + b
+    return _SumOwnGradients.apply(a, b)
+
+
 def _check_sizes(input_size: int, hidden_size: int) -> None:
     if not isinstance(input_size, int) or input_size < 1:
         raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
@@ -254,16 +358,17 @@ class _CellBase(torch.nn.Module):
 
     mode = ""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         _check_sizes(input_size, hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         G = _GATES[self.mode]
-        self.weight_ih = torch.nn.Parameter(torch.empty(G * hidden_size, input_size))
-        self.weight_hh = torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size))
+        kw = {"device": device, "dtype": dtype}  # torch's factory arguments
+        self.weight_ih = torch.nn.Parameter(torch.empty(G * hidden_size, input_size, **kw))
+        self.weight_hh = torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size, **kw))
         if bias:
-            self.bias_ih = torch.nn.Parameter(torch.empty(G * hidden_size))
-            self.bias_hh = torch.nn.Parameter(torch.empty(G * hidden_size))
+            self.bias_ih = torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
+            self.bias_hh = torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -304,11 +409,19 @@ class RNNCell(_CellBase):
 
     mode = "RNN_TANH"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias)
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
 
     def extra_repr(self) -> str:
         extra = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
@@ -359,12 +472,17 @@ class _RNNBase(torch.nn.Module):
         hidden_size: int,
         num_layers: int = 1,
         bias: bool = True,
-        batch_first: bool = True,
+        batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         _check_sizes(input_size, hidden_size)
+        if proj_size != 0:
+            raise ValueError(f"proj_size is not supported (an LSTM with projections), got proj_size={proj_size!r}")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         if isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
@@ -373,21 +491,22 @@ class _RNNBase(torch.nn.Module):
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.dropout = float(dropout)
         G, D = _GATES[self.mode], 2 if bidirectional else 1
+        kw = {"device": device, "dtype": dtype}  # torch's factory arguments
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * D
             for suffix in ("", "_reverse")[:D]:
                 self.register_parameter(
-                    f"weight_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, in_size))
+                    f"weight_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, in_size, **kw))
                 )
                 self.register_parameter(
-                    f"weight_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size))
+                    f"weight_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, hidden_size, **kw))
                 )
                 if bias:
                     self.register_parameter(
-                        f"bias_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size))
+                        f"bias_ih_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
                     )
                     self.register_parameter(
-                        f"bias_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size))
+                        f"bias_hh_l{layer}{suffix}", torch.nn.Parameter(torch.empty(G * hidden_size, **kw))
                     )
         self.reset_parameters()
 
@@ -407,7 +526,8 @@ class _RNNBase(torch.nn.Module):
             s += f", num_layers={self.num_layers}"
         if not self.bias:
             s += ", bias=False"
-        s += f", batch_first={self.batch_first}"
+        if self.batch_first:
+            s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
         if self.bidirectional:
@@ -426,17 +546,28 @@ class _RNNBase(torch.nn.Module):
     def _n_states(self) -> int:
         return 2 if self.mode == "LSTM" else 1
 
+    def flatten_parameters(self) -> None:
+        """Does nothing. torch's recurrent layers copy their weights into one contiguous buffer for cuDNN
+        here; ours keep each weight as its own parameter, so there is nothing to flatten. Defined so that
+        code written for torch.nn (which calls it, e.g. after moving the model to a GPU) runs unchanged."""
+
     def forward(self, input: Tensor, hx=None, lengths: Tensor | None = None):
         """Run the layers over a whole sequence.
 
         Args:
-            input: (B, T, I) if batch_first else (T, B, I); or (T, I) unbatched.
+            input: (T, B, I), or (B, T, I) when batch_first; or (T, I) unbatched.
             hx: initial state (L*D, B, H) (for LSTM a pair (h_0, c_0)); zeros when None.
             lengths: optional (B,) true lengths of a right-padded batch; steps past a sequence's
                 length leave its state unchanged and give zero outputs.
         Returns:
-            output (B, T, D*H) (or (T, B, D*H)), and h_n (L*D, B, H) (for LSTM the pair (h_n, c_n)).
+            output (T, B, D*H) (or (B, T, D*H) when batch_first), and h_n (L*D, B, H) (for LSTM the pair
+            (h_n, c_n)); states are (L*D, B, H) in both layouts, as in torch.
         """
+        if isinstance(input, torch.nn.utils.rnn.PackedSequence):
+            raise ValueError(
+                "a PackedSequence input is not supported: pass the padded batch and its lengths "
+                "(forward(padded, hx, lengths=lengths)), which gives the same outputs and states"
+            )
         if input.dim() not in (2, 3):
             raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got shape {tuple(input.shape)}")
         if input.shape[-1] != self.input_size:
@@ -502,7 +633,7 @@ class _RNNBase(torch.nn.Module):
         params = [self._params(layer, reverse=d == 1) for d in range(D)]
 
         def stack(k: int) -> Tensor:  # parameter k of each direction on a leading axis (a view when D = 1)
-            return params[0][k].unsqueeze(0) if D == 1 else torch.stack([p[k] for p in params])
+            return _stack_params([p[k] for p in params])
 
         w_ih, w_hh = stack(0), stack(1)  # (D, G*H, I), (D, G*H, H)
         # an LSTM without `lengths` runs as one _LSTMSequence, except under torch.func transforms (vmap,
@@ -519,7 +650,7 @@ class _RNNBase(torch.nn.Module):
             if self.mode == "GRU":
                 bias, step_b_hh = b_ih, b_hh
             else:
-                bias = b_ih + b_hh
+                bias = _sum_params(b_ih, b_hh)  # not b_ih + b_hh: see the module docstring
             xp = torch.baddbmm(bias, x_all, w_ih.transpose(1, 2))
         else:
             xp = torch.bmm(x_all, w_ih.transpose(1, 2))
@@ -531,7 +662,10 @@ class _RNNBase(torch.nn.Module):
             xp = xp.transpose(0, 1)  # (T, 1, B, G*H)
             mask = None if mask is None else mask.unsqueeze(1)  # (T, 1, B, 1)
         if fused:
-            out, h, c = _LSTMSequence.apply(xp, *state, w_hh)  # (T, D, B, H), (D, B, H), (D, B, H)
+            if torch.is_grad_enabled() and any(t.requires_grad for t in (xp, *state, w_hh)):
+                out, h, c = _LSTMSequence.apply(xp, *state, w_hh)  # (T, D, B, H), (D, B, H), (D, B, H)
+            else:  # evaluation: the same loop, keeping no history (xp is this call's own temporary)
+                out, h, c = _lstm_sequence_nograd(xp, *state, w_hh, overwrite_xp=True)
             if D == 1:
                 return out.view(T, B, -1), (h, c)  # a view, not a select: its backward copies nothing
             return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), (h, c)  # (T, B, 2H)
@@ -567,8 +701,7 @@ class _RNNBase(torch.nn.Module):
 
 
 class RNN(_RNNBase):
-    """Multi-layer Elman RNN, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); drop-in for torch.nn.RNN
-    (except that `batch_first` defaults to True)."""
+    """Multi-layer Elman RNN, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); drop-in for torch.nn.RNN."""
 
     def __init__(
         self,
@@ -577,15 +710,19 @@ class RNN(_RNNBase):
         num_layers: int = 1,
         nonlinearity: str = "tanh",
         bias: bool = True,
-        batch_first: bool = True,
+        batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        device=None,
+        dtype=None,
     ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device=device, dtype=dtype
+        )
 
     def extra_repr(self) -> str:
         extra = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
@@ -593,15 +730,13 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """Multi-layer LSTM; returns (output, (h_n, c_n)); drop-in for torch.nn.LSTM without proj_size
-    (except that `batch_first` defaults to True)."""
+    """Multi-layer LSTM; returns (output, (h_n, c_n)); drop-in for torch.nn.LSTM without proj_size."""
 
     mode = "LSTM"
 
 
 class GRU(_RNNBase):
-    """Multi-layer GRU; returns (output, h_n); drop-in for torch.nn.GRU (except that `batch_first`
-    defaults to True)."""
+    """Multi-layer GRU; returns (output, h_n); drop-in for torch.nn.GRU."""
 
     mode = "GRU"
 

@@ -40,13 +40,15 @@ import math
 
 import torch
 
-from dlterms.optim._base import _check_lr, _check_nonneg, _check_unit, _grad
+from dlterms.optim._base import _check_lr, _check_nonneg, _check_unit, _grad, _step_grad_mode, _torch_flags
 
 __all__ = ["Adam", "AdamW", "SparseAdam"]
 
 
 class Adam(torch.optim.Optimizer):
-    """Adam with torch's arguments: lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay."""
+    """Adam with torch's arguments: lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay,
+    and torch's implementation switches foreach, capturable, differentiable, fused (see
+    `dlterms.optim._base._torch_flags`: fused=True and capturable=True raise a ValueError)."""
 
     def __init__(
         self,
@@ -56,7 +58,12 @@ class Adam(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
         maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ):
         _check_lr(lr)
@@ -74,10 +81,13 @@ class Adam(torch.optim.Optimizer):
             amsgrad=amsgrad,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
+            **_torch_flags(
+                type(self).__name__, foreach=foreach, fused=fused, capturable=capturable, differentiable=differentiable
+            ),
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
+    @_step_grad_mode
     def step(self, closure=None):
         loss = None
         if closure is not None:
@@ -110,17 +120,20 @@ class Adam(torch.optim.Optimizer):
                 m.lerp_(g, 1 - beta1)
                 # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                differentiable = group["differentiable"]
                 if group["amsgrad"]:
-                    # v_t^max = max(v_{t-1}^max, v_t)
-                    torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
+                    # v_t^max = max(v_{t-1}^max, v_t); when the step is recorded (differentiable), the old
+                    # v^max is a copy and the update a copy_, since autograd keeps what `maximum` read
+                    vmax = state["max_exp_avg_sq"]
+                    v = vmax.copy_(torch.maximum(vmax.clone() if differentiable else vmax, v))
                 # bias corrections 1 - beta1^t and 1 - beta2^t
                 bc1 = 1 - beta1**t
                 bc2 = 1 - beta2**t
                 # sqrt(v_hat_t) + eps = sqrt(v_t) / sqrt(1 - beta2^t) + eps
                 denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
                 # theta_t = theta_{t-1} - eta m_hat_t / (sqrt(v_hat_t) + eps),  m_hat_t = m_t / (1 - beta1^t)
-                p.addcdiv_(m, denom, value=-lr / bc1)
+                # (a recorded step reads a copy of m_t, which the next step changes in place, as torch does)
+                p.addcdiv_(m.clone() if differentiable else m, denom, value=-lr / bc1)
         return loss
 
 
@@ -135,7 +148,12 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
+        *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ):
         super().__init__(
             params,
@@ -145,6 +163,10 @@ class AdamW(Adam):
             weight_decay=weight_decay,
             amsgrad=amsgrad,
             maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
             decoupled_weight_decay=True,
         )
 

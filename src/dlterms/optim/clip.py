@@ -25,21 +25,37 @@ def _grads(parameters) -> list[torch.Tensor]:
     return [p.grad for p in parameters if p.grad is not None]
 
 
+def _check_foreach(foreach) -> None:
+    # torch's choice between a per-tensor loop and multi-tensor kernels, which compute the same values;
+    # here it is always the loop
+    if foreach is not None and not isinstance(foreach, bool):
+        raise ValueError(f"foreach must be None, False or True, got foreach={foreach!r}")
+
+
 def clip_grad_norm_(
     parameters: Iterable[torch.Tensor] | torch.Tensor,
     max_norm: float,
-    norm_type: float = 2.0,
+    norm_type: float | str = 2.0,
     error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+    *,
     eps: float = 1e-6,
 ) -> torch.Tensor:
     """Scale all gradients together so their global `norm_type`-norm is at most `max_norm`.
 
-    Returns the total norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
+    Arguments as torch.nn.utils.clip_grad_norm_'s: `norm_type` may be a number > 0, `inf`, or a string
+    that `float()` reads ('inf', '2'); `foreach` is accepted and changes nothing (the result is the same).
+    Returns the total norm before clipping (as torch does).
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    try:
+        norm_type = float(norm_type)
+    except (TypeError, ValueError):
+        raise ValueError(f"norm_type must be a number > 0 or inf, got {norm_type!r}") from None
     if not (norm_type == math.inf or norm_type > 0):
         raise ValueError(f"norm_type must be > 0 or inf, got {norm_type}")
+    _check_foreach(foreach)
     grads = _grads(parameters)
     if not grads:
         return torch.tensor(0.0)
@@ -59,10 +75,13 @@ def clip_grad_norm_(
     return total
 
 
-def clip_grad_value_(parameters: Iterable[torch.Tensor] | torch.Tensor, clip_value: float) -> None:
-    """Clamp every gradient component to [-clip_value, clip_value] in place."""
+def clip_grad_value_(
+    parameters: Iterable[torch.Tensor] | torch.Tensor, clip_value: float, foreach: bool | None = None
+) -> None:
+    """Clamp every gradient component to [-clip_value, clip_value] in place (`foreach` as in clip_grad_norm_)."""
     if not clip_value > 0:
         raise ValueError(f"clip_value must be > 0, got {clip_value}")
+    _check_foreach(foreach)
     for g in _grads(parameters):
         # g_i <- min(max(g_i, -c), c)
         g.detach().clamp_(-clip_value, clip_value)

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import torch
 
-from dlterms.optim._base import _check_lr, _check_nonneg, _grad
+from dlterms.optim._base import _check_lr, _check_nonneg, _grad, _step_grad_mode, _torch_flags
 
 __all__ = ["RMSprop"]
 
 
 class RMSprop(torch.optim.Optimizer):
-    """RMSprop with torch's arguments: lr, alpha, eps, weight_decay, momentum, centered."""
+    """RMSprop with torch's arguments, in torch's order: lr, alpha, eps, weight_decay, momentum, centered,
+    capturable, foreach, maximize, differentiable (see `dlterms.optim._base._torch_flags`: capturable=True
+    raises a ValueError)."""
 
     def __init__(
         self,
@@ -41,7 +43,10 @@ class RMSprop(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
         maximize: bool = False,
+        differentiable: bool = False,
     ):
         _check_lr(lr)
         if not 0.0 <= alpha <= 1.0:
@@ -57,10 +62,11 @@ class RMSprop(torch.optim.Optimizer):
             momentum=momentum,
             centered=centered,
             maximize=maximize,
+            **_torch_flags("RMSprop", foreach=foreach, capturable=capturable, differentiable=differentiable),
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
+    @_step_grad_mode
     def step(self, closure=None):
         loss = None
         if closure is not None:
@@ -92,11 +98,11 @@ class RMSprop(torch.optim.Optimizer):
                     gbar = state["grad_avg"]
                     # gbar_t = alpha gbar_{t-1} + (1 - alpha) g_t
                     gbar.mul_(alpha).add_(g, alpha=1 - alpha)
-                    # sqrt(v_t - gbar_t^2) + eps
-                    denom = v.addcmul(gbar, gbar, value=-1).sqrt_().add_(eps)
+                    # sqrt(v_t - gbar_t^2) + eps   (+ eps out of place: sqrt's backward keeps its output)
+                    denom = v.addcmul(gbar, gbar, value=-1).sqrt_().add(eps)
                 else:
                     # sqrt(v_t) + eps
-                    denom = v.sqrt().add_(eps)
+                    denom = v.sqrt().add(eps)
                 if mu > 0:
                     b = state["momentum_buffer"]
                     # b_t = mu b_{t-1} + g_t / (sqrt(v~_t) + eps);  theta_t = theta_{t-1} - eta b_t

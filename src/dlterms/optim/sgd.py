@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from dlterms.optim._base import _check_lr, _check_nonneg, _grad
+from dlterms.optim._base import _check_lr, _check_nonneg, _grad, _step_grad_mode, _torch_flags
 
 __all__ = ["SGD"]
 
@@ -40,6 +40,8 @@ class SGD(torch.optim.Optimizer):
         weight_decay: L2 penalty $\\lambda$ added to the gradient.
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening = 0).
         maximize: ascend instead of descend.
+        foreach, differentiable, fused: torch's implementation switches; see `dlterms.optim._base._torch_flags`
+            (fused=True raises a ValueError, differentiable=True records the step for autograd).
     """
 
     def __init__(
@@ -50,7 +52,11 @@ class SGD(torch.optim.Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ):
         _check_lr(lr)
         _check_nonneg("momentum", momentum)
@@ -66,10 +72,11 @@ class SGD(torch.optim.Optimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            **_torch_flags("SGD", foreach=foreach, fused=fused, differentiable=differentiable),
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
+    @_step_grad_mode
     def step(self, closure=None):
         """One update of every parameter that has a gradient. Returns the closure's loss if given."""
         loss = None

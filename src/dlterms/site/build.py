@@ -1,8 +1,10 @@
 """Build the static website from the glossary entries and the saved results.
 
     out/index.html               areas, instant search (assets/search-index.js)
-    out/terms/<id>.html          definition, related terms both ways, code, checks, metrics, figures
-    out/coverage.html            100 rows: what exists for each term
+    out/terms/<id>.html          definition, related terms both ways, code, checks, metrics, figures,
+                                 and over the saved seeds: "held on k/n seeds" per check, metric spreads
+    out/coverage.html            100 rows: what exists for each term, seeds passed
+    out/corrections.html         where the source article is wrong, claim by claim, with evidence
     out/figures/<id>-<name>.svg  copied from the results folder
     out/assets/                  CSS and scripts
 
@@ -60,13 +62,16 @@ def _code_blocks(entry) -> list[dict]:
 
 
 def search_index(entries) -> list[dict]:
-    """What the in-page search needs: names, first sentence, and the definition text."""
+    """What the in-page search needs: names and keywords, first sentence, the does line and the
+    definition text."""
     return [
         {
             "id": e.id,
             "number": e.number,
             "title": e.title,
             "aliases": list(e.aliases),
+            "keywords": list(e.keywords),
+            "does": e.does or "",
             "area": e.area,
             "summary": e.summary(),
             "summary_html": render.inline_html(e.summary(keep_math=True)),
@@ -85,6 +90,7 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
     """Write the whole site to `out` (replacing what was there) and return the index path."""
     from dlterms import __version__
     from dlterms.glossary.coverage import coverage_rows
+    from dlterms.robustness import aggregate, format_seeds, load_seed_results
     from dlterms.run import load_results
 
     out, results_dir = Path(out).resolve(), Path(results)
@@ -93,6 +99,8 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
     items = glossary.entries()
     by_id = {e.id: e for e in items}
     results_by_id = load_results(results_dir)
+    # Over every saved seed (results/<id>.json and results/seeds/<S>/<id>.json): see dlterms.robustness.
+    robust = {t: aggregate(rs, term=t) for t, rs in load_seed_results(results_dir).items() if rs}
     env = _environment()
     common = {
         "built": time.strftime("%Y-%m-%d %H:%M"),
@@ -133,9 +141,13 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
         for e in items:
             related = [by_id[r] for r in e.related]
             back = [b for b in backlinks[e.id] if b.id not in e.related]
+            rob, result = robust.get(e.id), results_by_id.get(e.id)
             html = term_tpl.render(
                 root="../",
                 e=e,
+                robustness=rob,
+                seeds_text=format_seeds(rob.seeds) if rob else "",
+                tallies=rob.tallies_for(result) if rob and result else None,
                 definition_html=render.markdown_to_html(e.definition),
                 related=related,
                 backlinks=back,
@@ -154,9 +166,18 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
                 root="",
                 areas=areas,
                 status=status,
+                robust=robust,
                 n_passed=sum(s == "passed" for s in status.values()),
                 n_with_result=len(status),
                 **common,
+            ),
+        )
+
+        groups = [(e, list(e.corrections)) for e in items if e.corrections]
+        _write(
+            tmp / "corrections.html",
+            env.get_template("corrections.html").render(
+                root="", groups=groups, n_corrections=sum(len(c) for _, c in groups), status=status, **common
             ),
         )
 
@@ -165,6 +186,9 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
             k: sum(bool(r[k]) for r in rows) for k in ("definition", "code", "reference_test", "experiment", "figure")
         }
         totals["passed"] = sum(r["last_result"] == "passed" for r in rows)
+        totals["passed_on_every_seed"] = sum(
+            bool(r["robustness"]) and r["robustness"]["passed"] == r["robustness"]["of"] for r in rows
+        )
         _write(
             tmp / "coverage.html", env.get_template("coverage.html").render(root="", rows=rows, totals=totals, **common)
         )

@@ -8,13 +8,25 @@
 One job at a time, in a separate worker process (a crashing experiment cannot take the server
 down). When it finishes, the site is rebuilt so the term's page shows the new result. The server
 binds to loopback unless another host is asked for explicitly.
+
+Only the server's own pages can drive it:
+- every request must name the server in its `Host` header: the bound address, or `localhost` when
+  bound to a loopback address (a page on another site that rebinds its DNS name to 127.0.0.1 sends
+  its own name, and gets 403);
+- a request carrying an `Origin` header must come from the server's own origin (403 otherwise);
+- `POST /api/run` accepts only `Content-Type: application/json` (415 otherwise), which a cross-site
+  form or a "simple" cross-site fetch cannot send without a CORS preflight, and this server answers no
+  preflight.
+Responses never carry a traceback or a path of this machine: those go to the server's stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ipaddress
 import json
+import re
 import sys
 import threading
 import time
@@ -24,6 +36,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 MAX_BODY = 4096
+_LOOPBACK_NAMES = ("localhost",)
 
 
 class JobRunner:
@@ -79,8 +92,8 @@ class JobRunner:
                 message=f"{result.status}: {result.n_passed}/{len(result.checks)} checks in {result.seconds:.1f} s",
             )
         except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps serving
-            traceback.print_exc()
-            self._update(state="error", message=f"{type(exc).__name__}: {exc}")
+            traceback.print_exc()  # the details (paths, traceback) go to the server's stderr only
+            self._update(state="error", message=f"the run failed on the server ({type(exc).__name__}); see its log")
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -99,7 +112,44 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def list_directory(self, path):  # a folder without index.html is not listed
+        self.send_error(404, "File not found")
+        return None
+
+    def _refused(self) -> bool:
+        """Answer 403 (and return True) unless Host and Origin name this server."""
+        host = self.headers.get("Host")
+        if host is None or not self.server.allows_host(host):
+            self._json(403, {"error": "this server answers only requests addressed to it by its own address"})
+            return True
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() != f"http://{host}".lower():
+            self._json(403, {"error": "requests from other sites are refused"})
+            return True
+        return False
+
+    def _guarded(self, handle) -> None:
+        """Run `handle` after the Host/Origin checks; an unexpected error is a 500 with no details."""
+        try:
+            if not self._refused():
+                handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception:  # noqa: BLE001 - the page gets a plain message, stderr the traceback
+            traceback.print_exc()
+            with contextlib.suppress(Exception):
+                self._json(500, {"error": "internal server error (see the server's log)"})
+
     def do_GET(self):  # noqa: N802 - http.server's name
+        self._guarded(self._get)
+
+    def do_HEAD(self):  # noqa: N802
+        self._guarded(super().do_HEAD)
+
+    def do_POST(self):  # noqa: N802
+        self._guarded(self._post)
+
+    def _get(self) -> None:
         url = urlparse(self.path)
         if url.path == "/api/status":
             return self._json(200, {"job": self.server.runner.snapshot()})
@@ -126,14 +176,25 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
             hits, mode, notice = semantic.search(query, limit=limit), "semantic", None
         except Exception as exc:  # noqa: BLE001 - any model failure falls back to keywords, with a notice
-            hits, mode, notice = keyword_search(query, limit), "keywords", f"language model unavailable: {exc}"
+            print(f"dlterms serve: language model unavailable: {exc!r}", file=sys.stderr)
+            hits, mode = keyword_search(query, limit), "keywords"
+            notice = f"language model unavailable ({type(exc).__name__})"
         return self._json(200, {"query": query, "mode": mode, "notice": notice, "hits": [h.to_dict() for h in hits]})
 
-    def do_POST(self):  # noqa: N802
+    def _post(self) -> None:
         url = urlparse(self.path)
         if url.path != "/api/run":
             return self._json(404, {"error": f"no such endpoint {url.path}"})
-        length = int(self.headers.get("Content-Length") or 0)
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return self._json(415, {"error": f"send Content-Type: application/json, got {ctype or 'none'!r}"})
+        raw_length = self.headers.get("Content-Length")
+        try:
+            length = int(raw_length)
+        except (TypeError, ValueError):
+            return self._json(411, {"error": f"Content-Length must be a whole number, got {raw_length!r}"})
+        if length < 0:
+            return self._json(400, {"error": f"Content-Length must be >= 0, got {length}"})
         if length > MAX_BODY:
             return self._json(413, {"error": "request body too large"})
         try:
@@ -157,6 +218,17 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return self._json(202, {"job": job})
 
 
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """'name:port', '[v6]:port', 'name' -> (lower-case name, port or None); None when malformed."""
+    value = value.strip()
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|([^\s:\[\]/@]+)(?::(\d{1,5}))?", value)
+    if m is None:
+        return None
+    name = (m.group(1) or m.group(3)).lower()
+    port = m.group(2) or m.group(4)
+    return name, int(port) if port else None
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -164,6 +236,31 @@ class Server(http.server.ThreadingHTTPServer):
         super().__init__(address, handler)
         self.runner = runner
         self.verbose = verbose
+        self.asked_host = str(address[0]).strip("[]").lower()
+
+    def allows_host(self, header: str) -> bool:
+        """Whether a request's `Host` header names this server: the bound address (or the name it was
+        asked to bind), with the bound port, or `localhost` when bound to loopback. On a wildcard bind
+        (0.0.0.0, ::) any IP literal is accepted, never a DNS name other than localhost."""
+        parsed = _split_host(header)
+        if parsed is None:
+            return False
+        name, port = parsed
+        if (port or 80) != self.server_address[1]:
+            return False
+        bound = str(self.server_address[0]).lower()
+        if name in (bound, self.asked_host):
+            return True
+        wildcard = bound in ("0.0.0.0", "::")
+        if name in _LOOPBACK_NAMES:
+            return wildcard or _is_loopback(bound)
+        if wildcard:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return False
+            return True
+        return False
 
 
 def make_server(
@@ -177,10 +274,15 @@ def make_server(
     from dlterms.site.build import build_site
 
     site, results = Path(site).resolve(), Path(results).resolve()
-    if not (site / "index.html").exists():
-        build_site(site, results)
     handler = partial(Handler, directory=str(site))
-    return Server((host, port), handler, JobRunner(results, site), verbose=verbose)
+    server = Server((host, port), handler, JobRunner(results, site), verbose=verbose)  # OSError: cannot listen
+    try:
+        if not (site / "index.html").exists():
+            build_site(site, results)
+    except BaseException:
+        server.server_close()
+        raise
+    return server
 
 
 def _is_loopback(host: str) -> bool:
@@ -195,13 +297,13 @@ def _is_loopback(host: str) -> bool:
 def serve(
     host: str = "127.0.0.1", port: int = 8000, results: Path = Path("results"), site: Path = Path("site-build")
 ) -> int:
+    server = make_server(host, port, results, site, verbose=True)
     if not _is_loopback(host):
         print(
             f"warning: serving on {host}, reachable from other machines; experiments can be started "
             "by anyone who can reach it",
             file=sys.stderr,
         )
-    server = make_server(host, port, results, site, verbose=True)
     print(f"serving {site} on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:
         server.serve_forever()

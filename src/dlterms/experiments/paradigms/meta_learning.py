@@ -10,11 +10,20 @@ same MLP (1-40-40-1, ReLU) see 2000 meta-batches of 10 tasks (20 points each):
   paper, which can only learn the mean function (about 0).
 
 Test: 100 new tasks, 10 support points each (K = 10), then 0-10 SGD steps (lr 0.01) from each
-initialisation; error is the MSE on 100 points spread over [-5, 5].
+initialisation; error is the MSE on 100 points spread over [-5, 5]. The pretrained model is also
+fine-tuned at its own best step size, chosen among 0.002-0.05 on 100 separate validation tasks, and the
+checks compare against that (MAML and Reptile keep 0.01, the step size MAML was meta-trained for).
+Claims: after 10 steps MAML's error is at most half the pretrained model's; MAML after one step
+already beats it after 10; Reptile beats it too.
+
+Measured, seeds 0-4, MSE after 10 steps: MAML 0.587, 0.600, 0.733, 0.543, 0.600; Reptile 0.86-1.13;
+pretrained 2.19, 1.74, 1.78, 1.79, 2.23 (its best step size on validation tasks was 0.01 at every seed:
+0.02 did worse and 0.05 diverged).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +46,7 @@ class Config:
     reptile_epsilon: float = 0.1  # Reptile outer step
     test_tasks: int = 100  # new tasks at test time
     test_steps: tuple[int, ...] = (0, 1, 2, 5, 10)  # adaptation steps evaluated
+    finetune_lrs: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05)  # the pretrained model's step sizes tried
 
 
 def _test_error(model, x, y, xq, yq, steps, lr):
@@ -87,10 +97,23 @@ def meta_learning(run: Run) -> None:
         for k, e in zip(cfg.test_steps, errs):
             run.metric(f"{m}_mse_after_{k}_steps", round(e, 4), key=(m == "MAML" and k == 10))
     last = cfg.test_steps.index(10)
-    maml10, rep10, pre10 = errors["MAML"][last], errors["Reptile"][last], errors["pretrained"][last]
+    maml10, rep10 = errors["MAML"][last], errors["Reptile"][last]
     maml1 = errors["MAML"][cfg.test_steps.index(1)]
+    # the baseline's own best step size for fine-tuning, chosen on separate validation tasks
+    val = SinusoidTasks(run.generator(98))
+    vx, vy, vamp, vphase = val.sample(cfg.test_tasks, cfg.k_shot)
+    vq = torch.linspace(-5, 5, 100).reshape(1, -1, 1).expand(cfg.test_tasks, -1, -1)
+    vyq = vamp * torch.sin(vq - vphase)
+    vx, vy, vq, vyq = (t.to(run.device) for t in (vx, vy, vq, vyq))
+    val_err = {lr: _test_error(models["pretrained"], vx, vy, vq, vyq, 10, lr)[0] for lr in cfg.finetune_lrs}
+    best_lr = min(val_err, key=lambda lr: val_err[lr] if math.isfinite(val_err[lr]) else math.inf)  # NaN: diverged
+    pre10 = _test_error(models["pretrained"], x, y, xq, yq, 10, best_lr)[0]
+    run.metric("pretrained_validation_mse_after_10_steps_by_lr", {str(k): round(v, 4) for k, v in val_err.items()})
+    run.metric("pretrained_best_lr", best_lr)
+    run.metric("pretrained_mse_after_10_steps_best_lr", round(pre10, 4))
     run.check(
-        "after 10 steps on 10 points, MAML's initialisation has far lower error than pretraining",
+        "after 10 steps on 10 points, MAML's initialisation has far lower error than pretraining "
+        "(fine-tuned at its own best step size)",
         maml10 <= 0.5 * pre10,
         observed=f"{maml10:.3f} vs {pre10:.3f}",
         expected="<= half",
@@ -131,6 +154,7 @@ def meta_learning(run: Run) -> None:
         ax1.set_xlabel("x")
         for m, errs in errors.items():
             ax2.plot(cfg.test_steps, errs, "o-", label=m)
+        ax2.plot([10], [pre10], "s", c="tab:red", label=f"pretrained, fine-tuned at lr {best_lr:g} (its best)")
         ax2.set_xlabel("gradient steps on the 10 support points")
         ax2.set_ylabel(f"test MSE over {cfg.test_tasks} new tasks")
         ax2.legend()

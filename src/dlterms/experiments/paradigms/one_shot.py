@@ -1,16 +1,25 @@
-"""One-shot learning: one example per new class, an embedding learned on other classes, and a model
-trained from scratch on the same single examples, on MNIST-1D.
+"""One-shot learning: one image of each new character, an embedding learned on other alphabets, and
+the same network trained from scratch on those single images.
 
-MNIST-1D's ten classes are split: 0-4 are the base classes, 5-9 the new ones. A prototypical network
-with the vision engineer's 1-D CNN body (`dlterms.models.cnn.mnist1d_cnn`, its head giving a 64-d
-embedding, no batch norm) is trained on 300 episodes of 5-way 5-shot drawn from the base classes.
-Test episodes are 5-way 1-shot on classes 5-9, never seen in training, 15 queries per class: each
-query gets the class of the nearest support embedding. On the same episodes the same CNN with a
-5-way head and fresh random weights is trained from scratch on the 5 support signals alone (50
-full-batch Adam steps) and classifies the queries; nearest neighbour on the raw signals is reported
-too. Chance is 1/5. (On 8x8 digits, where raw pixels are already a good metric, a from-scratch model
-matched the learned embedding; MNIST-1D's shifted, scaled templates are where an embedding learned
-on other classes pays off.)
+Glyph set (`dlterms.data.glyphs`, after Omniglot): 301 characters of six alphabets, 20 distorted
+28 x 28 images each, at the run's seed. A prototypical network's embedding (the few-shot experiment's
+CNN, 64-d) is trained on Latin, Cyrillic and Armenian: 100 episodes of 32-way 1-shot, 3 queries per
+class. Test episodes are 5-way 1-shot on Greek, Georgian and Hebrew characters, never seen in training,
+15 queries per class: each query gets the class of the nearest support embedding. On the same
+episodes, the same CNN with a 5-way head and fresh random weights is trained from scratch on the 5
+support images alone (50 full-batch Adam steps, lr 1e-2, after which it fits them) and classifies the
+queries; nearest neighbour on raw pixels is reported too, and so is 20-way 1-shot for the embedding
+and raw pixels. Chance is 1/5.
+
+Claims (TERMS.md): far above chance (>= 0.5 at 5-way), and above the model trained from scratch on
+the same single examples, paired over 25 episodes, by more than 3 standard errors of the mean
+difference. (On 8x8 digits, where raw pixels are already a good metric and five base classes teach
+little, a from-scratch model had matched the learned embedding; see the few-shot experiment's digits
+side.)
+
+Measured, seeds 0-4: embedding 0.867, 0.877, 0.905, 0.867, 0.894; from scratch 0.413-0.429 (it fits its
+5 support images every time); raw pixels 0.391-0.413; the embedding won all 25 episodes at every seed.
+20-way 1-shot: embedding 0.684-0.710, raw pixels 0.208-0.214.
 """
 
 from __future__ import annotations
@@ -19,10 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-from dlterms.data.datasets import mnist1d
+from dlterms.experiments.paradigms.few_shot import glyph_encoder, train_glyph_protonet
 from dlterms.losses import cross_entropy
-from dlterms.methods.protonets import EpisodeSampler, episode_logits, train_episodic
-from dlterms.models.cnn import mnist1d_cnn
+from dlterms.methods.protonets import EpisodeSampler, episode_logits, evaluate_episodes
 from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import fit
@@ -30,36 +38,36 @@ from dlterms.training import fit
 
 @dataclass
 class Config:
-    train_episodes: int = 300  # episodic training on the base classes (5-way 5-shot, 10 queries)
+    channels: tuple[int, ...] = (16, 32, 32)  # conv blocks of the CNN (embedding and from-scratch model)
     embedding: int = 64  # embedding size
-    lr: float = 1e-3  # Adam step size of the episodic training
-    episodes: int = 30  # test episodes (each also trains one model from scratch)
+    train_episodes: int = 100  # episodic training on the training alphabets
+    train_way: int = 32
+    train_shot: int = 1
+    train_query: int = 3
+    lr: float = 3e-3  # Adam step size of the episodic training
+    episodes: int = 25  # test episodes (each also trains one model from scratch)
     n_query: int = 15  # queries per class
     scratch_steps: int = 50  # full-batch steps of the from-scratch model
     scratch_lr: float = 1e-2  # its Adam step size
 
 
+def _acc(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float((logits.argmax(1) == y).float().mean())
+
+
 @experiment("one-shot")
 def one_shot(run: Run) -> None:
     cfg = Config()
-    d = mnist1d(channels=True)
-    x = torch.cat([d.x_train, d.x_test]).to(run.device)
-    y = torch.cat([d.y_train, d.y_test]).to(run.device)
-    torch.manual_seed(run.seed)
-    encoder = mnist1d_cnn(n_classes=cfg.embedding, batch_norm=False).to(run.device)
-    base = EpisodeSampler(x, y, 5, 5, 10, classes=range(5), generator=run.generator(1))
-    train_episodic(encoder, base, cfg.train_episodes, Adam(encoder.parameters(), lr=cfg.lr))
-    run.progress(0.5, "embedding trained")
-    encoder.eval()
-    sampler = EpisodeSampler(x, y, 5, 1, cfg.n_query, classes=range(5, 10), generator=run.generator(20))
-    proto_acc, scratch_acc, raw_acc = [], [], []
+    _, test, encoder, _ = train_glyph_protonet(run, cfg, progress_to=0.5)
+    sampler = EpisodeSampler(test.images, test.labels, 5, 1, cfg.n_query, generator=run.generator(20))
+    proto_acc, scratch_acc, scratch_fit, raw_acc = [], [], [], []
     for i in range(cfg.episodes):
         ep = sampler.sample()
         with torch.no_grad():
-            proto_acc.append(float((episode_logits(encoder, ep).argmax(1) == ep.query_y).float().mean()))
-            raw_acc.append(float((episode_logits(torch.nn.Flatten(), ep).argmax(1) == ep.query_y).float().mean()))
+            proto_acc.append(_acc(episode_logits(encoder, ep), ep.query_y))
+            raw_acc.append(_acc(episode_logits(torch.nn.Flatten(), ep), ep.query_y))
         torch.manual_seed(run.seed * 1000 + i)
-        scratch = mnist1d_cnn(n_classes=5, batch_norm=False).to(run.device)
+        scratch = glyph_encoder(5, cfg.channels).to(run.device)  # a 5-way head
         fit(
             scratch,
             (ep.support_x, ep.support_y),
@@ -71,26 +79,41 @@ def one_shot(run: Run) -> None:
         )
         scratch.eval()
         with torch.no_grad():
-            scratch_acc.append(float((scratch(ep.query_x).argmax(1) == ep.query_y).float().mean()))
+            scratch_acc.append(_acc(scratch(ep.query_x), ep.query_y))
+            scratch_fit.append(_acc(scratch(ep.support_x), ep.support_y))
         if i % 10 == 0:
             run.progress(0.5 + 0.5 * i / cfg.episodes, "episodes")
     p, s, r = torch.tensor(proto_acc), torch.tensor(scratch_acc), torch.tensor(raw_acc)
     diff = p - s
     se = float(diff.std() / len(diff) ** 0.5)
+    with torch.no_grad():
+        emb = encoder(test.images)
+    s20 = dict(n_way=20, k_shot=1, n_query=cfg.n_query)
+    e20 = evaluate_episodes(
+        torch.nn.Identity(), EpisodeSampler(emb, test.labels, **s20, generator=run.generator(21)), 200
+    )
+    r20 = evaluate_episodes(
+        torch.nn.Identity(),
+        EpisodeSampler(test.images.flatten(1), test.labels, **s20, generator=run.generator(21)),
+        200,
+    )
     run.metric("one_shot_acc_learned_embedding", round(float(p.mean()), 4), key=True)
     run.metric("one_shot_acc_trained_from_scratch", round(float(s.mean()), 4))
-    run.metric("one_shot_acc_nearest_raw_signal", round(float(r.mean()), 4))
+    run.metric("scratch_support_accuracy", round(sum(scratch_fit) / len(scratch_fit), 4))
+    run.metric("one_shot_acc_nearest_raw_pixels", round(float(r.mean()), 4))
     run.metric("paired_difference_standard_error", round(se, 4))
     run.metric("episodes_embedding_wins", int((diff > 0).sum()))
     run.metric("episodes_scratch_wins", int((diff < 0).sum()))
+    run.metric("one_shot_20way_acc_learned_embedding", round(float(e20.mean()), 4))
+    run.metric("one_shot_20way_acc_nearest_raw_pixels", round(float(r20.mean()), 4))
     run.check(
-        "with one example per new class, the learned embedding is far above chance",
-        float(p.mean()) >= 0.4,
+        "with one image per new character, the learned embedding is far above chance",
+        float(p.mean()) >= 0.5,
         observed=round(float(p.mean()), 4),
-        expected=">= 0.40 (chance 0.20)",
+        expected=">= 0.50 (chance 0.20)",
     )
     run.check(
-        "and above a model trained from scratch on those single examples (paired, > 3 standard errors)",
+        "and above the same CNN trained from scratch on those single images (paired, > 3 standard errors)",
         float(diff.mean()) > 3 * se,
         observed=round(float(diff.mean()), 4),
         expected=f"> {3 * se:.4f}",
@@ -98,14 +121,14 @@ def one_shot(run: Run) -> None:
 
     with run.figure(
         "episodes",
-        alt="per-episode 5-way 1-shot accuracy of the learned embedding against a model "
-        "trained from scratch on the same single examples",
+        alt="per-episode 5-way 1-shot accuracy on unseen alphabets of the learned embedding against "
+        "the same CNN trained from scratch on the five support images",
     ) as fig:
         ax = fig.subplots()
         ax.scatter(s.numpy(), p.numpy(), s=12)
         ax.plot([0, 1], [0, 1], c="gray", ls="--")
         ax.axhline(0.2, c="gray", ls=":")
         ax.axvline(0.2, c="gray", ls=":")
-        ax.set_xlabel("CNN trained from scratch on the 5 support signals")
-        ax.set_ylabel("prototypical network (embedding from classes 0-4)")
-        ax.set_title("5-way 1-shot accuracy per episode, MNIST-1D classes 5-9")
+        ax.set_xlabel("CNN trained from scratch on the 5 support images")
+        ax.set_ylabel("prototypical network (embedding from other alphabets)")
+        ax.set_title("5-way 1-shot accuracy per episode, Greek, Georgian, Hebrew")

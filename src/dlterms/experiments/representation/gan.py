@@ -8,6 +8,8 @@ Mode collapse: when the discriminator learns 10x slower than the generator (lr 1
 generator parks every sample near one mode (we check that at most 2 modes hold >= 1 % of the samples,
 counted by nearest mode at any distance). Remedy: packing (PacGAN, the discriminator judges 4 samples
 at once) with the same learning rates spreads the samples over >= 6 modes.
+
+Metrics of the two main runs are named `..._run1` (trained from run.seed) and `..._run2` (run.seed + 1).
 """
 
 from __future__ import annotations
@@ -67,9 +69,10 @@ def gan(run: Run) -> None:
         per_mode = torch.bincount(k[ok], minlength=N_MODES)  # high-quality samples per mode
         covered = int((per_mode >= 0.01 * N_SAMPLES).sum())
         good[seed] = (x, k, ok, per_mode, hist)
-        run.metric(f"high_quality_fraction_seed{seed}", quality, key=(i == 0))
-        run.metric(f"modes_covered_seed{seed}", covered)
-        run.metric(f"samples_per_mode_seed{seed}", per_mode.tolist())
+        # named by run (1: run.seed, 2: run.seed + 1), not by seed, so results of several seeds line up
+        run.metric(f"high_quality_fraction_run{i + 1}", quality, key=(i == 0))
+        run.metric(f"modes_covered_run{i + 1}", covered)
+        run.metric(f"samples_per_mode_run{i + 1}", per_mode.tolist())
         run.check(
             f"seed {seed}: >= 80 % of 1000 samples within 3 std of a mode",
             quality >= 0.8,

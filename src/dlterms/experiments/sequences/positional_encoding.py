@@ -29,7 +29,7 @@ class _OrderModel(torch.nn.Module):
             "sinusoidal": SinusoidalPositionalEncoding(D, max_len=T),
             "learned": LearnedPositionalEncoding(T, D, init_std=0.5),
         }[pe]
-        self.block = TransformerEncoderLayer(D, 4, 64, dropout=0.0)
+        self.block = TransformerEncoderLayer(D, 4, 64, dropout=0.0, batch_first=True)
         self.head = Linear(D, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,7 +51,7 @@ def positional_encoding(run: Run) -> None:
     torch.manual_seed(run.seed)
     g = run.generator(1)
     # ---- 1. permutation equivariance, exactly (float64)
-    block = TransformerEncoderLayer(16, 4, 32, dropout=0.0).double().eval()
+    block = TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True).double().eval()
     x = torch.randn(4, T, 16, generator=g, dtype=torch.float64)
     perm = torch.randperm(T, generator=g)
     pe = SinusoidalPositionalEncoding(16, max_len=T).double()

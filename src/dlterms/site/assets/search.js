@@ -21,14 +21,16 @@
     var whole = query.trim().toLowerCase();
     var hits = [];
     index.forEach(function (e) {
-      var names = (e.title + " " + e.aliases.join(" ") + " " + e.id.replace(/-/g, " ")).toLowerCase();
-      var body = e.text.toLowerCase();
+      var keywords = e.keywords || [];
+      var names = (e.title + " " + e.aliases.join(" ") + " " + keywords.join(" ") + " " + e.id.replace(/-/g, " ")).toLowerCase();
+      var body = ((e.does || "") + " " + e.text).toLowerCase();
       var score = 0;
       q.forEach(function (w) {
         if (names.indexOf(w) >= 0) score += 3;
         else if (body.indexOf(w) >= 0) score += 1;
       });
-      if (e.title.toLowerCase() === whole || e.id === whole || e.aliases.some(function (a) { return a.toLowerCase() === whole; })) score += 100;
+      var isName = function (a) { return a.toLowerCase() === whole; };
+      if (e.title.toLowerCase() === whole || e.id === whole || e.aliases.some(isName) || keywords.some(isName)) score += 100;
       if (score > 0) hits.push({ id: e.id, title: e.title, summary: e.summary, score: score });
     });
     hits.sort(function (a, b) { return b.score - a.score || a.id.localeCompare(b.id); });
