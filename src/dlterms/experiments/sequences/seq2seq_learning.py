@@ -15,6 +15,9 @@ length among them with at least 50 test inputs (six-digit numbers rarely fit in 
 they are mostly among the longer-than-seen inputs). On longer-than-seen inputs the model is expected to fail (an RNN
 encoder-decoder learns the lengths it is shown): the longest bucket must fall >= 0.30 below the
 seen-length accuracy, which we record as the limit it is.
+
+Measured (worst seen bucket; five-digit numbers; longest bucket 51-63): seed 0: 0.981, 0.974, 0.060;
+seed 1: 0.982, 0.979, 0.024; seed 2: 0.975, 0.989, 0.032; seed 3: 0.989, 1.000, 0.022.
 """
 
 from __future__ import annotations
