@@ -5,13 +5,20 @@ lengths differ and vary, scored per input-length bucket, including inputs longer
 of 1-6 digits, and no fixed relation between the two lengths ("ten thousand" is 12 characters for 5
 digits, "seventy-seven" 13 for 2). Training uses only inputs of at most 40 characters; the test set
 holds unseen numbers of every length, so the two longest buckets (41-50 and 51-63 characters) are
-longer than anything seen in training. Model: the attention encoder-decoder of seq2seq-model.
+longer than anything seen in training. Model: the encoder-decoder of seq2seq-model with additive
+attention, trained on 6000 pairs for 6 epochs (at 4000 pairs, 5 epochs and "general" attention,
+five-digit numbers scored 0.79 at seed 2; with 6000 pairs and 6 epochs they still scored 0.27 at
+seed 4, whose alignment of long inputs came slowly).
 
 Thresholds: exact match >= 0.90 in every input-length bucket seen in training and for every output
 length among them with at least 50 test inputs (six-digit numbers rarely fit in 40 characters, so
 they are mostly among the longer-than-seen inputs). On longer-than-seen inputs the model is expected to fail (an RNN
 encoder-decoder learns the lengths it is shown): the longest bucket must fall >= 0.30 below the
 seen-length accuracy, which we record as the limit it is.
+
+Measured (worst seen bucket; five-digit numbers; longest bucket 51-63): seed 0: 0.981, 0.974, 0.060;
+seed 1: 0.982, 0.979, 0.024; seed 2: 0.975, 0.989, 0.032; seed 3: 0.989, 1.000, 0.022; seed 4:
+0.977, 1.000, 0.014; seed 11: 0.986, 1.000, 0.052; seed 23: 0.990, 0.973, 0.000.
 """
 
 from __future__ import annotations
@@ -31,13 +38,15 @@ from dlterms.training import ProgressCallback
 @dataclass
 class Config:
     max_train_len: int = 40  # longest input (characters) seen in training
-    n_train: int = 4000
+    n_train: int = 6000  # 4000 pairs for 5 epochs left 5-digit numbers at 0.79 at seed 2 (99 test inputs)
     n_test_seen: int = 1000
     n_test_longer: int = 600
     hidden: int = 48
-    epochs: int = 5  # 63 steps of 64 pairs each per epoch
+    epochs: int = 6  # 94 steps of 64 pairs each per epoch
     lr: float = 3e-3  # annealed to 0 by a cosine over the epochs (at a constant 3e-3 the fifth
-    # epoch had a loss spike that cost 0.14 exact match on 31-40 characters)
+    # epoch had a loss spike that cost 0.14 exact match on 31-40 characters; 6e-3 spiked at seed 1)
+    attention: str = "additive"  # with "general" attention seed 4 was still at 0.27 on 5 digits after 6
+    # epochs (the alignment of long inputs came slowly); additive attention reached 0.94 after 4
 
 
 @experiment("seq2seq-learning")
@@ -50,7 +59,7 @@ def seq2seq_learning(run: Run) -> None:
     sv, tv = CharVocab.from_texts(s for s, _ in pairs), CharVocab("0123456789")
     train, test = common.encode(train_pairs, sv, tv, run.device), common.encode(test_pairs, sv, tv, run.device)
     torch.manual_seed(run.seed)
-    model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention="general").to(run.device)
+    model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention=cfg.attention).to(run.device)
     common.train(
         model,
         train,
