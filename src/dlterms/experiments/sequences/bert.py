@@ -8,6 +8,8 @@ sentences with >= 6 words and their reversals (80 % train, 3250 test) for 4 epoc
 0.939, 0.934 at seeds 0-4, 0.931 and 0.934 at seeds 11 and 23 (5000 sentences for 3 epochs gave
 0.906-0.917, under two points of margin). (In a probe at 3 epochs the same model from scratch reached
 0.87 against 0.91 pretrained; that comparison is left out for time.)
+
+Thresholds: docs/experiments.md#bert.
 """
 
 from __future__ import annotations
