@@ -54,6 +54,40 @@ class Param:
         return {"default": default, "type": self.type, "help": self.help}
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep an experiment declares: its key metric (or `metric`) against one parameter, over
+    `values` and `seeds`, to show when the technique helps. `question` is what the sweep asks, as
+    the page shows it ("How much does dropout help as the training set grows?"). With `by`, a second
+    parameter and its values, the figure draws one line per `by` value (e.g. dropout p x data size)."""
+
+    param: str
+    values: tuple
+    question: str
+    seeds: tuple[int, ...] = (0, 1, 2)
+    metric: str | None = None
+    by: str | None = None
+    by_values: tuple = ()
+
+    def __post_init__(self) -> None:
+        if len(self.values) < 2:
+            raise ValueError(f"a sweep needs at least two values, got {self.values!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"a sweep's seeds must be distinct and not empty, got {self.seeds!r}")
+        if (self.by is None) != (not self.by_values):
+            raise ValueError("a sweep's 'by' and 'by_values' go together")
+        if not self.question.strip():
+            raise ValueError("a sweep needs a question")
+
+    def validate(self, cls: type, term: str = "") -> None:
+        """ValueError unless every value is a valid value of its parameter in `cls`."""
+        for name, values in ((self.param, self.values), (self.by, self.by_values)):
+            if name is None:
+                continue
+            for v in values:
+                build_config(cls, {name: v}, term=term)
+
+
 def _kind(annotation: Any) -> tuple[type, bool]:
     """(scalar type, is_tuple) of a supported annotation; ValueError for any other."""
     if annotation in _SCALARS:

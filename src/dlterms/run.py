@@ -96,14 +96,22 @@ _REGISTRY: dict[str, Callable[[Run], None]] = {}
 # --------------------------------------------------------------------------- registration
 
 
-def experiment(term_id: str, config: type | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def experiment(
+    term_id: str, config: type | None = None, sweeps: Sequence[Any] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register `fn(run)` as the experiment of glossary entry `term_id`; with `config` (a frozen
     dataclass of its parameters, see `dlterms.params`), `fn(run, cfg)`, called with `config()` or
-    the user's overrides."""
-    if config is not None:
+    the user's overrides. `sweeps` are the `params.Sweep`s it declares (they need a config)."""
+    if config is not None or sweeps:
         from dlterms import params
 
+        if config is None:
+            raise ValueError(f"experiment {term_id!r} declares sweeps but no config")
         params.params(config)  # validates the declaration when the module is imported
+        for sw in sweeps:
+            if not isinstance(sw, params.Sweep):
+                raise ValueError(f"sweeps of {term_id!r} must be params.Sweep, got {sw!r}")
+            sw.validate(config, term=term_id)
 
     def register(fn: Callable[..., None]) -> Callable[..., None]:
         if term_id in _REGISTRY and _REGISTRY[term_id] is not fn:
@@ -113,6 +121,7 @@ def experiment(term_id: str, config: type | None = None) -> Callable[[Callable[.
         _REGISTRY[term_id] = fn
         fn.experiment_id = term_id  # type: ignore[attr-defined]
         fn.config_class = config  # type: ignore[attr-defined]
+        fn.sweeps = tuple(sweeps)  # type: ignore[attr-defined]
         return fn
 
     return register
@@ -136,6 +145,11 @@ def get_experiment(term_id: str) -> Callable[[Run], None]:
 def config_class(term_id: str) -> type | None:
     """The Config dataclass `term_id`'s experiment declares, or None when it declares none."""
     return getattr(get_experiment(term_id), "config_class", None)
+
+
+def declared_sweeps(term_id: str) -> tuple:
+    """The `params.Sweep`s `term_id`'s experiment declares."""
+    return getattr(get_experiment(term_id), "sweeps", ())
 
 
 def registered_ids() -> list[str]:

@@ -27,6 +27,7 @@ from dlterms.losses import cross_entropy
 from dlterms.methods.quantization import model_size_bytes, quantize_dynamic
 from dlterms.nn import MLP
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
 
@@ -50,7 +51,11 @@ class Config:
             raise ValueError(f"epochs and repeats must be >= 1, got {self.epochs!r} and {self.repeats!r}")
 
 
-@experiment("quantization", config=Config)
+@experiment(
+    "quantization",
+    config=Config,
+    sweeps=(Sweep("epochs", (2, 5, 10, 30), "Does int8 quantization cost more accuracy on a less-trained model?"),),
+)
 def quantization(run: Run, cfg: Config) -> None:
     data = digits(test_size=0.3, seed=run.seed)
     torch.manual_seed(run.seed)
