@@ -21,6 +21,7 @@ from dlterms.experiments.representation._common import linear_probe
 from dlterms.methods.metric_learning import SimCLR, nt_xent_loss
 from dlterms.nn import MLP, ReLU
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import ProgressCallback, fit
 
@@ -51,7 +52,18 @@ class Config:
             )
 
 
-@experiment("self-supervised", config=Config)
+@experiment(
+    "self-supervised",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "max_shift",
+            (0, 5, 10, 20),
+            "How much does the linear probe depend on the augmentation, here the largest random shift of a view?",
+            metric="probe_acc_self_supervised",
+        ),
+    ),
+)
 def self_supervised(run: Run, cfg: Config) -> None:
     d = mnist1d().to(run.device)
     torch.manual_seed(run.seed)
