@@ -31,7 +31,7 @@ from dlterms.nn import BatchNorm1d, Linear, ReLU
 from dlterms.nn.init import kaiming_normal_, zeros_
 from dlterms.optim import SGD
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, accuracy, fit
+from dlterms.training import Every, TrainState, accuracy, fit
 
 TARGET = 0.9  # test accuracy
 EVERY = 5  # steps between test-accuracy measurements
@@ -73,18 +73,16 @@ def _deep_mlp(batch_norm: bool, seed: int, cfg: Config) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers)
 
 
-class _StepsToTarget(Callback):
-    """Test accuracy every EVERY steps; stop at the first measurement >= TARGET."""
+def _steps_to_target(x, y) -> Every:
+    """Test accuracy every EVERY steps (`.at`, `.values`); training stops at the first one >= TARGET."""
 
-    def __init__(self, x, y):
-        self.x, self.y, self.acc, self.hit = x, y, [], None
+    def measure(state: TrainState) -> float:
+        a = accuracy(state.model, x, y)
+        if a >= TARGET:
+            state.stop, state.stop_reason = True, f"test accuracy >= {TARGET}"
+        return a
 
-    def on_batch_end(self, state: TrainState) -> None:
-        if state.step % EVERY == 0:
-            a = accuracy(state.model, self.x, self.y)
-            self.acc.append((state.step, a))
-            if a >= TARGET:
-                self.hit, state.stop, state.stop_reason = state.step, True, f"test accuracy >= {TARGET}"
+    return Every(EVERY, measure)
 
 
 @experiment("batch-normalization", config=Config)
@@ -93,7 +91,7 @@ def batch_normalization(run: Run, cfg: Config) -> None:
     results = {}
     for i, (bn, lr) in enumerate((bn, lr) for bn in (False, True) for lr in cfg.lrs):
         model = _deep_mlp(bn, run.seed, cfg).to(run.device)
-        track = _StepsToTarget(split.x_test, split.y_test)
+        track = _steps_to_target(split.x_test, split.y_test)
         h = fit(
             model,
             (split.x_train, split.y_train),
@@ -105,7 +103,8 @@ def batch_normalization(run: Run, cfg: Config) -> None:
             seed=run.seed,
             callbacks=[track],
         )
-        results[(bn, lr)] = dict(hit=track.hit, acc=track.acc, h=h)
+        hit = next((step for step, a in zip(track.at, track.values) if a >= TARGET), None)
+        results[(bn, lr)] = dict(hit=hit, acc=list(zip(track.at, track.values)), h=h)
         run.progress((i + 1) / (2 * len(cfg.lrs)), f"lr {lr} {'with' if bn else 'without'} BN")
     for bn in (False, True):
         tag = "bn" if bn else "plain"
