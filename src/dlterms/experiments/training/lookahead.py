@@ -93,14 +93,17 @@ class _SyncRecorder(Callback):
         self.opt, self.rows = opt, []
         self._handle = opt.optimizer.register_step_post_hook(self._after_inner_step)
 
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.opt.param_groups for p in g["params"]]
+
     def _after_inner_step(self, *_) -> None:
-        ps = self.opt._params()
+        ps = self._params()
         self.rows.append(
             {"fast": [p.detach().clone() for p in ps], "slow_before": [self.opt.state[p]["slow"].clone() for p in ps]}
         )
 
     def on_batch_end(self, state: TrainState) -> None:
-        ps = self.opt._params()
+        ps = self._params()
         self.rows[-1]["theta"] = [p.detach().clone() for p in ps]
         self.rows[-1]["slow_after"] = [self.opt.state[p]["slow"].clone() for p in ps]
 

@@ -62,15 +62,7 @@ class Config:
     epochs: int = 6  # training epochs of every run
     batch: int = 128  # mini-batch size
     lrs: tuple[float, ...] = (0.003, 0.01, 0.03)  # the Adam rates every arm starts with
-    ladder: tuple[float, ...] = (
-        0.0003,
-        0.001,
-        0.003,
-        0.01,
-        0.03,
-        0.1,
-        0.3,
-    )  # rates an arm moves out along while its best is on the edge
+    ladder: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # rates an arm widens its grid along
 
     def __post_init__(self) -> None:
         if not 1 <= self.shallow_blocks < self.deep_blocks:
