@@ -30,7 +30,7 @@ import torch
 from dlterms.experiments.training._common import LogisticProblem
 from dlterms.optim import SGD, Newton, hessian
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, fit
+from dlterms.training import Every, TrainState, fit
 
 TOL = 1e-8  # gradient-norm target of the claims
 
@@ -54,19 +54,24 @@ class Config:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
-class _GradNorm(Callback):
-    """Full-data gradient norm after every epoch; stops when it is below `tol`."""
+class _GradNorm(Every):
+    """Full-data gradient norm after every epoch (`norms`); stops when it is below `tol`."""
 
     def __init__(self, objective, tol: float):
-        self.objective, self.tol, self.norms = objective, tol, []
+        def grad_norm(state: TrainState) -> float:
+            params = list(state.model.parameters())
+            with torch.enable_grad():
+                grads = torch.autograd.grad(objective(state.model), params)
+            norm = float(torch.cat([g.reshape(-1) for g in grads]).norm())
+            if norm < tol:
+                state.stop, state.stop_reason = True, "gradient norm below tolerance"
+            return norm
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        params = list(state.model.parameters())
-        with torch.enable_grad():
-            grads = torch.autograd.grad(self.objective(state.model), params)
-        self.norms.append(float(torch.cat([g.reshape(-1) for g in grads]).norm()))
-        if self.norms[-1] < self.tol:
-            state.stop, state.stop_reason = True, "gradient norm below tolerance"
+        super().__init__(1, grad_norm, on="epoch")
+
+    @property
+    def norms(self) -> list[float]:
+        return self.values
 
 
 @experiment("gradient-descent", config=Config)

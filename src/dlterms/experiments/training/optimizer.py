@@ -26,7 +26,7 @@ from dlterms.data.datasets import mnist1d
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, fit
+from dlterms.training import Callback, Every, TrainState, fit
 
 TARGET = 1.0  # training loss to reach (the claim's target)
 
@@ -74,20 +74,24 @@ class _Snapshots(Callback):
         self.flat.append(torch.cat([p.detach().flatten() for p in state.model.parameters()]).cpu())
 
 
-class _TrainLoss(Callback):
-    """Full training loss every `every` steps; stops training once it is <= target."""
+class _TrainLoss(Every):
+    """Full training loss every `every` steps (`at`, `values`); stops training once it is <= target."""
 
     def __init__(self, x, y, every: int, target: float):
-        self.x, self.y, self.every, self.target = x, y, every, target
-        self.points: list[tuple[int, float]] = []
+        self.target = target
 
-    def on_batch_end(self, state: TrainState) -> None:
-        if state.step % self.every == 0:
+        def full_loss(state: TrainState) -> float:
             with torch.no_grad():
-                loss = float(cross_entropy(state.model(self.x), self.y))
-            self.points.append((state.step, loss))
-            if loss <= self.target:
+                loss = float(cross_entropy(state.model(x), y))
+            if loss <= target:
                 state.stop, state.stop_reason = True, "target reached"
+            return loss
+
+        super().__init__(every, full_loss)
+
+    @property
+    def points(self) -> list[tuple[int, float]]:
+        return list(zip(self.at, self.values))
 
     @property
     def steps_to_target(self) -> int | None:
