@@ -58,8 +58,7 @@ class Config:
         Sweep(
             "max_norm",
             (0.1, 1.0, 10.0, 100.0),
-            "How does the clipping threshold move the test accuracy of the exploding network after a fixed "
-            "budget: too tight crawls, too loose lets the steps blow up?",
+            "How does the clipping threshold move the exploding network's test accuracy after a fixed budget?",
             metric="clipped_test_acc_after_6_epochs",
         ),
     ),
