@@ -18,6 +18,7 @@ McNemar's test on the paired positions at z >= 3 (measured: 0.077 vs 0.043).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,15 +29,29 @@ from dlterms.run import Run, experiment
 from dlterms.training import Callback, ProgressCallback
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    n_train: int = 4000
+    """Parameters of the teacher-forcing experiment; the defaults are the recorded run."""
+
+    n_train: int = 4000  # training pairs
     n_val: int = 200  # held-out dates the loss is tracked on
-    n_test: int = 1000
-    hidden: int = 48
-    steps: int = 110  # steps of 64 pairs each, for both regimes
-    target_loss: float = 0.5
+    n_test: int = 1000  # test dates of the exposure-bias measurement
+    hidden: int = 48  # encoder GRU units per direction
+    steps: int = 110  # training steps of 64 pairs each, for both regimes
+    lr: float = 3e-3  # Adam step size of both regimes
+    target_loss: float = 0.5  # held-out loss (nats per character) whose first crossing is counted
     every: int = 10  # steps between loss measurements
+
+    def __post_init__(self) -> None:
+        if min(self.n_train, self.n_val, self.n_test, self.hidden, self.steps, self.every) < 1:
+            raise ValueError(
+                f"n_train, n_val, n_test, hidden, steps and every must be >= 1, got {self.n_train!r}, {self.n_val!r}, "
+                f"{self.n_test!r}, {self.hidden!r}, {self.steps!r}, {self.every!r}"
+            )
+        if self.every > self.steps:
+            raise ValueError(f"every must be <= steps={self.steps!r}, got {self.every!r}")
+        if self.lr <= 0 or self.target_loss <= 0:
+            raise ValueError(f"lr and target_loss must be > 0, got {self.lr!r} and {self.target_loss!r}")
 
 
 class _TrackLoss(Callback):
@@ -60,9 +75,8 @@ def _steps_to(tracker: _TrackLoss, target: float) -> int | None:
     return next((s for s, v in zip(tracker.steps, tracker.losses) if v <= target), None)
 
 
-@experiment("teacher-forcing")
-def teacher_forcing(run: Run) -> None:
-    cfg = Config()
+@experiment("teacher-forcing", config=Config)
+def teacher_forcing(run: Run, cfg: Config) -> None:
     train, test, sv, tv = common.date_task(run.seed, cfg.n_train, cfg.n_val + cfg.n_test, run.device)
     val, test = test.select(range(cfg.n_val)), test.select(range(cfg.n_val, cfg.n_val + cfg.n_test))
     trackers, models = {}, {}
@@ -73,8 +87,9 @@ def teacher_forcing(run: Run) -> None:
         common.train(
             model,
             train,
-            epochs=2,
+            epochs=math.ceil(cfg.steps / math.ceil(cfg.n_train / 64)),  # enough for the steps (2 at the recorded run)
             max_steps=cfg.steps,
+            lr=cfg.lr,
             seed=run.seed,
             callbacks=[tracker, ProgressCallback(lambda f, m, i=i: run.progress((i + f) / 2, m), name)],
         )
