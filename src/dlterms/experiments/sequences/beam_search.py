@@ -52,7 +52,7 @@ from dlterms.methods.decoding import beam_search, exhaustive_search, greedy_sear
 from dlterms.metrics import mcnemar_exact_pvalue
 from dlterms.models.seq2seq import Seq2Seq
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, ProgressCallback
+from dlterms.training import Every, ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -92,35 +92,27 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a == b).all(1)
 
 
-class _SearchEachEpoch(Callback):
-    """After every epoch: greedy and beam search on `test`, exact match, and how greedy's errors split."""
-
-    def __init__(self, model: Seq2Seq, test, beam: int):
-        self.model, self.test, self.beam, self.evals = model, test, beam, []
-
-    def on_epoch_end(self, state) -> None:
-        model, test = self.model, self.test
-        g_tok, g_lp = common.decode(model, test, beam_size=1)
-        b_tok, b_lp = common.decode(model, test, beam_size=self.beam)
-        model.eval()
-        true_lp = sequence_log_prob(model, test.src, test.src_len, test.tgt)
-        model.train()
-        g_ok, b_ok = common.exact(g_tok, test), common.exact(b_tok, test)
-        search_error = ~g_ok & (true_lp > g_lp + 1e-5)  # the model prefers the true output; greedy missed it
-        fixed = b_ok & ~g_ok
-        self.evals.append(
-            dict(
-                epoch=state.epoch + 1,
-                em_greedy=g_ok.float().mean().item(),
-                em_beam=b_ok.float().mean().item(),
-                not_lower=(b_lp >= g_lp - 1e-5).float().mean().item(),
-                fixed=int(fixed.sum()),
-                fixed_search_errors=int((fixed & search_error).sum()),
-                broken=int((g_ok & ~b_ok).sum()),
-                search_errors=int(search_error.sum()),
-                model_errors=int((~g_ok & ~search_error).sum()),
-            )
-        )
+def _search(model: Seq2Seq, test, beam: int, epoch: int) -> dict:
+    """Greedy and beam search on `test`: exact match, and how greedy's errors split."""
+    g_tok, g_lp = common.decode(model, test, beam_size=1)
+    b_tok, b_lp = common.decode(model, test, beam_size=beam)
+    model.eval()
+    true_lp = sequence_log_prob(model, test.src, test.src_len, test.tgt)
+    model.train()
+    g_ok, b_ok = common.exact(g_tok, test), common.exact(b_tok, test)
+    search_error = ~g_ok & (true_lp > g_lp + 1e-5)  # the model prefers the true output; greedy missed it
+    fixed = b_ok & ~g_ok
+    return dict(
+        epoch=epoch,
+        em_greedy=g_ok.float().mean().item(),
+        em_beam=b_ok.float().mean().item(),
+        not_lower=(b_lp >= g_lp - 1e-5).float().mean().item(),
+        fixed=int(fixed.sum()),
+        fixed_search_errors=int((fixed & search_error).sum()),
+        broken=int((g_ok & ~b_ok).sum()),
+        search_errors=int(search_error.sum()),
+        model_errors=int((~g_ok & ~search_error).sum()),
+    )
 
 
 @experiment("beam-search", config=Config)
@@ -168,7 +160,8 @@ def beam_search_experiment(run: Run, cfg: Config) -> None:
         train, test, sv, tv = make(run.seed, cfg.n_train, cfg.n_test, run.device)
         torch.manual_seed(run.seed)
         model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention="general").to(run.device)
-        searches = _SearchEachEpoch(model, test, cfg.beam)
+        # after every epoch: greedy and beam search on the test set
+        searches = Every(1, lambda st, test=test: _search(st.model, test, cfg.beam, st.epoch + 1), on="epoch")
         common.train(
             model,
             train,
@@ -176,8 +169,8 @@ def beam_search_experiment(run: Run, cfg: Config) -> None:
             seed=run.seed,
             callbacks=[searches, ProgressCallback(lambda f, m, t=t: run.progress(0.1 + 0.45 * (t + f), m), task)],
         )
-        evals[task] = searches.evals
-        for e in searches.evals:
+        evals[task] = searches.values
+        for e in searches.values:
             for k, v in e.items():
                 if k != "epoch":
                     run.metric(
@@ -187,7 +180,7 @@ def beam_search_experiment(run: Run, cfg: Config) -> None:
                     )
         run.check_ge(
             f"{task}: beam k={cfg.beam} log-probability >= greedy's on >= 95 % of inputs, after every epoch",
-            min(e["not_lower"] for e in searches.evals),
+            min(e["not_lower"] for e in searches.values),
             0.95,
         )
     # beam search can only fix greedy's search errors; how many of them does a beam of 5 recover?

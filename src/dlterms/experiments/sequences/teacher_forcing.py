@@ -26,7 +26,7 @@ import torch
 from dlterms.experiments.sequences import _seq2seq_common as common
 from dlterms.models.seq2seq import Seq2Seq, seq2seq_loss
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, ProgressCallback
+from dlterms.training import Every, ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -54,25 +54,17 @@ class Config:
             raise ValueError(f"lr and target_loss must be > 0, got {self.lr!r} and {self.target_loss!r}")
 
 
-class _TrackLoss(Callback):
-    """Teacher-forced loss of the true outputs on held-out data every `every` steps (eval mode)."""
-
-    def __init__(self, model, data, every):
-        self.model, self.data, self.every = model, data, every
-        self.steps, self.losses = [], []
-
-    def on_batch_end(self, state):
-        if state.step % self.every == 0:
-            self.model.eval()
-            with torch.no_grad():
-                loss = seq2seq_loss(self.model(self.data.src, self.data.src_len, self.data.tgt), self.data.tgt)
-            self.model.train()
-            self.steps.append(state.step)
-            self.losses.append(float(loss))
+def _held_out_loss(model: Seq2Seq, data) -> float:
+    """Teacher-forced loss of the true outputs on held-out data (eval mode)."""
+    model.eval()
+    with torch.no_grad():
+        loss = seq2seq_loss(model(data.src, data.src_len, data.tgt), data.tgt)
+    model.train()
+    return float(loss)
 
 
-def _steps_to(tracker: _TrackLoss, target: float) -> int | None:
-    return next((s for s, v in zip(tracker.steps, tracker.losses) if v <= target), None)
+def _steps_to(tracker: Every, target: float) -> int | None:
+    return next((s for s, v in zip(tracker.at, tracker.values) if v <= target), None)
 
 
 @experiment("teacher-forcing", config=Config)
@@ -83,7 +75,7 @@ def teacher_forcing(run: Run, cfg: Config) -> None:
     for i, (name, p) in enumerate([("teacher forcing", 0.0), ("free running", 1.0)]):
         torch.manual_seed(run.seed)
         model = Seq2Seq(len(sv), len(tv), 32, cfg.hidden, attention="general", sampling_prob=p).to(run.device)
-        tracker = _TrackLoss(model, val, cfg.every)
+        tracker = Every(cfg.every, lambda s: _held_out_loss(s.model, val))
         common.train(
             model,
             train,
@@ -97,9 +89,9 @@ def teacher_forcing(run: Run, cfg: Config) -> None:
     s_tf, s_fr = (_steps_to(trackers[n], cfg.target_loss) for n in ("teacher forcing", "free running"))
     run.metric("steps_to_target_teacher_forcing", s_tf, key=True)
     run.metric("steps_to_target_free_running", s_fr)
-    run.metric("final_val_loss_teacher_forcing", trackers["teacher forcing"].losses[-1])
-    run.metric("final_val_loss_free_running", trackers["free running"].losses[-1])
-    budget = trackers["teacher forcing"].steps[-1]
+    run.metric("final_val_loss_teacher_forcing", trackers["teacher forcing"].values[-1])
+    run.metric("final_val_loss_free_running", trackers["free running"].values[-1])
+    budget = trackers["teacher forcing"].at[-1]
     run.check(
         f"teacher forcing reaches val loss {cfg.target_loss} in fewer steps than free running",
         s_tf is not None and (s_fr is None or s_tf < s_fr),
@@ -157,7 +149,7 @@ def teacher_forcing(run: Run, cfg: Config) -> None:
     ) as fig:
         ax1, ax2 = fig.subplots(1, 2)
         for name, tr in trackers.items():
-            ax1.plot(tr.steps, tr.losses, label=name)
+            ax1.plot(tr.at, tr.values, label=name)
         ax1.axhline(cfg.target_loss, color="gray", ls="--", label="target")
         ax1.set_yscale("log")
         ax1.set_xlabel("training step")
