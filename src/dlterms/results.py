@@ -84,6 +84,8 @@ class Result:
     error: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     started: str = ""
+    config: dict[str, Any] | None = None  # the parameters it ran with (None: it declares none)
+    default: bool = True  # False when a parameter differs from its declared default
     schema: int = RESULT_SCHEMA
 
     @property
@@ -183,6 +185,10 @@ def _result_problem(d: Any) -> str | None:
         return f"status must be passed, failed or error, got {d['status']!r}"
     if not isinstance(d.get("metrics", {}), dict):
         return "field 'metrics' is not an object"
+    if d.get("config") is not None and not isinstance(d["config"], dict):
+        return "field 'config' is not an object"
+    if not isinstance(d.get("default", True), bool):
+        return "field 'default' is not a boolean"
     for name in ("key_metric", "error", "started"):
         if d.get(name) is not None and not isinstance(d[name], str):
             return f"field {name!r} has the wrong type"

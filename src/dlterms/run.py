@@ -96,16 +96,32 @@ _REGISTRY: dict[str, Callable[[Run], None]] = {}
 # --------------------------------------------------------------------------- registration
 
 
-def experiment(term_id: str) -> Callable[[Callable[[Run], None]], Callable[[Run], None]]:
-    """Register `fn(run)` as the experiment of glossary entry `term_id`."""
+def experiment(
+    term_id: str, config: type | None = None, sweeps: Sequence[Any] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register `fn(run)` as the experiment of glossary entry `term_id`; with `config` (a frozen
+    dataclass of its parameters, see `dlterms.params`), `fn(run, cfg)`, called with `config()` or
+    the user's overrides. `sweeps` are the `params.Sweep`s it declares (they need a config)."""
+    if config is not None or sweeps:
+        from dlterms import params
 
-    def register(fn: Callable[[Run], None]) -> Callable[[Run], None]:
+        if config is None:
+            raise ValueError(f"experiment {term_id!r} declares sweeps but no config")
+        params.params(config)  # validates the declaration when the module is imported
+        for sw in sweeps:
+            if not isinstance(sw, params.Sweep):
+                raise ValueError(f"sweeps of {term_id!r} must be params.Sweep, got {sw!r}")
+            sw.validate(config, term=term_id)
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
         if term_id in _REGISTRY and _REGISTRY[term_id] is not fn:
             prev = _REGISTRY[term_id]
             if (prev.__module__, prev.__qualname__) != (fn.__module__, fn.__qualname__):
                 raise ValueError(f"experiment {term_id!r} is registered twice")
         _REGISTRY[term_id] = fn
         fn.experiment_id = term_id  # type: ignore[attr-defined]
+        fn.config_class = config  # type: ignore[attr-defined]
+        fn.sweeps = tuple(sweeps)  # type: ignore[attr-defined]
         return fn
 
     return register
@@ -124,6 +140,16 @@ def get_experiment(term_id: str) -> Callable[[Run], None]:
     if entry.experiment not in _REGISTRY:
         raise LookupError(f"module {entry.module_name} does not register experiment {entry.experiment!r}")
     return _REGISTRY[entry.experiment]
+
+
+def config_class(term_id: str) -> type | None:
+    """The Config dataclass `term_id`'s experiment declares, or None when it declares none."""
+    return getattr(get_experiment(term_id), "config_class", None)
+
+
+def declared_sweeps(term_id: str) -> tuple:
+    """The `params.Sweep`s `term_id`'s experiment declares."""
+    return getattr(get_experiment(term_id), "sweeps", ())
 
 
 def registered_ids() -> list[str]:
@@ -170,6 +196,7 @@ class Run:
         device: torch device string ("cpu" or "cuda").
         out: folder where figures are written.
         quick: True in smoke tests that only need the code path, not the claim.
+        config: the experiment's parameters (its Config instance), or None when it declares none.
     """
 
     def __init__(
@@ -180,8 +207,10 @@ class Run:
         out: Path | None = None,
         progress: ProgressFn | None = None,
         quick: bool = False,
+        config: Any = None,
     ):
         self.term = term
+        self.config = config
         self.seed = seed
         self.device = device
         self.out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="dlterms-"))
@@ -308,19 +337,35 @@ def run_experiment(
     progress: ProgressFn | None = None,
     save: bool = True,
     quick: bool = False,
+    config: dict[str, Any] | None = None,
 ) -> Result:
     """Run one experiment and return (and by default save) its Result. Never raises for the experiment's
     own errors: they become a Result with status "error" and the traceback. The run has one torch
     thread and global RNGs seeded with `seed`; the caller's thread count and RNG states are restored
-    afterwards."""
+    afterwards.
+
+    `config` maps parameter names to values (text, parsed by type, or Python values) that replace the
+    declared defaults; a bad name or value raises ValueError before anything runs. A run whose
+    parameters differ from the defaults is saved in `params.custom_dir(out, term, cfg)`, never over
+    the default result."""
     import torch
 
-    from dlterms import glossary
+    from dlterms import glossary, params
 
     entry = glossary.get(term_id)
     device = resolve_device(device)
     out = Path(out)
-    run = Run(entry.id, seed=seed, device=device, out=out, progress=progress, quick=quick)
+    cls = config_class(entry.id)
+    if cls is None:
+        if config:
+            raise ValueError(f"experiment {entry.id!r} declares no parameters, got {sorted(config)}")
+        cfg = None
+    else:
+        cfg = params.build_config(cls, config, term=entry.id)
+    default = params.is_default(cfg)
+    if not default:
+        out = params.custom_dir(out, entry.id, cfg)
+    run = Run(entry.id, seed=seed, device=device, out=out, progress=progress, quick=quick, config=cfg)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     error = None
     with caller_state_kept():
@@ -329,7 +374,7 @@ def run_experiment(
         t0 = time.perf_counter()
         try:
             fn = get_experiment(entry.id)
-            fn(run)
+            fn(run) if cfg is None else fn(run, cfg)
             if not run.checks:
                 raise RuntimeError(f"experiment {entry.id!r} recorded no checks")
         except Exception:  # noqa: BLE001 - an experiment's failure is data, not a crash of the runner
@@ -355,6 +400,8 @@ def run_experiment(
         error=error,
         versions=versions(),
         started=started,
+        config=None if cfg is None else params.config_dict(cfg),
+        default=default,
     )
     if save:
         save_result(result, out)
@@ -381,14 +428,14 @@ def _worker_progress(term: str, fraction: float, message: str) -> None:  # pragm
         _worker_queue.put((term, _worker_seed, fraction, message))
 
 
-def _worker_run(term_id: str, seed: int, device: str, out: str) -> dict:  # pragma: no cover
+def _worker_run(term_id: str, seed: int, device: str, out: str, config: dict | None = None) -> dict:  # pragma: no cover
     """One (term, seed) job. Progress messages carry the seed, so the parent can tell two seeds of one
     term apart while they run side by side. run_many looks this function up when it submits a job (the
     runner's own tests put a stand-in in its place)."""
     global _worker_seed
     _worker_seed = seed
     _worker_progress(term_id, 0.0, "started")
-    result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress)
+    result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress, config=config)
     return result.to_dict()
 
 
@@ -424,6 +471,7 @@ def run_many(
     on_result: Callable[[Result], None] | None = None,
     isolate: bool = False,
     seeds: Sequence[int] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> list[Result]:
     """Run several experiments, `jobs` at a time in worker processes (in-process when jobs == 1 and
     there is one job, unless `isolate`). A crash of one worker is reported as that job's error and
@@ -432,9 +480,21 @@ def run_many(
     Without `seeds`, every term runs at `seed` and is saved in `out`; results come back in the order
     of `term_ids`. With `seeds`, every (term, seed) pair is its own job, saved in `seed_dir(out, seed)`
     (see the module docstring); results come back term by term, each term's seeds in the given order,
-    and `progress` is called with `pair_label(term, seed)` in place of the term."""
+    and `progress` is called with `pair_label(term, seed)` in place of the term.
+
+    `config` (parameter overrides, as in `run_experiment`) applies to every term; it is validated for
+    each term before any job starts, and a non-default run is saved under `custom/` (see
+    `dlterms.params`)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    from dlterms import params
+
+    configs: dict[str, Any] = {}
+    for t in term_ids if config else []:
+        cls = config_class(t)
+        if cls is None:
+            raise ValueError(f"experiment {t!r} declares no parameters, got {sorted(config)}")
+        configs[t] = params.build_config(cls, config, term=t)
     if seeds is not None:
         seeds = list(seeds)
         if not seeds:
@@ -465,7 +525,12 @@ def run_many(
     def lost_one(key: tuple[str, int], message: str) -> None:
         # saved like any result, so an older file of this (term, seed) does not pass for this run's
         r = _crash_result(key[0], key[1], device, message)
-        save_result(r, folder[key[1]])
+        cfg = configs.get(key[0])
+        where = folder[key[1]]
+        if cfg is not None and not params.is_default(cfg):
+            r.config, r.default = params.config_dict(cfg), False
+            where = params.custom_dir(where, key[0], cfg)
+        save_result(r, where)
         done(key, r)
 
     if jobs == 1 and len(pairs) == 1 and not isolate:
@@ -475,7 +540,7 @@ def run_many(
             if progress is not None:
                 progress(label(term, s), fraction, message)
 
-        done((t, s), run_experiment(t, seed=s, device=device, out=folder[s], progress=progress_one))
+        done((t, s), run_experiment(t, seed=s, device=device, out=folder[s], progress=progress_one, config=config))
         return [results[k] for k in pairs]
 
     import concurrent.futures as cf
@@ -517,7 +582,7 @@ def run_many(
             with cf.ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(manager_queue,)
             ) as pool:
-                futures = {pool.submit(_worker_run, t, s, device, str(folder[s])): (t, s) for (t, s) in batch}
+                futures = {pool.submit(_worker_run, t, s, device, str(folder[s]), config): (t, s) for (t, s) in batch}
                 broken = False
                 try:
                     for fut in cf.as_completed(futures):

@@ -27,22 +27,36 @@ from dlterms.losses import cross_entropy
 from dlterms.methods.quantization import model_size_bytes, quantize_dynamic
 from dlterms.nn import MLP
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the quantization experiment; the defaults are the recorded run."""
+
     sizes: tuple[int, ...] = (64, 256, 256, 10)  # MLP layer sizes
     epochs: int = 30  # float training epochs
     lr: float = 1e-3  # Adam step size
     bit_widths: tuple[int, ...] = (8, 6, 5, 4, 3, 2)  # weight bits in the sweep
     repeats: int = 20  # timing repeats (best taken)
 
+    def __post_init__(self) -> None:
+        if len(self.sizes) < 2 or self.sizes[0] != 64 or self.sizes[-1] != 10:
+            raise ValueError(f"sizes must start at 64 (the digits' pixels) and end at 10, got {self.sizes!r}")
+        if not self.bit_widths or not all(2 <= b <= 8 for b in self.bit_widths):
+            raise ValueError(f"bit_widths must be in 2..8, got {self.bit_widths!r}")
+        if self.epochs < 1 or self.repeats < 1:
+            raise ValueError(f"epochs and repeats must be >= 1, got {self.epochs!r} and {self.repeats!r}")
 
-@experiment("quantization")
-def quantization(run: Run) -> None:
-    cfg = Config()
+
+@experiment(
+    "quantization",
+    config=Config,
+    sweeps=(Sweep("epochs", (2, 5, 10, 30), "Does int8 quantization cost more accuracy on a less-trained model?"),),
+)
+def quantization(run: Run, cfg: Config) -> None:
     data = digits(test_size=0.3, seed=run.seed)
     torch.manual_seed(run.seed)
     model = MLP(list(cfg.sizes))
