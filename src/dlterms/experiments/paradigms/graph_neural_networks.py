@@ -110,9 +110,8 @@ def _tuned(make, forward, y, tr, va, te, cfg: Config, seed: int) -> dict:
     return best
 
 
-@experiment("graph-neural-networks")
-def graph_neural_networks(run: Run) -> None:
-    cfg = Config()
+@experiment("graph-neural-networks", config=Config)
+def graph_neural_networks(run: Run, cfg: Config) -> None:
     K, n = cfg.classes, cfg.n_per_class
     N = K * n
     y = (torch.arange(N) // n).to(run.device)

@@ -107,9 +107,8 @@ def _tuned(make, train, val, cfg: Config, seed: int, dev, drop: torch.Generator 
     return best[1], best[2]
 
 
-@experiment("multimodal-learning")
-def multimodal_learning(run: Run) -> None:
-    cfg = Config()
+@experiment("multimodal-learning", config=Config)
+def multimodal_learning(run: Run, cfg: Config) -> None:
     d = digits(seed=run.seed)
     dev = run.device
     names = ("A only", "B only", "early fusion", "late fusion", "early + modality dropout")
