@@ -3,7 +3,12 @@
 Quality and coverage follow Srivastava et al. (2017, VEEGAN): a sample is "high quality" when it lies
 within 3 std of its nearest mode; a mode is covered when it holds >= 1 % of the 1000 samples.
 Claims (the spec): on each of two seeds, >= 80 % of samples are high quality and >= 6 of 8 modes are
-covered (non-saturating loss, MLPs 256-256, Adam 1e-3 decaying to 2e-4, 2000 steps of batch 128).
+covered (non-saturating loss, MLPs 256-256-256 for G and D, Adam betas (0.5, 0.999) with G's step
+5e-4 and D's 1e-3, both decaying linearly to a fifth, 2000 steps of batch 128). The two-layer 256-256
+nets with one step size of 1e-3 for both players met the bar at only some seeds (a run from seed 4
+reached 5 modes and 74 % quality; others 84-91 %); a third hidden layer and a discriminator that
+learns twice as fast as the generator (the two time-scale rule of Heusel et al., 2017) lifted probe
+runs to 93-94 % with all 8 modes, for about 10 % more time per step.
 Mode collapse: when the discriminator learns 10x slower than the generator (lr 1e-4 vs 1e-3) the
 generator parks every sample near one mode (we check that at most 2 modes hold >= 1 % of the samples,
 counted by nearest mode at any distance). Remedy: packing (PacGAN, the discriminator judges 4 samples
@@ -31,10 +36,11 @@ N_MODES, STD, N_SAMPLES = 8, 0.05, 1000
 class Config:
     """Parameters of the gan experiment; the defaults are the recorded run."""
 
-    hidden: tuple[int, ...] = (256, 256)  # hidden widths of G and D in the main runs
+    hidden: tuple[int, ...] = (256, 256, 256)  # hidden widths of G and D in the main runs
     steps: int = 2000  # generator steps of each main run
     batch_size: int = 128  # real and fake samples per step
-    lr: float = 1e-3  # Adam step size of G and D in the main runs
+    lr: float = 5e-4  # Adam step size of G in the main runs
+    d_lr: float = 1e-3  # Adam step size of D in the main runs (two time-scale: D learns faster)
     final_lr_fraction: float = 0.2  # the step sizes decay linearly to this fraction by the last step
     r1_gamma: float = 0.0  # weight of the R1 penalty on D's gradient at real data (0: off)
     runs: int = 2  # main runs, trained from run.seed, run.seed + 1, ...; each is checked
@@ -48,8 +54,9 @@ class Config:
         for name in ("steps", "batch_size", "runs", "collapse_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not self.lr > 0 or not self.collapse_d_lr > 0:
-            raise ValueError(f"lr and collapse_d_lr must be > 0, got {self.lr!r} and {self.collapse_d_lr!r}")
+        for name in ("lr", "d_lr", "collapse_d_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction!r}")
         if not self.r1_gamma >= 0:
@@ -114,6 +121,7 @@ def gan(run: Run, cfg: Config) -> None:
             steps=steps,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
+            d_lr=cfg.d_lr,
             final_lr_fraction=cfg.final_lr_fraction,
             r1_gamma=cfg.r1_gamma,
             progress=(share * i, share * (i + 1)),
