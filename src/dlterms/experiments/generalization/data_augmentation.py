@@ -8,7 +8,8 @@ random whole pixel in each direction, {-1, 0, 1}^2, drawn afresh for every batch
 the spec asks for >= 2 points of test accuracy from augmentation (measured on seeds 0, 1, 2 with this
 recipe: +3.0, +3.2, +3.7 points; but seed 3 gives +1.5 and fails the check, and further splits gave
 about 0 to +4 points, mean about +2.5: with this recipe the gain is near the threshold, and a mean over 3
-paired splits with the augmented arms at 200 epochs still fell to +1.2 to +2.0 at 3 of 7 seeds). Two contrasts are measured, not assumed: the same shifts given to an
+paired splits with the augmented arms at 200 epochs still fell to +1.2 to +2.0 at 3 of 7 seeds).
+Two contrasts are measured, not assumed: the same shifts given to an
 MLP (64-256-10), which has no notion of neighbouring pixels and must learn every shifted copy
 separately (check: it gains < 1 point; measured -1.6 to -4.4), and random rotations of up to 10 degrees for
 the CNN, which on 8x8 images are sub-pixel moves that blur strokes through bilinear interpolation
