@@ -209,6 +209,11 @@ def test_ensemble_without_grad_reuses_its_concatenation_until_a_parameter_change
         assert torch.equal(twin(x), before)  # the copy computes with its own, unchanged weights
         twin.load_state_dict(ens.state_dict())
         assert torch.equal(twin(x), moved)
+        torch._foreach_lerp_(list(twin.parameters()), [p + 1.0 for p in ens.parameters()], 0.5)  # a soft update
+        shifted = twin(x)
+        with torch.enable_grad():
+            assert torch.equal(shifted, twin(x))  # the cached layers are the fresh concatenation's values
+        assert not torch.equal(shifted, moved)
 
 
 def test_clip_per_member_equals_clip_grad_norm_on_each_member():
