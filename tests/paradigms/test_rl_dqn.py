@@ -186,6 +186,36 @@ def test_ensemble_copy_after_forward_uses_its_own_weights():
     assert torch.equal(twin(x), before)
 
 
+def test_ensemble_without_grad_reuses_its_concatenation_until_a_parameter_changes():
+    # several groups: the layers are concatenations; without autograd they are cached, keyed on every
+    # parameter's identity and version, so in-place updates, copies and load_state_dict are all seen
+    mlps = _mlps(3)
+    ens = EnsembleMLP(mlps, groups=[1, 2])
+    x = torch.randn(3, 4, 3)
+    with torch.no_grad():
+        before = ens(x)
+        assert torch.equal(ens(x), before) and ens.layer(0)[0] is ens.layer(0)[0]
+    assert torch.equal(ens(x), before)  # with autograd: the same values from a fresh concatenation
+    twin = copy.deepcopy(ens)
+    with torch.no_grad():
+        ens.group_parameters()[1][2].add_(0.5)  # group 1, second layer's weight, in place
+        moved = ens(x)
+        assert not torch.equal(moved, before) and torch.equal(moved[0], before[0])
+        assert torch.equal(moved, ens(x.clone()))
+        for k, m in enumerate(mlps):  # the reference: each member on its own, with the same change
+            if k > 0:
+                [lin for lin in m if isinstance(lin, torch.nn.Module) and hasattr(lin, "weight")][1].weight.add_(0.5)
+            torch.testing.assert_close(moved[k], m(x[k]), atol=1e-6, rtol=1e-6)
+        assert torch.equal(twin(x), before)  # the copy computes with its own, unchanged weights
+        twin.load_state_dict(ens.state_dict())
+        assert torch.equal(twin(x), moved)
+        torch._foreach_lerp_(list(twin.parameters()), [p + 1.0 for p in ens.parameters()], 0.5)  # a soft update
+        shifted = twin(x)
+        with torch.enable_grad():
+            assert torch.equal(shifted, twin(x))  # the cached layers are the fresh concatenation's values
+        assert not torch.equal(shifted, moved)
+
+
 def test_clip_per_member_equals_clip_grad_norm_on_each_member():
     mlps = _mlps(2)
     ens = EnsembleMLP(mlps)

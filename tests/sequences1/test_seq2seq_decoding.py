@@ -9,7 +9,7 @@ from _tolerance import assert_close_f32
 from dlterms.data.seqtasks import BOS, EOS, PAD
 from dlterms.methods import decoding
 from dlterms.methods.decoding import beam_search, exhaustive_search, greedy_search, sequence_log_prob
-from dlterms.models.seq2seq import ScheduledSampling, Seq2Seq, inverse_sigmoid_decay, seq2seq_loss
+from dlterms.models.seq2seq import DecoderState, ScheduledSampling, Seq2Seq, inverse_sigmoid_decay, seq2seq_loss
 
 # Roundings behind one decoder output (the float32 rule of tests/_tolerance.py): the source encoded over up
 # to 7 steps and the target decoded over up to 6, each step sums over 8 + 10 inputs plus ~8 gate
@@ -164,6 +164,24 @@ def test_beam_of_one_is_greedy_and_scores_are_true_log_probs():
     assert_close_f32(sequence_log_prob(m, src, src_len, g_tok), g_lp, n=6 * N_STEPS)
     k_tok, k_lp = beam_search(m, src, src_len, beam_size=4, max_len=6)
     assert_close_f32(sequence_log_prob(m, src, src_len, k_tok), k_lp, n=6 * N_STEPS)
+
+
+@pytest.mark.parametrize("attention", [None, "additive", "general"])
+def test_beam_search_keeping_the_source_equals_selecting_every_row(attention, monkeypatch):
+    """`DecoderState.reorder` (the source kept) gives beam search exactly what `select` (all rows copied) gives."""
+    torch.manual_seed(3)
+    m = Seq2Seq(6, 6, embedding_dim=8, hidden_size=10, attention=attention).eval()
+    src, src_len, _ = _batch(N=5, V=6, seed=2)
+    fast = beam_search(m, src, src_len, beam_size=4, max_len=6, alpha=0.6)
+    state = m.start(src, src_len).select(torch.arange(5).repeat_interleave(4))
+    rows = torch.tensor([0, 0, 3, 1, 6, 5, 4, 4, 8, 9, 11, 10, 12, 12, 12, 15, 19, 16, 17, 18])
+    a, b = state.reorder(rows), state.select(rows)
+    for name in ("h", "memory", "mask", "keys_proj", "attn"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None and y is None) or torch.equal(x, y), name
+    monkeypatch.delattr(DecoderState, "reorder")
+    slow = beam_search(m, src, src_len, beam_size=4, max_len=6, alpha=0.6)
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
 
 
 def test_greedy_returns_attention_for_heatmaps():

@@ -125,3 +125,16 @@ def test_bad_arguments():
         BertForSequenceClassification(BertModel(BertConfig(num_hidden_layers=1)), num_labels=1)
     with pytest.raises(ValueError, match="max_position_embeddings"):
         BertModel(BertConfig(num_hidden_layers=1, max_position_embeddings=4))(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_bert_experiment_reverses_the_words_of_every_sentence_in_place():
+    from dlterms.experiments.sequences.bert import CLS, PAD, SEP, _reverse_words
+
+    g = torch.Generator().manual_seed(0)
+    rows, expected = [], []
+    for n in [0, 1, 2, 5, 16, 3, 16]:  # words per sentence, up to the full 18 tokens with [CLS] and [SEP]
+        words = torch.randint(5, 600, (n,), generator=g).tolist()
+        pad = [PAD] * (16 - n)
+        rows.append([CLS, *words, SEP, *pad])
+        expected.append([CLS, *words[::-1], SEP, *pad])
+    assert torch.equal(_reverse_words(torch.tensor(rows)), torch.tensor(expected))

@@ -20,7 +20,8 @@ $$\mathrm{score}(y) = \frac{\log p(y \mid x)}{\mathrm{lp}(y)}, \qquad
 with $\alpha = 0$ giving plain log-probability. $|y|$ counts the tokens including <eos>.
 
 A model is decodable if it has `start(src, src_len) -> state` and `step(y_prev (N,), state) ->
-(log_probs (N, V), state)`, where `state.select(index)` picks rows (as `dlterms.models.seq2seq.Seq2Seq`).
+(log_probs (N, V), state)`, where `state.select(index)` picks rows (as `dlterms.models.seq2seq.Seq2Seq`); an optional
+`state.reorder(index)` does the same when each row is replaced by one that encodes the same source.
 All functions take a batch of inputs and return, per input, the tokens (without <bos>, up to and
 including <eos>, right-padded with <pad>) and the raw log-probability.
 """
@@ -114,7 +115,8 @@ def beam_search(model, src: Tensor, src_len: Tensor, beam_size: int, max_len: in
         lengths = lengths.gather(1, origin) + (~was_finished).long()
         finished = was_finished | (token == EOS)
         rows = (origin + torch.arange(N, device=dev)[:, None] * k).view(-1)
-        state = state.select(rows)
+        # survivors stay in their input's block of k copies, so a state with `reorder` keeps the source
+        state = state.reorder(rows) if hasattr(state, "reorder") else state.select(rows)
         y = token.view(-1)
         if bool(finished.all()):
             break

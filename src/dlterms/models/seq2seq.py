@@ -67,6 +67,19 @@ class DecoderState:
             None if self.attn is None else self.attn[index],
         )
 
+    def reorder(self, index: Tensor) -> DecoderState:
+        """`select(index)` where every row of `index` encodes the same source as the row it replaces (beam
+        search's survivors stay among their input's copies): the decoder state and the attention follow
+        `index`; the encoded source (memory, mask, projected keys), equal on those rows, is kept as it is
+        instead of being copied row by row at every step."""
+        return DecoderState(
+            self.h[:, index],
+            self.memory,
+            self.mask,
+            self.keys_proj,
+            None if self.attn is None else self.attn[index],
+        )
+
 
 class Seq2Seq(torch.nn.Module):
     """GRU encoder-decoder over token ids, with optional attention.

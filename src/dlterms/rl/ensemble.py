@@ -88,7 +88,17 @@ class EnsembleMLP(nn.Module):
         ws, bs = self._by_layer[i]
         if len(ws) == 1:
             return ws[0], bs[0]
-        return torch.cat(ws), torch.cat(bs)
+        if torch.is_grad_enabled():
+            return torch.cat(ws), torch.cat(bs)
+        # without autograd (acting, targets, evaluation) the concatenation is reused until a parameter
+        # changes: the key holds each tensor's identity and version counter, which every in-place update
+        # (optimiser step, soft or hard target copy) increments
+        key = tuple((id(p), p._version) for p in (*ws, *bs))
+        cache = self.__dict__.setdefault("_cat_cache", {})
+        hit = cache.get(i)
+        if hit is None or hit[0] != key:
+            hit = cache[i] = (key, torch.cat(ws), torch.cat(bs))
+        return hit[1], hit[2]
 
     def group_parameters(self) -> list[list[nn.Parameter]]:
         """The parameters of each group, in order: pass one optimiser parameter group per group."""

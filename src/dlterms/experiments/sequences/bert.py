@@ -90,11 +90,11 @@ def _tiny_data(rng, n_vocab: int, T: int):
 
 def _reverse_words(ids: torch.Tensor) -> torch.Tensor:
     """The same sentences with their words in reverse order ([CLS] and [SEP] stay put)."""
-    out = ids.clone()
-    for i in range(len(ids)):
-        n = int(((ids[i] != PAD) & (ids[i] != CLS) & (ids[i] != SEP)).sum())
-        out[i, 1 : n + 1] = ids[i, 1 : n + 1].flip(0)
-    return out
+    n = ((ids != PAD) & (ids != CLS) & (ids != SEP)).sum(1, keepdim=True)  # (N, 1) words per sentence
+    j = torch.arange(ids.shape[1]).expand_as(ids)  # (N, T) positions
+    words = (j >= 1) & (j <= n)  # positions 1..n hold the words
+    src = torch.where(words, n + 1 - j, j)  # word at position j comes from position n + 1 - j
+    return ids.gather(1, src)
 
 
 @experiment("bert", config=Config)
