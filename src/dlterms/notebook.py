@@ -33,7 +33,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-MAX_CELL_LINES = 14
+MIN_CELL_LINES, MAX_CELL_LINES = 6, 24
 
 
 def _experiment(term: str):
@@ -79,19 +79,20 @@ def _used_globals(node: ast.FunctionDef, module: types.ModuleType, skip: set[str
     first-use order)."""
     bound = _locals_of(node) | set(skip)
     used: list[str] = []
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in used:
-            used.append(n.id)
+    for stmt in node.body:  # not the decorator
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in used:
+                used.append(n.id)
     return [name for name in used if name not in bound and hasattr(module, name) and not _builtin(name)]
 
 
 def _locals_of(node: ast.FunctionDef) -> set[str]:
     """Names bound anywhere in the function (so a global of the same name is shadowed)."""
     out = {a.arg for a in node.args.args + node.args.kwonlyargs}
-    for n in ast.walk(node):
+    for n in (m for stmt in node.body for m in ast.walk(stmt)):
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
             out.add(n.id)
-        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not node:
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             out.add(n.name)
         elif isinstance(n, ast.alias):
             out.add((n.asname or n.name).split(".")[0])
@@ -123,8 +124,8 @@ def _import_line(name: str, module: types.ModuleType) -> str:
 
 def _body_cells(node: ast.FunctionDef, lines: list[str]) -> list[str]:
     """The function's body (docstring left out) as source text, cut into cells at top-level
-    statements: a compound statement (for, with, if, def, ...) ends a cell, and so does a cell
-    reaching MAX_CELL_LINES. Comments and blank lines between statements are kept."""
+    statements: at a blank line once a cell has MIN_CELL_LINES lines (the author's paragraphs), and
+    before a cell would pass MAX_CELL_LINES. Comments between statements are kept."""
     body = list(node.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         if isinstance(body[0].value.value, str):
@@ -146,14 +147,14 @@ def _body_cells(node: ast.FunctionDef, lines: list[str]) -> list[str]:
     chunks = []
     for i, stmt in enumerate(body):
         end = starts[i + 1] - 1 if i + 1 < len(body) else stmt.end_lineno
-        chunks.append((lines[starts[i] - 1 : end], isinstance(stmt, ast.For | ast.While | ast.With | ast.If | ast.Try)))
+        chunks.append(lines[starts[i] - 1 : end])
     cells, cur = [], []
-    for text, compound in chunks:
-        if cur and (compound or len(cur) + len(text) > MAX_CELL_LINES):
+    for text in chunks:
+        if cur and len(cur) + len(text) > MAX_CELL_LINES:
             cells.append(cur)
             cur = []
         cur = cur + text
-        if compound:
+        if len(cur) >= MIN_CELL_LINES and not text[-1].strip():
             cells.append(cur)
             cur = []
     if cur:

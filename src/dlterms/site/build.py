@@ -52,6 +52,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["fmt"] = _fmt
+    env.filters["value_text"] = _value_text
     env.filters["summary_html"] = lambda e: Markup(render.inline_html(e.summary(keep_math=True)))
     return env
 
