@@ -71,7 +71,8 @@ class JobRunner:
                 "changed": changed,
             }
             job = dict(self.job)
-        threading.Thread(target=self._run, args=(term, config or None), daemon=True).start()
+        extra = {"config": config} if config else {}
+        threading.Thread(target=self._run, args=(term,), kwargs=extra, daemon=True).start()
         return True, job
 
     def _update(self, **fields) -> None:
