@@ -12,9 +12,9 @@ import json
 import statistics
 import xml.etree.ElementTree as ET
 
-import _runner_stub
 import pytest
 
+import _runner_stub
 from dlterms import run as runmod
 from dlterms import sweep
 from dlterms.cli import main
