@@ -26,6 +26,10 @@ Where results live (`out` is `results/` by default):
     <out>/<id>-<name>.svg            its figures
     <out>/seeds/<S>/<id>.json        seed S of a several-seed run (`dlterms run --seeds 0-4`), S != 0;
     <out>/seeds/<S>/<id>-<name>.svg  seed 0 of such a run is written to <out>/<id>.json as usual
+    <out>/custom/<id>/<tag>/         a run with non-default parameters (`config=...`, see
+                                     `dlterms.params`), never over <out>/<id>.json
+    <out>/sweeps/<id>/<name>.json    a sweep over parameter values x seeds and its .svg; its runs
+                                     under <out>/sweeps/<id>/runs/ (see `dlterms.sweep`)
 
 so `--seeds 0-4` refreshes the default result and puts seeds 1-4 beside it (`seed_dir` gives the
 folder). `dlterms.robustness` reads both places back and aggregates them per term.

@@ -170,6 +170,16 @@ def plan_from_declared(term: str, sweep, seeds: list[int] | None = None) -> Plan
     )
 
 
+def declared_parameters(term: str) -> tuple[list, tuple]:
+    """(the `params.Param`s, the `params.Sweep`s) that `term`'s experiment declares; ([], ()) when it
+    declares no Config. For front ends that do not import the runner themselves (the site)."""
+    from dlterms.params import params
+    from dlterms.run import config_class, declared_sweeps
+
+    cls = config_class(term)
+    return (params(cls), tuple(declared_sweeps(term))) if cls is not None else ([], ())
+
+
 def declared_plans(term: str, seeds: list[int] | None = None) -> list[Plan]:
     from dlterms.run import declared_sweeps
 

@@ -111,12 +111,11 @@ def _parameters(entry) -> tuple[list, list]:
         return [], []
     import sys
 
-    from dlterms import params
-    from dlterms.run import config_class, declared_sweeps
+    from dlterms.sweep import declared_parameters
 
     try:
-        cls = config_class(entry.id)
-        return (params.params(cls) if cls else []), list(declared_sweeps(entry.id) if cls else [])
+        declared, sweeps = declared_parameters(entry.id)
+        return list(declared), list(sweeps)
     except Exception as exc:  # noqa: BLE001 - one broken module must not stop the site
         print(f"dlterms site: warning: parameters of {entry.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return [], []
