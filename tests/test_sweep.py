@@ -23,7 +23,7 @@ from dlterms.results import Check, Result
 TERM = "quantization"
 
 
-def _result(seed: int, metric: float, passed: list[bool]) -> Result:
+def _result(seed: int, metric: float, passed: list[bool], **config) -> Result:
     checks = [Check(f"claim {i}", p) for i, p in enumerate(passed)]
     return Result(
         term="t",
@@ -37,6 +37,8 @@ def _result(seed: int, metric: float, passed: list[bool]) -> Result:
         metrics={"acc": metric, "other": 1.0},
         key_metric="acc",
         checks=checks,
+        config=config,
+        default=False,
     )
 
 
@@ -44,7 +46,8 @@ def test_summarize_matches_hand_computed_statistics():
     plan = sweep.Plan("t", "p", [0.1, 0.5], seeds=[0, 1, 2], question="Does p help?")
     accs = {0.1: [0.80, 0.84, 0.83], 0.5: [0.90, 0.91, 0.95]}
     marks = {0.1: [[True, True], [True, False], [True, True]], 0.5: [[True, True]] * 3}
-    results = [_result(s, accs[v][i], marks[v][i]) for v in (0.1, 0.5) for i, s in enumerate((0, 1, 2))]
+    results = [_result(s, accs[v][i], marks[v][i], p=v) for v in (0.1, 0.5) for i, s in enumerate((0, 1, 2))]
+    results.reverse()  # matched by their parameters and seed, not by position
     d = sweep.summarize(plan, results)
     assert d["metric"] == "acc" and d["values"] == [0.1, 0.5] and d["seeds"] == [0, 1, 2]
     for point, v in zip(d["points"], (0.1, 0.5), strict=True):
@@ -70,12 +73,22 @@ def test_summarize_matches_hand_computed_statistics():
 def test_summarize_by_a_second_parameter_groups_the_points():
     plan = sweep.Plan("t", "p", [0.0, 0.5], seeds=[0, 1], by="n", by_values=[100, 1000])
     assert plan.grid() == [{"p": 0.0, "n": 100}, {"p": 0.5, "n": 100}, {"p": 0.0, "n": 1000}, {"p": 0.5, "n": 1000}]
-    results = [_result(s, 0.1 * k + s, [True]) for k in range(4) for s in (0, 1)]
+    results = [_result(s, 0.1 * k + s, [True], **plan.grid()[k]) for k in range(4) for s in (0, 1)]
     d = sweep.summarize(plan, results)
     assert [(p["value"], p["by"]) for p in d["points"]] == [(0.0, 100), (0.5, 100), (0.0, 1000), (0.5, 1000)]
     assert d["points"][3]["mean"] == pytest.approx(0.3 + 0.5)
     assert d["reading"].startswith("with n=100: acc highest at p=0.5")
     ET.fromstring(sweep.draw_svg(d))
+
+
+def test_a_point_without_a_result_is_missing_not_passed():
+    plan = sweep.Plan("t", "p", [1, 2], seeds=[0, 1])
+    d = sweep.summarize(
+        plan, [_result(0, 0.5, [True], p=1), _result(1, 0.7, [True], p=1), _result(0, 0.9, [True], p=2)]
+    )
+    assert [r["status"] for r in d["points"][1]["runs"]] == ["passed", "missing"]
+    assert (d["points"][1]["all_checks_held"], d["points"][1]["of"], d["points"][1]["n"]) == (1, 2, 1)
+    assert d["points"][1]["mean"] == 0.9 and d["points"][1]["std"] is None
 
 
 @pytest.mark.parametrize(
@@ -164,7 +177,7 @@ def test_all_declared_plans_every_declared_sweep(monkeypatch, tmp_path, capsys):
 
     def record(plan, **kw):
         ran.append((plan.term, plan.param, tuple(plan.values), tuple(plan.seeds)))
-        return sweep.summarize(plan, [_result(s, 0.5, [True]) for _ in plan.grid() for s in plan.seeds])
+        return sweep.summarize(plan, [_result(s, 0.5, [True], **g) for g in plan.grid() for s in plan.seeds])
 
     monkeypatch.setattr(sweep, "run_sweep", record)
     assert main(["sweep", "--all-declared", "--json", "--out", str(tmp_path)]) == 0

@@ -966,9 +966,9 @@ def _sweep_table(payload: dict):
         cells = [p["label"]] + ([p["by_label"]] if payload.get("by") else [])
         style = "green" if p["all_checks_held"] == p["of"] else "red"
         failed = [f"{c['claim']} ({c['of'] - c['held']}/{c['of']} seeds)" for c in p["checks"] if c["held"] < c["of"]]
-        errors = sum(r["status"] == "error" for r in p["runs"])
+        errors = sum(r["status"] in ("error", "missing") for r in p["runs"])
         if errors:
-            failed.insert(0, f"error at {errors}/{p['of']} seeds")
+            failed.insert(0, f"error or no result at {errors}/{p['of']} seeds")
         g = "{:.4g}".format
         cells += [
             mean_text(p),
@@ -1017,7 +1017,7 @@ def cmd_sweep(args) -> int:
                 )
         if plan.metric is not None and all(p["mean"] is None for p in payload["points"]):
             raise UsageError(f"--metric {plan.metric!r}: experiment {plan.term!r} records no such number")
-        any_error |= any(r["status"] == "error" for p in payload["points"] for r in p["runs"])
+        any_error |= any(r["status"] in ("error", "missing") for p in payload["points"] for r in p["runs"])
         payloads.append(payload)
         if not args.json:
             c = _console()

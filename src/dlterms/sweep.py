@@ -213,20 +213,29 @@ def _number(v: Any) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def _matches(result, overrides: dict[str, Any]) -> bool:
+    """Whether `result` ran with every value of `overrides` (its `config` holds them all)."""
+    cfg = result.config or {}
+    return all(k in cfg and _json(cfg[k]) == _json(v) for k, v in overrides.items())
+
+
 def summarize(plan: Plan, results: list) -> dict:
-    """The sweep's JSON payload from its Results (in `run_many(configs=plan.grid(), seeds=...)` order:
-    point by point, seed by seed)."""
+    """The sweep's JSON payload from its Results, each matched to its grid point by the parameters
+    it recorded (`config`) and to its seed; a (point, seed) with no result is recorded as
+    status "missing" (it counts as a seed where the checks did not all hold)."""
     grid = plan.grid()
-    if len(results) != len(grid) * len(plan.seeds):
-        raise ValueError(f"expected {len(grid) * len(plan.seeds)} results, got {len(results)}")
     metric = plan.metric
     if metric is None:
         metric = next((r.key_metric for r in results if r.key_metric), None)
     claims: list[str] = []
     points = []
-    for i, overrides in enumerate(grid):
+    for overrides in grid:
         runs = []
-        for r in results[i * len(plan.seeds) : (i + 1) * len(plan.seeds)]:
+        for seed in plan.seeds:
+            r = next((r for r in results if r.seed == seed and _matches(r, overrides)), None)
+            if r is None:
+                runs.append({"seed": seed, "status": "missing", "metric": None, "checks": [], "error": None})
+                continue
             for c in r.checks:
                 if c.claim not in claims:
                     claims.append(c.claim)
@@ -359,7 +368,8 @@ def draw_svg(payload: dict) -> bytes:
         px = [xs[i] for i, p in enumerate(pts) if p["mean"] is not None]
         py = [p["mean"] for p in pts if p["mean"] is not None]
         err = [p["std"] or 0.0 for p in pts if p["mean"] is not None]
-        ax.errorbar(px, py, yerr=err, color=color, capsize=3, linewidth=1.5, label=name, zorder=2)
+        if px:
+            ax.errorbar(px, py, yerr=err, color=color, capsize=3, linewidth=1.5, label=name, zorder=2)
         for i, p in enumerate(pts):
             seed_y = [r["metric"] for r in p["runs"] if r["metric"] is not None]
             ax.scatter([xs[i]] * len(seed_y), seed_y, s=10, color=color, alpha=0.45, zorder=3, linewidths=0)
@@ -386,12 +396,15 @@ def draw_svg(payload: dict) -> bytes:
     seeds = payload["seeds"]
     title = payload.get("question") or f"{payload['term']}: {payload['metric']} against {payload['param']}"
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
-    ax.legend(
-        fontsize=7,
-        title=f"mean ± std over {len(seeds)} seeds; filled: every check held (k/n seeds)",
-        title_fontsize=7,
-        loc="best",
-    )
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(
+            fontsize=7,
+            title=f"mean ± std over {len(seeds)} seeds; filled: every check held (k/n seeds)",
+            title_fontsize=7,
+            loc="best",
+        )
+    else:
+        ax.text(0.5, 0.5, "no value of the metric was recorded", transform=ax.transAxes, ha="center")
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": f"sweep-{payload['term']}-{payload['name']}"}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
@@ -419,6 +432,7 @@ def run_sweep(
     payload. The runs are saved under `<out>/sweeps/<id>/runs/`, never over the default results."""
     from dlterms.run import run_many
 
+    runs_dir(out, plan.term).mkdir(parents=True, exist_ok=True)
     results = run_many(
         [plan.term],
         jobs=jobs,

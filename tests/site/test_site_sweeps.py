@@ -41,7 +41,10 @@ def built(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sweepsite")
     results = root / "results"
     plan = sweep.Plan(TERM, "epochs", [2, 30], seeds=[0, 1], question="Does a less-trained model lose more?")
-    runs = [_result(0, 0.80, False), _result(1, 0.82, True), _result(0, 0.95, True), _result(1, 0.97, True)]
+    runs = [
+        _result(s, acc, ok, config={"epochs": e})
+        for e, s, acc, ok in ((2, 0, 0.80, False), (2, 1, 0.82, True), (30, 0, 0.95, True), (30, 1, 0.97, True))
+    ]
     sweep.save(sweep.summarize(plan, runs), results)
     cfg = params.build_config(config_class(TERM), {"epochs": 2})
     save_result(_result(0, 0.8, False, config=params.config_dict(cfg)), params.custom_dir(results, TERM, cfg))
