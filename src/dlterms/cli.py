@@ -959,7 +959,7 @@ def _sweep_table(payload: dict):
         title += f"\n{payload['question']}"
     t = Table(title=escape(title))
     cols = [payload["param"]] + ([payload["by"]] if payload.get("by") else [])
-    cols += [f"{payload['metric']} (mean ± std)", "min", "max", "every check held", "checks that failed"]
+    cols += ["mean ± std", "min", "max", "every check held", "checks that failed"]
     for col in cols:
         t.add_column(escape(str(col)), overflow="fold")
     for p in payload["points"]:
@@ -969,7 +969,7 @@ def _sweep_table(payload: dict):
         errors = sum(r["status"] in ("error", "missing") for r in p["runs"])
         if errors:
             failed.insert(0, f"error or no result at {errors}/{p['of']} seeds")
-        g = "{:.4g}".format
+        g = "{:.3g}".format
         cells += [
             mean_text(p),
             "-" if p["min"] is None else g(p["min"]),

@@ -7,9 +7,9 @@ come from the command line (`plan_from_text`: `--set p=0.1,0.2,0.5 --by n_train=
 the `params.Sweep`s an experiment declares (`plan_from_declared`). `run_sweep` runs every
 (value, by value, seed) as its own job through `run.run_many(configs=...)`, summarises and saves:
 
-    <out>/sweeps/<id>/<name>.json   the plan, per point (value, by value) each seed's metric and
-                                    each check's pass or fail, and the metric's mean, std (sample),
-                                    min and max over the seeds
+    <out>/sweeps/<id>/<name>.json   the plan, per point (value, by value) each seed's metric, its
+                                    other numeric metrics and each check's pass or fail, and the
+                                    metric's mean, std (sample), min and max over the seeds
     <out>/sweeps/<id>/<name>.svg    the metric against the parameter: mean with error bars (one std)
                                     and every seed's point, one line per `by` value; a filled marker
                                     where every check held at every seed, hollow where one failed,
@@ -234,7 +234,9 @@ def summarize(plan: Plan, results: list) -> dict:
         for seed in plan.seeds:
             r = next((r for r in results if r.seed == seed and _matches(r, overrides)), None)
             if r is None:
-                runs.append({"seed": seed, "status": "missing", "metric": None, "checks": [], "error": None})
+                runs.append(
+                    {"seed": seed, "status": "missing", "metric": None, "checks": [], "error": None, "metrics": {}}
+                )
                 continue
             for c in r.checks:
                 if c.claim not in claims:
@@ -246,6 +248,7 @@ def summarize(plan: Plan, results: list) -> dict:
                     "metric": _number(r.metrics.get(metric)) if metric else None,
                     "checks": [{"claim": c.claim, "passed": c.passed} for c in r.checks],
                     "error": (r.error or "").strip().splitlines()[-1] if r.status == "error" else None,
+                    "metrics": {k: v for k, v in r.metrics.items() if _number(v) is not None},
                 }
             )
         values = [run["metric"] for run in runs if run["metric"] is not None]
