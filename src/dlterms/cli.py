@@ -1036,9 +1036,9 @@ def cmd_notebook(args) -> int:
     e = _get_entry(args.term)
     if not e.experiment:
         raise UsageError(f"term {e.id!r} has no experiment yet, so no notebook")
-    target = Path(args.out) if args.out else Path(f"{e.id}.ipynb")
     if args.out is not None and (not args.out or "\0" in args.out):
         raise UsageError(f"--out must name a file, got {args.out!r}")
+    target = Path(args.out) if args.out else Path(f"{e.id}.ipynb")
     if target.is_dir():
         raise UsageError(f"--out {str(target)!r} is a folder; name the .ipynb file to write")
     try:
