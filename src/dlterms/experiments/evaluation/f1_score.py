@@ -13,11 +13,14 @@ opposite orders. Claims are counts and means over the ten problems.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn import metrics as skm
 
 from dlterms import metrics
 from dlterms.experiments.evaluation._common import max_diff_vs_sklearn, mnist1d_one_vs_rest
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 
 
@@ -28,8 +31,33 @@ def _best_f1_threshold(y: np.ndarray, s: np.ndarray) -> float:
     return float(ts[int(np.argmax(f1s))])
 
 
-@experiment("f1-score")
-def f1_score(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the f1-score experiment; the defaults are the recorded run."""
+
+    threshold: float = 0.5  # decision threshold of the untuned classifiers (predict positive when P >= it)
+    c: float = 1.0  # inverse L2 strength of the one-vs-rest logistic regressions
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if not self.c > 0:
+            raise ValueError(f"c must be > 0, got {self.c!r}")
+
+
+@experiment(
+    "f1-score",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "threshold",
+            (0.1, 0.2, 0.3, 0.5),
+            "How does F1 on a rare positive class move with the decision threshold?",
+            metric="f1_default_threshold_mean",
+        ),
+    ),
+)
+def f1_score(run: Run, cfg: Config) -> None:
     n, diff = max_diff_vs_sklearn(metrics.f1_score, skm.f1_score, run.rng(0))
     run.metric("comparisons_with_sklearn", n)
     run.metric("max_abs_diff_vs_sklearn", diff)
@@ -41,12 +69,12 @@ def f1_score(run: Run) -> None:
     )
     run.progress(0.3, "one-vs-rest scorers")
 
-    o = mnist1d_one_vs_rest(run.seed)
+    o = mnist1d_one_vs_rest(run.seed, cfg.c)
     rows = []
     for k in range(10):
         y, s = o.y_test[k], o.s_test[k]
         t = _best_f1_threshold(o.y_val[k], o.s_val[k])  # chosen on validation
-        default, tuned, never = (s >= 0.5).astype(int), (s >= t).astype(int), np.zeros_like(y)
+        default, tuned, never = (s >= cfg.threshold).astype(int), (s >= t).astype(int), np.zeros_like(y)
         rows.append(
             [
                 metrics.accuracy_score(y, never),
@@ -61,16 +89,16 @@ def f1_score(run: Run) -> None:
         )
     r = np.array(rows)  # (10, 8)
     acc_never, f1_never, acc_def, f1_def, rec_def, acc_tuned, f1_tuned, thr = r.T
-    run.metric("positive_fraction_test", round(float(o.y_test.mean()), 4))
-    run.metric("accuracy_always_negative_mean", round(float(acc_never.mean()), 4))
-    run.metric("accuracy_default_threshold_mean", round(float(acc_def.mean()), 4))
-    run.metric("f1_default_threshold_mean", round(float(f1_def.mean()), 4), key=True)
-    run.metric("recall_default_threshold_mean", round(float(rec_def.mean()), 4))
-    run.metric("accuracy_tuned_threshold_mean", round(float(acc_tuned.mean()), 4))
-    run.metric("f1_tuned_threshold_mean", round(float(f1_tuned.mean()), 4))
-    run.metric("f1_default_threshold_per_digit", f1_def.round(3).tolist())
-    run.metric("f1_tuned_threshold_per_digit", f1_tuned.round(3).tolist())
-    run.metric("tuned_threshold_per_digit", thr.round(3).tolist())
+    run.metric("positive_fraction_test", float(o.y_test.mean()))
+    run.metric("accuracy_always_negative_mean", float(acc_never.mean()))
+    run.metric("accuracy_default_threshold_mean", float(acc_def.mean()))
+    run.metric("f1_default_threshold_mean", float(f1_def.mean()), key=True)
+    run.metric("recall_default_threshold_mean", float(rec_def.mean()))
+    run.metric("accuracy_tuned_threshold_mean", float(acc_tuned.mean()))
+    run.metric("f1_tuned_threshold_mean", float(f1_tuned.mean()))
+    run.metric("f1_default_threshold_per_digit", f1_def.tolist())
+    run.metric("f1_tuned_threshold_per_digit", f1_tuned.tolist())
+    run.metric("tuned_threshold_per_digit", thr.tolist())
 
     gap = abs(acc_def.mean() - acc_never.mean())
     run.check(
@@ -104,7 +132,7 @@ def f1_score(run: Run) -> None:
         ax1, ax2 = fig.subplots(1, 2, sharex=True)
         xs = np.arange(10)
         for ax, (a, b, name) in zip(((ax1), (ax2)), ((acc_def, acc_tuned, "accuracy"), (f1_def, f1_tuned, "F1"))):
-            ax.bar(xs - 0.2, a, width=0.4, label="threshold 0.5")
+            ax.bar(xs - 0.2, a, width=0.4, label=f"threshold {cfg.threshold:g}")
             ax.bar(xs + 0.2, b, width=0.4, label="threshold tuned for F1 on validation")
             ax.set(xlabel="positive digit", ylabel=f"test {name}", ylim=(0, 1.05), title=name)
             ax.set_xticks(xs)

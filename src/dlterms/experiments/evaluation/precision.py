@@ -13,14 +13,15 @@ mostly belong to other digits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn import metrics as skm
 
 from dlterms import metrics
 from dlterms.experiments.evaluation._common import max_diff_vs_sklearn, mnist1d_one_vs_rest
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
-
-RECALL_LOW, RECALL_HIGH = 0.5, 0.9  # validation recall of the high- and the low-threshold operating point
 
 
 def _threshold_for_recall(y: np.ndarray, s: np.ndarray, recall: float) -> float:
@@ -29,8 +30,41 @@ def _threshold_for_recall(y: np.ndarray, s: np.ndarray, recall: float) -> float:
     return float(pos[int(np.ceil(recall * len(pos))) - 1])
 
 
-@experiment("precision")
-def precision(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the precision experiment; the defaults are the recorded run."""
+
+    recall_high: float = 0.9  # validation recall kept by the low-threshold operating point
+    recall_low: float = 0.5  # validation recall kept by the high-threshold operating point
+    top_quantile: float = 0.95  # validation-score quantile of the reported further-raised threshold
+    c: float = 1.0  # inverse L2 strength of the one-vs-rest logistic regressions
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.recall_low < self.recall_high <= 1.0:
+            raise ValueError(
+                f"recall_low and recall_high must satisfy 0 < recall_low < recall_high <= 1, "
+                f"got {self.recall_low!r} and {self.recall_high!r}"
+            )
+        if not 0.0 < self.top_quantile < 1.0:
+            raise ValueError(f"top_quantile must be in (0, 1), got {self.top_quantile!r}")
+        if not self.c > 0:
+            raise ValueError(f"c must be > 0, got {self.c!r}")
+
+
+@experiment(
+    "precision",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "recall_low",
+            (0.2, 0.35, 0.5, 0.7),
+            "How much test precision does a higher threshold buy as it is raised further (lower validation "
+            "recall kept)?",
+            metric="test_precision_gain_mean",
+        ),
+    ),
+)
+def precision(run: Run, cfg: Config) -> None:
     n, diff = max_diff_vs_sklearn(metrics.precision_score, skm.precision_score, run.rng(0))
     run.metric("comparisons_with_sklearn", n)
     run.metric("max_abs_diff_vs_sklearn", diff)
@@ -42,7 +76,7 @@ def precision(run: Run) -> None:
     )
     run.progress(0.3, "one-vs-rest scorers")
 
-    o = mnist1d_one_vs_rest(run.seed)
+    o = mnist1d_one_vs_rest(run.seed, cfg.c)
     sweep = np.linspace(0.0, 0.99, 34)  # validation-score quantiles for the curves
     rows, curves = [], []
     for k in range(10):
@@ -52,25 +86,26 @@ def precision(run: Run) -> None:
             pred = (s >= t).astype(int)
             return metrics.precision_score(y, pred, zero_division=0.0), metrics.recall_score(y, pred)
 
-        t_lo, t_hi = _threshold_for_recall(yv, sv, RECALL_HIGH), _threshold_for_recall(yv, sv, RECALL_LOW)
-        t_top = float(np.quantile(sv, 0.95))
+        t_lo, t_hi = _threshold_for_recall(yv, sv, cfg.recall_high), _threshold_for_recall(yv, sv, cfg.recall_low)
+        t_top = float(np.quantile(sv, cfg.top_quantile))
         rows.append([*pr(t_lo), *pr(t_hi), pr(t_top)[0], skm.roc_auc_score(yv, sv)])
         curves.append(np.array([pr(t) for t in np.quantile(sv, sweep)]))
     r = np.array(rows)
     p_lo, r_lo, p_hi, r_hi, p_top, auc_val = r.T
     gain = p_hi - p_lo
-    run.metric("positive_fraction_test", round(float(o.y_test.mean()), 4))
-    run.metric("validation_auc_per_digit", auc_val.round(3).tolist())
-    run.metric(f"test_precision_at_val_recall_{RECALL_HIGH}", p_lo.round(3).tolist())
-    run.metric(f"test_precision_at_val_recall_{RECALL_LOW}", p_hi.round(3).tolist())
-    run.metric("test_precision_gain_mean", round(float(gain.mean()), 4), key=True)
-    run.metric(f"test_recall_at_val_recall_{RECALL_HIGH}_mean", round(float(r_lo.mean()), 4))
-    run.metric(f"test_recall_at_val_recall_{RECALL_LOW}_mean", round(float(r_hi.mean()), 4))
-    run.metric("test_precision_top5pct_of_val_scores", p_top.round(3).tolist())
-    run.metric("digits_losing_precision_from_recall_0.5_to_top5pct", int((p_top < p_hi).sum()))
+    run.metric("positive_fraction_test", float(o.y_test.mean()))
+    run.metric("validation_auc_per_digit", auc_val.tolist())
+    run.metric(f"test_precision_at_val_recall_{cfg.recall_high}", p_lo.tolist())
+    run.metric(f"test_precision_at_val_recall_{cfg.recall_low}", p_hi.tolist())
+    run.metric("test_precision_gain_mean", float(gain.mean()), key=True)
+    run.metric(f"test_recall_at_val_recall_{cfg.recall_high}_mean", float(r_lo.mean()))
+    run.metric(f"test_recall_at_val_recall_{cfg.recall_low}_mean", float(r_hi.mean()))
+    top = f"top{round(100 * (1 - cfg.top_quantile)):g}pct"
+    run.metric(f"test_precision_{top}_of_val_scores", p_top.tolist())
+    run.metric(f"digits_losing_precision_from_recall_{cfg.recall_low}_to_{top}", int((p_top < p_hi).sum()))
     ups = int((gain > 0).sum())
     run.check(
-        f"raising the threshold from validation recall {RECALL_HIGH} to {RECALL_LOW} buys test precision "
+        f"raising the threshold from validation recall {cfg.recall_high} to {cfg.recall_low} buys test precision "
         "on >= 8 of 10 digits, by >= 0.05 on average",
         ups >= 8 and gain.mean() >= 0.05,
         observed=f"up on {ups}, mean {p_lo.mean():.3f} -> {p_hi.mean():.3f}",

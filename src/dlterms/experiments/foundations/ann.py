@@ -26,21 +26,30 @@ from dlterms.run import Run, experiment
 from dlterms.training import count_parameters
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the ann experiment; the defaults are the recorded run."""
+
     n_train: int = 700  # training points
     n_test: int = 20_000  # test points: the accuracies estimate the distribution's, not one draw's
     noise: float = 0.1  # std of the Gaussian noise added to each point
     hidden: tuple[int, ...] = (32, 32)  # the ANN's hidden layer widths
     epochs: int = 60  # passes over the training points
-    batch_size: int = 64
+    batch_size: int = 64  # minibatch size
     lr_ann: float = 0.01  # Adam step size for the ANN (both step sizes cosine-annealed to 0)
     lr_linear: float = 0.05  # Adam step size for logistic regression
 
+    def __post_init__(self) -> None:
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must be one or more widths >= 1, got {self.hidden!r}")
+        if self.n_train < 10 or self.n_test < 10:
+            raise ValueError(f"n_train and n_test must be >= 10, got {self.n_train!r} and {self.n_test!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs!r} and {self.batch_size!r}")
 
-@experiment("ann")
-def ann(run: Run) -> None:
-    cfg = Config()
+
+@experiment("ann", config=Config)
+def ann(run: Run, cfg: Config) -> None:
     data = moons(n=cfg.n_train + cfg.n_test, noise=cfg.noise, test_size=cfg.n_test, seed=run.seed).to(run.device)
 
     torch.manual_seed(run.seed)
@@ -70,19 +79,12 @@ def ann(run: Run) -> None:
     run.progress(1.0, "logistic regression trained")
 
     n_params = count_parameters(net)
-    run.metric("test_acc_ann", round(acc_ann, 4), key=True)
-    run.metric("test_acc_logistic", round(acc_lin, 4))
+    run.metric("test_acc_ann", acc_ann, key=True)
+    run.metric("test_acc_logistic", acc_lin)
     run.metric("ann_parameters", n_params)
     run.metric("test_points", len(data.y_test))
-    run.check(
-        "a 2-32-32-2 ReLU ANN separates the two moons", acc_ann >= 0.97, observed=round(acc_ann, 4), expected=">= 0.97"
-    )
-    run.check(
-        "logistic regression (a linear boundary) cannot",
-        acc_lin <= 0.90,
-        observed=round(acc_lin, 4),
-        expected="<= 0.90",
-    )
+    run.check_ge("a 2-32-32-2 ReLU ANN separates the two moons", acc_ann, 0.97)
+    run.check_le("logistic regression (a linear boundary) cannot", acc_lin, 0.90)
 
     with run.figure(
         "boundaries",

@@ -20,21 +20,40 @@ import torch
 from dlterms.data.datasets import make_split
 from dlterms.experiments.foundations._common import plot_decision_regions, train_classifier
 from dlterms.nn import Linear
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    n: int = 2000  # points
+    """Parameters of the bias experiment; the defaults are the recorded run."""
+
+    n: int = 2000  # points (70 % train, 30 % test)
     center: float = 3.0  # the cloud's centre is (center, center); the boundary x1 + x2 = 2 * center
-    epochs: int = 100
-    batch_size: int = 100
+    epochs: int = 100  # training epochs of each classifier
+    batch_size: int = 100  # minibatch size
     lr: float = 0.05  # Adam step size
 
+    def __post_init__(self) -> None:
+        if self.n < 20:
+            raise ValueError(f"n must be >= 20, got {self.n!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs!r} and {self.batch_size!r}")
 
-@experiment("bias")
-def bias(run: Run) -> None:
-    cfg = Config()
+
+@experiment(
+    "bias",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "center",
+            (0.0, 0.5, 1.0, 2.0, 3.0),
+            "How much does leaving out the bias cost as the class boundary moves away from the origin?",
+            metric="test_acc_without_bias",
+        ),
+    ),
+)
+def bias(run: Run, cfg: Config) -> None:
     rng = run.rng(0)
     x = rng.normal(cfg.center, 1.0, (cfg.n, 2))
     y = (x.sum(1) > 2 * cfg.center).astype(np.int64)
@@ -61,26 +80,16 @@ def bias(run: Run) -> None:
         db = (m.bias[1] - m.bias[0]).item()
         learned_distance = abs(db) / dw.norm().item()
 
-    run.metric("test_acc_without_bias", round(accs[False], 4))
-    run.metric("test_acc_with_bias", round(accs[True], 4), key=True)
-    run.metric("true_boundary_distance_from_origin", round(float(distance), 3))
-    run.metric("learned_boundary_distance_from_origin", round(learned_distance, 3))
-    run.check(
-        "without a bias (boundary forced through the origin) the classifier fails",
-        accs[False] <= 0.75,
-        observed=round(accs[False], 4),
-        expected="<= 0.75",
-    )
-    run.check(
-        "with a bias the same linear classifier separates the classes",
-        accs[True] >= 0.97,
-        observed=round(accs[True], 4),
-        expected=">= 0.97",
-    )
+    run.metric("test_acc_without_bias", accs[False])
+    run.metric("test_acc_with_bias", accs[True], key=True)
+    run.metric("true_boundary_distance_from_origin", float(distance))
+    run.metric("learned_boundary_distance_from_origin", learned_distance)
+    run.check_le("without a bias (boundary forced through the origin) the classifier fails", accs[False], 0.75)
+    run.check_ge("with a bias the same linear classifier separates the classes", accs[True], 0.97)
     run.check(
         "the learned bias moves the boundary off the origin to the true line's distance",
         abs(learned_distance - distance) < 0.2,
-        observed=round(learned_distance, 3),
+        observed=learned_distance,
         expected=f"{distance:.3f} +- 0.2",
     )
 

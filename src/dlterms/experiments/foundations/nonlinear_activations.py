@@ -54,17 +54,33 @@ from dlterms.run import Run, experiment
 from dlterms.training import fit_stacked
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    width: int = 64  # units in each of the 5 hidden layers
-    hidden_layers: int = 5  # 5 hidden + 1 output = 6 linear layers
-    loose_target: float = 0.1  # training cross-entropy: the first part of training
-    tight_target: float = 0.01  # ... and fitting the training set closely
-    max_epochs: int = 40
-    lrs: tuple[float, ...] = (0.01, 0.03, 0.1)  # the same grid for every activation
-    momentum: float = 0.9
-    batch_size: int = 64
-    repeats: int = 5  # initialisations and batch orders per rate; epochs are the median over them
+    """Parameters of the nonlinear-activations experiment; the defaults are the recorded run."""
+
+    width: int = 64  # units in each hidden layer
+    hidden_layers: int = 5  # hidden layers (plus 1 output layer: 6 linear layers)
+    loose_target: float = 0.1  # training cross-entropy of the first part of training (epochs to it are counted)
+    tight_target: float = 0.01  # training cross-entropy of fitting the training set closely
+    max_epochs: int = 40  # epoch budget of ReLU and tanh (sigmoid: as many as they needed for the loose target)
+    lrs: tuple[float, ...] = (0.01, 0.03, 0.1)  # the same grid of SGD step sizes for every activation
+    momentum: float = 0.9  # SGD momentum
+    batch_size: int = 64  # minibatch size
+    repeats: int = 5  # initialisations and batch orders per rate; epochs are the median over them (odd)
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.repeats % 2 == 0:
+            raise ValueError(f"repeats must be odd and >= 1 (a median of repeats), got {self.repeats!r}")
+        if not 0 < self.tight_target < self.loose_target:
+            raise ValueError(
+                f"targets must satisfy 0 < tight_target < loose_target, got {self.tight_target!r} and "
+                f"{self.loose_target!r}"
+            )
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ValueError(f"lrs must be positive step sizes, got {self.lrs!r}")
+        for name in ("width", "hidden_layers", "max_epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 class _EpochLosses:
@@ -124,9 +140,8 @@ def _gradient_ratio(net: MLP, x: torch.Tensor, y: torch.Tensor) -> float:
     return ratio
 
 
-@experiment("nonlinear-activations")
-def nonlinear_activations(run: Run) -> None:
-    cfg = Config()
+@experiment("nonlinear-activations", config=Config)
+def nonlinear_activations(run: Run, cfg: Config) -> None:
 
     # 1. Largest derivatives.
     z = torch.linspace(-10, 10, 200001, dtype=torch.float64)  # step 1e-4, includes 0
@@ -136,13 +151,13 @@ def nonlinear_activations(run: Run) -> None:
     run.check(
         "sigmoid's largest derivative is 0.25, at z = 0",
         abs(d_sig.max().item() - 0.25) < 1e-12 and z[d_sig.argmax()].abs().item() < 1e-9,
-        observed=round(d_sig.max().item(), 12),
+        observed=d_sig.max().item(),
         expected="0.25",
     )
     run.check(
         "tanh's largest derivative is 1, at z = 0",
         abs(d_tanh.max().item() - 1.0) < 1e-12,
-        observed=round(d_tanh.max().item(), 12),
+        observed=d_tanh.max().item(),
         expected="1",
     )
 
@@ -245,7 +260,7 @@ def nonlinear_activations(run: Run) -> None:
         f"repeats_where_relu_needs_fewer_epochs_than_tanh_of_{r_count}_tight_vs_loose",
         [relu_fewer_tight, relu_fewer_loose],
     )
-    run.metric("tanh_mean_derivative_before_after", [round(v, 4) for v in tanh_slope])
+    run.metric("tanh_mean_derivative_before_after", list(tanh_slope))
     never_note = {a: results[a]["epochs_run"] for a in acts}
 
     def shown(d: dict) -> dict:
@@ -257,7 +272,7 @@ def nonlinear_activations(run: Run) -> None:
     run.metric(f"relu_fewest_epochs_to_loss_{cfg.tight_target}", tight["relu"] < min(tight["tanh"], tight["sigmoid"]))
     sig_loose = with_never(results["sigmoid"]["loose"], "sigmoid")
     sig_final = results["sigmoid"]["losses"][-1]  # (rates, repeats): each sigmoid model's last epoch loss
-    run.metric("sigmoid_last_epoch_loss_min_over_rates_and_repeats", round(float(sig_final.min()), 4))
+    run.metric("sigmoid_last_epoch_loss_min_over_rates_and_repeats", float(sig_final.min()))
     run.check(
         f"sigmoid is slowest: at every rate of the grid, none of its {r_count} repeats reaches the loose "
         f"target ({cfg.loose_target}) in the {budget} epochs ReLU and tanh needed for it",
@@ -269,7 +284,7 @@ def nonlinear_activations(run: Run) -> None:
         "tanh units move towards saturation as the loss falls: their mean derivative 1 - h^2 is smaller "
         "after training than at initialisation",
         tanh_slope[1] < tanh_slope[0],
-        observed=[round(v, 4) for v in tanh_slope],
+        observed=list(tanh_slope),
         expected="after < before",
     )
 

@@ -28,14 +28,28 @@ from dlterms.run import Run, experiment
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
 
 
-@dataclass
+RTOL, ATOL = 1e-10, 1e-12  # agreement with torch in float64
+
+
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the tensor experiment; the defaults are the recorded run."""
+
     n_cases: int = 300  # random broadcasting + reduction cases
     n_incompatible: int = 30  # shape pairs that must not broadcast
-    max_rank: int = 4
-    max_side: int = 5
-    rtol: float = 1e-10  # agreement with torch in float64
-    atol: float = 1e-12
+    max_rank: int = 4  # largest rank of a case's result
+    max_side: int = 5  # largest size of an axis
+
+    def __post_init__(self) -> None:
+        if self.n_cases < 1 or self.n_incompatible < 1:
+            raise ValueError(
+                f"n_cases and n_incompatible must be >= 1, got {self.n_cases!r} and {self.n_incompatible!r}"
+            )
+        if self.max_rank < 1 or self.max_side < 3:
+            raise ValueError(
+                f"max_rank must be >= 1 and max_side >= 3 (sizes 2 and 3 clash), got {self.max_rank!r} and "
+                f"{self.max_side!r}"
+            )
 
 
 def _operand_shape(rng: np.random.Generator, out: tuple[int, ...], full_rank: bool) -> tuple[int, ...]:
@@ -105,9 +119,8 @@ def _refused(fn) -> bool:
     return False
 
 
-@experiment("tensor")
-def tensor(run: Run) -> None:
-    cfg = Config()
+@experiment("tensor", config=Config)
+def tensor(run: Run, cfg: Config) -> None:
     rng = run.rng(0)
 
     # 1. Ranks 0 to 4.
@@ -133,7 +146,7 @@ def tensor(run: Run) -> None:
     agree, diffs, out_ranks = 0, [], []
     for i in range(cfg.n_cases):
         case = _case(rng, cfg)
-        ok, diff = run_case(case, rng, cfg.rtol, cfg.atol)
+        ok, diff = run_case(case, rng, RTOL, ATOL)
         agree += ok
         diffs.append(diff)
         out_ranks.append(max(len(case["a"]), len(case["b"])))

@@ -42,19 +42,26 @@ from dlterms.run import Run, experiment
 from dlterms.training import fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the weight experiment; the defaults are the recorded run."""
+
     n: int = 1000  # examples for the linear neuron
     d: int = 5  # input dimension
     noise: float = 0.1  # std of the label noise
     epochs: int = 300  # full-batch gradient-descent steps
-    lr: float = 0.1
+    lr: float = 0.1  # gradient-descent step size of the linear neuron
     width: int = 256  # units per layer of the deep ReLU net
     depth: int = 20  # linear layers, each followed by a ReLU
     n_probe: int = 500  # inputs pushed through the deep net
     n_nets: int = 16  # independently initialised He nets (4 for the other two)
     wide: int = 4096  # the width at which a single He net is checked
-    wide_probe: int = 64
+    wide_probe: int = 64  # inputs pushed through the wide net
+
+    def __post_init__(self) -> None:
+        for name in ("n", "d", "epochs", "width", "depth", "n_probe", "n_nets", "wide", "wide_probe"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 INITS = {
@@ -75,9 +82,8 @@ def activation_mean_squares(net: MLP, x: torch.Tensor) -> list[float]:
     return out
 
 
-@experiment("weight")
-def weight(run: Run) -> None:
-    cfg = Config()
+@experiment("weight", config=Config)
+def weight(run: Run, cfg: Config) -> None:
     rng = run.rng(0)
 
     # 1. A linear neuron recovers the weights the data were made from.
@@ -103,14 +109,11 @@ def weight(run: Run) -> None:
     err = float(np.max(np.abs(np.r_[w_hat - w_true, b_hat - b_true])))
     lstsq, *_ = np.linalg.lstsq(np.c_[x, np.ones(cfg.n)], y, rcond=None)
     err_lstsq = float(np.max(np.abs(lstsq - np.r_[w_true, b_true])))
-    run.metric("max_abs_weight_error", round(err, 5), key=True)
-    run.metric("max_abs_weight_error_least_squares", round(err_lstsq, 5))
-    run.metric("final_mse", round(hist.train_loss[-1], 5))
-    run.check(
-        "a linear neuron trained by gradient descent recovers the generating weights and bias",
-        err < 0.05,
-        observed=round(err, 5),
-        expected="< 0.05",
+    run.metric("max_abs_weight_error", err, key=True)
+    run.metric("max_abs_weight_error_least_squares", err_lstsq)
+    run.metric("final_mse", hist.train_loss[-1])
+    run.check_le(
+        "a linear neuron trained by gradient descent recovers the generating weights and bias", err, 0.05, strict=True
     )
     run.progress(0.4, "linear neuron trained")
 
@@ -144,24 +147,24 @@ def weight(run: Run) -> None:
     naive = float(ratios["naive N(0, 1)"][:, -1].mean())
     xavier = float(ratios["Xavier/Glorot normal"][:, -1].mean())
     within = np.abs(np.log(he)) <= np.log(2)
-    run.metric(f"scale_ratio_layer20_he_width{cfg.wide}_single_net", round(he_w, 4), key=True)
-    run.metric(f"scale_ratio_layer20_he_width{cfg.width}_mean", round(float(he.mean()), 4))
-    run.metric(f"scale_ratio_layer20_he_width{cfg.width}_single_nets_min", round(float(he.min()), 4))
-    run.metric(f"scale_ratio_layer20_he_width{cfg.width}_single_nets_max", round(float(he.max()), 4))
-    run.metric(f"fraction_of_single_nets_within_2x_width{cfg.width}", round(float(within.mean()), 4))
-    run.metric(f"std_of_log_ratio_width{cfg.width}", round(float(np.log(he).std()), 3))
+    run.metric(f"scale_ratio_layer20_he_width{cfg.wide}_single_net", he_w, key=True)
+    run.metric(f"scale_ratio_layer20_he_width{cfg.width}_mean", float(he.mean()))
+    run.metric(f"scale_ratio_layer20_he_width{cfg.width}_single_nets_min", float(he.min()))
+    run.metric(f"scale_ratio_layer20_he_width{cfg.width}_single_nets_max", float(he.max()))
+    run.metric(f"fraction_of_single_nets_within_2x_width{cfg.width}", float(within.mean()))
+    run.metric(f"std_of_log_ratio_width{cfg.width}", float(np.log(he).std()))
     run.metric(
         f"predicted_std_sqrt(100/n)_width{cfg.width}_vs_{cfg.wide}",
-        [round(float(np.sqrt(100 / cfg.width)), 3), round(float(np.sqrt(100 / cfg.wide)), 3)],
+        [float(np.sqrt(100 / cfg.width)), float(np.sqrt(100 / cfg.wide))],
     )
     run.metric("scale_ratio_layer20_xavier", xavier)
     run.metric("scale_ratio_layer20_naive", naive)
-    run.check(
+    run.check_between(
         f"He init keeps layer 20's activation scale E[h^2] within 2x of the input's in a single net of "
         f"width {cfg.wide}",
-        0.5 <= he_w <= 2.0,
-        observed=round(he_w, 4),
-        expected="0.5 to 2",
+        he_w,
+        0.5,
+        2.0,
     )
     run.check(
         f"at width {cfg.width} single nets spread more (random walk in log E[h^2]), but their mean over "
@@ -170,7 +173,7 @@ def weight(run: Run) -> None:
         observed=f"mean {he.mean():.4f}; single nets {he.min():.3f}-{he.max():.3f}, {within.sum()}/{len(he)} within 2x",
         expected="mean 0.5 to 2",
     )
-    run.check("naive N(0, 1) init makes it explode", naive > 1e10, observed=f"{naive:.2e}", expected="> 1e10")
+    run.check_ge("naive N(0, 1) init makes it explode", naive, 1e10, strict=True)
 
     with run.figure(
         "weights-and-init",

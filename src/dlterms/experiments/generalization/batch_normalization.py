@@ -21,6 +21,8 @@ on, the same way for both arms.
 Thresholds: docs/experiments.md#batch-normalization.
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from dlterms.data.datasets import digits
@@ -29,74 +31,94 @@ from dlterms.nn import BatchNorm1d, Linear, ReLU
 from dlterms.nn.init import kaiming_normal_, zeros_
 from dlterms.optim import SGD
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, accuracy, fit
+from dlterms.training import Every, TrainState, accuracy, fit
 
-DEPTH, WIDTH = 10, 256
-EPOCHS = 5
 TARGET = 0.9  # test accuracy
 EVERY = 5  # steps between test-accuracy measurements
-LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 
 
-def _deep_mlp(batch_norm: bool, seed: int) -> torch.nn.Sequential:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the batch-normalization experiment; the defaults are the recorded run."""
+
+    depth: int = 10  # Linear layers of the MLP
+    width: int = 256  # units of each hidden layer
+    epochs: int = 5  # training epochs at most (a run stops at the target)
+    batch_size: int = 64  # minibatch size (the last partial batch is dropped)
+    momentum: float = 0.9  # SGD momentum
+    lrs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)  # the learning-rate grid both nets are trained at
+
+    def __post_init__(self) -> None:
+        if self.depth < 2 or self.width < 1:
+            raise ValueError(f"depth must be >= 2 and width >= 1, got {self.depth!r} and {self.width!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
+        if not 2 <= self.batch_size <= 1347:
+            raise ValueError(f"batch_size must be in [2, 1347] (batch statistics need 2), got {self.batch_size!r}")
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ValueError(f"lrs must be positive step sizes, got {self.lrs!r}")
+
+
+def _deep_mlp(batch_norm: bool, seed: int, cfg: Config) -> torch.nn.Sequential:
     torch.manual_seed(seed)
     layers: list[torch.nn.Module] = []
     d = 64
-    for _ in range(DEPTH - 1):
-        lin = Linear(d, WIDTH)
+    for _ in range(cfg.depth - 1):
+        lin = Linear(d, cfg.width)
         kaiming_normal_(lin.weight, nonlinearity="relu")
         zeros_(lin.bias)
-        layers += [lin, BatchNorm1d(WIDTH), ReLU()] if batch_norm else [lin, ReLU()]
-        d = WIDTH
+        layers += [lin, BatchNorm1d(cfg.width), ReLU()] if batch_norm else [lin, ReLU()]
+        d = cfg.width
     layers.append(Linear(d, 10))
     return torch.nn.Sequential(*layers)
 
 
-class _StepsToTarget(Callback):
-    """Test accuracy every EVERY steps; stop at the first measurement >= TARGET."""
+def _steps_to_target(x, y) -> Every:
+    """Test accuracy every EVERY steps (`.at`, `.values`); training stops at the first one >= TARGET."""
 
-    def __init__(self, x, y):
-        self.x, self.y, self.acc, self.hit = x, y, [], None
+    def measure(state: TrainState) -> float:
+        a = accuracy(state.model, x, y)
+        if a >= TARGET:
+            state.stop, state.stop_reason = True, f"test accuracy >= {TARGET}"
+        return a
 
-    def on_batch_end(self, state: TrainState) -> None:
-        if state.step % EVERY == 0:
-            a = accuracy(state.model, self.x, self.y)
-            self.acc.append((state.step, a))
-            if a >= TARGET:
-                self.hit, state.stop, state.stop_reason = state.step, True, f"test accuracy >= {TARGET}"
+    return Every(EVERY, measure)
 
 
-@experiment("batch-normalization")
-def batch_normalization(run: Run) -> None:
+@experiment("batch-normalization", config=Config)
+def batch_normalization(run: Run, cfg: Config) -> None:
     split = digits(seed=run.seed).to(run.device)
     results = {}
-    for i, (bn, lr) in enumerate((bn, lr) for bn in (False, True) for lr in LRS):
-        model = _deep_mlp(bn, run.seed).to(run.device)
-        track = _StepsToTarget(split.x_test, split.y_test)
+    for i, (bn, lr) in enumerate((bn, lr) for bn in (False, True) for lr in cfg.lrs):
+        model = _deep_mlp(bn, run.seed, cfg).to(run.device)
+        track = _steps_to_target(split.x_test, split.y_test)
         h = fit(
             model,
             (split.x_train, split.y_train),
             loss_fn=cross_entropy,
-            optimizer=SGD(model.parameters(), lr=lr, momentum=0.9),
-            epochs=EPOCHS,
-            batch_size=64,
+            optimizer=SGD(model.parameters(), lr=lr, momentum=cfg.momentum),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
             drop_last=True,
             seed=run.seed,
             callbacks=[track],
         )
-        results[(bn, lr)] = dict(hit=track.hit, acc=track.acc, h=h)
-        run.progress((i + 1) / (2 * len(LRS)), f"lr {lr} {'with' if bn else 'without'} BN")
+        hit = next((step for step, a in zip(track.at, track.values) if a >= TARGET), None)
+        results[(bn, lr)] = dict(hit=hit, acc=list(zip(track.at, track.values)), h=h)
+        run.progress((i + 1) / (2 * len(cfg.lrs)), f"lr {lr} {'with' if bn else 'without'} BN")
     for bn in (False, True):
         tag = "bn" if bn else "plain"
-        run.metric(f"steps_to_{TARGET}_{tag}_per_lr", {str(lr): results[(bn, lr)]["hit"] for lr in LRS})
+        run.metric(f"steps_to_{TARGET}_{tag}_per_lr", {str(lr): results[(bn, lr)]["hit"] for lr in cfg.lrs})
         run.metric(
             f"best_test_acc_{tag}_per_lr",
-            {str(lr): round(max((a for _, a in results[(bn, lr)]["acc"]), default=0), 3) for lr in LRS},
+            {str(lr): max((a for _, a in results[(bn, lr)]["acc"]), default=0) for lr in cfg.lrs},
         )
-        run.metric(f"nonfinite_loss_step_{tag}_per_lr", {str(lr): results[(bn, lr)]["h"].nonfinite_step for lr in LRS})
+        run.metric(
+            f"nonfinite_loss_step_{tag}_per_lr", {str(lr): results[(bn, lr)]["h"].nonfinite_step for lr in cfg.lrs}
+        )
 
     def best(bn: bool):
-        hits = [lr for lr in LRS if results[(bn, lr)]["hit"] is not None]
+        hits = [lr for lr in cfg.lrs if results[(bn, lr)]["hit"] is not None]
         return min(hits, key=lambda lr: results[(bn, lr)]["hit"]) if hits else None
 
     b_plain, b_bn = best(False), best(True)
@@ -110,7 +132,9 @@ def batch_normalization(run: Run) -> None:
         observed=f"{s_bn} steps (lr {b_bn}) vs {s_plain} steps (lr {b_plain})",
         expected="bn <= plain / 2",
     )
-    top = {bn: max((lr for lr in LRS if results[(bn, lr)]["hit"] is not None), default=None) for bn in (False, True)}
+    top = {
+        bn: max((lr for lr in cfg.lrs if results[(bn, lr)]["hit"] is not None), default=None) for bn in (False, True)
+    }
     run.metric(f"largest_lr_reaching_{TARGET}_plain_vs_bn", [top[False], top[True]])
     run.check(
         f"batch norm still reaches {TARGET} at a larger learning rate than any at which the plain net does",
@@ -122,7 +146,7 @@ def batch_normalization(run: Run) -> None:
         "the comparison is not empty: the plain net reaches the target too, at its best rate",
         s_plain is not None,
         observed=f"{s_plain} steps at lr {b_plain}" if s_plain is not None else "never",
-        expected=f">= {TARGET} within {EPOCHS} epochs",
+        expected=f">= {TARGET} within {cfg.epochs} epochs",
     )
 
     with run.figure(
@@ -134,7 +158,7 @@ def batch_normalization(run: Run) -> None:
     ) as fig:
         axes = fig.subplots(1, 2, sharey=True)
         for ax, bn in zip(axes, (False, True)):
-            for j, lr in enumerate(LRS):
+            for j, lr in enumerate(cfg.lrs):
                 r = results[(bn, lr)]
                 steps = [s for s, _ in r["acc"]]
                 label = f"lr {lr}" + (" (diverged)" if r["h"].diverged else "")

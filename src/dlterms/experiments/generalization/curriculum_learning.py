@@ -41,10 +41,30 @@ from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.stacked import ModelStack
 
-HIDDEN, BATCH, LR = 32, 32, 3e-3
-N_TRAIN, N_TEST = 20_000, 500
-TARGET, EVAL_EVERY = 0.95, 25
-FAST, SLOW = (2, 1, 20), (2, 1, 100)  # step_pacing(start, increment, every)
+TARGET, EVAL_EVERY = 0.95, 25  # test accuracy that counts as learnt; steps between test measurements
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the curriculum-learning experiment; the defaults are the recorded run."""
+
+    hidden: int = 32  # GRU hidden units
+    batch: int = 32  # strings per training batch
+    lr: float = 3e-3  # Adam step size
+    n_train: int = 20_000  # training strings in each pool
+    n_test: int = 500  # test strings
+    fast_every: int = 20  # fast curriculum: the longest allowed length grows by 1 every this many steps
+    slow_every: int = 100  # slow curriculum: the same, this many steps
+    cap: int = 1000  # step cap of the fast curriculum and random order (1 more: not reached)
+    slow_cap: int = 1500  # step cap of the slow curriculum
+    repeats: int = 3  # seeds (run.seed + k) per condition; the checks use their median
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "batch", "n_train", "n_test", "fast_every", "slow_every", "repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.cap < EVAL_EVERY or self.slow_cap < EVAL_EVERY:
+            raise ValueError(f"cap and slow_cap must be >= {EVAL_EVERY}, got {self.cap!r} and {self.slow_cap!r}")
 
 
 @dataclass
@@ -62,31 +82,31 @@ class _Arm:
         return self.reached if self.reached is not None else self.cap + 1  # not reached: past the cap
 
 
-def _train_side_by_side(max_len: int, arms: list[_Arm], device: str, progress=None) -> None:
+def _train_side_by_side(max_len: int, arms: list[_Arm], device: str, cfg: Config, progress=None) -> None:
     """Train one GRU per arm on the parity pool of strings up to `max_len`, all arms in lockstep as one
     `ModelStack` (each arm exactly as if trained alone: its own initialisation from its seed, its own
     sampler stream, its own Adam state; see `dlterms.stacked`). Every EVAL_EVERY steps each arm still
     running is tested; an arm stops counting at the target or its cap (it may go on training in the
     stack, unobserved, while others run). Fills each arm's `reached` and `curve`."""
-    x, y, length = parity_strings(N_TRAIN, max_len, seed=10_000 + max_len)
-    xt, yt, _ = parity_strings(N_TEST, max_len, seed=20_000 + max_len)
+    x, y, length = parity_strings(cfg.n_train, max_len, seed=10_000 + max_len)
+    xt, yt, _ = parity_strings(cfg.n_test, max_len, seed=20_000 + max_len)
     x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
     horizon = max(a.cap for a in arms)
     # (M, horizon, BATCH): arm i's batch at each step (a sampler's stream does not depend on its length)
     idx = torch.stack(
         [
-            CurriculumSampler(length, BATCH, step_pacing(*a.pacing) if a.pacing else None, seed=a.seed)
+            CurriculumSampler(length, cfg.batch, step_pacing(*a.pacing) if a.pacing else None, seed=a.seed)
             .indices(horizon)
-            .view(horizon, BATCH)
+            .view(horizon, cfg.batch)
             for a in arms
         ]
     ).to(device)
     models = []
     for a in arms:
         torch.manual_seed(a.seed)
-        models.append(RecurrentClassifier("gru", 3, HIDDEN, 2))
+        models.append(RecurrentClassifier("gru", 3, cfg.hidden, 2))
     stack = ModelStack(models).to(device)
-    opt = Adam(stack.parameters(), lr=LR)
+    opt = Adam(stack.parameters(), lr=cfg.lr)
     running = [True] * len(arms)
     for step in range(1, horizon + 1):
         b = idx[:, step - 1]  # (M, BATCH)
@@ -114,28 +134,30 @@ def _train_side_by_side(max_len: int, arms: list[_Arm], device: str, progress=No
             break
 
 
-@experiment("curriculum-learning")
-def curriculum_learning(run: Run) -> None:
-    seeds = [run.seed, run.seed + 1, run.seed + 2]
+@experiment("curriculum-learning", config=Config)
+def curriculum_learning(run: Run, cfg: Config) -> None:
+    seeds = [run.seed + k for k in range(cfg.repeats)]
+    fast, slow = (2, 1, cfg.fast_every), (2, 1, cfg.slow_every)  # step_pacing(start, increment, every)
     res: dict[str, list[_Arm]] = {
-        name: [_Arm(pacing, s) for s in seeds]
+        name: [_Arm(pacing, s, cap=cfg.cap) for s in seeds]
         for name, pacing in (
-            ("curriculum_T40", FAST),
+            ("curriculum_T40", fast),
             ("random_T40", None),
-            ("curriculum_T3", FAST),
+            ("curriculum_T3", fast),
             ("random_T3", None),
         )
     }
-    res["slow_T40"] = [_Arm(SLOW, s, cap=1500) for s in seeds]
+    res["slow_T40"] = [_Arm(slow, s, cap=cfg.slow_cap) for s in seeds]
     # every T = 40 run (three seeds of each pacing) side by side, then every T = 3 run
     _train_side_by_side(
         40,
         res["curriculum_T40"] + res["random_T40"] + res["slow_T40"],
         run.device,
+        cfg,
         lambda f: run.progress(0.8 * f, "T = 40"),
     )
     _train_side_by_side(
-        3, res["curriculum_T3"] + res["random_T3"], run.device, lambda f: run.progress(0.8 + 0.2 * f, "T = 3")
+        3, res["curriculum_T3"] + res["random_T3"], run.device, cfg, lambda f: run.progress(0.8 + 0.2 * f, "T = 3")
     )
     med = {}
     for name, arms in res.items():
@@ -175,14 +197,14 @@ def curriculum_learning(run: Run) -> None:
     ) as fig:
         ax = fig.subplots()
         for name, r, colour in (
-            ("curriculum (+1 / 20 steps)", res["curriculum_T40"][0], "C1"),
+            (f"curriculum (+1 / {cfg.fast_every} steps)", res["curriculum_T40"][0], "C1"),
             ("random order", res["random_T40"][0], "C0"),
-            ("slow curriculum (+1 / 100 steps)", res["slow_T40"][0], "C2"),
+            (f"slow curriculum (+1 / {cfg.slow_every} steps)", res["slow_T40"][0], "C2"),
         ):
             steps, acc = zip(*r.curve, strict=True)
             ax.plot(steps, acc, color=colour, label=name)
         ax.axhline(TARGET, color="grey", linestyle=":")
-        ax.set_xlabel("training step (batch of 32)")
+        ax.set_xlabel(f"training step (batch of {cfg.batch})")
         ax.set_ylabel("test accuracy (lengths 1..40)")
         ax.set_ylim(0.4, 1.02)
         ax.legend(fontsize=8)

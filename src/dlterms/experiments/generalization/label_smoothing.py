@@ -14,6 +14,8 @@ over-confidence to remove.
 Thresholds: docs/experiments.md#label-smoothing.
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from dlterms.data.datasets import digits, mnist1d
@@ -21,40 +23,68 @@ from dlterms.losses import cross_entropy
 from dlterms.methods.calibration import confidences, expected_calibration_error, reliability_bins
 from dlterms.nn import MLP, softmax
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import fit, predict
 
-EPS = 0.1
-HIDDEN = (256, 256)
-EPOCHS = 30
-N_BINS = 15
+N_BINS = 15  # confidence bins of the expected calibration error
 
 
-def _train(split, eps: float, seed: int, device: str):
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the label-smoothing experiment; the defaults are the recorded run."""
+
+    eps: float = 0.1  # label-smoothing epsilon of the smoothed arm (the hard arm has 0)
+    hidden: tuple[int, ...] = (256, 256)  # MLP hidden widths
+    epochs: int = 30  # training epochs of each arm
+    lr: float = 1e-3  # Adam step size
+    batch_size: int = 100  # minibatch size
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.eps < 1.0:
+            raise ValueError(f"eps must be in (0, 1), got {self.eps!r}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must be one or more widths >= 1, got {self.hidden!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs!r} and {self.batch_size!r}")
+
+
+def _train(split, eps: float, seed: int, device: str, cfg: Config):
     torch.manual_seed(seed)
-    model = MLP([split.x_train.shape[1], *HIDDEN, 10]).to(device)
+    model = MLP([split.x_train.shape[1], *cfg.hidden, 10]).to(device)
     fit(
         model,
         (split.x_train, split.y_train),
         loss_fn=lambda out, y: cross_entropy(out, y, label_smoothing=eps),
-        optimizer=Adam(model.parameters(), lr=1e-3),
-        epochs=EPOCHS,
-        batch_size=100,
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
         seed=seed,
     )
     logits = predict(model, split.x_test).cpu()
     return logits, softmax(logits, dim=1)
 
 
-@experiment("label-smoothing")
-def label_smoothing(run: Run) -> None:
+@experiment(
+    "label-smoothing",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "eps",
+            (0.03, 0.1, 0.3),
+            "How does the calibration error of the over-confident MNIST-1D model move with epsilon?",
+            metric="ece_mnist1d_smoothed",
+        ),
+    ),
+)
+def label_smoothing(run: Run, cfg: Config) -> None:
     sets = {"mnist1d": mnist1d(), "digits": digits(seed=run.seed)}
     res, bins = {}, {}
     for i, (name, split) in enumerate(sets.items()):
         split = split.to(run.device)
         y = split.y_test.cpu()
-        for eps in (0.0, EPS):
-            logits, probs = _train(split, eps, run.seed, run.device)
+        for eps in (0.0, cfg.eps):
+            logits, probs = _train(split, eps, run.seed, run.device, cfg)
             tag = f"{name}_{'smoothed' if eps else 'hard'}"
             conf, hit = confidences(probs, y)
             res[tag] = {
@@ -64,7 +94,7 @@ def label_smoothing(run: Run) -> None:
             }
             bins[tag] = reliability_bins(conf, hit, N_BINS)
             for k, v in res[tag].items():
-                run.metric(f"{k}_{tag}", round(v, 4), key=tag == "mnist1d_smoothed" and k == "ece")
+                run.metric(f"{k}_{tag}", v, key=tag == "mnist1d_smoothed" and k == "ece")
             if eps:  # our smoothed cross-entropy against torch's on these logits
                 ours = float(cross_entropy(logits, y, label_smoothing=eps))
                 ref = float(torch.nn.functional.cross_entropy(logits, y, label_smoothing=eps))
@@ -75,47 +105,37 @@ def label_smoothing(run: Run) -> None:
     run.check(
         "MNIST-1D: the hard-label MLP is over-confident (mean max-prob > accuracy + 0.05)",
         h["mean_max_prob"] > h["acc"] + 0.05,
-        observed=round(h["mean_max_prob"], 4),
+        observed=h["mean_max_prob"],
         expected=f"> {h['acc'] + 0.05:.4f}",
     )
     run.check(
         "MNIST-1D: smoothing lowers the mean max-probability",
         s["mean_max_prob"] < h["mean_max_prob"],
-        observed=round(s["mean_max_prob"], 4),
+        observed=s["mean_max_prob"],
         expected=f"< {h['mean_max_prob']:.4f}",
     )
     run.check(
         "MNIST-1D: smoothing at least halves the expected calibration error",
         s["ece"] <= h["ece"] / 2,
-        observed=round(s["ece"], 4),
+        observed=s["ece"],
         expected=f"<= {h['ece'] / 2:.4f} (hard {h['ece']:.4f} / 2)",
     )
     run.check(
         "MNIST-1D: accuracy no more than 1 point lower",
         s["acc"] >= h["acc"] - 0.01,
-        observed=round(s["acc"], 4),
+        observed=s["acc"],
         expected=f">= {h['acc'] - 0.01:.4f}",
     )
     dh, ds = res["digits_hard"], res["digits_smoothed"]
-    run.check(
-        "digits: the hard-label MLP is already calibrated (ECE < 0.05)",
-        dh["ece"] < 0.05,
-        observed=round(dh["ece"], 4),
-        expected="< 0.05",
-    )
+    run.check_le("digits: the hard-label MLP is already calibrated (ECE < 0.05)", dh["ece"], 0.05, strict=True)
     run.check(
         "digits: smoothing makes calibration worse (ECE at least doubles)",
         ds["ece"] >= 2 * dh["ece"],
-        observed=round(ds["ece"], 4),
+        observed=ds["ece"],
         expected=f">= {2 * dh['ece']:.4f}",
     )
     diffs = [run.metrics[f"smoothed_ce_abs_diff_vs_torch_{n}"] for n in sets]
-    run.check(
-        "our smoothed cross-entropy equals torch's label_smoothing",
-        max(diffs) < 1e-5,
-        observed=max(diffs),
-        expected="< 1e-5",
-    )
+    run.check_le("our smoothed cross-entropy equals torch's label_smoothing", max(diffs), 1e-5, strict=True)
 
     with run.figure(
         "reliability",

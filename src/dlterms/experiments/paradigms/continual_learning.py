@@ -25,12 +25,15 @@ from dlterms.losses import cross_entropy
 from dlterms.methods.continual import EWC, ReplayMemory
 from dlterms.nn import MLP
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the continual-learning experiment; the defaults are the recorded run."""
+
     n_tasks: int = 3  # tasks in the sequence
     hidden: int = 100  # hidden units
     epochs: int = 20  # epochs per task
@@ -39,6 +42,15 @@ class Config:
     lam: float = 100.0  # EWC strength lambda
     fisher_samples: int = 200  # task inputs used to estimate the Fisher diagonal
     memory_per_task: int = 100  # replayed examples kept from each task
+
+    def __post_init__(self) -> None:
+        if self.n_tasks < 2:
+            raise ValueError(f"n_tasks must be >= 2 (a sequence), got {self.n_tasks!r}")
+        for name in ("hidden", "epochs", "batch_size", "fisher_samples", "memory_per_task"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0 or self.lam < 0:
+            raise ValueError(f"lr must be > 0 and lam >= 0, got {self.lr!r} and {self.lam!r}")
 
 
 def _learn(method: str, tasks, cfg: Config, seed: int, device: str):
@@ -66,39 +78,32 @@ def _learn(method: str, tasks, cfg: Config, seed: int, device: str):
     return [accuracy(model, t.x_test, t.y_test) for t in tasks], tracker.curves
 
 
-@experiment("continual-learning")
-def continual_learning(run: Run) -> None:
-    cfg = Config()
+@experiment(
+    "continual-learning",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "memory_per_task",
+            (10, 30, 100),
+            "How small can the replay memory be and still keep task 1?",
+            metric="replay_task1_acc",
+        ),
+    ),
+)
+def continual_learning(run: Run, cfg: Config) -> None:
     tasks = [t.to(run.device) for t in permuted_digits(cfg.n_tasks, run.seed)]
     final, curves = {}, {}
     for i, method in enumerate(("naive", "EWC", "replay")):
         final[method], curves[method] = _learn(method, tasks, cfg, run.seed, run.device)
         run.progress((i + 1) / 3, method)
-        run.metric(f"{method}_task1_acc", round(final[method][0], 4), key=method == "replay")
-        run.metric(f"{method}_mean_acc_all_tasks", round(sum(final[method]) / cfg.n_tasks, 4))
-        run.metric(f"{method}_acc_per_task", [round(a, 4) for a in final[method]])
+        run.metric(f"{method}_task1_acc", final[method][0], key=method == "replay")
+        run.metric(f"{method}_mean_acc_all_tasks", sum(final[method]) / cfg.n_tasks)
+        run.metric(f"{method}_acc_per_task", final[method])
     naive, ewc, replay = final["naive"][0], final["EWC"][0], final["replay"][0]
-    run.check(
-        "after task 3, replay keeps task-1 accuracy far above naive fine-tuning",
-        replay >= naive + 0.3,
-        observed=round(replay - naive, 4),
-        expected=">= 0.30 above naive",
-    )
-    run.check(
-        "replay keeps task 1 high in absolute terms", replay >= 0.8, observed=round(replay, 4), expected=">= 0.80"
-    )
-    run.check(
-        "after task 3, EWC keeps task-1 accuracy above naive fine-tuning",
-        ewc >= naive + 0.1,
-        observed=round(ewc - naive, 4),
-        expected=">= 0.10 above naive",
-    )
-    run.check(
-        "replay still learns the newest task",
-        final["replay"][-1] >= 0.9,
-        observed=round(final["replay"][-1], 4),
-        expected=">= 0.90",
-    )
+    run.check_ge("after task 3, replay keeps task-1 accuracy far above naive fine-tuning", replay - naive, 0.3)
+    run.check_ge("replay keeps task 1 high in absolute terms", replay, 0.8)
+    run.check_ge("after task 3, EWC keeps task-1 accuracy above naive fine-tuning", ewc - naive, 0.1)
+    run.check_ge("replay still learns the newest task", final["replay"][-1], 0.9)
 
     with run.figure(
         "accuracy-per-task",

@@ -33,7 +33,7 @@ the 6 000-step budget leaves little room.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gymnasium as gym
 import numpy as np
@@ -47,14 +47,17 @@ from dlterms.rl.ensemble import EnsembleMLP
 from dlterms.rl.loop import train_vector
 from dlterms.run import Run, experiment
 
+SUCCESS = 195.0  # mean greedy return over the evaluation episodes that counts as success (CartPole's "solved")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the experience-replay experiment; the defaults are the recorded run."""
+
     seeds: int = 5  # independent agents per arm
     steps: int = 6_000  # environment steps for every agent
-    threshold: float = 195.0  # mean greedy return over the evaluation episodes that counts as success
     eval_every: int = 500  # environment steps between greedy evaluations
-    eval_episodes: int = 20
+    eval_episodes: int = 20  # greedy episodes per evaluation
     hidden: int = 128  # units in each of the two hidden layers
     capacity: int = 20_000  # replay buffer size (>= steps: nothing is overwritten)
     batch_size: int = 64  # replayed transitions per update
@@ -64,6 +67,22 @@ class Config:
     eps_decay_steps: int = 5000  # steps over which epsilon falls from 1 to 0.05
     learning_starts: int = 1000  # steps of acting before the first update
     train_every: int = 2  # environment steps per update with replay (online: 1)
+
+    def __post_init__(self) -> None:
+        for name in ("seeds", "steps", "eval_every", "eval_episodes", "hidden", "capacity", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.train_every < 1 or self.learning_starts < 0 or self.eps_decay_steps < 1:
+            raise ValueError(
+                "train_every and eps_decay_steps must be >= 1 and learning_starts >= 0, got "
+                f"{self.train_every!r}, {self.eps_decay_steps!r} and {self.learning_starts!r}"
+            )
+        if self.eval_every > self.steps:
+            raise ValueError(f"eval_every must be <= steps ({self.steps}), got {self.eval_every!r}")
+        if not self.online_lrs or not all(lr > 0 for lr in self.online_lrs) or not self.lr > 0:
+            raise ValueError(f"lr and online_lrs must be > 0, got {self.lr!r} and {self.online_lrs!r}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau!r}")
 
 
 def _agent(cfg: Config, run: Run) -> VectorDQN:
@@ -119,19 +138,18 @@ def _first_success(curve: np.ndarray, steps: list[int], threshold: float) -> lis
     return [int(steps[int(np.argmax(c >= threshold))]) if (c >= threshold).any() else None for c in curve]
 
 
-@experiment("experience-replay")
-def experience_replay(run: Run) -> None:
-    cfg = Config()
+@experiment("experience-replay", config=Config)
+def experience_replay(run: Run, cfg: Config) -> None:
     if run.quick:
-        cfg.steps, cfg.seeds, cfg.eval_every = 1500, 2, 500
+        cfg = replace(cfg, steps=1500, seeds=2, eval_every=500)
     log, curve, secs = _train(cfg, run, _agent(cfg, run))
     run.progress(0.95, "agents trained")
     k = cfg.seeds
     curve_r, curve_o = curve[:k], curve[k:]
     steps = log.eval_steps
-    first_r = _first_success(curve_r, steps, cfg.threshold)
+    first_r = _first_success(curve_r, steps, SUCCESS)
     online = {lr: curve_o[i * k : (i + 1) * k] for i, lr in enumerate(cfg.online_lrs)}  # lr -> (seeds, evals)
-    first_o = {lr: _first_success(c, steps, cfg.threshold) for lr, c in online.items()}
+    first_o = {lr: _first_success(c, steps, SUCCESS) for lr, c in online.items()}
     best_lr = max(cfg.online_lrs, key=lambda lr: online[lr].mean())  # online's own best: highest mean return
     solved_r = sum(f is not None for f in first_r)
     solved_o = {lr: sum(f is not None for f in v) for lr, v in first_o.items()}
@@ -142,24 +160,24 @@ def experience_replay(run: Run) -> None:
     run.metric("replay_steps_to_success", first_r)
     run.metric(
         "replay_success_eval_mean_return",
-        [round(float(c[steps.index(f)]), 1) for c, f in zip(curve_r, first_r) if f is not None],
+        [float(c[steps.index(f)]) for c, f in zip(curve_r, first_r) if f is not None],
     )
     run.metric(
         "replay_share_of_later_evaluations_still_at_195",
-        [round(float((a[1:] >= cfg.threshold).mean()), 2) if len(a) > 1 else None for a in after],
+        [float((a[1:] >= SUCCESS).mean()) if len(a) > 1 else None for a in after],
     )
-    run.metric("replay_final_eval_mean_return", curve_r[:, -1].round(1).tolist())
+    run.metric("replay_final_eval_mean_return", curve_r[:, -1].tolist())
     run.metric("online_seeds_solved_per_lr", {str(lr): f"{v}/{k}" for lr, v in solved_o.items()})
-    run.metric("online_mean_return_per_lr", {str(lr): round(float(c.mean()), 1) for lr, c in online.items()})
+    run.metric("online_mean_return_per_lr", {str(lr): float(c.mean()) for lr, c in online.items()})
     run.metric("online_best_lr", best_lr)
-    run.metric("online_best_eval_mean_return_any_lr", round(float(curve_o.max()), 1))
-    run.metric("replay_mean_return_over_evaluations", auc_r.round(1).tolist())
-    run.metric("online_best_lr_mean_return_over_evaluations", auc_o.round(1).tolist())
+    run.metric("online_best_eval_mean_return_any_lr", float(curve_o.max()))
+    run.metric("replay_mean_return_over_evaluations", auc_r.tolist())
+    run.metric("online_best_lr_mean_return_over_evaluations", auc_o.tolist())
     run.metric("environment_steps_per_agent", cfg.steps)
-    run.metric(f"seconds_all_{curve.shape[0]}_agents_in_lockstep", round(secs, 1))
+    run.metric(f"seconds_all_{curve.shape[0]}_agents_in_lockstep", secs)
 
     run.check(
-        f"DQN with replay reaches a greedy {cfg.eval_episodes}-episode mean return >= {cfg.threshold:g} "
+        f"DQN with replay reaches a greedy {cfg.eval_episodes}-episode mean return >= {SUCCESS:g} "
         f"within {cfg.steps} environment steps on every seed",
         solved_r == k,
         observed=f"{solved_r}/{k} (steps {first_r})",
@@ -194,7 +212,7 @@ def experience_replay(run: Run) -> None:
             if first_r[i] is not None:
                 ax1.plot([first_r[i]], [curve_r[i][steps.index(first_r[i])]], "k*", ms=8)
         for ax, title in ((ax1, "with replay (star: first success)"), (ax2, f"online, lr {best_lr:g}, same steps")):
-            ax.axhline(cfg.threshold, ls="--", c="gray")
+            ax.axhline(SUCCESS, ls="--", c="gray")
             ax.set_title(title)
             ax.set_xlabel("environment steps")
         ax1.set_ylabel(f"greedy return (mean of {cfg.eval_episodes} episodes)")

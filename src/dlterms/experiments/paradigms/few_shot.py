@@ -44,8 +44,10 @@ from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the few-shot experiment; the defaults are the recorded run."""
+
     channels: tuple[int, ...] = (16, 32, 32)  # conv blocks of the embedding CNN
     embedding: int = 64  # size of f(x)
     train_episodes: int = 150  # episodic training on the training alphabets
@@ -56,6 +58,26 @@ class Config:
     test_episodes: int = 600  # test episodes per setting
     test_query: int = 15  # queries per class in test episodes
     digits_episodes: int = 300  # the digits side: 20-way 5-shot episodes, 10 queries
+
+    def __post_init__(self) -> None:
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be a non-empty tuple of widths >= 1, got {self.channels!r}")
+        if not 2 <= self.train_way <= 192:
+            raise ValueError(f"train_way must be in 2..192 (the training characters), got {self.train_way!r}")
+        if self.train_shot < 1 or self.train_query < 1 or self.train_shot + self.train_query > 20:
+            raise ValueError(
+                "train_shot and train_query must be >= 1 with at most 20 images per character, got "
+                f"{self.train_shot!r} and {self.train_query!r}"
+            )
+        if not 1 <= self.test_query <= 15:
+            raise ValueError(
+                f"test_query must be in 1..15 (5 of a character's 20 images are support), got {self.test_query!r}"
+            )
+        for name in ("embedding", "train_episodes", "test_episodes", "digits_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
 def glyph_encoder(out_features: int, channels: tuple[int, ...]) -> ConvNet:
@@ -118,9 +140,8 @@ def _episodes(x, y, way, shot, cfg, run, offset):
     return EpisodeSampler(x, y, way, shot, cfg.test_query, generator=run.generator(offset))
 
 
-@experiment("few-shot")
-def few_shot(run: Run) -> None:
-    cfg = Config()
+@experiment("few-shot", config=Config)
+def few_shot(run: Run, cfg: Config) -> None:
     _, test, encoder, losses = train_glyph_protonet(run, cfg)
     with torch.no_grad():
         emb = encoder(test.images)  # the encoder is fixed at test time: embed each image once
@@ -135,39 +156,28 @@ def few_shot(run: Run) -> None:
             torch.nn.Identity(), _episodes(pixels, test.labels, 5, k, cfg, run, 10 + k), cfg.test_episodes
         )
         ci = 1.96 * float(acc[k].std()) / cfg.test_episodes**0.5
-        run.metric(f"unseen_5way_{k}shot_acc", round(float(acc[k].mean()), 4), key=k == 1)
-        run.metric(f"unseen_5way_{k}shot_ci95", round(ci, 4))
-        run.metric(f"raw_pixels_5way_{k}shot_acc", round(float(raw[k].mean()), 4))
+        run.metric(f"unseen_5way_{k}shot_acc", float(acc[k].mean()), key=k == 1)
+        run.metric(f"unseen_5way_{k}shot_ci95", ci)
+        run.metric(f"raw_pixels_5way_{k}shot_acc", float(raw[k].mean()))
     e20 = float(evaluate_episodes(torch.nn.Identity(), _episodes(emb, test.labels, 20, 1, cfg, run, 20), 200).mean())
     r20 = float(evaluate_episodes(torch.nn.Identity(), _episodes(pixels, test.labels, 20, 1, cfg, run, 20), 200).mean())
-    run.metric("unseen_20way_1shot_acc", round(e20, 4))
-    run.metric("raw_pixels_20way_1shot_acc", round(r20, 4))
-    run.metric("train_loss_first_20", round(sum(losses[:20]) / 20, 4))
-    run.metric("train_loss_last_20", round(sum(losses[-20:]) / 20, 4))
+    run.metric("unseen_20way_1shot_acc", e20)
+    run.metric("raw_pixels_20way_1shot_acc", r20)
+    run.metric("train_loss_first_20", sum(losses[:20]) / 20)
+    run.metric("train_loss_last_20", sum(losses[-20:]) / 20)
     run.progress(0.8, "digits")
     dig_emb, dig_raw = _digits_side(run, cfg)
-    run.metric("digits_5way_1shot_acc_embedding", round(dig_emb, 4))
-    run.metric("digits_5way_1shot_acc_raw_pixels", round(dig_raw, 4))
+    run.metric("digits_5way_1shot_acc_embedding", dig_emb)
+    run.metric("digits_5way_1shot_acc_raw_pixels", dig_raw)
 
     a1, a5, r1 = float(acc[1].mean()), float(acc[5].mean()), float(raw[1].mean())
-    run.check(
-        "5-way 1-shot on alphabets never trained on is far above chance",
-        a1 >= 0.5,
-        observed=round(a1, 4),
-        expected=">= 0.50 (chance 0.20)",
-    )
+    run.check_ge("5-way 1-shot on alphabets never trained on is far above chance", a1, 0.5)
     se = float((acc[5].var() / len(acc[5]) + acc[1].var() / len(acc[1])).sqrt())
-    run.check(
-        "5-shot beats 1-shot (means over 600 episodes each, beyond 3 standard errors)",
-        a5 - a1 > 3 * se,
-        observed=round(a5 - a1, 4),
-        expected=f"> {3 * se:.4f}",
+    run.check_ge(
+        "5-shot beats 1-shot (means over 600 episodes each, beyond 3 standard errors)", a5 - a1, 3 * se, strict=True
     )
-    run.check(
-        "the learned embedding beats nearest prototype on raw pixels by >= 15 points at 5-way 1-shot",
-        a1 - r1 >= 0.15,
-        observed=f"{a1:.4f} vs {r1:.4f}",
-        expected="difference >= 0.15",
+    run.check_ge(
+        "the learned embedding beats nearest prototype on raw pixels by >= 15 points at 5-way 1-shot", a1 - r1, 0.15
     )
 
     with run.figure(

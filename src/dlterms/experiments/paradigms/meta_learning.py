@@ -33,9 +33,11 @@ from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    sizes: tuple[int, ...] = (1, 40, 40, 1)  # MLP
+    """Parameters of the meta-learning experiment; the defaults are the recorded run."""
+
+    sizes: tuple[int, ...] = (1, 40, 40, 1)  # MLP layer sizes
     iterations: int = 2000  # meta-batches per method
     meta_batch: int = 10  # tasks per meta-batch
     k_shot: int = 10  # support points per task
@@ -48,6 +50,17 @@ class Config:
     test_steps: tuple[int, ...] = (0, 1, 2, 5, 10)  # adaptation steps evaluated
     finetune_lrs: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05)  # the pretrained model's step sizes tried
 
+    def __post_init__(self) -> None:
+        if len(self.sizes) < 2 or self.sizes[0] != 1 or self.sizes[-1] != 1:
+            raise ValueError(f"sizes must start and end at 1 (x -> y), got {self.sizes!r}")
+        for name in ("iterations", "meta_batch", "k_shot", "reptile_steps", "test_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not {1, 10} <= set(self.test_steps) or min(self.test_steps) < 0:
+            raise ValueError(f"test_steps must include 1 and 10 (the checks) and be >= 0, got {self.test_steps!r}")
+        if not self.finetune_lrs or min(self.finetune_lrs) <= 0:
+            raise ValueError(f"finetune_lrs must be non-empty and > 0, got {self.finetune_lrs!r}")
+
 
 def _test_error(model, x, y, xq, yq, steps, lr):
     prm = inner_adapt(model, x, y, lr, steps)
@@ -55,9 +68,8 @@ def _test_error(model, x, y, xq, yq, steps, lr):
         return float((model(xq, prm) - yq).pow(2).mean()), prm
 
 
-@experiment("meta-learning")
-def meta_learning(run: Run) -> None:
-    cfg = Config()
+@experiment("meta-learning", config=Config)
+def meta_learning(run: Run, cfg: Config) -> None:
     models = {}
     for j, method in enumerate(("MAML", "Reptile", "pretrained")):
         tasks = SinusoidTasks(run.generator(1))  # the same task stream for every method
@@ -100,7 +112,7 @@ def meta_learning(run: Run) -> None:
     errors = {m: [_test_error(models[m], x, y, xq, yq, k, cfg.inner_lr)[0] for k in cfg.test_steps] for m in models}
     for m, errs in errors.items():
         for k, e in zip(cfg.test_steps, errs):
-            run.metric(f"{m}_mse_after_{k}_steps", round(e, 4), key=(m == "MAML" and k == 10))
+            run.metric(f"{m}_mse_after_{k}_steps", e, key=(m == "MAML" and k == 10))
     last = cfg.test_steps.index(10)
     maml10, rep10 = errors["MAML"][last], errors["Reptile"][last]
     maml1 = errors["MAML"][cfg.test_steps.index(1)]
@@ -113,9 +125,9 @@ def meta_learning(run: Run) -> None:
     val_err = {lr: _test_error(models["pretrained"], vx, vy, vq, vyq, 10, lr)[0] for lr in cfg.finetune_lrs}
     best_lr = min(val_err, key=lambda lr: val_err[lr] if math.isfinite(val_err[lr]) else math.inf)  # NaN: diverged
     pre10 = _test_error(models["pretrained"], x, y, xq, yq, 10, best_lr)[0]
-    run.metric("pretrained_validation_mse_after_10_steps_by_lr", {str(k): round(v, 4) for k, v in val_err.items()})
+    run.metric("pretrained_validation_mse_after_10_steps_by_lr", {str(k): v for k, v in val_err.items()})
     run.metric("pretrained_best_lr", best_lr)
-    run.metric("pretrained_mse_after_10_steps_best_lr", round(pre10, 4))
+    run.metric("pretrained_mse_after_10_steps_best_lr", pre10)
     run.check(
         "after 10 steps on 10 points, MAML's initialisation has far lower error than pretraining "
         "(fine-tuned at its own best step size)",

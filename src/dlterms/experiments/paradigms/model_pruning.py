@@ -28,13 +28,16 @@ from dlterms.losses import cross_entropy
 from dlterms.methods.pruning import MaskCallback, apply_masks, magnitude_masks, prune_neurons, sparsity
 from dlterms.nn import MLP, ReLU
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.timing import interleaved_seconds, median_ratio
 from dlterms.training import accuracy, fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the model-pruning experiment; the defaults are the recorded run."""
+
     sizes: tuple[int, ...] = (64, 256, 256, 10)  # MLP layer sizes
     epochs: int = 30  # dense training epochs
     lr: float = 1e-3  # Adam step size (training and fine-tuning)
@@ -45,10 +48,37 @@ class Config:
     timing_batch: int = 4096  # inputs per timed forward pass
     rounds: int = 30  # interleaved timing rounds (median of the per-round ratios)
 
+    def __post_init__(self) -> None:
+        if len(self.sizes) < 3 or self.sizes[0] != 64 or self.sizes[-1] != 10:
+            raise ValueError(f"sizes must start at 64, end at 10 and have a hidden layer, got {self.sizes!r}")
+        if (
+            not self.schedule
+            or not all(0 < a < 1 for a in self.schedule)
+            or list(self.schedule) != sorted(self.schedule)
+        ):
+            raise ValueError(f"schedule must be rising sparsities in (0, 1), got {self.schedule!r}")
+        if max(self.schedule) < 0.8:
+            raise ValueError(f"schedule must reach a sparsity >= 0.8 (the claim), got {self.schedule!r}")
+        if not 0 < self.structured_amount < 1:
+            raise ValueError(f"structured_amount must be in (0, 1), got {self.structured_amount!r}")
+        for name in ("epochs", "finetune_epochs", "structured_epochs", "timing_batch", "rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
-@experiment("model-pruning")
-def model_pruning(run: Run) -> None:
-    cfg = Config()
+
+@experiment(
+    "model-pruning",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "finetune_epochs",
+            (1, 2, 5, 10),
+            "How much fine-tuning after each cut does it take to keep the accuracy at 95 % sparsity?",
+            metric="acc_at_95pct_finetuned",
+        ),
+    ),
+)
+def model_pruning(run: Run, cfg: Config) -> None:
     data = digits(test_size=0.3, seed=run.seed).to(run.device)
     xt, yt = data.x_test, data.y_test
     torch.manual_seed(run.seed)
@@ -122,18 +152,18 @@ def model_pruning(run: Run) -> None:
     at80 = [(s, a) for s, _, a in rows if s >= 0.8]
     best80 = max(at80, key=lambda t: (t[1], t[0]))
     for s, cut, ft in rows:
-        run.metric(f"acc_at_{round(100 * s)}pct_after_cut", round(cut, 4))
-        run.metric(f"acc_at_{round(100 * s)}pct_finetuned", round(ft, 4))
-    run.metric("dense_acc", round(acc_dense, 4))
-    run.metric("acc_at_80pct_or_more_finetuned", round(best80[1], 4), key=True)
-    run.metric("oneshot_acc_no_finetune", {f"{a:.2f}": round(v, 4) for a, v in zip(cfg.schedule, oneshot)})
+        run.metric(f"acc_at_{round(100 * s)}pct_after_cut", cut)
+        run.metric(f"acc_at_{round(100 * s)}pct_finetuned", ft)
+    run.metric("dense_acc", acc_dense)
+    run.metric("acc_at_80pct_or_more_finetuned", best80[1], key=True)
+    run.metric("oneshot_acc_no_finetune", {f"{a:.2f}": v for a, v in zip(cfg.schedule, oneshot)})
     run.metric("structured_hidden_units", [lin.weight.shape[0] for lin in small_layers[:-1]])
-    run.metric("structured_acc_before_finetune", round(acc_small_cut, 4))
-    run.metric("structured_acc_finetuned", round(acc_small, 4))
-    run.metric("inference_ms_dense", round(1e3 * t_dense, 3))
-    run.metric("inference_ms_structured", round(1e3 * t_small, 3))
-    run.metric("inference_ms_masked_unstructured", round(1e3 * t_masked, 3))
-    run.metric("structured_speedup", round(speedup, 3))
+    run.metric("structured_acc_before_finetune", acc_small_cut)
+    run.metric("structured_acc_finetuned", acc_small)
+    run.metric("inference_ms_dense", 1e3 * t_dense)
+    run.metric("inference_ms_structured", 1e3 * t_small)
+    run.metric("inference_ms_masked_unstructured", 1e3 * t_masked)
+    run.metric("structured_speedup", speedup)
     run.metric("multiply_adds_per_input_dense", macs_dense)
     run.metric("multiply_adds_per_input_structured", macs_small)
     run.check(
@@ -145,7 +175,7 @@ def model_pruning(run: Run) -> None:
     run.check(
         "the masks hold: measured sparsity matches each round's target",
         all(abs(s - a) < 0.005 for (s, _, _), a in zip(rows, cfg.schedule)),
-        observed=[round(s, 4) for s, _, _ in rows],
+        observed=[s for s, _, _ in rows],
         expected=str(list(cfg.schedule)),
     )
     run.check(
@@ -154,11 +184,8 @@ def model_pruning(run: Run) -> None:
         observed=f"{speedup:.3f}x ({macs_dense / macs_small:.1f}x fewer multiply-adds)",
         expected="> 1.5x",
     )
-    run.check(
-        "structured pruning with fine-tuning stays within 2 points of the dense model",
-        acc_dense - acc_small <= 0.02,
-        observed=round(acc_dense - acc_small, 4),
-        expected="<= 0.02",
+    run.check_le(
+        "structured pruning with fine-tuning stays within 2 points of the dense model", acc_dense - acc_small, 0.02
     )
 
     with run.figure(

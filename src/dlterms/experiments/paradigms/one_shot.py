@@ -38,28 +38,51 @@ from dlterms.run import Run, experiment
 from dlterms.training import fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the one-shot experiment; the defaults are the recorded run."""
+
     channels: tuple[int, ...] = (16, 32, 32)  # conv blocks of the CNN (embedding and from-scratch model)
     embedding: int = 64  # embedding size
     train_episodes: int = 100  # episodic training on the training alphabets
-    train_way: int = 32
-    train_shot: int = 1
-    train_query: int = 3
+    train_way: int = 32  # N during episodic training
+    train_shot: int = 1  # K during episodic training
+    train_query: int = 3  # queries per class in training episodes
     lr: float = 3e-3  # Adam step size of the episodic training
     episodes: int = 25  # test episodes (each also trains one model from scratch)
     n_query: int = 15  # queries per class
     scratch_steps: int = 50  # full-batch steps of the from-scratch model
     scratch_lr: float = 1e-2  # its Adam step size
 
+    def __post_init__(self) -> None:
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be a non-empty tuple of widths >= 1, got {self.channels!r}")
+        if not 2 <= self.train_way <= 192:
+            raise ValueError(f"train_way must be in 2..192 (the training characters), got {self.train_way!r}")
+        if self.train_shot < 1 or self.train_query < 1 or self.train_shot + self.train_query > 20:
+            raise ValueError(
+                "train_shot and train_query must be >= 1 with at most 20 images per character, got "
+                f"{self.train_shot!r} and {self.train_query!r}"
+            )
+        if not 1 <= self.n_query <= 19:
+            raise ValueError(
+                f"n_query must be in 1..19 (one of a character's 20 images is support), got {self.n_query!r}"
+            )
+        if self.episodes < 2:
+            raise ValueError(f"episodes must be >= 2 (a standard error), got {self.episodes!r}")
+        for name in ("embedding", "train_episodes", "scratch_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0 or not self.scratch_lr > 0:
+            raise ValueError(f"lr and scratch_lr must be > 0, got {self.lr!r} and {self.scratch_lr!r}")
+
 
 def _acc(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
 
-@experiment("one-shot")
-def one_shot(run: Run) -> None:
-    cfg = Config()
+@experiment("one-shot", config=Config)
+def one_shot(run: Run, cfg: Config) -> None:
     _, test, encoder, _ = train_glyph_protonet(run, cfg, progress_to=0.5)
     sampler = EpisodeSampler(test.images, test.labels, 5, 1, cfg.n_query, generator=run.generator(20))
     proto_acc, scratch_acc, scratch_fit, raw_acc = [], [], [], []
@@ -99,26 +122,21 @@ def one_shot(run: Run) -> None:
         EpisodeSampler(test.images.flatten(1), test.labels, **s20, generator=run.generator(21)),
         200,
     )
-    run.metric("one_shot_acc_learned_embedding", round(float(p.mean()), 4), key=True)
-    run.metric("one_shot_acc_trained_from_scratch", round(float(s.mean()), 4))
-    run.metric("scratch_support_accuracy", round(sum(scratch_fit) / len(scratch_fit), 4))
-    run.metric("one_shot_acc_nearest_raw_pixels", round(float(r.mean()), 4))
-    run.metric("paired_difference_standard_error", round(se, 4))
+    run.metric("one_shot_acc_learned_embedding", float(p.mean()), key=True)
+    run.metric("one_shot_acc_trained_from_scratch", float(s.mean()))
+    run.metric("scratch_support_accuracy", sum(scratch_fit) / len(scratch_fit))
+    run.metric("one_shot_acc_nearest_raw_pixels", float(r.mean()))
+    run.metric("paired_difference_standard_error", se)
     run.metric("episodes_embedding_wins", int((diff > 0).sum()))
     run.metric("episodes_scratch_wins", int((diff < 0).sum()))
-    run.metric("one_shot_20way_acc_learned_embedding", round(float(e20.mean()), 4))
-    run.metric("one_shot_20way_acc_nearest_raw_pixels", round(float(r20.mean()), 4))
-    run.check(
-        "with one image per new character, the learned embedding is far above chance",
-        float(p.mean()) >= 0.5,
-        observed=round(float(p.mean()), 4),
-        expected=">= 0.50 (chance 0.20)",
-    )
-    run.check(
+    run.metric("one_shot_20way_acc_learned_embedding", float(e20.mean()))
+    run.metric("one_shot_20way_acc_nearest_raw_pixels", float(r20.mean()))
+    run.check_ge("with one image per new character, the learned embedding is far above chance", float(p.mean()), 0.5)
+    run.check_ge(
         "and above the same CNN trained from scratch on those single images (paired, > 3 standard errors)",
-        float(diff.mean()) > 3 * se,
-        observed=round(float(diff.mean()), 4),
-        expected=f"> {3 * se:.4f}",
+        float(diff.mean()),
+        3 * se,
+        strict=True,
     )
 
     with run.figure(

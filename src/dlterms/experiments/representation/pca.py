@@ -8,6 +8,8 @@ divided by n - 1 equals the sum of the discarded eigenvalues.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -16,15 +18,33 @@ from dlterms.methods.pca import PCA
 from dlterms.run import Run, experiment
 
 
-@experiment("pca")
-def pca(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the pca experiment; the defaults are the recorded run."""
+
+    k: int = 30  # components compared with scikit-learn's (beyond ~40 the eigenvalues reach 0)
+    max_k: int = 40  # the reconstruction-error identity is checked for k = 1..max_k
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= 40:
+            raise ValueError(
+                f"k must be in 1..40 (beyond, zero eigenvalues make the components arbitrary), got {self.k!r}"
+            )
+        if not 1 <= self.max_k <= 40:
+            raise ValueError(
+                f"max_k must be in 1..40 (beyond, the discarded eigenvalues are near 0), got {self.max_k!r}"
+            )
+
+
+@experiment("pca", config=Config)
+def pca(run: Run, cfg: Config) -> None:
     from sklearn.decomposition import PCA as SkPCA
 
     d = digits()
     X = torch.cat([d.x_train, d.x_test]).double()  # all 1797 images, (1797, 64), pixels in [0, 1]
     y_np = torch.cat([d.y_train, d.y_test]).numpy()
     n = len(X)
-    k = 30  # beyond ~40 the digits' eigenvalues reach 0 (constant border pixels) and components are arbitrary
+    k = cfg.k  # beyond ~40 the digits' eigenvalues reach 0 (constant border pixels) and components are arbitrary
 
     ours = PCA(k).fit(X)
     ref = SkPCA(k, svd_solver="full").fit(X.numpy())
@@ -36,29 +56,20 @@ def pca(run: Run) -> None:
     run.metric("max_component_diff_vs_sklearn", comp_err)
     run.metric("max_explained_variance_diff_vs_sklearn", var_err)
     run.metric("max_explained_variance_ratio_diff", ratio_err)
-    run.check("components equal scikit-learn's up to sign", comp_err <= 1e-8, observed=comp_err, expected="<= 1e-8")
-    run.check(
-        "explained variance (and ratio) equal scikit-learn's",
-        max(var_err, ratio_err) <= 1e-8,
-        observed=max(var_err, ratio_err),
-        expected="<= 1e-8",
-    )
+    run.check_le("components equal scikit-learn's up to sign", comp_err, 1e-8)
+    run.check_le("explained variance (and ratio) equal scikit-learn's", max(var_err, ratio_err), 1e-8)
 
     Z = ours.transform(X)  # (n, k)
     cov = torch.cov(Z.T)  # (k, k)
     off = float((cov - torch.diag(torch.diag(cov))).abs().max())
     diag_err = float((torch.diag(cov) - ours.explained_variance_).abs().max())
     run.metric("max_offdiag_cov_of_projections", off)
-    run.check(
-        "projections are uncorrelated (largest off-diagonal covariance)", off <= 1e-8, observed=off, expected="<= 1e-8"
-    )
-    run.check(
-        "variance of each projection equals its eigenvalue", diag_err <= 1e-8, observed=diag_err, expected="<= 1e-8"
-    )
+    run.check_le("projections are uncorrelated (largest off-diagonal covariance)", off, 1e-8)
+    run.check_le("variance of each projection equals its eigenvalue", diag_err, 1e-8)
 
     full = PCA().fit(X)
     lam = full.all_explained_variance_
-    ks = list(range(1, 41))
+    ks = list(range(1, cfg.max_k + 1))
     errs, discarded = [], []
     for kk in ks:
         p = PCA(kk).fit(X)
@@ -67,12 +78,7 @@ def pca(run: Run) -> None:
         discarded.append(float(lam[kk:].sum()))
     rel = max(abs(e - d) / d for e, d in zip(errs, discarded))
     run.metric("max_rel_diff_recon_error_vs_discarded_eigs", rel, key=True)
-    run.check(
-        "reconstruction error = sum of discarded eigenvalues, k = 1..40",
-        rel <= 1e-8,
-        observed=rel,
-        expected="relative difference <= 1e-8",
-    )
+    run.check_le(f"reconstruction error = sum of discarded eigenvalues, k = 1..{cfg.max_k}", rel, 1e-8)
     run.metric("variance_explained_by_2_components", float(ours.explained_variance_ratio_[:2].sum()))
     run.metric("components_for_90pct_variance", int((torch.cumsum(lam / lam.sum(), 0) < 0.9).sum()) + 1)
 

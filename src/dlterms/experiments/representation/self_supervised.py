@@ -11,6 +11,8 @@ accurate probe on the 1000 test signals (the MNIST-1D paper's logistic regressio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dlterms.data.augment import Compose, GaussianNoise, RandomSignalShift
@@ -19,29 +21,64 @@ from dlterms.experiments.representation._common import linear_probe
 from dlterms.methods.metric_learning import SimCLR, nt_xent_loss
 from dlterms.nn import MLP, ReLU
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import ProgressCallback, fit
 
-TAU = 0.1
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the self-supervised experiment; the defaults are the recorded run."""
+
+    temperature: float = 0.1  # NT-Xent temperature tau
+    max_shift: int = 10  # largest random shift of a view, in time steps
+    noise: float = 0.3  # std of the Gaussian noise added to a view
+    widths: tuple[int, ...] = (256, 128)  # encoder MLP widths after the 40 inputs (the last is the feature size)
+    projection: int = 32  # output size of the projection head
+    epochs: int = 30  # pre-training epochs
+    lr: float = 1e-3  # Adam step size
+    batch_size: int = 256  # signals per batch (each gives two views)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.max_shift < 0 or self.noise < 0:
+            raise ValueError(f"max_shift and noise must be >= 0, got {self.max_shift!r} and {self.noise!r}")
+        if not self.widths or min(self.widths) < 1 or self.projection < 1:
+            raise ValueError(f"widths and projection must be >= 1, got {self.widths!r} and {self.projection!r}")
+        if self.epochs < 1 or self.batch_size < 2 or not self.lr > 0:
+            raise ValueError(
+                f"need epochs >= 1, batch_size >= 2 and lr > 0, got {self.epochs!r}, {self.batch_size!r}, {self.lr!r}"
+            )
 
 
-@experiment("self-supervised")
-def self_supervised(run: Run) -> None:
+@experiment(
+    "self-supervised",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "max_shift",
+            (0, 5, 10, 20),
+            "How much does the linear probe depend on the augmentation, here the largest random shift of a view?",
+            metric="probe_acc_self_supervised",
+        ),
+    ),
+)
+def self_supervised(run: Run, cfg: Config) -> None:
     d = mnist1d().to(run.device)
     torch.manual_seed(run.seed)
-    encoder = torch.nn.Sequential(MLP([40, 256, 128]), ReLU())
-    model = SimCLR(encoder, 128, 32, Compose([RandomSignalShift(10), GaussianNoise(0.3)]), run.generator(1)).to(
-        run.device
-    )
+    encoder = torch.nn.Sequential(MLP([40, *cfg.widths]), ReLU())
+    views = Compose([RandomSignalShift(cfg.max_shift), GaussianNoise(cfg.noise)])
+    model = SimCLR(encoder, cfg.widths[-1], cfg.projection, views, run.generator(1)).to(run.device)
     with torch.no_grad():
         rand_tr, rand_te = model.features(d.x_train), model.features(d.x_test)
     hist = fit(
         model,
         d.x_train,
-        loss_fn=lambda out, _: nt_xent_loss(*out, TAU),
-        optimizer=Adam(model.parameters(), lr=1e-3),
-        epochs=3 if run.quick else 30,
-        batch_size=256,
+        loss_fn=lambda out, _: nt_xent_loss(*out, cfg.temperature),
+        optimizer=Adam(model.parameters(), lr=cfg.lr),
+        epochs=3 if run.quick else cfg.epochs,
+        batch_size=cfg.batch_size,
         seed=run.seed,
         callbacks=[ProgressCallback(lambda f, m: run.progress(0.85 * f, m), "SimCLR")],
     )
@@ -62,14 +99,14 @@ def self_supervised(run: Run) -> None:
     run.check(
         "the contrastive loss falls during pre-training",
         hist.train_loss[-1] < hist.train_loss[0],
-        observed=round(hist.train_loss[-1], 4),
+        observed=hist.train_loss[-1],
         expected=f"< {hist.train_loss[0]:.4f}",
     )
     for other in ("random-init features", "raw input"):
         run.check(
             f"a linear probe on self-supervised features beats one on {other}",
             ssl > acc[other],
-            observed=round(ssl, 4),
+            observed=ssl,
             expected=f"> {acc[other]:.4f} ({other})",
         )
 

@@ -54,8 +54,10 @@ from dlterms.run import Run, experiment
 from dlterms.training import fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the siamese-networks experiment; the defaults are the recorded run."""
+
     channels: tuple[int, ...] = (16, 32, 32)  # conv blocks of the glyph encoder
     embedding: int = 64  # size of f(x)
     margin: float = 1.0  # contrastive loss margin m
@@ -66,7 +68,24 @@ class Config:
     test_pairs: int = 2000  # per held-out alphabet, half same
     digits_seen: int = 6  # digits 0-5 train, 6-9 test
     digits_k: int = 16  # images per digit class in a batch (6 x 16 = 96)
-    digits_embedding: int = 32
+    digits_embedding: int = 32  # embedding size of the digits CNN
+
+    def __post_init__(self) -> None:
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be a non-empty tuple of widths >= 1, got {self.channels!r}")
+        if not 2 <= self.p_classes <= 192:
+            raise ValueError(f"p_classes must be in 2..192 (the training characters), got {self.p_classes!r}")
+        if not 2 <= self.k_images <= 20:
+            raise ValueError(f"k_images must be in 2..20 (a character has 20 images), got {self.k_images!r}")
+        if not 2 <= self.digits_seen <= 8:
+            raise ValueError(
+                f"digits_seen must be in 2..8 (two or more classes on each side), got {self.digits_seen!r}"
+            )
+        if not self.margin > 0 or not self.lr > 0:
+            raise ValueError(f"margin and lr must be > 0, got {self.margin!r} and {self.lr!r}")
+        for name in ("embedding", "steps", "test_pairs", "digits_k", "digits_embedding"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 def _train(net, x, y, p, k, cfg: Config, run: Run, offset: int, label: str) -> list[float]:
@@ -101,9 +120,8 @@ def _auc(same, dist) -> float:
     return float(roc_auc_score(same.numpy(), (-dist).numpy()))
 
 
-@experiment("siamese-networks")
-def siamese_networks(run: Run) -> None:
-    cfg = Config()
+@experiment("siamese-networks", config=Config)
+def siamese_networks(run: Run, cfg: Config) -> None:
     gs = glyphs(seed=run.seed)
     train, test = alphabet_split(gs)
     train, test = train.to(run.device), test.to(run.device)
@@ -115,8 +133,8 @@ def siamese_networks(run: Run) -> None:
     encoder = ConvNet(1, cfg.embedding, (28, 28), channels=cfg.channels, kernel_size=3, padding=1, pool=2)
     net = SiameseNetwork(encoder=encoder).to(run.device)
     losses = _train(net, train.images, train.labels, cfg.p_classes, cfg.k_images, cfg, run, 1, "glyphs")
-    run.metric("train_loss_first_20_steps", round(sum(losses[:20]) / 20, 4))
-    run.metric("train_loss_last_20_steps", round(sum(losses[-20:]) / 20, 4))
+    run.metric("train_loss_first_20_steps", sum(losses[:20]) / 20)
+    run.metric("train_loss_last_20_steps", sum(losses[-20:]) / 20)
 
     learned, raw, same, per = [], [], [], {}
     for a_i, name in enumerate(test.alphabet_names()):
@@ -124,15 +142,15 @@ def siamese_networks(run: Run) -> None:
         pairs = make_pairs(sub.labels.cpu(), cfg.test_pairs, run.generator(10 + a_i))
         d, r, s = _pair_scores(net, sub.images, pairs)
         per[name] = (_auc(s, d), _auc(s, r))
-        run.metric(f"auc_{name}", round(per[name][0], 4))
-        run.metric(f"auc_raw_pixels_{name}", round(per[name][1], 4))
+        run.metric(f"auc_{name}", per[name][0])
+        run.metric(f"auc_raw_pixels_{name}", per[name][1])
         learned.append(d)
         raw.append(r)
         same.append(s)
     dist, rawd, same = torch.cat(learned), torch.cat(raw), torch.cat(same)
     auc, auc_raw = _auc(same, dist), _auc(same, rawd)
-    run.metric("auc_unseen_alphabets", round(auc, 4), key=True)
-    run.metric("auc_raw_pixels_unseen_alphabets", round(auc_raw, 4))
+    run.metric("auc_unseen_alphabets", auc, key=True)
+    run.metric("auc_raw_pixels_unseen_alphabets", auc_raw)
 
     with torch.no_grad():  # the twin network itself, on pairs: one set of weights
         x0 = test.images[:64]
@@ -154,26 +172,21 @@ def siamese_networks(run: Run) -> None:
     x_new, y_new = x8[~seen], y8[~seen]
     dd, dr, ds = _pair_scores(dnet, x_new, make_pairs(y_new.cpu(), 3 * cfg.test_pairs, run.generator(20)))
     auc_d, auc_d_raw = _auc(ds, dd), _auc(ds, dr)
-    run.metric("digits_auc_unseen_classes_6_9", round(auc_d, 4))
-    run.metric("digits_auc_raw_pixels_6_9", round(auc_d_raw, 4))
+    run.metric("digits_auc_unseen_classes_6_9", auc_d)
+    run.metric("digits_auc_raw_pixels_6_9", auc_d_raw)
 
-    run.check(
-        "verification AUC on the three alphabets never seen in training >= 0.9",
-        auc >= 0.9,
-        observed=round(auc, 4),
-        expected=">= 0.90",
-    )
+    run.check_ge("verification AUC on the three alphabets never seen in training >= 0.9", auc, 0.9)
     run.check(
         "the learned distance beats the raw-pixel distance on the same pairs",
         auc > auc_raw,
-        observed=round(auc, 4),
+        observed=auc,
         expected=f"> {auc_raw:.4f} (raw pixels)",
     )
     worst = min(per, key=lambda a: per[a][0] - per[a][1])
     run.check(
         "and on each held-out alphabet (Greek, Georgian, Hebrew) separately",
         all(v[0] > v[1] for v in per.values()),
-        observed={a: [round(v[0], 3), round(v[1], 3)] for a, v in per.items()},
+        observed={a: list(v) for a, v in per.items()},
         expected=f"learned > raw on each (smallest gap: {worst})",
     )
     run.check(
@@ -185,7 +198,7 @@ def siamese_networks(run: Run) -> None:
     run.check(
         "the other side: trained on six digit classes, the learned distance on digits 6-9 stays below raw pixels",
         auc_d < auc_d_raw,
-        observed=round(auc_d, 4),
+        observed=auc_d,
         expected=f"< {auc_d_raw:.4f} (raw pixels on the same pairs)",
     )
 

@@ -34,20 +34,34 @@ from dlterms.run import Run, experiment
 from dlterms.training import GradientClipping, ProgressCallback, accuracy, fit, predict
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """Parameters of the attention-layers experiment; the defaults are the recorded run."""
+
     delays: tuple[int, ...] = (5, 20, 95)  # blank steps after the marked window (length = delay + 5)
-    n_symbols: int = 8
-    n_train: int = 1500
-    n_test: int = 500
-    hidden: int = 32
-    epochs: int = 5  # 47 steps of 32 sequences each per epoch; the same budget for both models
-    lr: float = 3e-3
+    n_symbols: int = 8  # symbols to recall (chance = 1/n_symbols)
+    n_train: int = 1500  # training sequences per length
+    n_test: int = 500  # test sequences per length
+    hidden: int = 32  # GRU state size of both models
+    epochs: int = 5  # training epochs of each model (47 steps of 32 sequences each), the same for both
+    lr: float = 3e-3  # Adam step size of both models
+
+    def __post_init__(self) -> None:
+        if not self.delays or min(self.delays) < 0:
+            raise ValueError(f"delays must be one or more values >= 0, got {self.delays!r}")
+        if self.n_symbols < 2:
+            raise ValueError(f"n_symbols must be >= 2, got {self.n_symbols!r}")
+        if min(self.n_train, self.n_test, self.hidden, self.epochs) < 1:
+            raise ValueError(
+                f"n_train, n_test, hidden and epochs must be >= 1, got {self.n_train!r}, {self.n_test!r}, "
+                f"{self.hidden!r}, {self.epochs!r}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
-@experiment("attention-layers")
-def attention_layers(run: Run) -> None:
-    cfg = Config()
+@experiment("attention-layers", config=Config)
+def attention_layers(run: Run, cfg: Config) -> None:
     acc = {"final state": [], "attention layer": []}
     mass = []
     jobs = len(cfg.delays) * 2
@@ -79,28 +93,18 @@ def attention_layers(run: Run) -> None:
                 mass.append(w[torch.arange(len(w), device=w.device), marked].mean().item())
     lengths = [d + 5 for d in cfg.delays]
     run.metric("sequence_lengths", lengths)
-    run.metric("test_acc_final_state", [round(a, 4) for a in acc["final state"]])
-    run.metric("test_acc_attention_layer", [round(a, 4) for a in acc["attention layer"]])
-    run.metric("attention_weight_on_marked_step", [round(m, 4) for m in mass])
+    run.metric("test_acc_final_state", acc["final state"])
+    run.metric("test_acc_attention_layer", acc["attention layer"])
+    run.metric("attention_weight_on_marked_step", mass)
     run.metric("test_acc_attention_layer_longest", acc["attention layer"][-1], key=True)
     chance = 1 / cfg.n_symbols
     a, f = acc["attention layer"], acc["final state"]
-    run.check(
-        "with an attention layer: accuracy >= 0.95 at every length",
-        min(a) >= 0.95,
-        observed=round(min(a), 4),
-        expected=">= 0.95",
-    )
-    run.check(
-        "without it: >= 0.95 at the shortest length (it can do the task when the gap is short)",
-        f[0] >= 0.95,
-        observed=round(f[0], 4),
-        expected=">= 0.95",
-    )
+    run.check_ge("with an attention layer: accuracy >= 0.95 at every length", min(a), 0.95)
+    run.check_ge("without it: >= 0.95 at the shortest length (it can do the task when the gap is short)", f[0], 0.95)
     run.check(
         f"without it: near chance at the longest length ({lengths[-1]} steps)",
         f[-1] <= 2 * chance,
-        observed=round(f[-1], 4),
+        observed=f[-1],
         expected=f"<= {2 * chance:.3f} (2x chance)",
     )
 

@@ -35,32 +35,65 @@ from dlterms.data.seqtasks import PAD, CharVocab, WordVocab, digit_word_pairs
 from dlterms.experiments.sequences import _seq2seq_common as common
 from dlterms.methods.decoding import greedy_search
 from dlterms.models.seq2seq import Seq2Seq
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import ProgressCallback
 
-BUCKETS = [(1, 2), (3, 4), (5, 6), (7, 8)]  # number of digits (= input words = output characters)
 
-
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    max_digits: int = 8
-    n_train: int = 4000
-    n_test: int = 1000
-    embedding_dim: int = 32
-    hidden: int = 48  # per encoder direction; the decoder state has 96
-    epochs: int = 3  # the shared budget: 63 steps of 64 pairs per epoch
+    """Parameters of the attention-mechanism experiment; the defaults are the recorded run."""
+
+    max_digits: int = 8  # longest input (digits = words), scored in buckets of two digits
+    n_train: int = 4000  # training pairs
+    n_test: int = 1000  # test pairs
+    embedding_dim: int = 32  # word embedding size
+    hidden: int = 48  # encoder GRU units per direction (the decoder state has twice as many)
+    epochs: int = 3  # the shared budget (63 steps of 64 pairs per epoch)
     longer: int = 3  # the model without attention also trains to this multiple of the budget
-    lr: float = 3e-3  # annealed by a cosine over each training run
-    attention: str = "additive"
+    lr: float = 3e-3  # Adam peak step size, annealed by a cosine over each training run
+    attention: str = "additive"  # score of the attention model: additive, general or dot
+
+    def __post_init__(self) -> None:
+        if self.max_digits < 3:
+            raise ValueError(f"max_digits must be >= 3 (two length buckets), got {self.max_digits!r}")
+        if min(self.n_train, self.n_test, self.embedding_dim, self.hidden, self.epochs) < 1:
+            raise ValueError(
+                f"n_train, n_test, embedding_dim, hidden and epochs must be >= 1, got {self.n_train!r}, "
+                f"{self.n_test!r}, {self.embedding_dim!r}, {self.hidden!r}, {self.epochs!r}"
+            )
+        if self.longer < 2:
+            raise ValueError(f"longer must be >= 2, got {self.longer!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.attention not in ("additive", "general", "dot"):
+            raise ValueError(f"attention must be 'additive', 'general' or 'dot', got {self.attention!r}")
 
 
-def _by_bucket(values: torch.Tensor, n_digits: np.ndarray) -> list[float]:
-    return [values[torch.from_numpy((n_digits >= lo) & (n_digits <= hi))].float().mean().item() for lo, hi in BUCKETS]
+def _buckets(max_digits: int) -> list[tuple[int, int]]:
+    """Length buckets of two digits each: (1, 2), (3, 4), ... (the last one shorter when max_digits is odd)."""
+    return [(lo, min(lo + 1, max_digits)) for lo in range(1, max_digits + 1, 2)]
 
 
-@experiment("attention-mechanism")
-def attention_mechanism(run: Run) -> None:
-    cfg = Config()
+def _by_bucket(values: torch.Tensor, n_digits: np.ndarray, buckets) -> list[float]:
+    return [values[torch.from_numpy((n_digits >= lo) & (n_digits <= hi))].float().mean().item() for lo, hi in buckets]
+
+
+@experiment(
+    "attention-mechanism",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "epochs",
+            (1, 3, 6),
+            "How much of the length penalty does more training remove from the model without attention?",
+            metric="exact_match_without_attention",
+            seeds=(0, 1),
+        ),
+    ),
+)
+def attention_mechanism(run: Run, cfg: Config) -> None:
+    buckets = _buckets(cfg.max_digits)  # number of digits (= input words = output characters)
     train_pairs = digit_word_pairs(cfg.n_train, seed=run.seed, max_digits=cfg.max_digits)
     test_pairs = digit_word_pairs(cfg.n_test, seed=run.seed + 1000, max_digits=cfg.max_digits)
     sv, tv = WordVocab.from_texts(s for s, _ in train_pairs), CharVocab("0123456789")
@@ -105,48 +138,28 @@ def attention_mechanism(run: Run) -> None:
     longer_name = f"without attention, {cfg.longer}x budget"
     results[longer_name] = evaluate(models["without attention"])
 
-    curves = {name: _by_bucket(ok, n_digits) for name, (ok, _) in results.items()}
-    digits = {name: _by_bucket(ch, n_digits) for name, (_, ch) in results.items()}
+    curves = {name: _by_bucket(ok, n_digits, buckets) for name, (ok, _) in results.items()}
+    digits = {name: _by_bucket(ch, n_digits, buckets) for name, (_, ch) in results.items()}
     for name, (ok, _) in results.items():
         key = name.replace(" ", "_").replace(",", "")
         run.metric(f"exact_match_{key}", ok.float().mean().item(), key=name == "with attention")
-        run.metric(f"exact_match_by_length_{key}", [round(v, 4) for v in curves[name]])
-        run.metric(f"digit_accuracy_by_length_{key}", [round(v, 4) for v in digits[name]])
-    run.metric("length_buckets_digits", [f"{lo}-{hi}" for lo, hi in BUCKETS])
-    run.metric("bucket_sizes", [int(((n_digits >= lo) & (n_digits <= hi)).sum()) for lo, hi in BUCKETS])
+        run.metric(f"exact_match_by_length_{key}", curves[name])
+        run.metric(f"digit_accuracy_by_length_{key}", digits[name])
+    run.metric("length_buckets_digits", [f"{lo}-{hi}" for lo, hi in buckets])
+    run.metric("bucket_sizes", [int(((n_digits >= lo) & (n_digits <= hi)).sum()) for lo, hi in buckets])
     run.metric("training_steps_same_budget", cfg.epochs * -(-cfg.n_train // 64))
 
     att, plain = curves["with attention"], curves["without attention"]
-    run.check(
-        "with attention: exact match >= 0.90 in every input-length bucket",
-        min(att) >= 0.90,
-        observed=round(min(att), 4),
-        expected=">= 0.90",
-    )
-    run.check(
-        "with attention: longest inputs within 0.10 of the shortest",
-        att[0] - att[-1] <= 0.10,
-        observed=round(att[0] - att[-1], 4),
-        expected="<= 0.10",
-    )
-    run.check(
-        "same budget without attention: it learns the shortest inputs (1-2 digits)",
-        plain[0] >= 0.90,
-        observed=round(plain[0], 4),
-        expected=">= 0.90",
-    )
+    run.check_ge("with attention: exact match >= 0.90 in every input-length bucket", min(att), 0.90)
+    run.check_le("with attention: longest inputs within 0.10 of the shortest", att[0] - att[-1], 0.10)
+    run.check_ge("same budget without attention: it learns the shortest inputs (1-2 digits)", plain[0], 0.90)
     run.check(
         "without attention it degrades as inputs grow: longest bucket >= 0.30 below the shortest",
         plain[0] - plain[-1] >= 0.30,
         observed=f"{plain[0]:.4f} -> {plain[-1]:.4f}",
         expected="drop >= 0.30",
     )
-    run.check(
-        "same budget: gap to the attention model on the longest inputs >= 0.30",
-        att[-1] - plain[-1] >= 0.30,
-        observed=round(att[-1] - plain[-1], 4),
-        expected=">= 0.30",
-    )
+    run.check_ge("same budget: gap to the attention model on the longest inputs >= 0.30", att[-1] - plain[-1], 0.30)
 
     # alignment of one long test input
     i = int(np.argmax(n_digits))
@@ -164,10 +177,10 @@ def attention_mechanism(run: Run) -> None:
         f"the same budget, and without attention at {cfg.longer}x the budget",
     ) as fig:
         ax = fig.subplots()
-        xs = np.arange(len(BUCKETS))
+        xs = np.arange(len(buckets))
         for name, vals in curves.items():
             ax.plot(xs, vals, "o-", label=name)
-        ax.set_xticks(xs, [f"{lo}-{hi}" for lo, hi in BUCKETS])
+        ax.set_xticks(xs, [f"{lo}-{hi}" for lo, hi in buckets])
         ax.set_xlabel("digits read out (input words = output characters)")
         ax.set_ylabel("exact match")
         ax.set_ylim(-0.02, 1.05)

@@ -21,6 +21,7 @@ neighbouring positions look alike (a previous-token head then also weighs the cu
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 
@@ -31,16 +32,47 @@ from dlterms.optim import Adam, CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
-T, K, D, H = 12, 7, 48, 2  # length, token values, width, heads of the task model
 H_REF = 4  # heads in the comparison with torch
 
 
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the attention-mechanisms experiment; the defaults are the recorded run."""
+
+    length: int = 12  # tokens per sequence of the two-lookup task
+    values: int = 7  # token values K (targets are mod K)
+    d_model: int = 48  # width of the task model
+    heads: int = 2  # attention heads of the task model (two lookups, two heads)
+    pos_base: float = 3.0  # base of the sinusoidal positions (see the docstring; 10,000 is the usual one)
+    n_train: int = 6000  # training sequences
+    n_test: int = 1000  # test sequences
+    epochs: int = 12  # training epochs (cosine-annealed)
+    lr: float = 3e-3  # Adam peak step size
+
+    def __post_init__(self) -> None:
+        if self.length < 4:
+            raise ValueError(f"length must be >= 4, got {self.length!r}")
+        if self.values < 2:
+            raise ValueError(f"values must be >= 2, got {self.values!r}")
+        if self.heads < 2 or self.d_model % self.heads or self.d_model % 2:
+            raise ValueError(f"heads must be >= 2 and divide d_model={self.d_model!r} (even), got {self.heads!r}")
+        if self.pos_base <= 1:
+            raise ValueError(f"pos_base must be > 1, got {self.pos_base!r}")
+        if self.n_train < 1 or self.n_test < 1 or self.epochs < 1:
+            raise ValueError(
+                f"n_train, n_test and epochs must be >= 1, got {self.n_train!r}, {self.n_test!r}, {self.epochs!r}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+
 class _TwoLookups(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, cfg: Config):
         super().__init__()
+        D, K = cfg.d_model, cfg.values
         self.emb = Embedding(K, D)
-        self.pos = SinusoidalPositionalEncoding(D, max_len=T, base=3.0)
-        self.attn = MultiheadAttention(D, H, batch_first=True)
+        self.pos = SinusoidalPositionalEncoding(D, max_len=cfg.length, base=cfg.pos_base)
+        self.attn = MultiheadAttention(D, cfg.heads, batch_first=True)
         self.mlp = MLP([D, 96, K])
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
@@ -51,7 +83,7 @@ class _TwoLookups(torch.nn.Module):
 
 
 def _loss(out, y):
-    return cross_entropy(out[:, 1:].reshape(-1, K), y[:, 1:].reshape(-1))
+    return cross_entropy(out[:, 1:].reshape(-1, out.shape[-1]), y[:, 1:].reshape(-1))
 
 
 def _js_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -63,8 +95,9 @@ def _js_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
-@experiment("attention-mechanisms")
-def attention_mechanisms(run: Run) -> None:
+@experiment("attention-mechanisms", config=Config)
+def attention_mechanisms(run: Run, cfg: Config) -> None:
+    T, K, D, H = cfg.length, cfg.values, cfg.d_model, cfg.heads
     torch.manual_seed(run.seed)
     g = run.generator(1)
     # ---- 1. against torch.nn.MultiheadAttention with copied weights
@@ -80,20 +113,17 @@ def attention_mechanisms(run: Run) -> None:
         yr, wr = ref(x, x, x, key_padding_mask=kpm, attn_mask=cm, average_attn_weights=False)
     diff = max(float((yo - yr).abs().max()), float((wo - wr).abs().max()))
     run.metric("max_abs_diff_vs_torch_mha", diff)
-    run.check(
-        "MultiheadAttention equals torch's with copied weights (causal + padding masks, per-head weights)",
-        diff <= 1e-5,
-        observed=diff,
-        expected="<= 1e-5",
+    run.check_le(
+        "MultiheadAttention equals torch's with copied weights (causal + padding masks, per-head weights)", diff, 1e-5
     )
 
     # ---- 2. two kinds of lookup
-    n_tr, n_te = 6000, 1000
+    n_tr, n_te = cfg.n_train, cfg.n_test
     xs = torch.randint(K, (n_tr + n_te, T), generator=g)
     ys = (torch.roll(xs, 1, dims=1) - xs[:, :1]) % K  # y_t = (x_{t-1} - x_0) mod K; y_0 unused
-    model = _TwoLookups().to(run.device)
-    epochs = 2 if run.quick else 12
-    opt = Adam(model.parameters(), lr=3e-3)
+    model = _TwoLookups(cfg).to(run.device)
+    epochs = 2 if run.quick else cfg.epochs
+    opt = Adam(model.parameters(), lr=cfg.lr)
     sched = CosineAnnealingLR(opt, T_max=epochs)
     fit(
         model,
@@ -111,12 +141,12 @@ def attention_mechanisms(run: Run) -> None:
     w = w.cpu()
     acc = float((out.argmax(-1).cpu()[:, 1:] == ys[n_tr:, 1:]).float().mean())
     run.metric("test_acc", acc, key=True)
-    run.check("the two-lookup task is learned", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
+    run.check_ge("the two-lookup task is learned", acc, 0.95)
     t = torch.arange(2, T)
     prev_mass = w[:, :, t, t - 1].mean((0, 2))  # (H,) mass on position t-1
     first_mass = w[:, :, t, 0].mean((0, 2))  # (H,) mass on position 0
-    run.metric("head_mass_on_previous", [round(float(v), 3) for v in prev_mass])
-    run.metric("head_mass_on_first", [round(float(v), 3) for v in first_mass])
+    run.metric("head_mass_on_previous", [float(v) for v in prev_mass])
+    run.metric("head_mass_on_first", [float(v) for v in first_mass])
     h_prev, h_first = int(prev_mass.argmax()), int(first_mass.argmax())
     rows = w[:, :, 2:]  # (B, H, T-2, T)
     div = float(
@@ -130,7 +160,7 @@ def attention_mechanisms(run: Run) -> None:
         f"{float(first_mass[h_first]):.2f} on 0",
         expected="two different heads, each >= 0.70",
     )
-    run.check("heads differ from each other", div >= 0.3, observed=round(div, 3), expected=">= 0.3 bits (max 1)")
+    run.check("heads differ from each other", div >= 0.3, observed=div, expected=">= 0.3 bits (max 1)")
 
     # ---- 3. the causal mask blocks the future
     x0 = xs[n_tr : n_tr + 200].to(run.device)
@@ -156,7 +186,7 @@ def attention_mechanisms(run: Run) -> None:
 
     with run.figure(
         "attention_heads",
-        alt="attention maps of the two heads on one test sequence: one head "
+        alt=f"attention maps of the {'two' if H == 2 else H} heads on one test sequence: one head "
         "looks at the previous token, another at the first",
         figsize=(5.6, 2.8),
     ) as fig:

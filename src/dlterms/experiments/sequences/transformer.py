@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,15 +51,45 @@ class _WordVocab:
         return out
 
 
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the transformer experiment; the defaults are the recorded run."""
+
+    n_train: int = 12000  # training date pairs
+    n_test: int = 1000  # held-out date pairs
+    d_model: int = 64  # width of the date model and of both timed models
+    heads: int = 4  # attention heads
+    layers: int = 2  # encoder blocks, and as many decoder blocks
+    epochs: int = 6  # training epochs of the date model (cosine-annealed)
+    lr: float = 2e-3  # Adam peak step size
+    lengths: tuple[int, ...] = (8, 16, 32, 64, 128, 256)  # sequence lengths timed (must include 32)
+    rounds: int = 9  # interleaved timing rounds the medians are taken over
+
+    def __post_init__(self) -> None:
+        if min(self.n_train, self.n_test, self.layers, self.epochs, self.rounds) < 1:
+            raise ValueError(
+                f"n_train, n_test, layers, epochs and rounds must be >= 1, got {self.n_train!r}, {self.n_test!r}, "
+                f"{self.layers!r}, {self.epochs!r}, {self.rounds!r}"
+            )
+        if self.heads < 1 or self.d_model % self.heads or self.d_model % 2:
+            raise ValueError(f"heads must be >= 1 and divide d_model={self.d_model!r} (even), got {self.heads!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if 32 not in self.lengths or self.lengths[0] >= 32 or list(self.lengths) != sorted(set(self.lengths)):
+            raise ValueError(f"lengths must increase, start below 32 and include 32, got {self.lengths!r}")
+
+
 class _DateTransformer(torch.nn.Module):
     """Token embeddings + sinusoidal positions -> dlterms.nn.Transformer -> output projection."""
 
-    def __init__(self, n_src: int, n_tgt: int, d: int = 64):
+    def __init__(self, n_src: int, n_tgt: int, d: int = 64, heads: int = 4, layers: int = 2):
         super().__init__()
         self.d = d
         self.src_emb, self.tgt_emb = Embedding(n_src, d, padding_idx=PAD), Embedding(n_tgt, d, padding_idx=PAD)
         self.pos = SinusoidalPositionalEncoding(d, max_len=64)
-        self.core = Transformer(d, 4, 2, 2, dim_feedforward=128, dropout=0.0, batch_first=True, norm_first=True)
+        self.core = Transformer(
+            d, heads, layers, layers, dim_feedforward=2 * d, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.out = Linear(d, n_tgt)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -94,11 +125,11 @@ def _steps(model: torch.nn.Module, x: torch.Tensor, reps: int):
     return steps
 
 
-@experiment("transformer")
-def transformer(run: Run) -> None:
+@experiment("transformer", config=Config)
+def transformer(run: Run, cfg: Config) -> None:
     torch.manual_seed(run.seed)
     # ---- 1. dates to ISO, word-level tokens
-    n_tr, n_te = (2000, 200) if run.quick else (12000, 1000)
+    n_tr, n_te = (2000, 200) if run.quick else (cfg.n_train, cfg.n_test)
     pairs = date_pairs(n_tr + n_te, seed=run.seed)
     src_v, tgt_v = _WordVocab([p[0] for p in pairs[:n_tr]]), _WordVocab([p[1] for p in pairs[:n_tr]])
     src = src_v.encode([p[0] for p in pairs])
@@ -107,9 +138,9 @@ def transformer(run: Run) -> None:
     run.metric("src_vocab", len(src_v.itos))
     run.metric("tgt_vocab", len(tgt_v.itos))
     run.metric("max_src_tokens", src.shape[1])
-    model = _DateTransformer(len(src_v.itos), len(tgt_v.itos)).to(run.device)
-    epochs = 1 if run.quick else 6
-    opt = Adam(model.parameters(), lr=2e-3)
+    model = _DateTransformer(len(src_v.itos), len(tgt_v.itos), cfg.d_model, cfg.heads, cfg.layers).to(run.device)
+    epochs = 1 if run.quick else cfg.epochs
+    opt = Adam(model.parameters(), lr=cfg.lr)
     sched = CosineAnnealingLR(opt, T_max=epochs)
     t0 = time.perf_counter()
     fit(
@@ -131,23 +162,23 @@ def transformer(run: Run) -> None:
     run.check(
         "the small transformer rewrites held-out dates exactly",
         exact >= 0.99,
-        observed=round(exact, 4),
+        observed=exact,
         expected=">= 0.99 exact match",
     )
     run.progress(0.75, "seq2seq done")
 
     # ---- 2. time per training step against length
-    lengths = [8, 32, 128] if run.quick else [8, 16, 32, 64, 128, 256]
-    short = lengths.index(32) if 32 in lengths else 1  # compare growth up to T = 32, before T^2 shows
-    d, B = 64, 16
-    enc = TransformerEncoderLayer(d, 4, 128, dropout=0.0, batch_first=True)
+    lengths = [8, 32, 128] if run.quick else list(cfg.lengths)
+    short = lengths.index(32)  # compare growth up to T = 32, before T^2 shows
+    d, B = cfg.d_model, 16
+    enc = TransformerEncoderLayer(d, cfg.heads, 2 * d, dropout=0.0, batch_first=True)
     gru = GRU(d, d, batch_first=True)
     g = run.generator(5)
     steps, reps = [], [max(1, 64 // T) for T in lengths]  # short steps are repeated: each call takes ~ as long
     for T, k in zip(lengths, reps):
         x = torch.randn(B, T, d, generator=g)
         steps += [_steps(enc, x, k), _steps(gru, x, k)]
-    times = interleaved_seconds(steps, rounds=9)  # (rounds, 2 * len(lengths)): transformer, GRU per length
+    times = interleaved_seconds(steps, rounds=cfg.rounds)  # (rounds, 2 * len(lengths)): transformer, GRU per length
     times = times / np.repeat(reps, 2)  # seconds per step
     tr, gr = times[:, 0::2], times[:, 1::2]
     t_tr, t_gru = [float(v) for v in np.median(tr, axis=0)], [float(v) for v in np.median(gr, axis=0)]
@@ -155,8 +186,8 @@ def transformer(run: Run) -> None:
     grow_tr, grow_gru = float(np.median(growth_tr)), float(np.median(growth_gru))
     relative = float(np.median(growth_tr / growth_gru))  # < 1: the transformer's grows less, round by round
     slope_gru = median_slope(gr, lengths)  # ~1 for time proportional to length
-    run.metric("step_seconds_transformer", dict(zip(map(str, lengths), [round(t, 5) for t in t_tr])))
-    run.metric("step_seconds_gru", dict(zip(map(str, lengths), [round(t, 5) for t in t_gru])))
+    run.metric("step_seconds_transformer", dict(zip(map(str, lengths), t_tr)))
+    run.metric("step_seconds_gru", dict(zip(map(str, lengths), t_gru)))
     run.metric("growth_transformer", grow_tr)
     run.metric("growth_gru", grow_gru)
     run.metric("growth_transformer_over_gru", relative)
@@ -171,7 +202,7 @@ def transformer(run: Run) -> None:
         f"the GRU's step time grows nearly in proportion to length (log-log slope over {lengths[0]}-"
         f"{lengths[-1]}, median over interleaved rounds)",
         slope_gru >= 0.5,
-        observed=round(slope_gru, 3),
+        observed=slope_gru,
         expected=">= 0.5 (proportional = 1)",
     )
     run.check(
@@ -191,5 +222,5 @@ def transformer(run: Run) -> None:
         ax.loglog(lengths, t_tr, "o-", label="transformer encoder block")
         ax.loglog(lengths, t_gru, "s-", label="GRU")
         ax.set_xlabel("sequence length")
-        ax.set_ylabel("CPU seconds per step (forward + backward, batch 16; median of 9)")
+        ax.set_ylabel(f"CPU seconds per step (forward + backward, batch 16; median of {cfg.rounds})")
         ax.legend()

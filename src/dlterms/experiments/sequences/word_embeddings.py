@@ -17,6 +17,8 @@ training is a third cheaper.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -70,7 +72,31 @@ PROBES = [
 ]
 
 
-MIN_COUNT = 20  # see the module docstring
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the word-embeddings experiment; the defaults are the recorded run."""
+
+    min_count: int = 20  # fewest occurrences a word needs to get a vector (see the module docstring)
+    dim: int = 64  # embedding dimension
+    window: int = 4  # context words on each side of the centre word
+    negatives: int = 5  # noise words per positive pair
+    subsample_t: float = 1e-3  # frequent-word subsampling threshold
+    epochs: int = 3  # training epochs over the skip-gram pairs
+    lr: float = 0.01  # SparseAdam step size
+    neighbours: int = 5  # nearest neighbours (and random words) per probe
+
+    def __post_init__(self) -> None:
+        if min(self.min_count, self.dim, self.window, self.negatives, self.epochs, self.neighbours) < 1:
+            raise ValueError(
+                f"min_count, dim, window, negatives, epochs and neighbours must be >= 1, got {self.min_count!r}, "
+                f"{self.dim!r}, {self.window!r}, {self.negatives!r}, {self.epochs!r}, {self.neighbours!r}"
+            )
+        if self.min_count > 200:
+            raise ValueError(
+                f"min_count must be <= 200 (the probes must stay in the vocabulary), got {self.min_count!r}"
+            )
+        if self.subsample_t <= 0 or self.lr <= 0:
+            raise ValueError(f"subsample_t and lr must be > 0, got {self.subsample_t!r} and {self.lr!r}")
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,28 +104,29 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-@experiment("word-embeddings")
-def word_embeddings(run: Run) -> None:
+@experiment("word-embeddings", config=Config)
+def word_embeddings(run: Run, cfg: Config) -> None:
     torch.manual_seed(run.seed)
     rng = run.rng(1)
     words = corpus.words()
-    vocab = build_vocab(words, min_count=MIN_COUNT)
+    vocab = build_vocab(words, min_count=cfg.min_count)
     ids = vocab.encode(words)
-    ids = subsample(ids, vocab.counts, t=1e-3, rng=rng)
-    centre, context = skipgram_pairs(ids, window=4, rng=rng)
+    ids = subsample(ids, vocab.counts, t=cfg.subsample_t, rng=rng)
+    centre, context = skipgram_pairs(ids, window=cfg.window, rng=rng)
     run.metric("corpus_words", len(words))
     run.metric("vocab_size", len(vocab))
     run.metric("training_pairs", len(centre))
     g = run.generator(2)
-    model = SkipGramNS(len(vocab), 64, SkipGramNS.unigram_noise(vocab.counts), negatives=5, generator=g).to(run.device)
-    opt = SparseAdam(list(model.parameters()), lr=0.01)
+    noise = SkipGramNS.unigram_noise(vocab.counts)
+    model = SkipGramNS(len(vocab), cfg.dim, noise, negatives=cfg.negatives, generator=g).to(run.device)
+    opt = SparseAdam(list(model.parameters()), lr=cfg.lr)
     c, x = torch.from_numpy(centre), torch.from_numpy(context)
     hist = fit(
         model,
         (c, x, torch.zeros(len(c))),
         loss_fn=lambda out, y: out.mean(),
         optimizer=opt,
-        epochs=1 if run.quick else 3,
+        epochs=1 if run.quick else cfg.epochs,
         batch_size=1024,
         seed=run.seed,
     )
@@ -108,8 +135,9 @@ def word_embeddings(run: Run) -> None:
     run.progress(0.7, "skip-gram trained")
 
     probes = [p for p in PROBES if p in vocab.stoi]
-    neigh = {p: [vocab.itos[i] for i, _ in model.most_similar(vocab.stoi[p], 5)] for p in probes}
-    rand = {p: [vocab.itos[int(i)] for i in rng.choice(len(vocab), 5, replace=False)] for p in probes}
+    k = cfg.neighbours
+    neigh = {p: [vocab.itos[i] for i, _ in model.most_similar(vocab.stoi[p], k)] for p in probes}
+    rand = {p: [vocab.itos[int(i)] for i in rng.choice(len(vocab), k, replace=False)] for p in probes}
     run.metric("nearest_neighbours", {p: neigh[p] for p in probes})
 
     from dlterms.models.bert import encode
@@ -148,16 +176,11 @@ def word_embeddings(run: Run) -> None:
         observed=f"gap {gaps.mean():.3f} (lower bound {lower:.3f}), {share:.0%} of {len(gaps)} probes",
         expected="lower bound (mean - 2 s.e.) > 0 and >= 75 % of probes",
     )
-    run.check(
-        "skip-gram and MiniLM similarities agree in rank",
-        rho >= 0.3,
-        observed=round(rho, 3),
-        expected="Spearman >= 0.3",
-    )
+    run.check("skip-gram and MiniLM similarities agree in rank", rho >= 0.3, observed=rho, expected="Spearman >= 0.3")
     run.check(
         "training lowered the skip-gram loss",
         hist.train_loss[-1] < hist.train_loss[0] or run.quick,
-        observed=round(hist.train_loss[-1], 4),
+        observed=hist.train_loss[-1],
         expected=f"< first epoch {hist.train_loss[0]:.4f}",
     )
 

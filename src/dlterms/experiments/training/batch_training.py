@@ -26,6 +26,8 @@ Thresholds: docs/experiments.md#batch-training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dlterms.data.datasets import digits
@@ -35,16 +37,32 @@ from dlterms.optim import SGD
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, TrainState, evaluate, fit, fit_stacked
 
-EPOCHS = 30  # full-batch passes = updates
-UPDATES = 30  # the equal-updates budget
-MINI_PASSES = 6  # the mini-batch budget in passes: EPOCHS / 5
-BATCH = 32
-LRS = (0.03, 0.1, 0.3, 1.0, 3.0)
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the batch-training experiment; the defaults are the recorded run."""
+
+    epochs: int = 30  # full-batch passes (= updates)
+    updates: int = 30  # the equal-updates budget
+    mini_passes: int = 6  # the mini-batch budget in passes (epochs / 5: >= 5x fewer example gradients)
+    batch: int = 32  # mini-batch size
+    lrs: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)  # SGD learning-rate grid both arms run
+    hidden: int = 64  # hidden units of the 64-H-10 MLP
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.updates <= self.epochs:
+            raise ValueError(f"updates must be in [1, epochs={self.epochs}], got {self.updates!r}")
+        if not 1 <= self.mini_passes:
+            raise ValueError(f"mini_passes must be >= 1, got {self.mini_passes!r}")
+        if not 1 <= self.batch < 1347:
+            raise ValueError(f"batch must be in [1, 1347) (the training images), got {self.batch!r}")
+        if not self.lrs or min(self.lrs) <= 0 or self.hidden < 1:
+            raise ValueError(f"lrs must be positive and hidden >= 1, got {self.lrs!r}, {self.hidden!r}")
 
 
-def _net(seed: int, device: str) -> MLP:
+def _net(seed: int, device: str, hidden: int) -> MLP:
     torch.manual_seed(seed)
-    return MLP([64, 64, 10]).to(device)
+    return MLP([64, hidden, 10]).to(device)
 
 
 class _TrainLoss(Callback):
@@ -57,18 +75,19 @@ class _TrainLoss(Callback):
         self.loss.append(evaluate(state.model, self.x, self.y, cross_entropy)[0])
 
 
-@experiment("batch-training")
-def batch_training(run: Run) -> None:
+@experiment("batch-training", config=Config)
+def batch_training(run: Run, cfg: Config) -> None:
+    EPOCHS, UPDATES, MINI_PASSES, BATCH, LRS = cfg.epochs, cfg.updates, cfg.mini_passes, cfg.batch, cfg.lrs
     split = digits(seed=run.seed).to(run.device)
     x, y = split.x_train, split.y_train
     n = len(y)
-    loss0 = evaluate(_net(run.seed, run.device), x, y, cross_entropy)[0]  # every run starts here
-    run.metric("initial_loss", round(loss0, 4))
+    loss0 = evaluate(_net(run.seed, run.device, cfg.hidden), x, y, cross_entropy)[0]  # every run starts here
+    run.metric("initial_loss", loss0)
 
     # Full batch, one run per learning rate.
     full = {}
     for lr in LRS:
-        model = _net(run.seed, run.device)
+        model = _net(run.seed, run.device, cfg.hidden)
         track = _TrainLoss(x, y)
         h = fit(
             model,
@@ -84,14 +103,14 @@ def batch_training(run: Run) -> None:
     best_full = min(LRS, key=lambda lr: full[lr]["loss"])
     f = full[best_full]
     run.metric("full_batch_best_lr", best_full)
-    run.metric(f"full_batch_loss_after_{EPOCHS}_updates_per_lr", {str(k): round(v["loss"], 4) for k, v in full.items()})
+    run.metric(f"full_batch_loss_after_{EPOCHS}_updates_per_lr", {str(k): v["loss"] for k, v in full.items()})
     run.check(
         f"full batch: one update per epoch ({EPOCHS} epochs)",
         f["h"].steps == EPOCHS == f["h"].epochs_run,
         observed=f["h"].steps,
         expected=str(EPOCHS),
     )
-    again = _net(run.seed, run.device)
+    again = _net(run.seed, run.device, cfg.hidden)
     fit(
         again,
         (x, y),
@@ -111,7 +130,7 @@ def batch_training(run: Run) -> None:
     run.progress(0.4, "full batch trained")
 
     # Mini-batches of 32, the whole grid side by side.
-    models = [_net(run.seed, run.device) for _ in LRS]
+    models = [_net(run.seed, run.device, cfg.hidden) for _ in LRS]
     steps_per_pass = -(-n // BATCH)
     at_step: dict[int, torch.Tensor] = {}
 
@@ -140,9 +159,9 @@ def batch_training(run: Run) -> None:
     mini_at_u = {lr: finite(float(at_step[UPDATES][g])) for g, lr in enumerate(LRS)}
     full_at_u = {lr: full[lr]["curve"][UPDATES - 1] for lr in LRS}
     bu_mini, bu_full = min(LRS, key=mini_at_u.get), min(LRS, key=full_at_u.get)
-    run.metric(f"loss_after_{UPDATES}_updates_full_vs_32", [round(full_at_u[bu_full], 4), round(mini_at_u[bu_mini], 4)])
+    run.metric(f"loss_after_{UPDATES}_updates_full_vs_32", [full_at_u[bu_full], mini_at_u[bu_mini]])
     run.metric(f"best_lr_for_{UPDATES}_updates_full_vs_32", [bu_full, bu_mini])
-    run.metric(f"mini_batch_loss_after_{UPDATES}_updates_per_lr", {str(k): round(v, 4) for k, v in mini_at_u.items()})
+    run.metric(f"mini_batch_loss_after_{UPDATES}_updates_per_lr", {str(k): v for k, v in mini_at_u.items()})
     run.check(
         f"per update: after the same {UPDATES} updates full batch reaches a lower training loss than "
         f"mini-batches of {BATCH} (each at its best learning rate)",
@@ -170,8 +189,8 @@ def batch_training(run: Run) -> None:
     run.metric(
         f"loss_after_{MINI_PASSES}_passes_full_vs_32",
         [
-            round(full[best_full]["curve"][MINI_PASSES - 1], 4),
-            round(min(finite(float(v)) for v in at_step[hm.steps]), 4),
+            full[best_full]["curve"][min(MINI_PASSES, EPOCHS) - 1],
+            min(finite(float(v)) for v in at_step[hm.steps]),
         ],
     )
     run.metric("updates_per_pass_full_vs_32", [1, steps_per_pass])

@@ -14,6 +14,7 @@ Thresholds: docs/experiments.md#early-stopping.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -21,11 +22,33 @@ from dlterms.experiments.generalization._common import OverfitConfig, noisy_digi
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP
 from dlterms.optim import Adam
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, EarlyStopping, TrainState, accuracy, evaluate, fit
 
-N_VAL = 600
-PATIENCE = 10
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the early-stopping experiment; the defaults are the recorded run."""
+
+    patience: int = 10  # epochs without a lower validation loss before stopping
+    n_val: int = 600  # held-out digits used for validation (the rest of the 1597 are the test set)
+    epochs: int = 150  # epoch limit
+    n_train: int = 200  # training digits
+    label_noise: float = 0.3  # fraction of training labels replaced by a wrong class
+    lr: float = 1e-3  # Adam step size
+
+    def __post_init__(self) -> None:
+        if self.patience < 1 or self.epochs < 1:
+            raise ValueError(f"patience and epochs must be >= 1, got {self.patience!r}, {self.epochs!r}")
+        if not 1 <= self.n_train <= 1000:
+            raise ValueError(f"n_train must be in [1, 1000], got {self.n_train!r}")
+        if not 1 <= self.n_val < 1797 - self.n_train:
+            raise ValueError(f"n_val must be in [1, {1797 - self.n_train}) (the held-out digits), got {self.n_val!r}")
+        if not 0.0 <= self.label_noise < 0.9:
+            raise ValueError(f"label_noise must be in [0, 0.9), got {self.label_noise!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
 class _LastWeights(Callback):
@@ -39,10 +62,31 @@ class _LastWeights(Callback):
         self.test_acc.append(accuracy(state.model, self.x_test, self.y_test))
 
 
-@experiment("early-stopping")
-def early_stopping(run: Run) -> None:
-    cfg = OverfitConfig()
-    split, y_noisy = noisy_digits(cfg, run.seed)
+@experiment(
+    "early-stopping",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "patience",
+            (2, 5, 10, 30),
+            "How does the patience trade training time against the restored model's test accuracy, with "
+            "clean and with noisy labels?",
+            by="label_noise",
+            by_values=(0.0, 0.3),
+            metric="restored_test_acc",
+        ),
+    ),
+)
+def early_stopping(run: Run, cfg: Config) -> None:
+    ov = replace(
+        OverfitConfig(),
+        n_train=cfg.n_train,
+        label_noise=cfg.label_noise,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+    )
+    N_VAL, PATIENCE = cfg.n_val, cfg.patience
+    split, y_noisy = noisy_digits(ov, run.seed)
     split, y_noisy = split.to(run.device), y_noisy.to(run.device)
     g = torch.Generator().manual_seed(run.seed)
     perm = torch.randperm(len(split.y_test), generator=g).to(run.device)
@@ -50,15 +94,15 @@ def early_stopping(run: Run) -> None:
     xt, yt = split.x_test[perm[N_VAL:]], split.y_test[perm[N_VAL:]]
 
     torch.manual_seed(run.seed)
-    model = MLP([64, *cfg.hidden, 10]).to(run.device)
+    model = MLP([64, *ov.hidden, 10]).to(run.device)
     es, last = EarlyStopping(patience=PATIENCE), _LastWeights(xt, yt)
     h = fit(
         model,
         (split.x_train, y_noisy),
         loss_fn=cross_entropy,
-        optimizer=Adam(model.parameters(), lr=cfg.lr),
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
+        optimizer=Adam(model.parameters(), lr=ov.lr),
+        epochs=ov.epochs,
+        batch_size=ov.batch_size,
         val=(xv, yv),
         seed=run.seed,
         callbacks=[es, last],
@@ -66,28 +110,25 @@ def early_stopping(run: Run) -> None:
     run.progress(0.5, "early-stopped run done")
     restored_val, _ = evaluate(model, xv, yv, cross_entropy)
     restored_test = accuracy(model, xt, yt)
-    final = MLP([64, *cfg.hidden, 10]).to(run.device)
+    final = MLP([64, *ov.hidden, 10]).to(run.device)
     final.load_state_dict(last.state)
     last_test = accuracy(final, xt, yt)
     min_val = min(h.val_loss)
 
     run.metric("stopped_after_epochs", h.epochs_run, key=True)
     run.metric("best_epoch", (h.best_epoch or 0) + 1)
-    run.metric("min_val_loss", round(min_val, 5))
-    run.metric("restored_val_loss", round(restored_val, 5))
-    run.metric("restored_test_acc", round(restored_test, 4))
-    run.metric("last_epoch_test_acc", round(last_test, 4))
+    run.metric("min_val_loss", min_val)
+    run.metric("restored_val_loss", restored_val)
+    run.metric("restored_test_acc", restored_test)
+    run.metric("last_epoch_test_acc", last_test)
     run.check(
-        f"it stops before the {cfg.epochs}-epoch limit",
-        h.stop_reason == "early stopping" and h.epochs_run < cfg.epochs,
+        f"it stops before the {ov.epochs}-epoch limit",
+        h.stop_reason == "early stopping" and h.epochs_run < ov.epochs,
         observed=f"{h.stop_reason} after {h.epochs_run} epochs",
-        expected=f"< {cfg.epochs}",
+        expected=f"< {ov.epochs}",
     )
-    run.check(
-        "the restored model's validation loss is the run's minimum",
-        abs(restored_val - min_val) < 1e-6,
-        observed=f"{restored_val:.6f} vs min {min_val:.6f}",
-        expected="equal within 1e-6",
+    run.check_le(
+        "the restored model's validation loss is the run's minimum", abs(restored_val - min_val), 1e-6, strict=True
     )
     run.check(
         "its test accuracy >= the last epoch's",

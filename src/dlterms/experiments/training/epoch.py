@@ -11,6 +11,7 @@ epoch, so the order differs between epochs (reported) while the set does not.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -40,19 +41,40 @@ class _CountVisits(Callback):
         self.orders[-1] = torch.cat([self.orders[-1], idx])
 
 
-@experiment("epoch")
-def epoch(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the epoch experiment; the defaults are the recorded run."""
+
+    epochs: int = 12  # epochs of the counted run
+    batch: int = 50  # its mini-batch size
+    lr: float = 0.05  # its SGD step size (momentum 0.9)
+    hidden: int = 64  # hidden units of the 64-H-10 MLP
+    sizes: tuple[int, ...] = (7, 32, 50, 64, 500)  # batch sizes whose steps per epoch are counted (and N itself)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 2:
+            raise ValueError(f"epochs must be >= 2 (the loss is compared epoch to epoch), got {self.epochs!r}")
+        if not 1 <= self.batch <= 1347 or not self.sizes or not all(1 <= b <= 1347 for b in self.sizes):
+            raise ValueError(
+                f"batch and sizes must be in [1, 1347] (the training images), got {self.batch!r}, {self.sizes!r}"
+            )
+        if not self.lr > 0 or self.hidden < 1:
+            raise ValueError(f"lr must be > 0 and hidden >= 1, got {self.lr!r}, {self.hidden!r}")
+
+
+@experiment("epoch", config=Config)
+def epoch(run: Run, cfg: Config) -> None:
     split = digits(seed=run.seed).to(run.device)
     n = len(split.y_train)
-    epochs, batch = 12, 50
+    epochs, batch = cfg.epochs, cfg.batch
     torch.manual_seed(run.seed)
-    model = MLP([64, 64, 10]).to(run.device)
+    model = MLP([64, cfg.hidden, 10]).to(run.device)
     counter = _CountVisits(n)
     h = fit(
         model,
         (split.x_train, split.y_train),
         loss_fn=cross_entropy,
-        optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
+        optimizer=SGD(model.parameters(), lr=cfg.lr, momentum=0.9),
         epochs=epochs,
         batch_size=batch,
         seed=run.seed,
@@ -70,9 +92,9 @@ def epoch(run: Run) -> None:
     )
     same_order = sum(torch.equal(counter.orders[0], o) for o in counter.orders[1:])
     run.metric("epochs_with_the_first_epochs_order", same_order)
-    run.metric("train_loss_per_epoch", [round(v, 4) for v in h.train_loss], key=False)
+    run.metric("train_loss_per_epoch", h.train_loss, key=False)
     drops = [b < a for a, b in zip(h.train_loss, h.train_loss[1:])]
-    run.metric("train_loss_first_last", [round(h.train_loss[0], 4), round(h.train_loss[-1], 4)], key=True)
+    run.metric("train_loss_first_last", [h.train_loss[0], h.train_loss[-1]], key=True)
     run.check(
         "the mean training loss falls from every epoch to the next",
         all(drops),
@@ -80,11 +102,11 @@ def epoch(run: Run) -> None:
         expected=f"{len(drops)}/{len(drops)}",
     )
 
-    sizes = [7, 32, 50, 64, 500, n]
+    sizes = [*cfg.sizes, n]
     steps = {}
     for b in sizes:
         torch.manual_seed(run.seed)
-        m = MLP([64, 64, 10]).to(run.device)
+        m = MLP([64, cfg.hidden, 10]).to(run.device)
         hb = fit(
             m,
             (split.x_train, split.y_train),

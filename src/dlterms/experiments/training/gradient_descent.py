@@ -21,37 +21,63 @@ Thresholds: docs/experiments.md#gradient-descent.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from dlterms.experiments.training._common import LogisticProblem
 from dlterms.optim import SGD, Newton, hessian
 from dlterms.run import Run, experiment
-from dlterms.training import Callback, TrainState, fit
+from dlterms.training import Every, TrainState, fit
 
-LAMBDA = 1e-2  # L2 penalty
-TOL = 1e-8  # gradient-norm target
-GD_CAP = 1000  # gradient-descent iterations allowed
+TOL = 1e-8  # gradient-norm target of the claims
 
 
-class _GradNorm(Callback):
-    """Full-data gradient norm after every epoch; stops when it is below `tol`."""
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the gradient-descent experiment; the defaults are the recorded run."""
+
+    lam: float = 1e-2  # L2 penalty lambda of the logistic regression
+    gd_cap: int = 1000  # gradient-descent iterations allowed (step 1/L)
+    newton_cap: int = 50  # Newton iterations allowed
+    minibatch: int = 32  # batch size of the mini-batch arm
+    minibatch_epochs: int = 40  # its epochs
+    sgd_epochs: int = 4  # epochs of the one-example-per-step arm
+
+    def __post_init__(self) -> None:
+        if not self.lam > 0:
+            raise ValueError(f"lam must be > 0 (it makes the problem strictly convex), got {self.lam!r}")
+        for name in ("gd_cap", "newton_cap", "minibatch", "minibatch_epochs", "sgd_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+class _GradNorm(Every):
+    """Full-data gradient norm after every epoch (`norms`); stops when it is below `tol`."""
 
     def __init__(self, objective, tol: float):
-        self.objective, self.tol, self.norms = objective, tol, []
+        def grad_norm(state: TrainState) -> float:
+            params = list(state.model.parameters())
+            with torch.enable_grad():
+                grads = torch.autograd.grad(objective(state.model), params)
+            norm = float(torch.cat([g.reshape(-1) for g in grads]).norm())
+            if norm < tol:
+                state.stop, state.stop_reason = True, "gradient norm below tolerance"
+            return norm
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        params = list(state.model.parameters())
-        with torch.enable_grad():
-            grads = torch.autograd.grad(self.objective(state.model), params)
-        self.norms.append(float(torch.cat([g.reshape(-1) for g in grads]).norm()))
-        if self.norms[-1] < self.tol:
-            state.stop, state.stop_reason = True, "gradient norm below tolerance"
+        super().__init__(1, grad_norm, on="epoch")
+
+    @property
+    def norms(self) -> list[float]:
+        return self.values
 
 
-@experiment("gradient-descent")
-def gradient_descent(run: Run) -> None:
-    prob = LogisticProblem(run.seed, run.device, LAMBDA)
+@experiment("gradient-descent", config=Config)
+def gradient_descent(run: Run, cfg: Config) -> None:
+    GD_CAP = cfg.gd_cap
+    prob = LogisticProblem(run.seed, run.device, cfg.lam)
     x, y, L = prob.x, prob.y, prob.L
     loss_fn, objective, new_model = prob.loss_fn, prob.objective, prob.new_model
 
@@ -62,7 +88,7 @@ def gradient_descent(run: Run) -> None:
         (x, y),
         loss_fn=loss_fn(newton_model),
         optimizer=Newton(newton_model.parameters()),
-        epochs=50,
+        epochs=cfg.newton_cap,
         batch_size=None,
         seed=run.seed,
         callbacks=[track_n],
@@ -73,7 +99,7 @@ def gradient_descent(run: Run) -> None:
     with torch.enable_grad():
         _, H = hessian(objective(newton_model), list(newton_model.parameters()))
     eig = torch.linalg.eigvalsh(H)
-    run.metric("hessian_condition_number_at_optimum", round(float(eig.max() / eig.min()), 1))
+    run.metric("hessian_condition_number_at_optimum", float(eig.max() / eig.min()))
     run.metric("step_1_over_L", 1 / L)
 
     gd_model = new_model()
@@ -92,7 +118,7 @@ def gradient_descent(run: Run) -> None:
     run.progress(0.7, "gradient descent done")
 
     stochastic = {}
-    for b in (32, 1):
+    for b in (cfg.minibatch, 1):
         m = new_model()
         tr = _GradNorm(objective, TOL)
         fit(
@@ -100,7 +126,7 @@ def gradient_descent(run: Run) -> None:
             (x, y),
             loss_fn=loss_fn(m),
             optimizer=SGD(m.parameters(), lr=1 / L),
-            epochs=4 if b == 1 else 40,
+            epochs=cfg.sgd_epochs if b == 1 else cfg.minibatch_epochs,
             batch_size=b,
             seed=run.seed,
             callbacks=[tr],
@@ -119,11 +145,8 @@ def gradient_descent(run: Run) -> None:
         rate = (track_g.norms[-1] / track_g.norms[half]) ** (1 / (len(track_g.norms) - 1 - half))
         est = len(track_g.norms) + np.log(TOL / track_g.norms[-1]) / np.log(rate)
         run.metric("iterations_gradient_descent_extrapolated", int(round(est)))
-    run.check(
-        f"Newton reaches ||grad|| < {TOL:g} in <= 15 iterations",
-        it_newton is not None and it_newton <= 15,
-        observed=it_newton,
-        expected="<= 15",
+    run.check_le(
+        f"Newton reaches ||grad|| < {TOL:g} in <= 15 iterations", it_newton if it_newton is not None else math.inf, 15
     )
     gd_text = str(it_gd) if it_gd is not None else f"> {GD_CAP} (||grad|| {track_g.norms[-1]:.1e} at {GD_CAP})"
     run.check(

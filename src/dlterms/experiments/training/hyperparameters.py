@@ -13,6 +13,8 @@ Thresholds: docs/experiments.md#hyperparameters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -24,13 +26,40 @@ from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
 from dlterms.tuning import IntUniform, LogUniform, random_search
 
-DEFAULT = {"lr": 1e-3, "width": 64}
-SPACE = {"lr": LogUniform(1e-4, 3e-2), "width": IntUniform(16, 256, log=True)}
-N_TRIALS, EPOCHS = 8, 8
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the hyperparameters experiment; the defaults are the recorded run."""
+
+    n_trials: int = 8  # random-search trials
+    epochs: int = 8  # training epochs of every trial
+    default_lr: float = 1e-3  # the default configuration's Adam step size
+    default_width: int = 64  # the default configuration's hidden width (two hidden layers)
+    lr_range: tuple[float, ...] = (1e-4, 3e-2)  # log-uniform search range of the learning rate
+    width_range: tuple[int, ...] = (16, 256)  # log-uniform integer search range of the width
+    batch_size: int = 128  # mini-batch size
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"n_trials, epochs, batch_size must be >= 1, got "
+                f"{self.n_trials!r}, {self.epochs!r}, {self.batch_size!r}"
+            )
+        if len(self.lr_range) != 2 or not 0 < self.lr_range[0] < self.lr_range[1]:
+            raise ValueError(f"lr_range must be (low, high) with 0 < low < high, got {self.lr_range!r}")
+        if len(self.width_range) != 2 or not 1 <= self.width_range[0] < self.width_range[1]:
+            raise ValueError(f"width_range must be (low, high) with 1 <= low < high, got {self.width_range!r}")
+        if not self.default_lr > 0 or self.default_width < 1:
+            raise ValueError(
+                f"default_lr must be > 0 and default_width >= 1, got {self.default_lr!r}, {self.default_width!r}"
+            )
 
 
-@experiment("hyperparameters")
-def hyperparameters(run: Run) -> None:
+@experiment("hyperparameters", config=Config)
+def hyperparameters(run: Run, cfg: Config) -> None:
+    DEFAULT = {"lr": cfg.default_lr, "width": cfg.default_width}
+    SPACE = {"lr": LogUniform(*cfg.lr_range), "width": IntUniform(*cfg.width_range, log=True)}
+    N_TRIALS, EPOCHS = cfg.n_trials, cfg.epochs
     split = mnist1d()
     xtr, ytr, xva, yva = train_val_split(split.x_train, split.y_train, val_fraction=0.2, seed=run.seed)
     xtr, ytr, xva, yva = (t.to(run.device) for t in (xtr, ytr, xva, yva))
@@ -46,7 +75,7 @@ def hyperparameters(run: Run) -> None:
             loss_fn=cross_entropy,
             optimizer=Adam(model.parameters(), lr=config["lr"]),
             epochs=EPOCHS,
-            batch_size=128,
+            batch_size=cfg.batch_size,
             seed=run.seed,
         )
         models[(config["lr"], config["width"])] = model
@@ -61,14 +90,11 @@ def hyperparameters(run: Run) -> None:
     test_best, test_default = accuracy(best_model, xte, yte), accuracy(default_model, xte, yte)
     run.metric(
         "trials",
-        [
-            {"lr": float(f"{t.config['lr']:.3g}"), "width": t.config["width"], "val_acc": round(t.score, 4)}
-            for t in result.trials
-        ],
+        [{"lr": t.config["lr"], "width": t.config["width"], "val_acc": t.score} for t in result.trials],
     )
-    run.metric("chosen_config", {"lr": float(f"{best.config['lr']:.3g}"), "width": best.config["width"]})
-    run.metric("val_acc_chosen_vs_default", [round(best.score, 4), round(default_val, 4)])
-    run.metric("test_acc_chosen_vs_default", [round(test_best, 4), round(test_default, 4)], key=True)
+    run.metric("chosen_config", {"lr": best.config["lr"], "width": best.config["width"]})
+    run.metric("val_acc_chosen_vs_default", [best.score, default_val])
+    run.metric("test_acc_chosen_vs_default", [test_best, test_default], key=True)
     run.check(
         "random search finds a configuration that beats the default on validation",
         best.score > default_val,

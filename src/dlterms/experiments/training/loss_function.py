@@ -13,6 +13,8 @@ Thresholds: docs/experiments.md#loss-function.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,20 +22,54 @@ import torch.nn.functional as F
 from dlterms.losses import huber_loss, l1_loss, mse_loss
 from dlterms.nn import Linear
 from dlterms.optim import Adam, CosineAnnealingLR
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 from dlterms.training import fit
 
 TRUE_SLOPE, TRUE_INTERCEPT = 2.0, 1.0
 
 
-@experiment("loss-function")
-def loss_function(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the loss-function experiment; the defaults are the recorded run."""
+
+    n: int = 200  # data points
+    outlier_fraction: float = 0.10  # fraction of points (those with the largest x) made outliers
+    outlier_shift: float = 15.0  # how far each outlier is pulled down
+    noise: float = 0.3  # standard deviation of the clean points' noise
+    steps: int = 800  # full-batch Adam steps per fit (cosine-annealed)
+    lr: float = 0.05  # Adam step size
+
+    def __post_init__(self) -> None:
+        if self.n < 10:
+            raise ValueError(f"n must be >= 10, got {self.n!r}")
+        if not 0.0 < self.outlier_fraction < 0.5 or int(self.outlier_fraction * self.n) < 1:
+            raise ValueError(
+                f"outlier_fraction must be in (0, 0.5) and give >= 1 outlier, got {self.outlier_fraction!r}"
+            )
+        if self.noise < 0 or self.steps < 1 or not self.lr > 0:
+            raise ValueError(f"noise must be >= 0, steps >= 1, lr > 0, got {self.noise!r}, {self.steps!r}, {self.lr!r}")
+
+
+@experiment(
+    "loss-function",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "outlier_fraction",
+            (0.05, 0.1, 0.2, 0.3),
+            "How much better do MAE and Huber recover the slope than MSE as the share of outliers grows?",
+            metric="slope_error_ratio_MSE_over_Huber",
+        ),
+    ),
+)
+def loss_function(run: Run, cfg: Config) -> None:
     rng = run.rng(1)
-    n, frac = 200, 0.10
+    n, frac = cfg.n, cfg.outlier_fraction
     x = rng.uniform(-3, 3, n)
-    y = TRUE_SLOPE * x + TRUE_INTERCEPT + rng.normal(0, 0.3, n)
-    out_idx = np.argsort(x)[-int(frac * n) :]  # the 10 % with the largest x
-    y[out_idx] -= 15.0
+    y = TRUE_SLOPE * x + TRUE_INTERCEPT + rng.normal(0, cfg.noise, n)
+    out_idx = np.argsort(x)[-int(frac * n) :]  # the fraction with the largest x
+    y[out_idx] -= cfg.outlier_shift
     xt = torch.tensor(x, dtype=torch.float32).unsqueeze(1).to(run.device)
     yt = torch.tensor(y, dtype=torch.float32).unsqueeze(1).to(run.device)
 
@@ -46,19 +82,14 @@ def loss_function(run: Run) -> None:
         a.backward()
         b.backward()
         diffs += [float((a - b).detach().abs()), float((pred.grad - pred_ref.grad).abs().max())]
-    run.check(
-        "MSE, MAE and Huber equal torch's (values and gradients) on this data",
-        max(diffs) < 1e-6,
-        observed=f"{max(diffs):.2e}",
-        expected="< 1e-6",
-    )
+    run.check_le("MSE, MAE and Huber equal torch's (values and gradients) on this data", max(diffs), 1e-6, strict=True)
 
     fits = {}
-    steps = 800
+    steps = cfg.steps
     for name, loss_fn in (("MSE", mse_loss), ("MAE", l1_loss), ("Huber", huber_loss)):
         torch.manual_seed(run.seed)
         model = Linear(1, 1).to(run.device)
-        opt = Adam(model.parameters(), lr=0.05)
+        opt = Adam(model.parameters(), lr=cfg.lr)
         h = fit(
             model,
             (xt, yt),
@@ -71,28 +102,23 @@ def loss_function(run: Run) -> None:
         )
         slope, intercept = model.weight.item(), model.bias.item()
         fits[name] = (slope, intercept)
-        run.metric(f"slope_{name}", round(slope, 4))
-        run.metric(f"final_loss_{name}", round(h.train_loss[-1], 4))
+        run.metric(f"slope_{name}", slope)
+        run.metric(f"final_loss_{name}", h.train_loss[-1])
     ols_slope = float(np.polyfit(x.astype(np.float32), y.astype(np.float32), 1)[0])
-    run.metric("least_squares_slope", round(ols_slope, 4))
-    run.check(
+    run.metric("least_squares_slope", ols_slope)
+    run.check_le(
         "the MSE fit converged to the least-squares line (so its error is the loss's, not the optimiser's)",
-        abs(fits["MSE"][0] - ols_slope) < 0.01,
-        observed=f"{fits['MSE'][0]:.4f} vs {ols_slope:.4f}",
-        expected="within 0.01",
+        abs(fits["MSE"][0] - ols_slope),
+        0.01,
+        strict=True,
     )
     err = {k: abs(s - TRUE_SLOPE) for k, (s, _) in fits.items()}
     for k, v in err.items():
-        run.metric(f"slope_error_{k}", round(v, 4), key=(k == "MSE"))
+        run.metric(f"slope_error_{k}", v, key=(k == "MSE"))
     for k in ("MAE", "Huber"):
         ratio = err["MSE"] / max(err[k], 1e-12)
-        run.metric(f"slope_error_ratio_MSE_over_{k}", round(ratio, 2))
-        run.check(
-            f"{k}'s slope error is at least 3x smaller than MSE's",
-            ratio >= 3.0,
-            observed=f"{err[k]:.4f} vs {err['MSE']:.4f} (x{ratio:.1f})",
-            expected=">= 3x smaller",
-        )
+        run.metric(f"slope_error_ratio_MSE_over_{k}", ratio)
+        run.check_ge(f"{k}'s slope error is at least 3x smaller than MSE's", ratio, 3.0)
 
     with run.figure(
         "fits",

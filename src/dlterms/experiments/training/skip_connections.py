@@ -38,6 +38,8 @@ Thresholds: docs/experiments.md#skip-connections.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dlterms.data.datasets import digits
@@ -47,16 +49,35 @@ from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import Callback, TrainState, evaluate, fit
 
-WIDTH, EPOCHS, BATCH = 64, 6, 128
-LRS = (0.003, 0.01, 0.03)  # every arm starts here
-LADDER = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # ... and moves out along this while its best is on the edge
-ARMS = {"residual 32": (30, True), "plain 32": (30, False), "plain 8": (6, False)}  # name -> (blocks, residual)
 FACTOR = 5.0  # the spec's factor
 
 
-def _net(blocks: int, residual: bool, seed: int) -> ResidualMLP:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the skip-connections experiment; the defaults are the recorded run."""
+
+    deep_blocks: int = 30  # blocks of the deep nets (weight layers = blocks + 2)
+    shallow_blocks: int = 6  # blocks of the shallow plain net
+    width: int = 64  # hidden units of every block
+    epochs: int = 6  # training epochs of every run
+    batch: int = 128  # mini-batch size
+    lrs: tuple[float, ...] = (0.003, 0.01, 0.03)  # the Adam rates every arm starts with
+    ladder: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # rates an arm widens its grid along
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shallow_blocks < self.deep_blocks:
+            raise ValueError(
+                f"shallow_blocks must be in [1, deep_blocks={self.deep_blocks}), got {self.shallow_blocks!r}"
+            )
+        if self.width < 1 or self.epochs < 1 or self.batch < 1:
+            raise ValueError(f"width, epochs, batch must be >= 1, got {self.width!r}, {self.epochs!r}, {self.batch!r}")
+        if list(self.ladder) != sorted(self.ladder) or not set(self.lrs) <= set(self.ladder):
+            raise ValueError(f"ladder must be increasing and hold every rate of lrs {self.lrs!r}, got {self.ladder!r}")
+
+
+def _net(blocks: int, residual: bool, seed: int, width: int) -> ResidualMLP:
     torch.manual_seed(seed)
-    net = ResidualMLP(64, WIDTH, 10, n_blocks=blocks, residual=residual, norm="batch").kaiming_init()
+    net = ResidualMLP(64, width, 10, n_blocks=blocks, residual=residual, norm="batch").kaiming_init()
     init.zeros_(net.head[-1].weight)  # every net starts at the chance loss ln 10
     return net
 
@@ -84,15 +105,24 @@ class _FirstLayerGrad(Callback):
             self.norms.append(float(self.layer.weight.grad.norm()))
 
 
-@experiment("skip-connections")
-def skip_connections(run: Run) -> None:
+@experiment("skip-connections", config=Config)
+def skip_connections(run: Run, cfg: Config) -> None:
+    EPOCHS, BATCH, LRS, LADDER = cfg.epochs, cfg.batch, cfg.lrs, cfg.ladder
+    deep, shallow_name = cfg.deep_blocks + 2, f"plain {cfg.shallow_blocks + 2}"
+    res_name, plain_name = f"residual {deep}", f"plain {deep}"
+    # name -> (blocks, residual)
+    ARMS = {
+        res_name: (cfg.deep_blocks, True),
+        plain_name: (cfg.deep_blocks, False),
+        shallow_name: (cfg.shallow_blocks, False),
+    }
     split = digits(seed=run.seed).to(run.device)
     x, y = split.x_train, split.y_train
     out: dict[str, dict[float, dict]] = {}
 
     def train(name: str, lr: float) -> None:
         blocks, residual = ARMS[name]
-        model = _net(blocks, residual, run.seed).to(run.device)
+        model = _net(blocks, residual, run.seed, cfg.width).to(run.device)
         loss0 = _train_mode_loss(model, x, y)
         rec = _FirstLayerGrad(model.stem, every=5)
         h = fit(
@@ -131,33 +161,32 @@ def skip_connections(run: Run) -> None:
             else:
                 break
         run.progress((i + 1) / len(ARMS), f"{name} trained")
-    depth = ARMS["residual 32"][0] + 2  # blocks of one Linear each, plus the input and output layers
+    depth = ARMS[res_name][0] + 2  # blocks of one Linear each, plus the input and output layers
     best = {name: min(out[name], key=lambda lr: out[name][lr]["loss"]) for name in ARMS}
     b = {name: out[name][best[name]] for name in ARMS}
-    res, plain, shallow = b["residual 32"], b["plain 32"], b["plain 8"]
+    res, plain, shallow = b[res_name], b[plain_name], b[shallow_name]
     steps = res["h"].steps
     for name in ARMS:
         tag = name.replace(" ", "_")
-        run.metric(f"{tag}_train_loss_per_lr", {str(lr): round(out[name][lr]["loss"], 4) for lr in sorted(out[name])})
+        run.metric(f"{tag}_train_loss_per_lr", {str(lr): out[name][lr]["loss"] for lr in sorted(out[name])})
         run.metric(f"{tag}_best_lr", best[name])
-        run.metric(f"{tag}_eval_mode_loss_at_best_lr", round(b[name]["eval_loss"], 4))
-        run.metric(f"{tag}_test_acc_at_best_lr", round(b[name]["test_acc"], 4))
-        run.metric(f"{tag}_first_layer_grad_norm_mean_over_training", float(f"{b[name]['g_first']:.3g}"))
+        run.metric(f"{tag}_eval_mode_loss_at_best_lr", b[name]["eval_loss"])
+        run.metric(f"{tag}_test_acc_at_best_lr", b[name]["test_acc"])
+        run.metric(f"{tag}_first_layer_grad_norm_mean_over_training", b[name]["g_first"])
     run.metric("weight_layers", depth)
     run.metric("steps", steps)
     ratio = plain["loss"] / res["loss"]
-    run.metric("final_loss_plain_over_residual", float(f"{ratio:.3g}"), key=True)
+    run.metric("final_loss_plain_over_residual", ratio, key=True)
     drop_r, drop_p = res["loss0"] - res["loss"], plain["loss0"] - plain["loss"]
     run.metric(
         "loss_drop_residual_over_plain",
-        float(f"{drop_r / drop_p:.3g}") if drop_p > 0 else "inf (plain rose)",
+        drop_r / drop_p if drop_p > 0 else "inf (plain rose)",
     )
-    run.check(
+    run.check_ge(
         f"at depth {depth}, in the same {steps} steps, the residual net ends at a training loss >= 5x lower "
         "than the plain net's (each at its best learning rate)",
-        ratio >= FACTOR,
-        observed=f"{res['loss']:.4f} vs {plain['loss']:.4f} ({ratio:.3g}x)",
-        expected=">= 5x",
+        ratio,
+        FACTOR,
     )
     run.check(
         "the plain net's first-layer gradient is not smaller than the residual net's (mean norm over "
@@ -168,18 +197,19 @@ def skip_connections(run: Run) -> None:
     )
     degrade_plain = plain["loss"] / shallow["loss"]
     degrade_res = res["loss"] / shallow["loss"]
-    run.metric("final_loss_over_plain_8_plain_32_vs_residual_32", [round(degrade_plain, 3), round(degrade_res, 3)])
-    run.check(
-        f"degradation: the plain {depth}-layer net ends >= 5x above the plain 8-layer net",
-        degrade_plain >= FACTOR,
-        observed=f"{plain['loss']:.4f} vs {shallow['loss']:.4f} ({degrade_plain:.3g}x)",
-        expected=">= 5x",
+    run.metric(
+        f"final_loss_over_plain_{cfg.shallow_blocks + 2}_plain_{deep}_vs_residual_{deep}", [degrade_plain, degrade_res]
     )
-    run.check(
-        f"the residual {depth}-layer net does not degrade: it ends within 5x of the plain 8-layer net",
-        degrade_res < FACTOR,
-        observed=f"{res['loss']:.4f} vs {shallow['loss']:.4f} ({degrade_res:.3g}x)",
-        expected="< 5x",
+    run.check_ge(
+        f"degradation: the plain {depth}-layer net ends >= 5x above the {shallow_name}-layer net",
+        degrade_plain,
+        FACTOR,
+    )
+    run.check_le(
+        f"the residual {depth}-layer net does not degrade: it ends within 5x of the {shallow_name}-layer net",
+        degrade_res,
+        FACTOR,
+        strict=True,
     )
 
     with run.figure(

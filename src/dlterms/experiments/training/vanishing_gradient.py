@@ -14,21 +14,40 @@ Thresholds: docs/experiments.md#vanishing-gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from dlterms.data.datasets import digits
 from dlterms.losses import cross_entropy
 from dlterms.nn import MLP, init
+from dlterms.params import Sweep
 from dlterms.run import Run, experiment
 
-DEPTH, WIDTH = 20, 64
-SEEDS = 5
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the vanishing-gradient experiment; the defaults are the recorded run."""
+
+    depth: int = 20  # weight layers of the MLP
+    width: int = 64  # hidden units per layer
+    inits: int = 5  # random initialisations measured (seeds run.seed*100 + k)
+    n_examples: int = 512  # training digits in the batch whose gradient is taken
+
+    def __post_init__(self) -> None:
+        if self.depth < 2:
+            raise ValueError(f"depth must be >= 2, got {self.depth!r}")
+        if self.width < 1 or self.inits < 1 or not 1 <= self.n_examples <= 1347:
+            raise ValueError(
+                f"width, inits must be >= 1 and n_examples in [1, 1347], got "
+                f"{self.width!r}, {self.inits!r}, {self.n_examples!r}"
+            )
 
 
-def layer_grad_norms(activation: str, he: bool, x, y, seed: int) -> list[float]:
+def layer_grad_norms(activation: str, he: bool, x, y, seed: int, depth: int, width: int) -> list[float]:
     torch.manual_seed(seed)
-    model = MLP([x.shape[1]] + [WIDTH] * (DEPTH - 1) + [10], activation=activation).to(x.device)
+    model = MLP([x.shape[1]] + [width] * (depth - 1) + [10], activation=activation).to(x.device)
     if he:
         for layer in model.linear_layers:
             init.kaiming_normal_(layer.weight, nonlinearity="relu")
@@ -37,36 +56,43 @@ def layer_grad_norms(activation: str, he: bool, x, y, seed: int) -> list[float]:
     return [float(layer.weight.grad.norm()) for layer in model.linear_layers]
 
 
-@experiment("vanishing-gradient")
-def vanishing_gradient(run: Run) -> None:
+@experiment(
+    "vanishing-gradient",
+    config=Config,
+    sweeps=(
+        Sweep(
+            "depth",
+            (5, 10, 20, 30),
+            "How fast does the sigmoid network's first-layer gradient shrink relative to the last's as depth grows?",
+            metric="sigmoid_ratio_min",
+        ),
+    ),
+)
+def vanishing_gradient(run: Run, cfg: Config) -> None:
+    DEPTH, SEEDS = cfg.depth, cfg.inits
     split = digits(seed=run.seed).to(run.device)
-    x, y = split.x_train[:512], split.y_train[:512]
+    x, y = split.x_train[: cfg.n_examples], split.y_train[: cfg.n_examples]
     setups = {
         "sigmoid, default init": ("sigmoid", False),
         "ReLU, He init": ("relu", True),
         "tanh, default init": ("tanh", False),
     }
     norms = {
-        k: [layer_grad_norms(a, he, x, y, run.seed * 100 + s) for s in range(SEEDS)] for k, (a, he) in setups.items()
+        k: [layer_grad_norms(a, he, x, y, run.seed * 100 + s, cfg.depth, cfg.width) for s in range(SEEDS)]
+        for k, (a, he) in setups.items()
     }
     ratios = {k: [n[-1] / n[0] for n in v] for k, v in norms.items()}
     for k, r in ratios.items():
-        run.metric(f"last_over_first_{k.split(',')[0]}", [float(f"{v:.3g}") for v in r])
+        run.metric(f"last_over_first_{k.split(',')[0]}", r)
     sig, relu = ratios["sigmoid, default init"], ratios["ReLU, He init"]
-    run.metric("sigmoid_ratio_min", float(f"{min(sig):.3g}"), key=True)
-    run.check(
-        f"20-layer sigmoid MLP: first-layer gradient >= 100x smaller than the last's ({SEEDS} inits)",
-        min(sig) >= 100,
-        observed=f"min ratio {min(sig):.3g}",
-        expected=">= 100",
+    run.metric("sigmoid_ratio_min", min(sig), key=True)
+    run.check_ge(
+        f"{DEPTH}-layer sigmoid MLP: first-layer gradient >= 100x smaller than the last's ({SEEDS} inits)",
+        min(sig),
+        100,
     )
     worst = max(max(r, 1 / r) for r in relu)
-    run.check(
-        f"ReLU + He init: the two norms within a factor of 10 ({SEEDS} inits)",
-        worst < 10,
-        observed=f"worst factor {worst:.2f}",
-        expected="< 10",
-    )
+    run.check_le(f"ReLU + He init: the two norms within a factor of 10 ({SEEDS} inits)", worst, 10, strict=True)
 
     with run.figure(
         "layer-norms",

@@ -12,17 +12,33 @@ Thresholds: docs/experiments.md#activation-maps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from dlterms.experiments.vision._common import trained_digits_cnn
+from dlterms.experiments.vision._common import DIGITS_EPOCHS, trained_digits_cnn
 from dlterms.methods.saliency import ActivationRecorder, grad_cam, occlude, saliency_map
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, predict
 
-LAYER = "features.6"  # the ReLU after the second conv block: (B, 32, 4, 4)
-WIN = 4  # occluded window: 4x4 of the 8x8 image (a quarter)
-N_RANDOM = 5  # random windows per image
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the activation-maps experiment; the defaults are the recorded run."""
+
+    layer: str = "features.6"  # Grad-CAM layer: the ReLU after the second conv block, (B, 32, 4, 4)
+    win: int = 4  # side of the occluded square window, in pixels of the 8x8 image
+    n_random: int = 5  # random windows per image (the baseline the Grad-CAM window is compared with)
+    epochs: int = DIGITS_EPOCHS  # training epochs of the digits CNN
+
+    def __post_init__(self) -> None:
+        if not self.layer.startswith("features."):
+            raise ValueError(f"layer must name a module of the CNN's features (e.g. 'features.6'), got {self.layer!r}")
+        if not 1 <= self.win <= 7:
+            raise ValueError(f"win must be in [1, 7] (the image is 8x8), got {self.win!r}")
+        if self.n_random < 1 or self.epochs < 1:
+            raise ValueError(f"n_random and epochs must be >= 1, got {self.n_random!r}, {self.epochs!r}")
 
 
 def _window_mask(top: torch.Tensor, left: torch.Tensor, size: int, hw: int) -> torch.Tensor:
@@ -33,9 +49,10 @@ def _window_mask(top: torch.Tensor, left: torch.Tensor, size: int, hw: int) -> t
     return rows.unsqueeze(2) & cols.unsqueeze(1)
 
 
-@experiment("activation-maps")
-def activation_maps(run: Run) -> None:
-    model, d = trained_digits_cnn(run)
+@experiment("activation-maps", config=Config)
+def activation_maps(run: Run, cfg: Config) -> None:
+    LAYER, WIN, N_RANDOM = cfg.layer, cfg.win, cfg.n_random
+    model, d = trained_digits_cnn(run, epochs=cfg.epochs)
     x, y = d.x_test, d.y_test
     n, hw = len(x), x.shape[-1]
     acc = accuracy(model, x, y)
@@ -69,22 +86,22 @@ def activation_maps(run: Run) -> None:
     flip_rand = torch.stack(flips_rand).mean(0)
     wins = (drop_cam > drop_rand).float().mean().item()
 
-    run.metric("test_acc", round(acc, 4))
+    run.metric("test_acc", acc)
     run.metric("n_images", n)
-    run.metric("mean_logit_drop_gradcam_window", round(drop_cam.mean().item(), 3), key=True)
-    run.metric("mean_logit_drop_random_window", round(drop_rand.mean().item(), 3))
-    run.metric("prediction_changed_gradcam", round(flip_cam.float().mean().item(), 4))
-    run.metric("prediction_changed_random", round(flip_rand.mean().item(), 4))
-    run.metric("fraction_images_gradcam_drop_larger", round(wins, 4))
-    run.check(
-        f"occluding the top Grad-CAM 4x4 window lowers the class score more than a random 4x4 window "
+    run.metric("mean_logit_drop_gradcam_window", drop_cam.mean().item(), key=True)
+    run.metric("mean_logit_drop_random_window", drop_rand.mean().item())
+    run.metric("prediction_changed_gradcam", flip_cam.float().mean().item())
+    run.metric("prediction_changed_random", flip_rand.mean().item())
+    run.metric("fraction_images_gradcam_drop_larger", wins)
+    run.check_ge(
+        f"occluding the top Grad-CAM {WIN}x{WIN} window lowers the class score more than a random {WIN}x{WIN} window "
         f"(mean over {n} images)",
-        drop_cam.mean().item() > drop_rand.mean().item(),
-        observed=round(drop_cam.mean().item(), 3),
-        expected=f"> {drop_rand.mean().item():.3f}",
+        drop_cam.mean().item(),
+        drop_rand.mean().item(),
+        strict=True,
     )
-    run.check("it does so on most images", wins > 0.5, observed=round(wins, 4), expected="> 0.5")
-    run.check("enough images", n >= 50, observed=n, expected=">= 50")
+    run.check_ge("it does so on most images", wins, 0.5, strict=True)
+    run.check_ge("enough images", n, 50)
 
     # ---- figures
     sal = saliency_map(model, x[:8], target=pred[:8])

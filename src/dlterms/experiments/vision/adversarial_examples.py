@@ -16,6 +16,8 @@ Thresholds: docs/experiments.md#adversarial-examples.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dlterms.experiments.vision._common import DIGITS_EPOCHS, trained_digits_cnn
@@ -27,26 +29,53 @@ from dlterms.optim.schedules import CosineAnnealingLR
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit, predict
 
-EPS = 0.2  # the attack radius the checks use
-N_FGSM_NETS = 3  # standard CNNs whose mean FGSM accuracy is checked
-EPS_SWEEP = (0.0, 0.1, 0.2, 0.3)
-PGD_STEPS = 10
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the adversarial-examples experiment; the defaults are the recorded run."""
+
+    eps: float = 0.2  # L-inf attack radius the checks use (pixels in [0, 1])
+    eps_sweep: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)  # radii of the accuracy-vs-eps curves (must hold eps)
+    pgd_steps: int = 10  # PGD iterations of the evaluation attack
+    n_fgsm_nets: int = 3  # standard CNNs whose mean FGSM accuracy is checked
+    epochs: int = DIGITS_EPOCHS  # training epochs of every CNN (standard and adversarially trained)
+    lr: float = 3e-3  # Adam step size of the adversarial training (cosine-annealed)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eps < 1:
+            raise ValueError(f"eps must be in (0, 1), got {self.eps!r}")
+        if self.eps not in self.eps_sweep or min(self.eps_sweep) < 0:
+            raise ValueError(f"eps_sweep must be radii >= 0 that hold eps={self.eps!r}, got {self.eps_sweep!r}")
+        for name in ("pgd_steps", "n_fgsm_nets", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
-@experiment("adversarial-examples")
-def adversarial_examples(run: Run) -> None:
-    model, d = trained_digits_cnn(run)
+@experiment("adversarial-examples", config=Config)
+def adversarial_examples(run: Run, cfg: Config) -> None:
+    EPS, N_FGSM_NETS, EPS_SWEEP, PGD_STEPS, DIGITS_EPOCHS = (
+        cfg.eps,
+        cfg.n_fgsm_nets,
+        cfg.eps_sweep,
+        cfg.pgd_steps,
+        cfg.epochs,
+    )
+    model, d = trained_digits_cnn(run, epochs=DIGITS_EPOCHS)
     x, y = d.x_test, d.y_test
     clean = accuracy(model, x, y)
     run.progress(0.3, "standard CNN trained")
-    fgsm_nets = [model] + [trained_digits_cnn(run, seed=run.seed * 1000 + 500 + k)[0] for k in range(1, N_FGSM_NETS)]
+    fgsm_nets = [model] + [
+        trained_digits_cnn(run, epochs=DIGITS_EPOCHS, seed=run.seed * 1000 + 500 + k)[0] for k in range(1, N_FGSM_NETS)
+    ]
     fgsm_each = [robust_accuracy(m, x, y, fgsm, eps=EPS) for m in fgsm_nets]
     fgsm_mean = sum(fgsm_each) / len(fgsm_each)
     run.progress(0.45, "two more standard CNNs trained")
 
     torch.manual_seed(run.seed)
     robust = digits_cnn().to(run.device)
-    opt = Adam(robust.parameters(), lr=3e-3)
+    opt = Adam(robust.parameters(), lr=cfg.lr)
     fit(
         robust,
         (d.x_train, d.y_train, d.y_train),
@@ -78,42 +107,24 @@ def adversarial_examples(run: Run) -> None:
     fgsm_acc, pgd_acc = curves["standard", "fgsm"][i], curves["standard", "pgd"][i]
     pgd_robust = curves["adversarially trained", "pgd"][i]
 
-    run.metric("clean_acc_standard", round(clean, 4))
-    run.metric("clean_acc_adv_trained", round(clean_robust, 4))
-    run.metric("fgsm_acc_standard_eps0.2", round(fgsm_acc, 4))
-    run.metric("fgsm_acc_eps0.2_each_standard_net", [round(a, 4) for a in fgsm_each])
-    run.metric("clean_acc_each_standard_net", [round(accuracy(m, x, y), 4) for m in fgsm_nets])
-    run.metric("pgd10_acc_standard_eps0.2", round(pgd_acc, 4), key=True)
-    run.metric("pgd10_acc_adv_trained_eps0.2", round(pgd_robust, 4))
+    run.metric("clean_acc_standard", clean)
+    run.metric("clean_acc_adv_trained", clean_robust)
+    run.metric(f"fgsm_acc_standard_eps{EPS}", fgsm_acc)
+    run.metric(f"fgsm_acc_eps{EPS}_each_standard_net", fgsm_each)
+    run.metric("clean_acc_each_standard_net", [accuracy(m, x, y) for m in fgsm_nets])
+    run.metric(f"pgd{PGD_STEPS}_acc_standard_eps{EPS}", pgd_acc, key=True)
+    run.metric(f"pgd{PGD_STEPS}_acc_adv_trained_eps{EPS}", pgd_robust)
     for (name, kind), accs in curves.items():
-        run.metric(f"acc_{kind}_{name.replace(' ', '_')}_by_eps", [round(a, 4) for a in accs])
-    run.check(
-        "the classifier is >= 97 % accurate on clean digits",
-        clean >= 0.97,
-        observed=round(clean, 4),
-        expected=">= 0.97",
-    )
-    run.check(
-        f"PGD at L-inf eps = {EPS} drops it to <= 20 %", pgd_acc <= 0.20, observed=round(pgd_acc, 4), expected="<= 0.20"
-    )
-    run.check(
+        run.metric(f"acc_{kind}_{name.replace(' ', '_')}_by_eps", accs)
+    run.check_ge("the classifier is >= 97 % accurate on clean digits", clean, 0.97)
+    run.check_le(f"PGD at L-inf eps = {EPS} drops it to <= 20 %", pgd_acc, 0.20)
+    run.check_le(
         f"even one-step FGSM at eps = {EPS} drops it to <= 20 % (mean over {N_FGSM_NETS} standard CNNs)",
-        fgsm_mean <= 0.20,
-        observed=round(fgsm_mean, 4),
-        expected="<= 0.20",
+        fgsm_mean,
+        0.20,
     )
-    run.check(
-        "adversarial training raises robust (PGD) accuracy by >= 20 points",
-        pgd_robust >= pgd_acc + 0.20,
-        observed=round(pgd_robust, 4),
-        expected=f">= {pgd_acc + 0.20:.4f}",
-    )
-    run.check(
-        "adversarial training keeps clean accuracy >= 95 %",
-        clean_robust >= 0.95,
-        observed=round(clean_robust, 4),
-        expected=">= 0.95",
-    )
+    run.check_ge("adversarial training raises robust (PGD) accuracy by >= 20 points", pgd_robust, pgd_acc + 0.20)
+    run.check_ge("adversarial training keeps clean accuracy >= 95 %", clean_robust, 0.95)
 
     x_adv = pgd(model, x[:8], y[:8], eps=EPS, steps=PGD_STEPS, generator=run.generator(3))
     p_clean, p_adv = predict(model, x[:8]).argmax(1), predict(model, x_adv).argmax(1)

@@ -12,6 +12,7 @@ Thresholds: docs/experiments.md#capsule-networks.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -22,17 +23,44 @@ from dlterms.optim import Adam
 from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
 
-EPOCHS = 10
-ITERATIONS = (1, 2, 3, 4, 5)
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the capsule-networks experiment; the defaults are the recorded run."""
+
+    epochs: int = 10  # training epochs
+    routing: int = 3  # routing-by-agreement iterations used in training
+    lr: float = 3e-3  # Adam step size
+    batch_size: int = 64  # mini-batch size
+    iterations: tuple[int, ...] = (1, 2, 3, 4, 5)  # routing iterations whose coupling entropy is measured
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.routing < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"epochs, routing, batch_size must be >= 1, got {self.epochs!r}, {self.routing!r}, {self.batch_size!r}"
+            )
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if len(self.iterations) < 2 or self.iterations[0] != 1 or list(self.iterations) != sorted(set(self.iterations)):
+            raise ValueError(f"iterations must start at 1 and rise strictly, got {self.iterations!r}")
 
 
-@experiment("capsule-networks")
-def capsule_networks(run: Run) -> None:
+@experiment("capsule-networks", config=Config)
+def capsule_networks(run: Run, cfg: Config) -> None:
+    ITERATIONS = cfg.iterations
     d = digits(images=True).to(run.device)
     torch.manual_seed(run.seed)
-    model = CapsNet(iterations=3).to(run.device)
-    opt = Adam(model.parameters(), lr=3e-3)
-    fit(model, (d.x_train, d.y_train), loss_fn=margin_loss, optimizer=opt, epochs=EPOCHS, batch_size=64, seed=run.seed)
+    model = CapsNet(iterations=cfg.routing).to(run.device)
+    opt = Adam(model.parameters(), lr=cfg.lr)
+    fit(
+        model,
+        (d.x_train, d.y_train),
+        loss_fn=margin_loss,
+        optimizer=opt,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=run.seed,
+    )
     model.eval()
     acc = accuracy(model, d.x_test, d.y_test)
     run.progress(0.8, "CapsNet trained")
@@ -50,42 +78,30 @@ def capsule_networks(run: Run) -> None:
             model.capsules(d.x_test, iterations=r)
             entropy.append(coupling_entropy(model.digits.last_coupling).item())
 
-    run.metric("test_acc", round(acc, 4), key=True)
+    run.metric("test_acc", acc, key=True)
     run.metric("params", count_parameters(model))
-    run.metric("mean_length_true_class_capsule", round(true_len.mean().item(), 4))
-    run.metric("mean_length_other_capsules", round(other_len.mean().item(), 4))
-    run.metric("mean_top_length_when_right", round(top_right, 4))
-    run.metric("mean_top_length_when_wrong", round(top_wrong, 4))
-    run.metric("coupling_entropy_by_iterations", {r: round(e, 5) for r, e in zip(ITERATIONS, entropy)})
-    run.check("the CapsNet reaches >= 95 % on digits", acc >= 0.95, observed=round(acc, 4), expected=">= 0.95")
-    run.check(
-        "the true class's capsule is long (mean length >= 0.8)",
-        true_len.mean().item() >= 0.8,
-        observed=round(true_len.mean().item(), 4),
-        expected=">= 0.8",
+    run.metric("mean_length_true_class_capsule", true_len.mean().item())
+    run.metric("mean_length_other_capsules", other_len.mean().item())
+    run.metric("mean_top_length_when_right", top_right)
+    run.metric("mean_top_length_when_wrong", top_wrong)
+    run.metric("coupling_entropy_by_iterations", dict(zip(ITERATIONS, entropy)))
+    run.check_ge("the CapsNet reaches >= 95 % on digits", acc, 0.95)
+    run.check_ge("the true class's capsule is long (mean length >= 0.8)", true_len.mean().item(), 0.8)
+    run.check_le("the other capsules are short (mean length <= 0.2)", other_len.mean().item(), 0.2)
+    run.check_le(
+        "wrong predictions come with shorter winning capsules than right ones", top_wrong, top_right, strict=True
     )
-    run.check(
-        "the other capsules are short (mean length <= 0.2)",
-        other_len.mean().item() <= 0.2,
-        observed=round(other_len.mean().item(), 4),
-        expected="<= 0.2",
-    )
-    run.check(
-        "wrong predictions come with shorter winning capsules than right ones",
-        top_wrong < top_right,
-        observed=round(top_wrong, 4),
-        expected=f"< {top_right:.4f}",
-    )
-    run.check(
+    run.metric("coupling_entropy_one_iteration_minus_log10", entropy[0] - math.log(10))
+    run.check_le(
         "one routing iteration leaves the couplings uniform (entropy log 10)",
-        abs(entropy[0] - math.log(10)) < 1e-5,
-        observed=round(entropy[0], 6),
-        expected=f"{math.log(10):.6f}",
+        abs(entropy[0] - math.log(10)),
+        1e-5,
+        strict=True,
     )
     run.check(
         "each further routing iteration lowers the coupling entropy",
         all(b < a for a, b in zip(entropy, entropy[1:])),
-        observed=[round(e, 5) for e in entropy],
+        observed=entropy,
         expected="strictly decreasing",
     )
 

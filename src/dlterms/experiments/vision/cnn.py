@@ -25,16 +25,31 @@ from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    mnist1d_epochs: int = 10  # MNIST-1D: 4000 signals, batch 100 -> 400 steps
-    digits_epochs: int = 12  # digits: 1347 images, batch 64 -> 264 steps
-    lr_cnn: float = 1e-2  # Adam, cosine-annealed to 0 (digits: a third of it)
-    lr_mlp: float = 3e-3
-    mlp_epochs: int = 30  # the MLPs are cheap: train them longer so they are not under-trained
-    mlp_mnist1d: tuple = (40, 256, 256, 10)  # ~79k parameters, about 10x the CNN's
-    mlp_digits: tuple = (64, 128, 10)  # 9,610 parameters against the CNN's 6,186
-    shifts: tuple = (1, 2)  # pixels, applied in each of the 4 directions
+    """Parameters of the cnn experiment; the defaults are the recorded run."""
+
+    mnist1d_epochs: int = 10  # CNN epochs on MNIST-1D (4000 signals, batch 100 -> 400 steps)
+    digits_epochs: int = 12  # CNN epochs on digits (1347 images, batch 64 -> 264 steps)
+    lr_cnn: float = 1e-2  # the CNNs' Adam step size, cosine-annealed to 0 (digits: a third of it)
+    lr_mlp: float = 3e-3  # the MLPs' Adam step size, cosine-annealed to 0
+    mlp_epochs: int = 30  # the MLPs' epochs (they are cheap: trained longer so they are not under-trained)
+    mlp_mnist1d: tuple[int, ...] = (40, 256, 256, 10)  # MNIST-1D MLP layer sizes: ~79k parameters, about 10x the CNN's
+    mlp_digits: tuple[int, ...] = (64, 128, 10)  # digits MLP layer sizes: 9,610 parameters against the CNN's 6,186
+    shifts: tuple[int, ...] = (1, 2)  # test-image shifts in pixels, applied in each of the 4 directions
+
+    def __post_init__(self) -> None:
+        for name in ("mnist1d_epochs", "digits_epochs", "mlp_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr_cnn > 0 or not self.lr_mlp > 0:
+            raise ValueError(f"lr_cnn and lr_mlp must be > 0, got {self.lr_cnn!r}, {self.lr_mlp!r}")
+        if len(self.mlp_mnist1d) < 2 or self.mlp_mnist1d[0] != 40 or self.mlp_mnist1d[-1] != 10:
+            raise ValueError(f"mlp_mnist1d must run from 40 inputs to 10 classes, got {self.mlp_mnist1d!r}")
+        if len(self.mlp_digits) < 2 or self.mlp_digits[0] != 64 or self.mlp_digits[-1] != 10:
+            raise ValueError(f"mlp_digits must run from 64 inputs to 10 classes, got {self.mlp_digits!r}")
+        if not self.shifts or not all(1 <= k <= 4 for k in self.shifts):
+            raise ValueError(f"shifts must be pixels in [1, 4], got {self.shifts!r}")
 
 
 def _train(model, x, y, epochs, lr, batch_size, seed):
@@ -52,9 +67,8 @@ def _train(model, x, y, epochs, lr, batch_size, seed):
     return model
 
 
-@experiment("cnn")
-def cnn(run: Run) -> None:
-    cfg = Config()
+@experiment("cnn", config=Config)
+def cnn(run: Run, cfg: Config) -> None:
     dev = run.device
 
     # ---- MNIST-1D: (B, 1, 40) signals for the CNN, (B, 40) for the MLP
@@ -102,19 +116,19 @@ def cnn(run: Run) -> None:
         ("digits_params_cnn", p_c2),
         ("digits_params_mlp", p_m2),
     ):
-        run.metric(name, round(v, 4) if isinstance(v, float) else v, key=name == "mnist1d_test_acc_cnn")
+        run.metric(name, v, key=name == "mnist1d_test_acc_cnn")
     for k, dc, dm in zip(cfg.shifts, drop_cnn, drop_mlp):
-        run.metric(f"digits_acc_drop_shift{k}px_cnn", round(dc, 4))
-        run.metric(f"digits_acc_drop_shift{k}px_mlp", round(dm, 4))
+        run.metric(f"digits_acc_drop_shift{k}px_cnn", dc)
+        run.metric(f"digits_acc_drop_shift{k}px_mlp", dm)
 
-    run.check("CNN reaches the paper's 94 % on MNIST-1D", acc_c1 >= 0.94, observed=round(acc_c1, 4), expected=">= 0.94")
+    run.check_ge("CNN reaches the paper's 94 % on MNIST-1D", acc_c1, 0.94)
     run.check(
         "on MNIST-1D the CNN beats an MLP with more parameters",
         acc_c1 > acc_m1 and p_c1 < p_m1,
         observed=f"CNN {acc_c1:.3f} with {p_c1} params, MLP {acc_m1:.3f} with {p_m1}",
         expected="CNN acc > MLP acc and CNN params < MLP params",
     )
-    run.check("CNN reaches 98 % on 8x8 digits", acc_c2 >= 0.98, observed=round(acc_c2, 4), expected=">= 0.98")
+    run.check_ge("CNN reaches 98 % on 8x8 digits", acc_c2, 0.98)
     run.check(
         "on digits the CNN beats an MLP with more parameters",
         acc_c2 > acc_m2 and p_c2 < p_m2,
@@ -122,12 +136,7 @@ def cnn(run: Run) -> None:
         expected="CNN acc > MLP acc and CNN params < MLP params",
     )
     for k, dc, dm in zip(cfg.shifts, drop_cnn, drop_mlp):
-        run.check(
-            f"under {k}-pixel shifts the CNN loses less accuracy than the MLP",
-            dc < dm,
-            observed=round(dc, 4),
-            expected=f"< {dm:.4f} (MLP's drop)",
-        )
+        run.check_le(f"under {k}-pixel shifts the CNN loses less accuracy than the MLP", dc, dm, strict=True)
 
     with run.figure(
         "shift-robustness",

@@ -11,6 +11,8 @@ Thresholds: docs/experiments.md#convolution.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,15 +24,32 @@ from dlterms.run import Run, experiment
 # Sobel (1968): a central difference along one axis, smoothed by [1, 2, 1] along the other
 SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])  # responds to vertical edges
 SOBEL_Y = SOBEL_X.t().contiguous()  # responds to horizontal edges
-N_RANDOM = 200  # random shape cases for the reference and output-size checks
 
 
-@experiment("convolution")
-def convolution(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the convolution experiment; the defaults are the recorded run."""
+
+    n_random: int = 200  # random shape cases for the reference and output-size checks
+    size: int = 256  # side of the (square, grey) camera photo, in pixels
+    canny_sigma: float = 2.0  # smoothing of the Canny edge detector that marks the edge pixels
+
+    def __post_init__(self) -> None:
+        if self.n_random < 1:
+            raise ValueError(f"n_random must be >= 1, got {self.n_random!r}")
+        if not 16 <= self.size <= 512:
+            raise ValueError(f"size must be in [16, 512], got {self.size!r}")
+        if not self.canny_sigma > 0:
+            raise ValueError(f"canny_sigma must be > 0, got {self.canny_sigma!r}")
+
+
+@experiment("convolution", config=Config)
+def convolution(run: Run, cfg: Config) -> None:
     from skimage.feature import canny
     from skimage.filters import sobel
 
-    img = photo("camera", size=256).to(run.device)  # (1, 256, 256) grey, in [0, 1]
+    N_RANDOM = cfg.n_random
+    img = photo("camera", size=cfg.size).to(run.device)  # (1, 256, 256) grey, in [0, 1]
     x = img.unsqueeze(0)  # (1, 1, H, W)
     w = torch.stack([SOBEL_X, SOBEL_Y]).unsqueeze(1).to(run.device)  # (2 kernels, 1 channel, 3, 3)
     g = conv2d(x, w, padding=1)  # (1, 2, H, W): g_x, g_y
@@ -42,7 +61,7 @@ def convolution(run: Run) -> None:
     ours = (mag / 4 / np.sqrt(2)).cpu().numpy()
     err_sk = float(np.abs(ours - ref)[1:-1, 1:-1].max())  # interior: the borders use different padding
 
-    edges = canny(img[0].cpu().numpy(), sigma=2.0)
+    edges = canny(img[0].cpu().numpy(), sigma=cfg.canny_sigma)
     inner = np.zeros_like(edges)
     inner[2:-2, 2:-2] = True
     m = mag.cpu().numpy()
@@ -69,14 +88,14 @@ def convolution(run: Run) -> None:
     run.metric("max_abs_error_vs_torch_photo", err_photo)
     run.metric("max_abs_error_vs_torch_random", worst, key=True)
     run.metric("max_abs_error_vs_skimage_sobel", err_sk)
-    run.metric("edge_to_background_magnitude_ratio", round(ratio, 2))
+    run.metric("edge_to_background_magnitude_ratio", ratio)
     run.metric("output_size_formula_cases", f"{size_ok}/{N_RANDOM}")
-    run.check("our conv2d equals torch's on the photo", err_photo < 1e-5, observed=err_photo, expected="< 1e-5")
-    run.check(
+    run.check_le("our conv2d equals torch's on the photo", err_photo, 1e-5, strict=True)
+    run.check_le(
         f"our conv2d equals torch's on {N_RANDOM} random configurations (stride, padding, dilation, groups; float64)",
-        worst < 1e-5,
-        observed=worst,
-        expected="< 1e-5",
+        worst,
+        1e-5,
+        strict=True,
     )
     run.check(
         "the output-size formula holds for every random shape",
@@ -84,18 +103,8 @@ def convolution(run: Run) -> None:
         observed=f"{size_ok}/{N_RANDOM}",
         expected=f"{N_RANDOM}/{N_RANDOM}",
     )
-    run.check(
-        "Sobel magnitude equals scikit-image's filters.sobel in the interior",
-        err_sk < 1e-5,
-        observed=err_sk,
-        expected="< 1e-5",
-    )
-    run.check(
-        "the magnitude is >= 3x larger on Canny's edge pixels than elsewhere",
-        ratio >= 3.0,
-        observed=round(ratio, 2),
-        expected=">= 3",
-    )
+    run.check_le("Sobel magnitude equals scikit-image's filters.sobel in the interior", err_sk, 1e-5, strict=True)
+    run.check_ge("the magnitude is >= 3x larger on Canny's edge pixels than elsewhere", ratio, 3.0)
 
     with run.figure(
         "sobel-edges",

@@ -18,6 +18,8 @@ More target steps did not help (150 instead of 50: 4.2 points at seed 4 over 5 d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dlterms.experiments.vision._common import (
@@ -27,38 +29,56 @@ from dlterms.experiments.vision._common import (
 )
 from dlterms.run import Run, experiment
 
-BUDGETS = (3, 20)  # labels per class
 MODES = ("frozen", "fine-tune", "scratch")
-DRAWS = {3: 12, 20: 5}  # random draws of the labelled set per budget
-SOURCE_EPOCHS = 25  # pretraining epochs on the source classes
 
 
-@experiment("fine-tuning")
-def fine_tuning(run: Run) -> None:
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the fine-tuning experiment; the defaults are the recorded run."""
+
+    few: int = 3  # labels per target class of the small budget
+    many: int = 20  # labels per target class of the large budget
+    few_draws: int = 12  # random draws of the labelled set at the small budget (results averaged)
+    many_draws: int = 5  # random draws at the large budget
+    source_epochs: int = 25  # pretraining epochs on the source classes
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.few < self.many:
+            raise ValueError(f"few must be in [1, many={self.many}), got {self.few!r}")
+        if self.many > 200:
+            raise ValueError(f"many must be <= 200 labels per class, got {self.many!r}")
+        for name in ("few_draws", "many_draws", "source_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+@experiment("fine-tuning", config=Config)
+def fine_tuning(run: Run, cfg: Config) -> None:
+    BUDGETS = (cfg.few, cfg.many)  # labels per class
+    DRAWS = {cfg.few: cfg.few_draws, cfg.many: cfg.many_draws}
     source, target = mnist1d_source_target(run)
-    pre = pretrained_source_cnn(run, source, epochs=SOURCE_EPOCHS)
+    pre = pretrained_source_cnn(run, source, epochs=cfg.source_epochs)
     run.progress(0.3, "source CNN pretrained")
     res = {n: few_shot_comparison(run, pre, target, n, MODES, n_draws=DRAWS[n]) for n in BUDGETS}
     mean = {n: {m: float(np.mean(res[n][m])) for m in MODES} for n in BUDGETS}
     for n in BUDGETS:
         for m in MODES:
-            run.metric(f"target_acc_{m}_{n}_per_class", round(mean[n][m], 4), key=(n, m) == (3, "fine-tune"))
+            run.metric(f"target_acc_{m}_{n}_per_class", mean[n][m], key=(n, m) == (cfg.few, "fine-tune"))
     few, many = BUDGETS
     gain = {n: max(mean[n]["frozen"], mean[n]["fine-tune"]) - mean[n]["scratch"] for n in BUDGETS}
-    run.metric("best_pretrained_gain_points", {n: round(100 * g, 1) for n, g in gain.items()})
+    run.metric("best_pretrained_gain_points", {n: 100 * g for n, g in gain.items()})
 
     for m in ("frozen", "fine-tune"):
-        run.check(
+        run.check_ge(
             f"with {few} labels per class, {m} beats scratch by >= 5 points (mean of {DRAWS[few]} draws)",
-            mean[few][m] >= mean[few]["scratch"] + 0.05,
-            observed=round(mean[few][m], 4),
-            expected=f">= {mean[few]['scratch'] + 0.05:.4f}",
+            mean[few][m],
+            mean[few]["scratch"] + 0.05,
         )
-    run.check(
+    run.check_ge(
         f"with {many} labels per class, fine-tuning the whole network beats frozen features",
-        mean[many]["fine-tune"] > mean[many]["frozen"],
-        observed=round(mean[many]["fine-tune"], 4),
-        expected=f"> {mean[many]['frozen']:.4f}",
+        mean[many]["fine-tune"],
+        mean[many]["frozen"],
+        strict=True,
     )
     run.check(
         f"pretraining's advantage shrinks with more labels ({few} -> {many} per class)",

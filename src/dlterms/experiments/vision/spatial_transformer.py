@@ -30,14 +30,28 @@ from dlterms.run import Run, experiment
 from dlterms.training import accuracy, fit, predict
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    canvas: int = 24  # output image size
-    digit: int = 16  # the 8x8 digit is drawn at this size
-    max_angle: float = 45.0  # degrees
-    max_shift: int = 3  # pixels
-    epochs: int = 8
-    lr: float = 5e-3
+    """Parameters of the spatial-transformer experiment; the defaults are the recorded run."""
+
+    canvas: int = 24  # side of the warped images, in pixels (the localisation net is built for 24)
+    digit: int = 16  # the 8x8 digit is drawn at this size, in pixels
+    max_angle: float = 45.0  # largest random rotation, in degrees (either way)
+    max_shift: int = 3  # largest random shift, in pixels (each axis, either way)
+    epochs: int = 8  # training epochs of each model
+    lr: float = 5e-3  # Adam step size, cosine-annealed
+
+    def __post_init__(self) -> None:
+        if self.canvas != 24:
+            raise ValueError(f"canvas must be 24 (the localisation net's input size), got {self.canvas!r}")
+        if not 4 <= self.digit <= 24:
+            raise ValueError(f"digit must be in [4, 24] pixels, got {self.digit!r}")
+        if not 0 <= self.max_angle <= 180 or not 0 <= self.max_shift <= 8:
+            raise ValueError(
+                f"max_angle must be in [0, 180] and max_shift in [0, 8], got {self.max_angle!r}, {self.max_shift!r}"
+            )
+        if self.epochs < 1 or not self.lr > 0:
+            raise ValueError(f"epochs must be >= 1 and lr > 0, got {self.epochs!r}, {self.lr!r}")
 
 
 def _warped_digits(x: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.Tensor:
@@ -69,9 +83,8 @@ def _stn_model(cfg: Config, channels=(16, 32)) -> nn.Module:
     )
 
 
-@experiment("spatial-transformer")
-def spatial_transformer(run: Run) -> None:
-    cfg = Config()
+@experiment("spatial-transformer", config=Config)
+def spatial_transformer(run: Run, cfg: Config) -> None:
     d = digits(images=True)
     x_tr = _warped_digits(d.x_train, cfg, run.generator(1)).to(run.device)
     x_te = _warped_digits(d.x_test, cfg, run.generator(2)).to(run.device)
@@ -98,27 +111,14 @@ def spatial_transformer(run: Run) -> None:
             scheduler=CosineAnnealingLR(opt, T_max=cfg.epochs),
         )
         models[name], acc[name], params[name] = m, accuracy(m, x_te, y_te), count_parameters(m)
-        run.metric(f"test_acc_{name.replace(' ', '_')}", round(acc[name], 4), key=name == "STN + CNN")
+        run.metric(f"test_acc_{name.replace(' ', '_')}", acc[name], key=name == "STN + CNN")
         run.metric(f"params_{name.replace(' ', '_')}", params[name])
         run.progress((i + 1) / len(builders), f"{name} trained")
 
-    run.check(
-        "the STN model beats the same CNN without it",
-        acc["STN + CNN"] > acc["CNN"],
-        observed=round(acc["STN + CNN"], 4),
-        expected=f"> {acc['CNN']:.4f}",
-    )
-    run.check(
-        "the wider CNN has at least the STN model's parameters",
-        params["wider CNN"] >= params["STN + CNN"],
-        observed=params["wider CNN"],
-        expected=f">= {params['STN + CNN']}",
-    )
-    run.check(
-        "the STN model also beats a CNN with as many parameters",
-        acc["STN + CNN"] > acc["wider CNN"],
-        observed=round(acc["STN + CNN"], 4),
-        expected=f"> {acc['wider CNN']:.4f}",
+    run.check_ge("the STN model beats the same CNN without it", acc["STN + CNN"], acc["CNN"], strict=True)
+    run.check_ge("the wider CNN has at least the STN model's parameters", params["wider CNN"], params["STN + CNN"])
+    run.check_ge(
+        "the STN model also beats a CNN with as many parameters", acc["STN + CNN"], acc["wider CNN"], strict=True
     )
 
     stn = models["STN + CNN"][0]
