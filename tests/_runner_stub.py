@@ -4,7 +4,7 @@
 `worker_run` below (monkeypatch) and names, in the environment variable DLTERMS_TEST_STUB, which terms
 the stand-in handles: "crash=<id>,stub=<id>,...". `crash` kills the worker mid-run (as a segfault or
 the OOM killer would); `stub` returns a trivial passing Result after a second, whose metric
-`stub_metric` is the seed plus the numeric parameters it was given. Other terms run for
+`stub_metric` is the seed plus the numeric (not boolean) parameters it was given. Other terms run for
 real. The workers are spawned: they import this module by name from `tests/` (on the path through
 pytest's `pythonpath` setting) and inherit the environment.
 """
@@ -41,7 +41,10 @@ def worker_run(term_id: str, *args, **kwargs) -> dict:  # pragma: no cover - run
     r.status, r.error, r.checks = "passed", None, [runmod.Check("stub", True)]
     config = bound.get("config") or {}
     # a metric a sweep's test can compute by hand: the seed plus the numeric parameters given
-    r.metrics = {"stub_metric": float(r.seed) + sum(float(v) for v in config.values() if isinstance(v, int | float))}
+    r.metrics = {
+        "stub_metric": float(r.seed)
+        + sum(float(v) for v in config.values() if isinstance(v, int | float) and not isinstance(v, bool))
+    }
     r.key_metric = "stub_metric"
     r.config, r.default = (dict(config) if config else None), not config
     return r.to_dict()

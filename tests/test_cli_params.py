@@ -10,7 +10,7 @@ import pytest
 
 from dlterms import params
 from dlterms.cli import main
-from dlterms.run import config_class
+from dlterms.run import config_class, declared_sweeps
 
 TERM = "quantization"  # declares a Config; cheap at epochs=2, repeats=1
 
@@ -23,13 +23,15 @@ def _err_line(capsys) -> str:
     return lines[0]
 
 
-def test_show_lists_every_parameter_with_type_default_and_help(capsys, tmp_path):
+def test_show_lists_every_parameter_with_type_default_and_help(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # no wrapping of the table's cells
     assert main(["show", TERM, "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for p in params.params(config_class(TERM)):
         assert p.name in out and p.help in out
     assert "--set NAME=VALUE" in out
-    assert "sweep: epochs=2,5,10,30" in out
+    for sw in declared_sweeps(TERM):
+        assert f"sweep: {sw.param}=" in out and sw.question.split()[0] in out
 
 
 def test_show_json_has_config_with_default_type_and_help(capsys, tmp_path):
@@ -43,7 +45,8 @@ def test_show_json_has_config_with_default_type_and_help(capsys, tmp_path):
             "type": p.type,
             "help": p.help,
         }
-    assert d["sweeps"][0]["param"] == "epochs" and d["sweeps"][0]["question"]
+    assert [s["param"] for s in d["sweeps"]] == [sw.param for sw in declared_sweeps(TERM)]
+    assert [s["question"] for s in d["sweeps"]] == [sw.question for sw in declared_sweeps(TERM)]
     assert d["custom_results"] == []
 
 

@@ -162,13 +162,18 @@ def test_sweep_json_over_the_worker_pool_matches_hand_computed_values(stubbed, t
 
 
 def test_declared_sweep_runs_what_the_experiment_declares(stubbed, tmp_path, capsys):
-    (declared,) = runmod.declared_sweeps(TERM)
+    declared = runmod.declared_sweeps(TERM)[0]
     assert main(["sweep", TERM, "--declared", "--seeds", "0", "--jobs", "2", "--json", "--out", str(tmp_path)]) == 0
-    (d,) = json.loads(capsys.readouterr().out)
+    d = json.loads(capsys.readouterr().out)[0]
     assert d["declared"] is True and d["question"] == declared.question
-    assert d["values"] == list(declared.values) and d["seeds"] == [0]
-    assert [p["runs"][0]["metric"] for p in d["points"]] == [float(v) for v in declared.values]
-    saved = json.loads((tmp_path / "sweeps" / TERM / f"{declared.param}.json").read_text(encoding="utf-8"))
+    assert d["values"] == list(declared.values) and d["seeds"] == [0] and d["by"] == declared.by
+    by_values = list(declared.by_values) or [None]
+    assert [(p["value"], p.get("by")) for p in d["points"]] == [(v, b) for b in by_values for v in declared.values]
+    # the stand-in's metric: seed 0 plus the numeric parameters of each point
+    for p in d["points"]:
+        numeric = [x for x in (p["value"], p.get("by")) if isinstance(x, int | float) and not isinstance(x, bool)]
+        assert p["runs"][0]["metrics"]["stub_metric"] == float(sum(numeric))
+    saved = json.loads((tmp_path / "sweeps" / TERM / f"{d['name']}.json").read_text(encoding="utf-8"))
     assert saved["points"] == d["points"]
 
 

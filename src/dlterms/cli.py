@@ -1016,7 +1016,13 @@ def cmd_sweep(args) -> int:
                     plan, out=out, jobs=args.jobs, device=device, progress=progress, on_result=on_result
                 )
         if plan.metric is not None and all(p["mean"] is None for p in payload["points"]):
-            raise UsageError(f"--metric {plan.metric!r}: experiment {plan.term!r} records no such number")
+            if not plan.declared:
+                raise UsageError(f"--metric {plan.metric!r}: experiment {plan.term!r} records no such number")
+            print(
+                f"dlterms: warning: {plan.term}'s declared sweep of {plan.param} draws {plan.metric!r}, "
+                "which no run recorded",
+                file=sys.stderr,
+            )
         any_error |= any(r["status"] in ("error", "missing") for p in payload["points"] for r in p["runs"])
         payloads.append(payload)
         if not args.json:
