@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from markupsafe import escape as html_escape
 
 from dlterms import params, sweep
 from dlterms.results import Check, Result, save_result
@@ -56,7 +57,7 @@ def built(tmp_path_factory) -> Path:
 def test_term_page_has_parameters_sweep_reading_and_notebook(built):
     html = (built / "terms" / f"{TERM}.html").read_text(encoding="utf-8")
     for p in params.params(config_class(TERM)):
-        assert f"<code>{p.name}</code>" in html and p.help in html
+        assert f"<code>{p.name}</code>" in html and str(html_escape(p.help)) in html
     assert "Does a less-trained model lose more?" in html
     assert (
         f"../figures/sweeps/{TERM}-epochs.svg" in html
