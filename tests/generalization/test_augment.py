@@ -113,3 +113,12 @@ def test_errors():
         shift_signals(torch.zeros(1, 1, 1, 4), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="callable"):
         Compose([1])
+
+
+def test_data_augmentation_config_rejects_bad_values():
+    from dlterms.experiments.generalization.data_augmentation import Config
+
+    with pytest.raises(ValueError, match="train_fraction"):
+        Config(train_fraction=1.0)
+    with pytest.raises(ValueError, match="shift"):
+        Config(shift=0)

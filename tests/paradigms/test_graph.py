@@ -76,3 +76,56 @@ def test_errors():
     with pytest.raises(ValueError, match="adj must have shape"):
         layer(torch.zeros(4, 3), torch.eye(3))
     assert "3, 2" in repr(layer)
+
+
+def test_attributed_sbm_edge_rates_and_homophily():
+    from dlterms.data.graphs import attributed_sbm, edge_homophily
+
+    g = attributed_sbm(200, 4, 0.05, 0.005, 8, 1.0, generator=torch.Generator().manual_seed(0))
+    assert g.x.shape == (800, 8) and g.y.shape == (800,) and g.num_nodes == 800
+    src, dst = g.edge_index
+    assert (src != dst).all()  # no self-loops
+    pairs = {(int(u), int(v)) for u, v in g.edge_index.t()}
+    assert all((v, u) in pairs for u, v in pairs)  # undirected: both directions listed
+    same = int((g.y[src] == g.y[dst]).sum()) // 2
+    other = int((g.y[src] != g.y[dst]).sum()) // 2
+    n_same, n_other = 4 * 200 * 199 // 2, (800 * 799 // 2) - 4 * 200 * 199 // 2
+    # edge counts are binomial: within 5 standard deviations of their means
+    for k, m, p in ((same, n_same, 0.05), (other, n_other, 0.005)):
+        assert abs(k - m * p) < 5 * np.sqrt(m * p * (1 - p))
+    assert edge_homophily(g.edge_index, g.y) == pytest.approx(same / (same + other))
+
+
+def test_label_blind_sbm_has_base_rate_homophily():
+    from dlterms.data.graphs import edge_homophily, sbm_edges
+
+    y = torch.arange(1200) // 300
+    e = sbm_edges(y, 0.01, 0.01, generator=torch.Generator().manual_seed(1))
+    m = e.size(1) // 2
+    expected = (4 * 300 * 299 / 2) / (1200 * 1199 / 2)  # fraction of pairs within a class
+    assert abs(edge_homophily(e, y) - expected) < 5 * np.sqrt(expected * (1 - expected) / m)
+
+
+def test_class_gaussian_features_noise_and_means():
+    from dlterms.data.graphs import class_gaussian_features
+
+    y = torch.arange(20000) % 2
+    x = class_gaussian_features(y, 2, 3, 0.5, generator=torch.Generator().manual_seed(2))
+    resid = torch.cat([x[y == c] - x[y == c].mean(0) for c in (0, 1)])
+    assert resid.std().item() == pytest.approx(0.5, rel=0.02)
+    clean = class_gaussian_features(y, 2, 3, 0.0, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(clean[y == 0], clean[:1].expand(10000, 3))  # noise 0: every node at its class mean
+    assert not torch.equal(clean[0], clean[1])
+
+
+def test_graph_generator_errors():
+    from dlterms.data.graphs import attributed_sbm, class_gaussian_features, sbm_edges
+
+    with pytest.raises(ValueError, match="p_in"):
+        sbm_edges(torch.zeros(3, dtype=torch.long), 1.5, 0.1)
+    with pytest.raises(ValueError, match="classes"):
+        attributed_sbm(10, 1, 0.1, 0.1, 2, 1.0)
+    with pytest.raises(ValueError, match="noise"):
+        class_gaussian_features(torch.zeros(3, dtype=torch.long), 1, 2, -1.0)
+    with pytest.raises(ValueError, match="n_per_class"):
+        attributed_sbm(0, 2, 0.1, 0.1, 2, 1.0)

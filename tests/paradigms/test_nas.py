@@ -61,3 +61,13 @@ def test_errors():
         regularized_evolution(SearchSpace(), _score, 10, population_size=3, sample_size=5)
     with pytest.raises(ValueError, match="widths"):
         SearchSpace(widths=())
+
+
+def test_architectures_enumerates_the_space_once_each():
+    space = SearchSpace(depths=(1, 2), widths=(8, 16, 32), activations=("relu", "tanh"), dropouts=(0.0, 0.5))
+    archs = space.architectures()
+    assert len(archs) == space.size() == (3 + 9) * 2 * 2
+    assert len({repr(sorted(a.items())) for a in archs}) == len(archs)
+    rng = random.Random(0)
+    keys = {repr(sorted(a.items())) for a in archs}
+    assert all(repr(sorted(space.sample(rng).items())) in keys for _ in range(200))

@@ -129,3 +129,15 @@ def test_training_loop_equals_the_plain_algorithm():
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     finally:
         torch.set_default_dtype(old)
+
+
+def test_experiment_config_rejects_bad_values():
+    from dlterms.experiments.representation.gan import Config
+
+    assert Config().hidden == (256, 256, 256) and Config().d_lr > Config().lr  # D learns faster than G
+    with pytest.raises(ValueError, match="final_lr_fraction"):
+        Config(final_lr_fraction=0.0)
+    with pytest.raises(ValueError, match="pack"):
+        Config(pack=3)  # 128 is not a multiple of 3
+    with pytest.raises(ValueError, match="d_lr"):
+        Config(d_lr=-1e-3)

@@ -42,3 +42,22 @@ def test_two_modalities_labels():
     assert set(yx.tolist()) <= {0, 1}
     with pytest.raises(ValueError, match="noise must be >= 0"):
         two_modalities(10, noise=-1)
+
+
+def test_modality_dropout_blanks_at_most_one_modality_at_rate_p():
+    from dlterms.models.multimodal import modality_dropout
+
+    xa, xb = torch.ones(20000, 3), torch.full((20000, 5), 2.0)
+    a, b = modality_dropout(xa, xb, 0.3, generator=torch.Generator().manual_seed(0))
+    gone_a, gone_b = (a == 0).all(1), (b == 0).all(1)
+    assert not (gone_a & gone_b).any()  # never both
+    assert ((a == 1).all(1) | gone_a).all() and ((b == 2).all(1) | gone_b).all()  # kept rows untouched
+    n = 20000
+    for rate in (gone_a.float().mean(), gone_b.float().mean()):  # each modality blanked with prob p/2
+        assert abs(rate.item() - 0.15) < 5 * (0.15 * 0.85 / n) ** 0.5
+    a0, b0 = modality_dropout(xa, xb, 0.0)
+    assert torch.equal(a0, xa) and torch.equal(b0, xb)
+    with pytest.raises(ValueError, match="p must be in"):
+        modality_dropout(xa, xb, 1.5)
+    with pytest.raises(ValueError, match="same batch size"):
+        modality_dropout(xa, xb[:3], 0.5)

@@ -17,6 +17,7 @@ early score. Because $\hat a$ is chosen on validation data, its quality must be 
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable
@@ -68,6 +69,16 @@ class SearchSpace:
             if new != arch:
                 return new
         return arch
+
+    def architectures(self) -> list[dict]:
+        """Every architecture of the space, in a fixed order (len == `size()`), e.g. to tabulate all scores."""
+        out = []
+        for depth in self.depths:
+            for widths in itertools.product(self.widths, repeat=depth):
+                for act in self.activations:
+                    for p in self.dropouts:
+                        out.append({"widths": tuple(widths), "activation": act, "dropout": p})
+        return out
 
     def size(self) -> int:
         return sum(len(self.widths) ** d for d in self.depths) * len(self.activations) * len(self.dropouts)

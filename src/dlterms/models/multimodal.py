@@ -17,8 +17,10 @@ $$\log p(y \mid x_a, x_b) \propto \log p_a(y \mid x_a) + \log p_b(y \mid x_b)
 \quad \text{or} \quad p(y \mid x_a, x_b) = \tfrac12\big(p_a(y \mid x_a) + p_b(y \mid x_b)\big).$$
 
 Late fusion cannot represent a label that depends on an interaction of the modalities that neither
-shows alone (e.g. $y = a \oplus b$). Inputs are (batch, features) per modality; outputs are logits
-(early) or log-probabilities (late), (batch, classes).
+shows alone (e.g. $y = a \oplus b$). **Modality dropout** (`modality_dropout`) blanks a whole modality of
+a random subset of training examples, so that an early-fusion model also learns to predict from either
+modality alone and still works when one is missing at test time. Inputs are (batch, features) per
+modality; outputs are logits (early) or log-probabilities (late), (batch, classes).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import Tensor
 from dlterms.nn.activations import log_softmax
 from dlterms.nn.linear import MLP
 
-__all__ = ["EarlyFusion", "LateFusion", "UnimodalClassifier"]
+__all__ = ["EarlyFusion", "LateFusion", "UnimodalClassifier", "modality_dropout"]
 
 
 class UnimodalClassifier(torch.nn.Module):
@@ -95,3 +97,23 @@ class LateFusion(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+def modality_dropout(
+    x_a: Tensor, x_b: Tensor, p: float, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Blank one modality of each example with probability `p` (which one: a fair coin), by setting it
+    to zero, the value a missing modality gets at test time (standardise inputs so zero is the mean).
+
+    Returns new tensors (x_a', x_b'), (B, dim_a) and (B, dim_b); at most one modality is blanked per example.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    if x_a.shape[0] != x_b.shape[0]:
+        raise ValueError(f"x_a and x_b must have the same batch size, got {x_a.shape[0]} and {x_b.shape[0]}")
+    n = x_a.shape[0]
+    drop = torch.rand(n, generator=generator) < p  # (B,) blank a modality of this example
+    which = torch.rand(n, generator=generator) < 0.5  # (B,) True: blank a, False: blank b
+    keep_a = ~(drop & which).to(x_a.device)
+    keep_b = ~(drop & ~which).to(x_b.device)
+    return x_a * keep_a.unsqueeze(1), x_b * keep_b.unsqueeze(1)
