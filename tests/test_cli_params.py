@@ -50,14 +50,13 @@ def test_show_json_has_config_with_default_type_and_help(capsys, tmp_path):
     assert d["custom_results"] == []
 
 
-def test_show_json_config_is_null_for_a_term_without_parameters(capsys, tmp_path):
-    from dlterms.run import registered_ids
+def test_show_json_config_is_null_for_a_term_without_parameters(capsys, tmp_path, monkeypatch):
+    from dlterms import run as runmod
 
-    bare = next((t for t in registered_ids() if config_class(t) is None), None)
-    if bare is None:
-        pytest.skip("every experiment declares parameters now")
-    assert main(["show", bare, "--json", "--results", str(tmp_path)]) == 0
-    assert json.loads(capsys.readouterr().out)["config"] is None
+    monkeypatch.setattr(runmod, "config_class", lambda term: None)  # as an experiment declaring none
+    assert main(["show", TERM, "--json", "--results", str(tmp_path)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"] is None and d["sweeps"] == []
 
 
 @pytest.mark.parametrize(
@@ -83,14 +82,13 @@ def test_bad_set_is_one_line_and_exit_2(capsys, tmp_path, args, words):
     assert not any(tmp_path.iterdir()), "nothing may be written before the parameters are valid"
 
 
-def test_set_on_a_term_without_parameters_is_refused(capsys, tmp_path):
-    from dlterms.run import registered_ids
+def test_set_on_a_term_without_parameters_is_refused(capsys, tmp_path, monkeypatch):
+    from dlterms import run as runmod
 
-    bare = next((t for t in registered_ids() if config_class(t) is None), None)
-    if bare is None:
-        pytest.skip("every experiment declares parameters now")
-    assert main(["run", bare, "--set", "p=0.2", "--out", str(tmp_path)]) == 2
+    monkeypatch.setattr(runmod, "config_class", lambda term: None)  # as an experiment declaring none
+    assert main(["run", TERM, "--set", "p=0.2", "--out", str(tmp_path)]) == 2
     assert "declares no parameters" in _err_line(capsys)
+    assert not any(tmp_path.iterdir())
 
 
 def test_set_runs_apart_and_never_overwrites_the_default(capsys, tmp_path):
