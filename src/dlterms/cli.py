@@ -1,10 +1,13 @@
 """The `dlterms` command line.
 
     dlterms list [--area A] [--json]
-    dlterms show TERM
+    dlterms show TERM [--json]
     dlterms search WORDS... [--json] [--limit N]
     dlterms run TERM... | --area A | --all  [--jobs N] [--seed S | --seeds SPEC] [--device cpu|cuda|auto]
-                [--out DIR] [--json]
+                [--out DIR] [--json] [--set NAME=VALUE ...]
+    dlterms sweep TERM --set NAME=V1,V2,... [--by NAME=V1,V2,...] | TERM --declared | --all-declared
+                [--seeds SPEC] [--metric M] [--jobs N] [--device D] [--out DIR] [--json]
+    dlterms notebook TERM [--out PATH]
     dlterms robustness [--results DIR] [--json] [--seeds SPEC]
     dlterms coverage [--json] [--results DIR]
     dlterms summary [--results DIR]
@@ -25,12 +28,23 @@ found, per check on how many seeds it held, per metric mean, std, min and max (`
 Its exit code is 0 when every check held on every seed found, else 1; with `--seeds SPEC` it reads
 only those seeds and a registered experiment lacking one of them fails too.
 
-Imports are lazy: `list`, `show` and `search` never import torch.
+`run --set NAME=VALUE` (repeatable) changes a declared parameter (`dlterms show TERM` lists them, see
+`dlterms.params`): the value is parsed by the parameter's type, an unknown name gets "did you mean",
+and the run is saved under `<out>/custom/<id>/<tag>/`, never over the default result. Its checks still
+run and decide the exit code; the summary calls such a run "non-default parameters", not a
+regression. `sweep` runs a grid of values x seeds (each its own job over `--jobs`) and saves
+`<out>/sweeps/<id>/<name>.json` and `.svg` (see `dlterms.sweep`); its exit code is 0 when every run
+finished (a check that fails under other parameters is what the sweep shows), 1 when one raised.
+`notebook` writes the term's Jupyter notebook (see `dlterms.notebook`).
+
+Imports are lazy: `list` and `search` never import torch (`show` imports the term's experiment
+module to read its parameters).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -193,6 +207,36 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     s.add_argument("--out", default="results", help="folder for results (default: results)")
     s.add_argument("--json", action="store_true", help="print the Results as JSON")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        default=[],
+        help="change a declared parameter (repeatable); the run is saved under <out>/custom/",
+    )
+
+    s = sub.add_parser("sweep", help="run an experiment over a grid of parameter values and seeds, draw it")
+    s.add_argument("term", nargs="?", help="id, number, title or alias")
+    s.add_argument(
+        "--set",
+        metavar="NAME=V1,V2,...",
+        action="append",
+        default=[],
+        help="the parameter to sweep and its values; repeat with one value to fix another parameter",
+    )
+    s.add_argument("--by", metavar="NAME=V1,V2,...", help="a second parameter: one line per value")
+    s.add_argument("--declared", action="store_true", help="the sweeps the term's experiment declares")
+    s.add_argument("--all-declared", action="store_true", help="every experiment's declared sweeps")
+    s.add_argument("--seeds", metavar="SPEC", help="seeds of each point (default 0-2, or the declared ones)")
+    s.add_argument("--metric", help="the metric drawn (default: the experiment's key metric)")
+    s.add_argument("--jobs", type=int, default=1, help="runs side by side (processes)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    s.add_argument("--out", default="results", help="results folder; the sweep goes in <out>/sweeps/<id>/")
+    s.add_argument("--json", action="store_true", help="print the sweeps as JSON")
+
+    s = sub.add_parser("notebook", help="write the term's Jupyter notebook")
+    s.add_argument("term", help="id, number, title or alias")
+    s.add_argument("--out", help="the .ipynb file to write (default: <id>.ipynb)")
 
     s = sub.add_parser("robustness", help="per term: checks held and metric spread over the saved seeds")
     s.add_argument("--results", default="results", help="folder of saved results (default: results)")
@@ -289,10 +333,25 @@ def cmd_show(args) -> int:
         print(f"dlterms: warning: skipped {_one_line(str(exc))}", file=sys.stderr)
         result = None
     rob = _robustness_of(e.id, Path(args.results))
+    declared, sweeps = _declared_params(e)
+    custom = _custom_results(e.id, Path(args.results))
     if args.json:
         d = e.to_dict()
         d["result"] = result.to_dict() if result else None
         d["robustness"] = rob.to_dict() if rob else None
+        d["config"] = {p.name: p.to_dict() for p in declared} if declared is not None else None
+        d["sweeps"] = [_sweep_dict(sw) for sw in sweeps]
+        d["custom_results"] = [
+            {
+                "config": r.config,
+                "changed": changed,
+                "status": r.status,
+                "passed": r.n_passed,
+                "checks": len(r.checks),
+                "seed": r.seed,
+            }
+            for changed, r in custom
+        ]
         print(json.dumps(d, indent=1))
         return EXIT_OK
     from rich.markdown import Markdown
@@ -309,16 +368,40 @@ def cmd_show(args) -> int:
         c.print("related: " + ", ".join(f"{r} ({glossary.get(r).title})" for r in e.related))
     c.print("code: " + (", ".join(e.code) if e.code else "not written yet"))
     c.print("experiment: " + (f"dlterms run {e.id}" if e.experiment else "not written yet"))
+    if declared:
+        from rich.table import Table
+
+        t = Table(title=f"parameters (dlterms run {e.id} --set NAME=VALUE)", title_justify="left")
+        for col in ("name", "type", "default", "help"):
+            t.add_column(col, overflow="fold")
+        for p in declared:
+            t.add_row(p.name, p.type, _value_text(p.default), p.help, style=None)
+        c.print(t, markup=False)
+    elif declared is not None:
+        c.print("parameters: none declared")
+    for sw in sweeps:
+        by = f" by {sw.by}={','.join(map(_value_text, sw.by_values))}" if sw.by else ""
+        c.print(
+            f"sweep: {sw.param}={','.join(map(_value_text, sw.values))}{by}, seeds "
+            f"{','.join(map(str, sw.seeds))}: {sw.question}",
+            markup=False,
+        )
     if result is not None:
         c.print(
             f"last result: {result.status}, {result.n_passed}/{len(result.checks)} checks, "
             f"{result.seconds:.1f} s, seed {result.seed}, {result.device}"
+            + ("" if result.default else f", non-default parameters: {_changed_text(result)}")
         )
         tallies = rob.tallies_for(result) if rob else [None] * len(result.checks)
         for ch, tally in zip(result.checks, tallies, strict=True):
-            mark = "[green]pass[/green]" if ch.passed else "[red]FAIL[/red]"
             held = f"; held on {tally.held}/{tally.of} seeds" if tally else ""
-            c.print(f"  {mark} {ch.claim}: observed {ch.observed} (expected {ch.expected}){held}")
+            c.print(check_line(ch, markup=True) + held)
+    for changed, r in custom:
+        c.print(
+            f"run with non-default parameters {changed}: {r.status}, "
+            f"{r.n_passed}/{len(r.checks)} checks, seed {r.seed}",
+            markup=False,
+        )
     if rob is not None:
         c.print(_robustness_line(rob))
         shown = {t.key for t in rob.tallies_for(result) if t} if result is not None else set()
@@ -326,6 +409,77 @@ def cmd_show(args) -> int:
             if t.key not in shown:
                 c.print(f"  {t.claim}: held on {t.held}/{t.of} seeds")
     return EXIT_OK
+
+
+def check_line(ch, markup: bool = False) -> str:
+    """How the CLI prints one check: '  pass <claim>: observed <x> (expected <y>)' (FAIL when it did
+    not hold). `dlterms.notebook` prints a notebook's checks with it too."""
+    if markup:
+        from rich.markup import escape
+
+        mark = "[green]pass[/green]" if ch.passed else "[red]FAIL[/red]"
+        return f"  {mark} {escape(f'{ch.claim}: observed {ch.observed} (expected {ch.expected})')}"
+    mark = "pass" if ch.passed else "FAIL"
+    return f"  {mark} {ch.claim}: observed {ch.observed} (expected {ch.expected})"
+
+
+def _value_text(v) -> str:
+    from dlterms.params import _text
+
+    return _text(tuple(v) if isinstance(v, list) else v)
+
+
+def _changed_text(result) -> str:
+    """'p=0.2, epochs=10': a non-default Result's changed parameters, against the declared defaults."""
+    from dlterms import params
+    from dlterms.run import config_class
+
+    try:
+        cls = config_class(result.term)
+        if cls is not None and result.config is not None:
+            return params.describe(params.build_config(cls, result.config, term=result.term)) or "?"
+    except (ValueError, LookupError, ImportError):
+        pass
+    return ", ".join(f"{k}={_value_text(v)}" for k, v in (result.config or {}).items())
+
+
+def _declared_params(entry):
+    """(the declared parameters, None when the experiment declares none; its declared sweeps)."""
+    if not entry.experiment:
+        return None, ()
+    from dlterms import params
+    from dlterms.run import config_class, declared_sweeps
+
+    try:
+        cls = config_class(entry.id)
+    except (LookupError, ImportError) as exc:
+        print(f"dlterms: warning: cannot read the parameters of {entry.id}: {_one_line(str(exc))}", file=sys.stderr)
+        return None, ()
+    if cls is None:
+        return None, ()
+    return params.params(cls), declared_sweeps(entry.id)
+
+
+def _sweep_dict(sw) -> dict:
+    from dlterms.sweep import _json
+
+    return {
+        "param": sw.param,
+        "values": [_json(v) for v in sw.values],
+        "by": sw.by,
+        "by_values": [_json(v) for v in sw.by_values],
+        "seeds": list(sw.seeds),
+        "metric": sw.metric,
+        "question": sw.question,
+    }
+
+
+def _custom_results(term_id: str, results: Path) -> list:
+    """(changed parameters as text, Result) of each saved run of `term_id` with non-default
+    parameters (`<results>/custom/<id>/<tag>/<id>.json`)."""
+    from dlterms.results import custom_results
+
+    return [(_changed_text(r), r) for _, r in custom_results(results, term_id)]
 
 
 def _robustness_of(term_id: str, results: Path):
@@ -443,7 +597,10 @@ def _summary_table(results, title: str, show_seed: bool = False, robustness: dic
         cells = [str(r.number), r.term]
         if show_seed:
             cells.append(str(r.seed))
-        cells += [f"[{style}]{r.status}[/{style}]", f"{r.n_passed}/{len(r.checks)}", key, f"{r.seconds:.1f}"]
+        status = f"[{style}]{r.status}[/{style}]"
+        if not getattr(r, "default", True):
+            status += " [yellow](non-default parameters)[/yellow]"
+        cells += [status, f"{r.n_passed}/{len(r.checks)}", key, f"{r.seconds:.1f}"]
         if robustness:
             rob = robustness.get(r.term)
             cells.append(f"{rob.n_passed}/{rob.n_seeds}" if rob else "-")
@@ -523,6 +680,64 @@ def _seeds_of(args) -> tuple[int, list[int] | None]:
         raise UsageError(f"--seeds: {exc}") from None
 
 
+def _overrides(term_ids: list[str], specs: list[str]) -> dict[str, str]:
+    """`--set NAME=VALUE` texts as {name: text}, checked against every term's declared parameters."""
+    from dlterms import params
+    from dlterms.run import config_class
+
+    overrides: dict[str, str] = {}
+    for spec in specs:
+        name, eq, value = spec.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--set takes NAME=VALUE, got {spec!r}")
+        if name.strip() in overrides:
+            raise UsageError(f"--set gives {name.strip()!r} twice")
+        overrides[name.strip()] = value
+    for t in term_ids if overrides else []:
+        cls = config_class(t)
+        if cls is None:
+            raise UsageError(f"--set: experiment {t!r} declares no parameters")
+        try:
+            params.build_config(cls, overrides, term=t)
+        except ValueError as exc:
+            raise UsageError(f"--set: {exc}") from None
+    return overrides
+
+
+@contextlib.contextmanager
+def _progress_bars(n_jobs: int, name):
+    """Progress bars on stderr, one per job and one for all: yields (progress, on_result) callbacks for
+    `run_many`; `name(result)` labels a finished job as its progress messages did."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = _console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[msg]}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        overall = bar.add_task(f"all ({n_jobs})", total=n_jobs, msg="")
+        tasks: dict[str, int] = {}
+
+        def progress(term: str, fraction: float, message: str) -> None:
+            if term not in tasks:
+                tasks[term] = bar.add_task(term, total=1.0, msg="")
+            bar.update(tasks[term], completed=fraction, msg=message[:40])
+
+        def on_result(r) -> None:
+            label = name(r)
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=1.0, msg="")
+            bar.update(tasks[label], completed=1.0, msg=f"{r.status} {r.n_passed}/{len(r.checks)}")
+            bar.advance(overall)
+
+        yield progress, on_result
+
+
 def cmd_run(args) -> int:
     from dlterms.run import pair_label, resolve_device, run_many, seed_dir
 
@@ -534,44 +749,29 @@ def cmd_run(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     terms = _select_terms(args)
+    overrides = _overrides(terms, args.set)
     out = out_folder("--out", args.out)
     n_jobs = len(terms) * (len(seeds) if seeds else 1)
 
     def name(r) -> str:
         return pair_label(r.term, r.seed) if seeds else r.term
 
+    def folder_of(r) -> Path:
+        where = seed_dir(out, r.seed) if seeds else out
+        if not r.default:
+            from dlterms import params
+            from dlterms.run import config_class
+
+            where = params.custom_dir(where, r.term, params.build_config(config_class(r.term), r.config))
+        return where
+
     t0 = time.perf_counter()
+    config = overrides or None
     if args.json:
-        results = run_many(terms, jobs=args.jobs, seed=seed, seeds=seeds, device=device, out=out)
+        results = run_many(terms, jobs=args.jobs, seed=seed, seeds=seeds, device=device, out=out, config=config)
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        console = _console(stderr=True)
-        with Progress(
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[msg]}"),
-            console=console,
-            transient=False,
-        ) as bar:
-            overall = bar.add_task(f"all ({n_jobs})", total=n_jobs, msg="")
-            tasks: dict[str, int] = {}
-
-            def progress(term: str, fraction: float, message: str) -> None:
-                if term not in tasks:
-                    tasks[term] = bar.add_task(term, total=1.0, msg="")
-                bar.update(tasks[term], completed=fraction, msg=message[:40])
-
-            def on_result(r) -> None:
-                label = name(r)
-                if label not in tasks:
-                    tasks[label] = bar.add_task(label, total=1.0, msg="")
-                bar.update(tasks[label], completed=1.0, msg=f"{r.status} {r.n_passed}/{len(r.checks)}")
-                bar.advance(overall)
-
+        with _progress_bars(n_jobs, name) as (progress, on_result):
             results = run_many(
                 terms,
                 jobs=args.jobs,
@@ -581,32 +781,43 @@ def cmd_run(args) -> int:
                 out=out,
                 progress=progress,
                 on_result=on_result,
+                config=config,
             )
         wall = time.perf_counter() - t0
         c = _console()
         what = f"{len(results)} runs ({len(terms)} experiments x {len(seeds)} seeds)" if seeds else None
         what = what or f"{len(results)} experiments"
-        c.print(_summary_table(results, f"{what}, {wall:.1f} s wall, results in {out}/", show_seed=bool(seeds)))
+        custom = [r for r in results if not r.default]
+        where = f"results in {out}/" if not custom else f"results in {folder_of(custom[0]).parent}/"
+        c.print(_summary_table(results, f"{what}, {wall:.1f} s wall, {where}", show_seed=bool(seeds)))
         if len(results) > 1:
             slow = sorted(results, key=lambda r: -r.seconds)[:5]
             c.print("slowest: " + ", ".join(f"{name(r)} {r.seconds:.1f} s" for r in slow))
+        for term in dict.fromkeys(r.term for r in custom):
+            first = next(r for r in custom if r.term == term)
+            c.print(
+                f"{term}: non-default parameters: {_changed_text(first)}; saved in {folder_of(first)}/, "
+                f"the default result in {out}/ is unchanged",
+                markup=False,
+            )
         for r in results:
             at = f" (seed {r.seed})" if seeds else ""
             if r.status == "error":
                 last = (r.error or "").strip().splitlines()[-1:] or ["?"]
-                where = seed_dir(out, r.seed) if seeds else out
-                c.print(f"[red]{r.term}{at}: error: {last[0]}[/red]  (full traceback in {where}/{r.term}.json)")
+                c.print(f"[red]{r.term}{at}: error: {last[0]}[/red]  (full traceback in {folder_of(r)}/{r.term}.json)")
             for ch in r.checks:
                 if not ch.passed:
+                    note = " (non-default parameters)" if not r.default else ""
                     c.print(
-                        f"[red]{r.term}{at}: FAILED: {ch.claim}: observed {ch.observed}, expected {ch.expected}[/red]"
+                        f"[red]{r.term}{at}: FAILED{note}: {ch.claim}: observed {ch.observed}, "
+                        f"expected {ch.expected}[/red]"
                     )
         if seeds and len(seeds) > 1:
             from dlterms.robustness import aggregate
 
             robs = [aggregate([r for r in results if r.term == t], term=t) for t in terms]
             _print_robustness(robs, f"robustness of this run over {len(seeds)} seeds")
-    if len(results) > 1:
+    if len(results) > 1 and not overrides:
         _save_timing(results, time.perf_counter() - t0, args, out, seeds)
     ok = all(r.passed for r in results)
     return EXIT_OK if ok else EXIT_FAILED
@@ -683,7 +894,166 @@ def cmd_summary(args) -> int:
     several = any(rob.n_seeds > 1 for rob in robs.values())
     title = f"{len(results)} saved results, {total:.1f} s of experiment time"
     _console().print(_summary_table(results, title, robustness=robs if several else None))
+    for r in results:
+        for changed, cr in _custom_results(r.term, folder):
+            _console().print(
+                f"{r.term}: also a run with non-default parameters ({changed}): {cr.status}, "
+                f"{cr.n_passed}/{len(cr.checks)} checks (not counted above)",
+                markup=False,
+            )
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def _sweep_plans(args) -> list:
+    """The sweeps `dlterms sweep` was asked for, validated before anything runs."""
+    from dlterms import sweep
+    from dlterms.run import config_class, declared_sweeps, registered_ids
+
+    modes = sum(bool(x) for x in (args.set, args.declared, args.all_declared))
+    if modes != 1:
+        raise UsageError("sweep needs exactly one of --set NAME=V1,V2,..., --declared or --all-declared")
+    if args.by is not None and not args.set:
+        raise UsageError("--by goes with --set")
+    if args.metric is not None and not args.set:
+        raise UsageError("--metric goes with --set (a declared sweep names its own metric)")
+    seeds = None
+    if args.seeds is not None:
+        from dlterms.robustness import parse_seeds
+
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise UsageError(f"--seeds: {exc}") from None
+    if args.all_declared:
+        if args.term is not None:
+            raise UsageError(f"--all-declared runs every term's sweeps; do not name a term, got {args.term!r}")
+        plans = [p for t in registered_ids() for p in sweep.declared_plans(t, seeds)]
+        if not plans:
+            raise UsageError("no experiment declares a sweep yet")
+        return plans
+    if args.term is None:
+        raise UsageError("name the term to sweep (or use --all-declared)")
+    e = _get_entry(args.term)
+    if not e.experiment:
+        raise UsageError(f"term {e.id!r} has no experiment yet (see `dlterms coverage`)")
+    if config_class(e.id) is None:
+        raise UsageError(f"experiment {e.id!r} declares no parameters, so it has nothing to sweep")
+    if args.declared:
+        if not declared_sweeps(e.id):
+            raise UsageError(f"experiment {e.id!r} declares no sweep; give one with --set NAME=V1,V2,...")
+        return sweep.declared_plans(e.id, seeds)
+    try:
+        return [sweep.plan_from_text(e.id, args.set, args.by, seeds, args.metric)]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _sweep_table(payload: dict):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dlterms.sweep import mean_text
+
+    title = f"{payload['term']}: {payload['metric']} against {payload['param']}"
+    if payload.get("question"):
+        title += f"\n{payload['question']}"
+    t = Table(title=escape(title))
+    cols = [payload["param"]] + ([payload["by"]] if payload.get("by") else [])
+    cols += ["mean ± std", "min", "max", "every check held", "checks that failed"]
+    for col in cols:
+        t.add_column(escape(str(col)), overflow="fold")
+    for p in payload["points"]:
+        cells = [p["label"]] + ([p["by_label"]] if payload.get("by") else [])
+        style = "green" if p["all_checks_held"] == p["of"] else "red"
+        failed = [f"{c['claim']} ({c['of'] - c['held']}/{c['of']} seeds)" for c in p["checks"] if c["held"] < c["of"]]
+        errors = sum(r["status"] in ("error", "missing") for r in p["runs"])
+        if errors:
+            failed.insert(0, f"error or no result at {errors}/{p['of']} seeds")
+        g = "{:.3g}".format
+        cells += [
+            mean_text(p),
+            "-" if p["min"] is None else g(p["min"]),
+            "-" if p["max"] is None else g(p["max"]),
+            f"[{style}]{p['all_checks_held']}/{p['of']} seeds[/{style}]",
+            escape("; ".join(failed)) or "-",
+        ]
+        t.add_row(*cells)
+    return t
+
+
+def cmd_sweep(args) -> int:
+    from dlterms import sweep
+    from dlterms.run import pair_label, resolve_device
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    plans = _sweep_plans(args)
+    out = out_folder("--out", args.out)
+    payloads, any_error = [], False
+    for plan in plans:
+
+        def name(r, plan=plan) -> str:
+            from dlterms import params
+            from dlterms.run import config_class
+
+            cfg = params.build_config(config_class(r.term), r.config) if r.config else None
+            return pair_label(f"{r.term}({(params.describe(cfg) if cfg else '') or 'defaults'})", r.seed)
+
+        if args.json:
+            payload = sweep.run_sweep(plan, out=out, jobs=args.jobs, device=device)
+        else:
+            _console(stderr=True).print(
+                f"sweep {plan.term} {plan.name}: {len(plan.grid())} points x {len(plan.seeds)} seeds "
+                f"= {plan.n_runs} runs",
+                markup=False,
+            )
+            with _progress_bars(plan.n_runs, name) as (progress, on_result):
+                payload = sweep.run_sweep(
+                    plan, out=out, jobs=args.jobs, device=device, progress=progress, on_result=on_result
+                )
+        if plan.metric is not None and all(p["mean"] is None for p in payload["points"]):
+            if not plan.declared:
+                raise UsageError(f"--metric {plan.metric!r}: experiment {plan.term!r} records no such number")
+            print(
+                f"dlterms: warning: {plan.term}'s declared sweep of {plan.param} draws {plan.metric!r}, "
+                "which no run recorded",
+                file=sys.stderr,
+            )
+        any_error |= any(r["status"] in ("error", "missing") for p in payload["points"] for r in p["runs"])
+        payloads.append(payload)
+        if not args.json:
+            c = _console()
+            c.print(_sweep_table(payload))
+            c.print(f"reading: {payload['reading']}", markup=False)
+            folder = sweep.sweep_dir(out, plan.term)
+            c.print(f"saved {folder}/{plan.name}.json and {plan.name}.svg", markup=False)
+    if args.json:
+        print(json.dumps(payloads, indent=1))
+    return EXIT_FAILED if any_error else EXIT_OK
+
+
+def cmd_notebook(args) -> int:
+    from dlterms import notebook
+
+    e = _get_entry(args.term)
+    if not e.experiment:
+        raise UsageError(f"term {e.id!r} has no experiment yet, so no notebook")
+    if args.out is not None and (not args.out or "\0" in args.out):
+        raise UsageError(f"--out must name a file, got {args.out!r}")
+    target = Path(args.out) if args.out else Path(f"{e.id}.ipynb")
+    if target.is_dir():
+        raise UsageError(f"--out {str(target)!r} is a folder; name the .ipynb file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {str(target)!r}: cannot create its folder ({_reason(exc)})") from None
+    notebook.write_notebook(e.id, target)
+    print(f"notebook written to {target}")
+    return EXIT_OK
 
 
 def cmd_robustness(args) -> int:
@@ -760,6 +1130,8 @@ COMMANDS = {
     "show": cmd_show,
     "search": cmd_search,
     "run": cmd_run,
+    "sweep": cmd_sweep,
+    "notebook": cmd_notebook,
     "robustness": cmd_robustness,
     "coverage": cmd_coverage,
     "summary": cmd_summary,
@@ -782,7 +1154,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dlterms {dlterms.__version__}")
             return EXIT_OK
         if not args.command:
-            raise UsageError("a command is needed: list, show, search, run, robustness, coverage, summary, site, serve")
+            raise UsageError(
+                "a command is needed: list, show, search, run, sweep, notebook, robustness, coverage, summary, "
+                "site, serve"
+            )
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"dlterms: error: {_one_line(str(exc))}", file=sys.stderr)

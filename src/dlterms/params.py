@@ -17,6 +17,8 @@ saved (`custom_dir`), so that it never replaces the default result the site show
 
     <out>/custom/<id>/<tag>/<id>.json    a run with other parameters; <tag> names the changed values
                                          (`p=0.2,epochs=10`), or is a short hash when that is too long
+    <out>/sweeps/<id>/<name>.json        a sweep of the declared parameters over values x seeds, and its
+                                         .svg; the sweep's runs under <out>/sweeps/<id>/runs/ (`dlterms.sweep`)
 
 Field types are `int`, `float`, `bool`, `str` and `tuple[X, ...]` of those. A tuple is written with
 commas, in brackets where that would be ambiguous: `widths=64,64` or `widths=[64,64]`.

@@ -12,6 +12,9 @@ Where results live (`out` is `results/` by default):
     <out>/<id>-<name>.svg            its figures
     <out>/seeds/<S>/<id>.json        seed S of a several-seed run (`dlterms run --seeds 0-4`), S != 0;
     <out>/seeds/<S>/<id>-<name>.svg  seed 0 of such a run is written to <out>/<id>.json as usual
+    <out>/custom/<id>/<tag>/         a run with non-default parameters (`dlterms.params`)
+    <out>/sweeps/<id>/<name>.json    a sweep over parameter values and seeds, and its .svg
+                                     (`dlterms.sweep`; its runs under <out>/sweeps/<id>/runs/)
 """
 
 from __future__ import annotations
@@ -261,6 +264,20 @@ def scan_results(out: Path) -> tuple[dict[str, Result], list[tuple[Path, str]]]:
             if r is not None:
                 results[r.term] = r
     return results, problems
+
+
+def custom_results(out: Path, term_id: str) -> list[tuple[str, Result]]:
+    """(tag, Result) of each saved run of `term_id` with non-default parameters
+    (`<out>/custom/<id>/<tag>/<id>.json`, see `dlterms.params`), by tag; corrupt files are skipped."""
+    folder = Path(out) / "custom" / term_id
+    found: list[tuple[str, Result]] = []
+    if folder.is_dir():
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+            with contextlib.suppress(ResultFileError):
+                r = load_result(term_id, sub)
+                if r is not None:
+                    found.append((sub.name, r))
+    return found
 
 
 def load_results(out: Path) -> dict[str, Result]:

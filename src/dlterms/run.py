@@ -26,6 +26,10 @@ Where results live (`out` is `results/` by default):
     <out>/<id>-<name>.svg            its figures
     <out>/seeds/<S>/<id>.json        seed S of a several-seed run (`dlterms run --seeds 0-4`), S != 0;
     <out>/seeds/<S>/<id>-<name>.svg  seed 0 of such a run is written to <out>/<id>.json as usual
+    <out>/custom/<id>/<tag>/         a run with non-default parameters (`config=...`, see
+                                     `dlterms.params`), never over <out>/<id>.json
+    <out>/sweeps/<id>/<name>.json    a sweep over parameter values x seeds and its .svg; its runs
+                                     under <out>/sweeps/<id>/runs/ (see `dlterms.sweep`)
 
 so `--seeds 0-4` refreshes the default result and puts seeds 1-4 beside it (`seed_dir` gives the
 folder). `dlterms.robustness` reads both places back and aggregates them per term.
@@ -412,6 +416,7 @@ def run_experiment(
 
 _worker_queue = None
 _worker_seed = DEFAULT_SEED  # the seed of the job this worker process runs now (one at a time)
+_worker_index = 0  # which of run_many's `configs` that job runs (0 without them)
 
 
 def _worker_init(queue) -> None:  # pragma: no cover - runs in a child process
@@ -425,15 +430,18 @@ def _worker_init(queue) -> None:  # pragma: no cover - runs in a child process
 
 def _worker_progress(term: str, fraction: float, message: str) -> None:  # pragma: no cover
     if _worker_queue is not None:
-        _worker_queue.put((term, _worker_seed, fraction, message))
+        _worker_queue.put((term, _worker_seed, _worker_index, fraction, message))
 
 
-def _worker_run(term_id: str, seed: int, device: str, out: str, config: dict | None = None) -> dict:  # pragma: no cover
-    """One (term, seed) job. Progress messages carry the seed, so the parent can tell two seeds of one
-    term apart while they run side by side. run_many looks this function up when it submits a job (the
-    runner's own tests put a stand-in in its place)."""
-    global _worker_seed
-    _worker_seed = seed
+def _worker_run(
+    term_id: str, seed: int, device: str, out: str, config: dict | None = None, index: int = 0
+) -> dict:  # pragma: no cover
+    """One (term, seed) job (with run_many's `configs`, one (term, config, seed) job: `index` is the
+    config's place in that list). Progress messages carry the seed and the index, so the parent can
+    tell two jobs of one term apart while they run side by side. run_many looks this function up when
+    it submits a job (the runner's own tests put a stand-in in its place)."""
+    global _worker_seed, _worker_index
+    _worker_seed, _worker_index = seed, index
     _worker_progress(term_id, 0.0, "started")
     result = run_experiment(term_id, seed=seed, device=device, out=out, progress=_worker_progress, config=config)
     return result.to_dict()
@@ -472,6 +480,7 @@ def run_many(
     isolate: bool = False,
     seeds: Sequence[int] | None = None,
     config: dict[str, Any] | None = None,
+    configs: Sequence[dict[str, Any]] | None = None,
 ) -> list[Result]:
     """Run several experiments, `jobs` at a time in worker processes (in-process when jobs == 1 and
     there is one job, unless `isolate`). A crash of one worker is reported as that job's error and
@@ -484,17 +493,27 @@ def run_many(
 
     `config` (parameter overrides, as in `run_experiment`) applies to every term; it is validated for
     each term before any job starts, and a non-default run is saved under `custom/` (see
-    `dlterms.params`)."""
+    `dlterms.params`). `configs`, a list of such overrides (a sweep's grid), makes every (term,
+    config, seed) its own job: results come back term by term, config by config, seed by seed, and
+    `progress` names a job `<term>(<changed values>)@<seed>`."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if config is not None and configs is not None:
+        raise ValueError("give config or configs, not both")
     from dlterms import params
 
-    configs: dict[str, Any] = {}
-    for t in term_ids if config else []:
-        cls = config_class(t)
-        if cls is None:
-            raise ValueError(f"experiment {t!r} declares no parameters, got {sorted(config)}")
-        configs[t] = params.build_config(cls, config, term=t)
+    grid = [config] if configs is None else [dict(c) for c in configs]
+    if not grid:
+        raise ValueError("configs must hold at least one set of parameters, got []")
+    built: dict[tuple[str, int], Any] = {}
+    for t in term_ids:
+        for ci, overrides in enumerate(grid):
+            if not overrides:
+                continue
+            cls = config_class(t)
+            if cls is None:
+                raise ValueError(f"experiment {t!r} declares no parameters, got {sorted(overrides)}")
+            built[t, ci] = params.build_config(cls, overrides, term=t)
     if seeds is not None:
         seeds = list(seeds)
         if not seeds:
@@ -503,45 +522,53 @@ def run_many(
             seed_dir(out, s)  # validates s
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must not repeat, got {seeds}")
-        pairs = [(t, s) for t in term_ids for s in seeds]
+        keys = [(t, s, ci) for t in term_ids for ci in range(len(grid)) for s in seeds]
         folder = {s: seed_dir(out, s) for s in seeds}
     else:
-        pairs = [(t, seed) for t in term_ids]
+        keys = [(t, seed, ci) for t in term_ids for ci in range(len(grid))]
         folder = {seed: Path(out)}
     labelled = seeds is not None
     device = resolve_device(device)
     for f in folder.values():
         f.mkdir(parents=True, exist_ok=True)
-    results: dict[tuple[str, int], Result] = {}
+    results: dict[tuple[str, int, int], Result] = {}
 
-    def label(term: str, s: int) -> str:
-        return pair_label(term, s) if labelled else term
+    def label(term: str, s: int, ci: int = 0) -> str:
+        name = term
+        if configs is not None:
+            cfg = built.get((term, ci))
+            name = f"{term}({(params.describe(cfg) if cfg is not None else '') or 'defaults'})"
+        return pair_label(name, s) if labelled else name
 
-    def done(key: tuple[str, int], r: Result) -> None:
+    def done(key: tuple[str, int, int], r: Result) -> None:
         results[key] = r
         if on_result is not None:
             on_result(r)
 
-    def lost_one(key: tuple[str, int], message: str) -> None:
+    def lost_one(key: tuple[str, int, int], message: str) -> None:
         # saved like any result, so an older file of this (term, seed) does not pass for this run's
         r = _crash_result(key[0], key[1], device, message)
-        cfg = configs.get(key[0])
+        cfg = built.get((key[0], key[2]))
         where = folder[key[1]]
-        if cfg is not None and not params.is_default(cfg):
-            r.config, r.default = params.config_dict(cfg), False
-            where = params.custom_dir(where, key[0], cfg)
+        if cfg is not None:
+            r.config, r.default = params.config_dict(cfg), params.is_default(cfg)
+            if not r.default:
+                where = params.custom_dir(where, key[0], cfg)
         save_result(r, where)
         done(key, r)
 
-    if jobs == 1 and len(pairs) == 1 and not isolate:
-        (t, s) = pairs[0]
+    if jobs == 1 and len(keys) == 1 and not isolate:
+        (t, s, ci) = keys[0]
 
         def progress_one(term: str, fraction: float, message: str) -> None:
             if progress is not None:
-                progress(label(term, s), fraction, message)
+                progress(label(term, s, ci), fraction, message)
 
-        done((t, s), run_experiment(t, seed=s, device=device, out=folder[s], progress=progress_one, config=config))
-        return [results[k] for k in pairs]
+        done(
+            keys[0],
+            run_experiment(t, seed=s, device=device, out=folder[s], progress=progress_one, config=grid[ci]),
+        )
+        return [results[k] for k in keys]
 
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -562,19 +589,19 @@ def run_many(
                 return
             pump_item(item)
 
-    started: set[tuple[str, int]] = set()
+    started: set[tuple[str, int, int]] = set()
 
     def pump_item(item) -> None:
-        term, s, fraction, message = item
+        term, s, ci, fraction, message = item
         if message == "started":
-            started.add((term, s))
+            started.add((term, s, ci))
         if progress is not None:
-            progress(label(term, s), fraction, message)
+            progress(label(term, s, ci), fraction, message)
 
     pump_thread = threading.Thread(target=pump, daemon=True)
     pump_thread.start()
-    pending = list(pairs)
-    solo: list[tuple[str, int]] = []  # jobs that were running when a worker died: retried one at a time
+    pending = list(keys)
+    solo: list[tuple[str, int, int]] = []  # jobs that were running when a worker died: retried one at a time
     try:
         while pending:
             batch = [solo[0]] if solo else pending
@@ -582,7 +609,10 @@ def run_many(
             with cf.ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(manager_queue,)
             ) as pool:
-                futures = {pool.submit(_worker_run, t, s, device, str(folder[s]), config): (t, s) for (t, s) in batch}
+                futures = {
+                    pool.submit(_worker_run, t, s, device, str(folder[s]), grid[ci], ci): (t, s, ci)
+                    for (t, s, ci) in batch
+                }
                 broken = False
                 try:
                     for fut in cf.as_completed(futures):
@@ -611,4 +641,4 @@ def run_many(
     finally:
         stop.set()
         pump_thread.join(timeout=1)
-    return [results[k] for k in pairs]
+    return [results[k] for k in keys]

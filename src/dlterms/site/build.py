@@ -6,6 +6,9 @@
     out/coverage.html            100 rows: what exists for each term, seeds passed
     out/corrections.html         where the source article is wrong, claim by claim, with evidence
     out/figures/<id>-<name>.svg  copied from the results folder
+    out/figures/sweeps/<id>-<name>.svg   the term's sweeps (results/sweeps/<id>/), each with its
+                                 question and a reading generated from its numbers
+    out/notebooks/<id>.ipynb     the term's Jupyter notebook (`dlterms.notebook`), linked from its page
     out/assets/                  CSS and scripts
 
 Every link is relative, so the site works opened from disk, served, or published anywhere. The
@@ -49,8 +52,15 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["fmt"] = _fmt
+    env.filters["value_text"] = _value_text
     env.filters["summary_html"] = lambda e: Markup(render.inline_html(e.summary(keep_math=True)))
     return env
+
+
+def _value_text(v) -> str:
+    from dlterms.params import _text
+
+    return _text(tuple(v) if isinstance(v, list) else v)
 
 
 def _code_blocks(entry) -> list[dict]:
@@ -94,8 +104,76 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def build_site(out: Path | str = "site-build", results: Path | str = "results") -> Path:
-    """Write the whole site to `out` (replacing what was there) and return the index path."""
+def _parameters(entry) -> tuple[list, list]:
+    """(declared parameters, declared sweeps) of the term's experiment; empty when it declares none
+    or its module cannot be imported (the build goes on; the page has no parameters table)."""
+    if not entry.experiment:
+        return [], []
+    import sys
+
+    from dlterms.sweep import declared_parameters
+
+    try:
+        declared, sweeps = declared_parameters(entry.id)
+        return list(declared), list(sweeps)
+    except Exception as exc:  # noqa: BLE001 - one broken module must not stop the site
+        print(f"dlterms site: warning: parameters of {entry.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return [], []
+
+
+def _notebook(entry, folder: Path) -> str | None:
+    """Write the term's notebook into `folder`; its file name, or None when it cannot be made."""
+    if not entry.experiment:
+        return None
+    import sys
+
+    from dlterms import notebook
+
+    try:
+        text = notebook.notebook_text(entry.id)
+    except Exception as exc:  # noqa: BLE001 - the page then offers no notebook
+        print(f"dlterms site: warning: notebook of {entry.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    _write(folder / f"{entry.id}.ipynb", text)
+    return f"{entry.id}.ipynb"
+
+
+def _custom(entry, results_dir: Path, figures: Path) -> list[dict]:
+    """The term's runs with non-default parameters, their figures copied to
+    `figures/custom/<id>/<tag>/` (what the served page shows beside the default run)."""
+    from dlterms.results import custom_results
+
+    found = []
+    for tag, r in custom_results(results_dir, entry.id):
+        kept = []
+        for f in r.figures:
+            src = results_dir / "custom" / entry.id / tag / f.path
+            if src.is_file() and "/" not in f.path and "\\" not in f.path:
+                (figures / "custom" / entry.id / tag).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, figures / "custom" / entry.id / tag / f.path)
+                kept.append({"path": f"custom/{entry.id}/{tag}/{f.path}", "alt": f.alt})
+        found.append({"tag": tag, "result": r, "figures": kept})
+    return found
+
+
+def _sweeps(entry, results_dir: Path, figures: Path) -> list[dict]:
+    """The term's saved sweeps, their figures copied to `figures/sweeps/<id>-<name>.svg`."""
+    from dlterms.sweep import load_sweeps, sweep_dir
+
+    found = []
+    for d in load_sweeps(results_dir, entry.id):
+        if d.get("svg"):
+            target = f"{entry.id}-{d['name']}.svg"
+            (figures / "sweeps").mkdir(exist_ok=True)
+            shutil.copyfile(sweep_dir(results_dir, entry.id) / d["svg"], figures / "sweeps" / target)
+            d["figure"] = f"sweeps/{target}"
+        found.append(d)
+    return found
+
+
+def build_site(out: Path | str = "site-build", results: Path | str = "results", notebooks: bool = True) -> Path:
+    """Write the whole site to `out` (replacing what was there) and return the index path. With
+    `notebooks` (the default), every term's notebook is written too."""
     from dlterms import __version__
     from dlterms.audit import coverage_rows
     from dlterms.results import load_results
@@ -146,7 +224,12 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
                 backlinks[r].append(e)
 
         term_tpl = env.get_template("term.html")
+        sweeps_by_id: dict[str, int] = {}
         for e in items:
+            declared, declared_sw = _parameters(e)
+            sweeps = _sweeps(e, results_dir, tmp / "figures")
+            sweeps_by_id[e.id] = sum(bool(d.get("figure")) for d in sweeps)
+            nb = _notebook(e, tmp / "notebooks") if notebooks else None
             related = [by_id[r] for r in e.related]
             back = [b for b in backlinks[e.id] if b.id not in e.related]
             rob, result = robust.get(e.id), results_by_id.get(e.id)
@@ -162,9 +245,16 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
                 result=results_by_id.get(e.id),
                 figures=figures.get(e.id, []),
                 code=_code_blocks(e),
+                parameters=declared,
+                declared_sweeps=declared_sw,
+                sweeps=sweeps,
+                notebook=nb,
+                custom=_custom(e, results_dir, tmp / "figures"),
+                value_text=_value_text,
                 **common,
             )
             _write(tmp / "terms" / f"{e.id}.html", html)
+        n_sweeps = sum(sweeps_by_id.values())
 
         status = {t: r.status for t, r in results_by_id.items()}
         areas = [(a, [e for e in items if e.area == a]) for a in glossary.AREAS]
@@ -177,6 +267,8 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
                 robust=robust,
                 n_passed=sum(s == "passed" for s in status.values()),
                 n_with_result=len(status),
+                n_sweeps=n_sweeps,
+                n_swept_terms=sum(n > 0 for n in sweeps_by_id.values()),
                 **common,
             ),
         )
@@ -197,8 +289,10 @@ def build_site(out: Path | str = "site-build", results: Path | str = "results") 
         totals["passed_on_every_seed"] = sum(
             bool(r["robustness"]) and r["robustness"]["passed"] == r["robustness"]["of"] for r in rows
         )
+        totals["sweep_figures"] = n_sweeps
         _write(
-            tmp / "coverage.html", env.get_template("coverage.html").render(root="", rows=rows, totals=totals, **common)
+            tmp / "coverage.html",
+            env.get_template("coverage.html").render(root="", rows=rows, totals=totals, sweeps=sweeps_by_id, **common),
         )
         _swap_in(tmp, out)
     except BaseException:

@@ -4,6 +4,11 @@
     GET  /api/status                 the current or last experiment job
     POST /api/run  {"term": "<id>"}  run one registered experiment; 202 started, 409 one is running,
                                      400 not a registered experiment
+    POST /api/run  {"term": "<id>", "config": {"p": 0.2, ...}}
+                                     the same with declared parameters changed (the page's form):
+                                     validated here (400 with a message naming the parameter and the
+                                     value), saved under results/custom/, never over the default;
+                                     the finished job carries the run's checks and figure URLs
 
 One job at a time, in a separate worker process (a crashing experiment cannot take the server
 down). When it finishes, the site is rebuilt so the term's page shows the new result. The server
@@ -51,8 +56,9 @@ class JobRunner:
         with self._lock:
             return dict(self.job) if self.job else None
 
-    def start(self, term: str) -> tuple[bool, dict]:
-        """Start `term` if nothing runs; (started?, job or the running job)."""
+    def start(self, term: str, config: dict | None = None, changed: str = "") -> tuple[bool, dict]:
+        """Start `term` (with parameter overrides `config`, already validated; `changed` says them)
+        if nothing runs; (started?, job or the running job)."""
         with self._lock:
             if self.job and self.job["state"] == "running":
                 return False, dict(self.job)
@@ -62,9 +68,11 @@ class JobRunner:
                 "fraction": 0.0,
                 "message": "starting",
                 "started": time.time(),
+                "changed": changed,
             }
             job = dict(self.job)
-        threading.Thread(target=self._run, args=(term,), daemon=True).start()
+        extra = {"config": config} if config else {}
+        threading.Thread(target=self._run, args=(term,), kwargs=extra, daemon=True).start()
         return True, job
 
     def _update(self, **fields) -> None:
@@ -72,8 +80,9 @@ class JobRunner:
             if self.job:
                 self.job.update(fields)
 
-    def _run(self, term: str) -> None:
-        from dlterms.run import run_many
+    def _run(self, term: str, config: dict | None = None) -> None:
+        from dlterms import params
+        from dlterms.run import config_class, run_many
         from dlterms.site.build import build_site
 
         try:
@@ -83,12 +92,20 @@ class JobRunner:
                 out=self.results,
                 isolate=True,
                 progress=lambda t, f, m: self._update(fraction=f, message=m),
+                config=config,
             )
             self._update(fraction=1.0, message="rebuilding the site")
             build_site(self.site, self.results)
+            figures = [f"figures/{f.path}" for f in result.figures]
+            if not result.default:
+                tag = params.config_tag(params.build_config(config_class(term), result.config, term=term))
+                figures = [f"figures/custom/{term}/{tag}/{f.path}" for f in result.figures]
             self._update(
                 state="done",
                 status=result.status,
+                default=result.default,
+                checks=[c.to_dict() for c in result.checks],
+                figures=figures,
                 message=f"{result.status}: {result.n_passed}/{len(result.checks)} checks in {result.seconds:.1f} s",
             )
         except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps serving
@@ -200,10 +217,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
             term = body["term"]
-            if not isinstance(term, str):
+            config = body.get("config") or {}
+            if not isinstance(term, str) or not isinstance(config, dict):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
-            return self._json(400, {"error": 'send JSON like {"term": "dropout"}'})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self._json(400, {"error": 'send JSON like {"term": "dropout", "config": {"p": 0.2}}'})
         from dlterms import glossary
 
         try:
@@ -212,7 +230,21 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return self._json(400, {"error": str(exc)})
         if entry.id != term or not entry.experiment:
             return self._json(400, {"error": f"{term!r} is not the id of a registered experiment"})
-        started, job = self.server.runner.start(entry.id)
+        changed = ""
+        if config:
+            from dlterms import params
+            from dlterms.run import config_class
+
+            try:
+                cls = config_class(entry.id)
+                if cls is None:
+                    raise ValueError(f"experiment {entry.id!r} declares no parameters")
+                cfg = params.build_config(cls, config, term=entry.id)
+            except ValueError as exc:
+                return self._json(400, {"error": str(exc)})
+            changed = params.describe(cfg)
+            config = {k: list(v) if isinstance(v, tuple) else v for k, v in params.changed(cfg).items()}
+        started, job = self.server.runner.start(entry.id, config, changed)
         if not started:
             return self._json(409, {"error": f"an experiment is already running: {job['term']}", "job": job})
         return self._json(202, {"job": job})
