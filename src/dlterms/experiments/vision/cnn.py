@@ -5,6 +5,9 @@ and on scikit-learn's digits >= 98 %, each while beating an MLP that has more pa
 the test digits are shifted by one or two pixels the CNN loses less accuracy than the MLP, because
 its convolutions share weights across positions and max pooling absorbs small shifts.
 
+The digits CNN trains for 30 epochs, as many as its MLP (it had 12, and at some seeds stopped at
+0.978 with the loss still falling; at 30 every seed 0-9 lands at 0.987-0.993).
+
 Thresholds: docs/experiments.md#cnn.
 """
 
@@ -30,7 +33,7 @@ class Config:
     """Parameters of the cnn experiment; the defaults are the recorded run."""
 
     mnist1d_epochs: int = 10  # CNN epochs on MNIST-1D (4000 signals, batch 100 -> 400 steps)
-    digits_epochs: int = 12  # CNN epochs on digits (1347 images, batch 64 -> 264 steps)
+    digits_epochs: int = 30  # CNN epochs on digits (1347 images, batch 64 -> 660 steps), as many as the MLP gets
     lr_cnn: float = 1e-2  # the CNNs' Adam step size, cosine-annealed to 0 (digits: a third of it)
     lr_mlp: float = 3e-3  # the MLPs' Adam step size, cosine-annealed to 0
     mlp_epochs: int = 30  # the MLPs' epochs (they are cheap: trained longer so they are not under-trained)

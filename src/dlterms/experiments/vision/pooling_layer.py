@@ -4,7 +4,9 @@ Measured: (1) our max, average and global pooling equal torch's on random config
 and gradients) and every output size matches floor((n + 2p - d(k-1) - 1)/s) + 1; (2) in the digits
 CNN, a 2x2 max-pool after each conv block cuts the positions each later layer sees by 4x, so the
 second conv's multiply-accumulates fall 4x and the head's parameters 16x; (3) the pooled network
-costs at most 1 point of test accuracy against the same network without pooling.
+costs at most 1 point of test accuracy against the same network without pooling. Both networks train
+for 25 epochs: at 10 the pooled one (fewer weights after each pooling, a smaller head) was still
+catching up at some seeds (seed 7: 0.978 against 0.989); at 25 it matched or beat the unpooled one.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Config:
 
     n_random: int = 100  # random pooling configurations compared with torch (1-D and 2-D alternately)
     channels: tuple[int, ...] = (16, 32)  # channels of the digits CNN's two conv blocks
-    epochs: int = 10  # training epochs of each CNN
+    epochs: int = 25  # training epochs of each CNN (at 10 the pooled net was still catching up at some seeds)
     lr: float = 3e-3  # Adam step size, cosine-annealed
     batch_size: int = 64  # mini-batch size
 
