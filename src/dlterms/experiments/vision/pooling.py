@@ -1,16 +1,17 @@
 """Pooling: which invariances does it actually give? Translation, rotation and scale, measured apart.
 
 The source definition says pooling makes a network invariant to scale and orientation. We measure it:
-32 independent banks of 16 zero-mean random 5x5 filters + ReLU (a first conv layer) run on six bundled photos
-and on the same photos shifted, rotated or rescaled about their centre (bilinear, reflected borders). For
-each pooling (none, 4x4 max, 4x4 average, global max, global average) we record the relative change
-of the pooled features, ||P(f(Tx)) - P(f(x))|| / ||P(f(x))||, on the central 96x96 feature region,
-averaged over the photos and the 32 banks (one bank alone made the 1-px shift result depend on
-its random draw, 1.93-2.45 over the banks of seeds 0-4; the reduction of each bank is reported). The effect is real but
-small: 4x4 max pooling removes a little more than half of a 1-px shift's change. With 8 banks the
-reduction was 2.23, 2.10, 2.15, 2.15, 2.17, 2.18, 2.12, 2.15, 2.12, 2.17 at seeds 0-9 (sd 0.04 over
-seeds, so an unlucky draw could cross 2); 32 banks halve that spread around the same value: 2.18, 2.14, 2.14, 2.18, 2.15 at seeds 0-4 (sd 0.02;
-the worst seed is 6 sd above 2).
+32 independent banks of 16 zero-mean random 5x5 filters + ReLU (a first conv layer) run on six bundled
+photos and on the same photos shifted, rotated or rescaled about their centre (bilinear, reflected
+borders). For each pooling (none, 4x4 max, 4x4 average, global max, global average) we record the
+relative change of the pooled features, ||P(f(Tx)) - P(f(x))|| / ||P(f(x))||, on the central 96x96
+feature region, averaged over the photos and the 32 banks (one bank alone made the 1-px shift result
+depend on its random draw, 1.93-2.45 over the banks of seeds 0-4; the reduction of each bank is
+reported). The effect is real but small: 4x4 max pooling removes a little more than half of a 1-px
+shift's change. With 8 banks the reduction was 2.23, 2.10, 2.15, 2.15, 2.17, 2.18, 2.12, 2.15, 2.12,
+2.17 at seeds 0-9 (sd 0.04 over seeds, so an unlucky draw could cross 2); 32 banks halve that spread
+around the same value: 2.18, 2.14, 2.14, 2.18, 2.15 at seeds 0-4 (sd 0.02; the worst seed is 6 sd
+above 2).
 
 An invariance "holds" here when pooling at least halves the change the unpooled features show.
 The checks state both sides: local pooling absorbs 1-pixel shifts and global pooling absorbs shifts
