@@ -6,11 +6,13 @@ for MNIST in the literature). the spec: accuracy must fall to <= 20 %. A second 
 network is trained adversarially (Madry et al.'s min-max, with the single-step random-start attack of
 Wong et al., 2020, "Fast is better than free", alpha = 1.25 eps, to fit the time budget) and its
 robust accuracy under the same 10-step PGD is compared. One-step FGSM is weaker than PGD and how far
-it gets depends on the trained network (0.11-0.23 accuracy at eps = 0.2 for one network over seeds
+it gets depends on the trained network (0.10-0.23 accuracy at eps = 0.2 for one network over seeds
 0-9), so its check is on the mean over eight standard CNNs trained from different initialisations and
-batch orders (each is reported). With three networks the mean was 0.13-0.20 over seeds 0-9 (0.197 at
-seed 9); eight cut the spread of the mean by sqrt(8/3). Figure: accuracy against eps for both models, and original
-digits next to their adversarial versions and the perturbation.
+batch orders (each is reported). With three networks that mean was 0.13-0.20 over seeds 0-9 (0.197 at
+seed 9); with eight it is 0.164, 0.149, 0.148, 0.157 at seeds 0-3 and 0.172 at seed 9 (one network's
+sd is about 0.025, so the mean of eight has a standard error of about 0.009: 0.20 is 3-5 of them away).
+Figure: accuracy against eps for both models, and original digits next to their adversarial versions
+and the perturbation.
 
 Thresholds: docs/experiments.md#adversarial-examples.
 """
