@@ -9,8 +9,9 @@ robust accuracy under the same 10-step PGD is compared. One-step FGSM is weaker 
 it gets depends on the trained network (0.10-0.23 accuracy at eps = 0.2 for one network over seeds
 0-9), so its check is on the mean over eight standard CNNs trained from different initialisations and
 batch orders (each is reported). With three networks that mean was 0.13-0.20 over seeds 0-9 (0.197 at
-seed 9); with eight it is 0.164, 0.149, 0.148, 0.157, 0.164, 0.146 at seeds 0-5, 0.172 at 9, 0.163 at 11 (one network's
-sd is about 0.025, so the mean of eight has a standard error of about 0.009: 0.20 is 3-5 of them away).
+seed 9); with eight it is 0.164, 0.149, 0.148, 0.157, 0.164, 0.146, 0.152, 0.141 at seeds 0-7,
+0.172 at 9 and 0.163 at 11 (one network's sd is about 0.025, so the mean of eight has a standard error
+of about 0.009: 0.20 is 3-5 of them away).
 Figure: accuracy against eps for both models, and original digits next to their adversarial versions
 and the perturbation.
 
