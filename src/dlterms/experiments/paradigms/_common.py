@@ -44,3 +44,17 @@ def best_forward_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int) 
             model(x)
             best = min(best, time.perf_counter() - t)
     return best
+
+
+def check_episodic_training(channels: tuple[int, ...], train_way: int, train_shot: int, train_query: int) -> None:
+    """Validate the episodic-training fields the glyph-set experiments (few-shot, one-shot) share:
+    ValueError naming the field and value. The glyph set has 192 training characters of 20 images."""
+    if not channels or min(channels) < 1:
+        raise ValueError(f"channels must be a non-empty tuple of widths >= 1, got {channels!r}")
+    if not 2 <= train_way <= 192:
+        raise ValueError(f"train_way must be in 2..192 (the training characters), got {train_way!r}")
+    if train_shot < 1 or train_query < 1 or train_shot + train_query > 20:
+        raise ValueError(
+            "train_shot and train_query must be >= 1 with at most 20 images per character, got "
+            f"{train_shot!r} and {train_query!r}"
+        )

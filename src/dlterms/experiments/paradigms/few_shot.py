@@ -37,6 +37,7 @@ import torch
 
 from dlterms.data.datasets import digits
 from dlterms.data.glyphs import alphabet_split, glyphs
+from dlterms.experiments.paradigms._common import check_episodic_training
 from dlterms.methods.protonets import EpisodeSampler, evaluate_episodes, train_episodic
 from dlterms.models.cnn import ConvNet
 from dlterms.nn import MLP
@@ -60,15 +61,7 @@ class Config:
     digits_episodes: int = 300  # the digits side: 20-way 5-shot episodes, 10 queries
 
     def __post_init__(self) -> None:
-        if not self.channels or min(self.channels) < 1:
-            raise ValueError(f"channels must be a non-empty tuple of widths >= 1, got {self.channels!r}")
-        if not 2 <= self.train_way <= 192:
-            raise ValueError(f"train_way must be in 2..192 (the training characters), got {self.train_way!r}")
-        if self.train_shot < 1 or self.train_query < 1 or self.train_shot + self.train_query > 20:
-            raise ValueError(
-                "train_shot and train_query must be >= 1 with at most 20 images per character, got "
-                f"{self.train_shot!r} and {self.train_query!r}"
-            )
+        check_episodic_training(self.channels, self.train_way, self.train_shot, self.train_query)
         if not 1 <= self.test_query <= 15:
             raise ValueError(
                 f"test_query must be in 1..15 (5 of a character's 20 images are support), got {self.test_query!r}"

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dlterms.experiments.paradigms._common import check_episodic_training
 from dlterms.experiments.paradigms.few_shot import glyph_encoder, train_glyph_protonet
 from dlterms.losses import cross_entropy
 from dlterms.methods.protonets import EpisodeSampler, episode_logits, evaluate_episodes
@@ -55,15 +56,7 @@ class Config:
     scratch_lr: float = 1e-2  # its Adam step size
 
     def __post_init__(self) -> None:
-        if not self.channels or min(self.channels) < 1:
-            raise ValueError(f"channels must be a non-empty tuple of widths >= 1, got {self.channels!r}")
-        if not 2 <= self.train_way <= 192:
-            raise ValueError(f"train_way must be in 2..192 (the training characters), got {self.train_way!r}")
-        if self.train_shot < 1 or self.train_query < 1 or self.train_shot + self.train_query > 20:
-            raise ValueError(
-                "train_shot and train_query must be >= 1 with at most 20 images per character, got "
-                f"{self.train_shot!r} and {self.train_query!r}"
-            )
+        check_episodic_training(self.channels, self.train_way, self.train_shot, self.train_query)
         if not 1 <= self.n_query <= 19:
             raise ValueError(
                 f"n_query must be in 1..19 (one of a character's 20 images is support), got {self.n_query!r}"
