@@ -129,3 +129,31 @@ def test_graph_generator_errors():
         class_gaussian_features(torch.zeros(3, dtype=torch.long), 1, 2, -1.0)
     with pytest.raises(ValueError, match="n_per_class"):
         attributed_sbm(0, 2, 0.1, 0.1, 2, 1.0)
+
+
+def test_layer_sums_neighbours_over_the_narrower_side():
+    # in < out: the layer takes (A-tilde X) W instead of A-tilde (X W); the same product
+    torch.manual_seed(3)
+    g = nx.karate_club_graph()
+    n = g.number_of_nodes()
+    adj = normalized_adjacency(edge_index_from_networkx(g), n)
+    x = torch.randn(n, 3, dtype=torch.float64)
+    layer = GCNConv(3, 7).double()
+    ref = adj.double().to_dense() @ (x @ layer.weight) + layer.bias
+    assert_close_f32(layer(x, adj.double()), ref.detach(), n=3 + 18 + 4)
+    assert_close_f32(layer(x, adj.double().to_dense()), ref.detach(), n=3 + 34 + 4)
+
+
+def test_class_gaussian_features_orthogonal_means_are_equidistant():
+    from dlterms.data.graphs import class_gaussian_features
+
+    y = torch.arange(4)
+    mu = class_gaussian_features(y, 4, 16, 0.0, generator=torch.Generator().manual_seed(4), means="orthogonal")
+    dist = torch.cdist(mu.double(), mu.double())
+    off = dist[~torch.eye(4, dtype=torch.bool)]
+    assert_close_f32(off, torch.full_like(off, (2 * 16) ** 0.5), n=16)  # every pair sqrt(2d) apart
+    assert_close_f32(mu.norm(dim=1), torch.full((4,), 4.0), n=16)  # each mean at norm sqrt(d)
+    with pytest.raises(ValueError, match="means"):
+        class_gaussian_features(y, 4, 16, 1.0, means="uniform")
+    with pytest.raises(ValueError, match="classes"):
+        class_gaussian_features(torch.arange(5), 5, 4, 1.0, means="orthogonal")

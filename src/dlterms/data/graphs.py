@@ -57,15 +57,33 @@ def sbm_edges(y: torch.Tensor, p_in: float, p_out: float, generator: torch.Gener
 
 
 def class_gaussian_features(
-    y: torch.Tensor, classes: int, feature_dim: int, noise: float, generator: torch.Generator | None = None
+    y: torch.Tensor,
+    classes: int,
+    feature_dim: int,
+    noise: float,
+    generator: torch.Generator | None = None,
+    means: str = "gaussian",
 ) -> torch.Tensor:
-    """x_v = mu_{y_v} + noise * eps_v, (N, d) float32, with the K means drawn from N(0, I_d)."""
+    """x_v = mu_{y_v} + noise * eps_v, (N, d) float32.
+
+    `means="gaussian"`: the K means are drawn from N(0, I_d), so how far apart two classes lie varies
+    from draw to draw. `means="orthogonal"`: the K means are sqrt(d) times K random orthonormal
+    directions (needs K <= d), so every pair of classes lies at the same distance sqrt(2d), the
+    root-mean-square distance of two N(0, I_d) draws: the features' difficulty is fixed by d and noise.
+    """
     if not isinstance(feature_dim, int) or isinstance(feature_dim, bool) or feature_dim < 1:
         raise ValueError(f"feature_dim must be a positive integer, got {feature_dim!r}")
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise!r}")
-    means = torch.randn(classes, feature_dim, generator=generator)  # (K, d)
-    return means[y] + noise * torch.randn(len(y), feature_dim, generator=generator)
+    if means not in ("gaussian", "orthogonal"):
+        raise ValueError(f"means must be 'gaussian' or 'orthogonal', got {means!r}")
+    if means == "orthogonal" and classes > feature_dim:
+        raise ValueError(f"means='orthogonal' needs classes <= feature_dim, got classes={classes!r}")
+    mu = torch.randn(classes, feature_dim, generator=generator)  # (K, d)
+    if means == "orthogonal":
+        q, r = torch.linalg.qr(mu.t())  # (d, K) orthonormal columns spanning the drawn means
+        mu = feature_dim**0.5 * (q * torch.sign(torch.diagonal(r))).t()  # signs fixed: a unique Q
+    return mu[y] + noise * torch.randn(len(y), feature_dim, generator=generator)
 
 
 def attributed_sbm(

@@ -8,8 +8,10 @@ $$\hat A = A + I, \qquad \hat D_{ii} = \sum_j \hat A_{ij}, \qquad
 
 $$H' = \tilde A \, H W + b$$
 
-$\tilde A$ is built once per graph (`normalized_adjacency`) as a sparse (N, N) tensor, so a layer
-costs O(|E| C) rather than O(N^2 C). Node features are (N, C): nodes play the role of the batch.
+$\tilde A$ is built once per graph (`normalized_adjacency`) as a sparse (N, N) tensor. Since
+$(\tilde A H) W = \tilde A (H W)$, the neighbour sum is taken over whichever of H (C columns) and HW
+(C' columns) is narrower, so a layer costs O(|E| min(C, C')) rather than O(N^2 C). Node features are
+(N, C): nodes play the role of the batch.
 Stacking L layers (with a non-linearity between them) lets a node see its L-hop neighbourhood.
 """
 
@@ -98,8 +100,12 @@ class GCNConv(nn.Module):
             raise ValueError(f"x must have shape (N, {self.in_channels}), got {tuple(x.shape)}")
         if adj.dim() != 2 or adj.size(0) != adj.size(1) or adj.size(0) != x.size(0):
             raise ValueError(f"adj must have shape ({x.size(0)}, {x.size(0)}), got {tuple(adj.shape)}")
-        h = x @ self.weight  # (N, C') = (N, C) @ (C, C')
-        h = torch.sparse.mm(adj, h) if adj.is_sparse else adj @ h  # (N, C'): sum over neighbours
+        if self.in_channels < self.out_channels:
+            # (A-tilde X) W: the same product, with the neighbour sum over the narrower C columns
+            h = (torch.sparse.mm(adj, x) if adj.is_sparse else adj @ x) @ self.weight  # (N, C')
+        else:
+            h = x @ self.weight  # (N, C') = (N, C) @ (C, C')
+            h = torch.sparse.mm(adj, h) if adj.is_sparse else adj @ h  # (N, C'): sum over neighbours
         return h + self.bias if self.bias is not None else h
 
     def extra_repr(self) -> str:
