@@ -194,6 +194,9 @@ def test_parse_validates_keywords_and_does(tmp_path):
         ('symptoms: ["The loss is NaN?"]', "symptoms are statements, not questions"),
         ('symptoms: ["The loss is NaN.", "the loss is nan."]', "a symptom is listed twice"),
         ("symptoms: [3]", "symptoms must be a list of non-empty strings"),
+        ('describes: ["Adds things up?"]', "describes are statements, not questions"),
+        ('describes: ["Adds things up.", "adds things  up."]', "a description is listed twice"),
+        ("describes: [3]", "describes must be a list of non-empty strings"),
     ]:
         with pytest.raises(GlossaryError, match=re.escape(message)):
             parse_entry(_write(tmp_path, "001-ann.md", _entry(front)))
@@ -257,6 +260,21 @@ def test_load_rejects_a_symptom_listed_by_two_entries(tmp_path):
     with pytest.raises(GlossaryError, match="symptom 'the loss is NaN.' is already one of 'ann'"):
         load(tmp_path, complete=False)
     assert parse_entry(tmp_path / "001-ann.md").symptoms == ("The loss is NaN.",)
+
+
+def test_load_rejects_a_description_listed_by_two_entries(tmp_path):
+    _write(tmp_path, "001-ann.md", _entry('describes: ["Adds weighted inputs."]'))
+    mlp = 'number: 2\nid: mlp\ntitle: MLP\narea: foundations\ndescribes: ["adds weighted inputs."]'
+    _write(tmp_path, "002-mlp.md", mlp)
+    with pytest.raises(GlossaryError, match="description 'adds weighted inputs.' is already one of 'ann'"):
+        load(tmp_path, complete=False)
+    assert parse_entry(tmp_path / "001-ann.md").describes == ("Adds weighted inputs.",)
+
+
+def test_every_entry_describes_itself_and_lists_symptoms():
+    """Search reads each entry's plain-words descriptions and symptoms (dlterms.site.semantic)."""
+    for e in glossary.entries():
+        assert len(e.describes) >= 2 and len(e.symptoms) >= 3, e.id
 
 
 def test_load_rejects_a_correction_naming_no_registered_experiment(tmp_path):

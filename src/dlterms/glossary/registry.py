@@ -14,6 +14,9 @@ definition in Markdown. The front matter holds
                 "Includes". Unique across entries like aliases, and no keyword repeats one of the
                 entry's own names
     does        one line saying what the term does, in plain words (used by search)
+    describes   more plain-words statements of what the term is or does, as a learner might put
+                it without knowing the name ("two networks trained against each other"); used by
+                search like `does` (statements, not questions, none repeated across entries)
     questions   questions a learner might ask that the entry answers (used by search; each ends
                 with "?", none repeated across entries)
     symptoms    what a learner sees when the term is the explanation or the fix ("the loss becomes
@@ -108,6 +111,7 @@ class Entry:
     experiment: str | None = None
     keywords: tuple[str, ...] = ()
     does: str | None = None
+    describes: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()
     symptoms: tuple[str, ...] = ()
     corrections: tuple[Correction, ...] = ()
@@ -157,6 +161,7 @@ class Entry:
             "implemented": self.implemented,
             "keywords": list(self.keywords),
             "does": self.does,
+            "describes": list(self.describes),
             "questions": list(self.questions),
             "symptoms": list(self.symptoms),
             "corrections": [c.to_dict() for c in self.corrections],
@@ -220,14 +225,19 @@ def _questions(value, path: Path) -> tuple[str, ...]:
     return out
 
 
-def _symptoms(value, path: Path) -> tuple[str, ...]:
-    out = tuple(" ".join(s.split()) for s in _as_tuple(value, "symptoms", path))
+def _statements(value, what: str, path: Path) -> tuple[str, ...]:
+    """`symptoms` or `describes`: non-empty statements, none ending with '?', none listed twice."""
+    out = tuple(" ".join(s.split()) for s in _as_tuple(value, what, path))
     for s in out:
         if s.endswith("?"):
-            raise GlossaryError(f"{path.name}: symptoms are statements, not questions, got {s!r}")
+            raise GlossaryError(f"{path.name}: {what} are statements, not questions, got {s!r}")
     if len({s.casefold() for s in out}) != len(out):
-        raise GlossaryError(f"{path.name}: a symptom is listed twice")
+        raise GlossaryError(f"{path.name}: {'a symptom' if what == 'symptoms' else 'a description'} is listed twice")
     return out
+
+
+def _symptoms(value, path: Path) -> tuple[str, ...]:
+    return _statements(value, "symptoms", path)
 
 
 def _check_own_names(e: Entry, path: Path) -> None:
@@ -267,6 +277,7 @@ def parse_entry(path: Path) -> Entry:
             "aliases",
             "keywords",
             "does",
+            "describes",
             "questions",
             "symptoms",
             "corrections",
@@ -311,6 +322,7 @@ def parse_entry(path: Path) -> Entry:
         experiment=experiment,
         keywords=_as_tuple(meta.get("keywords"), "keywords", path),
         does=" ".join(does.split()) if does else None,
+        describes=_statements(meta.get("describes"), "describes", path),
         questions=_questions(meta.get("questions"), path),
         symptoms=_symptoms(meta.get("symptoms"), path),
         corrections=_corrections(meta.get("corrections"), path),
@@ -349,10 +361,10 @@ def _check_consistency(items: list[Entry], complete: bool) -> None:
                 raise GlossaryError(f"{e.id}: an entry cannot be related to itself")
         if e.experiment and e.experiment != e.id:
             raise GlossaryError(f"{e.id}: experiment id must equal the entry id, got {e.experiment!r}")
-    for what in ("question", "symptom"):
+    for what, attr in (("question", "questions"), ("symptom", "symptoms"), ("description", "describes")):
         seen: dict[str, str] = {}
         for e in items:
-            for q in getattr(e, what + "s"):
+            for q in getattr(e, attr):
                 owner = seen.setdefault(q.casefold(), e.id)
                 if owner != e.id:
                     raise GlossaryError(f"{e.id}: {what} {q!r} is already one of {owner!r}")

@@ -112,7 +112,7 @@ class KeywordIndex:
 
     k1 = 1.2
     b = 0.75
-    weights = {"names": 3, "keywords": 2, "does": 2, "definition": 1, "asked": 1}
+    weights = {"names": 3, "keywords": 2, "does": 2, "describes": 1, "definition": 1, "asked": 1}
 
     def __init__(self, items: tuple[Entry, ...] | None = None):
         self.items = items if items is not None else load()
@@ -123,6 +123,7 @@ class KeywordIndex:
                 "names": " ".join((e.id.replace("-", " "), e.title, *e.aliases)),
                 "keywords": " ".join(e.keywords),
                 "does": e.does or "",
+                "describes": " ".join(e.describes),
                 "definition": e.definition,
                 "asked": " ".join((*e.questions, *e.symptoms)),
             }
