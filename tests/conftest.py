@@ -33,6 +33,17 @@ def pytest_generate_tests(metafunc) -> None:
         metafunc.parametrize("ci_seed", CI_SEEDS)
 
 
+@pytest.fixture
+def float64():
+    """float64 as torch's default dtype for one test (reference comparisons), restored after."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
 @pytest.fixture(scope="session")
 def ci_seeds() -> tuple[int, ...]:
     return CI_SEEDS

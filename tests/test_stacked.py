@@ -13,14 +13,6 @@ from dlterms.optim import Adam
 from dlterms.stacked import ModelStack
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _copies(make, seeds):
     out = []
     for s in seeds:

@@ -16,14 +16,6 @@ from dlterms.nn import Conv1d, Dropout
 from dlterms.run import Run
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _task(n_train=60, n_test=40, seed=0) -> Split:
     """Random length-40 signals with a class-dependent bump, labels 0-4 (learnable, so training moves)."""
     g = torch.Generator().manual_seed(seed)
