@@ -138,3 +138,38 @@ def test_bert_experiment_reverses_the_words_of_every_sentence_in_place():
         rows.append([CLS, *words, SEP, *pad])
         expected.append([CLS, *words[::-1], SEP, *pad])
     assert torch.equal(_reverse_words(torch.tensor(rows)), torch.tensor(expected))
+
+
+def test_masked_logits_are_the_full_logits_at_masked_positions(float64):
+    """The MLM head at the masked positions only gives the same logits, loss and gradients as the full
+    head followed by ignore_index (float64, so only summation order can differ)."""
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=10,
+        hidden_dropout_prob=0.0,
+    )
+    mlm = BertForMaskedLM(cfg).eval()
+    ids = torch.randint(5, 40, (6, 10))
+    x, y = mask_tokens(ids, 4, 40, mlm_probability=0.3, generator=torch.Generator().manual_seed(2))
+    keep = y != -100
+    assert 0 < int(keep.sum()) < y.numel()
+    full = mlm(x)
+    torch.testing.assert_close(mlm.masked_logits(x, y), full[keep], rtol=1e-12, atol=1e-12)
+
+    def grads(loss):
+        mlm.zero_grad()
+        loss.backward()
+        return {n: p.grad.clone() for n, p in mlm.named_parameters() if p.grad is not None}
+
+    want = grads(BertForMaskedLM.loss(mlm(x), y))
+    got = grads(BertForMaskedLM.masked_loss(mlm.masked_logits(x, y), y))
+    assert want.keys() == got.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-10, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="labels must have the shape of input_ids"):
+        mlm.masked_logits(x, y[:, :5])

@@ -371,15 +371,35 @@ class BertForMaskedLM(nn.Module):
         self.decoder_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         _init_weights(self.transform, cfg.initializer_range)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.bert(input_ids, attention_mask).last_hidden_state  # (B, T, C)
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
         h = self.transform_norm(gelu(self.transform(h)))
-        return h @ self.bert.embeddings.word_embeddings.weight.T + self.decoder_bias  # (B, T, V) logits
+        return h @ self.bert.embeddings.word_embeddings.weight.T + self.decoder_bias  # (..., V) logits
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self._head(self.bert(input_ids, attention_mask).last_hidden_state)  # (B, T, C) -> (B, T, V)
+
+    def masked_logits(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The logits at the predicted positions only (labels != -100), in row-major order: (n, V), what
+        `forward(input_ids)[labels != -100]` gives, without running the head (and its (B, T, V) product
+        with the vocabulary) at the ~85 % of positions the loss ignores."""
+        if labels.shape != input_ids.shape:
+            raise ValueError(
+                f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}"
+            )
+        h = self.bert(input_ids, attention_mask).last_hidden_state  # (B, T, C)
+        return self._head(h[labels != -100])  # (n, C) -> (n, V)
 
     @staticmethod
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the predicted (label != -100) positions."""
         return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+    @staticmethod
+    def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """`loss` for the output of `masked_logits`: logits (n, V) and the full labels (B, T)."""
+        return cross_entropy(logits, labels[labels != -100])
 
 
 class BertForSequenceClassification(nn.Module):

@@ -167,8 +167,9 @@ def bert(run: Run, cfg: Config) -> None:
     opt = Adam(mlm.parameters(), lr=cfg.mlm_lr)
     hist = fit(
         mlm,
-        (x_tr, y_tr),
-        loss_fn=BertForMaskedLM.loss,
+        (x_tr, y_tr, y_tr),  # inputs (ids, labels) and target: the head runs at the masked positions only
+        forward=lambda m, x, labels: m.masked_logits(x, labels),
+        loss_fn=BertForMaskedLM.masked_loss,
         optimizer=opt,
         epochs=1 if run.quick else cfg.mlm_epochs,
         batch_size=64,
