@@ -72,3 +72,73 @@ def test_bad_stacks():
         stack(torch.randn(3, 2))
     with pytest.raises(ValueError, match=r"i must be in \[-2, 2\), got 2"):
         stack.model(2)
+
+
+# ---- ConvNetStack: M ConvNets as one grouped network
+
+
+def _convnets(seeds, **kw):
+    from dlterms.models.cnn import ConvNet
+
+    return _copies(lambda: ConvNet(1, 4, (6, 6), channels=(3, 5), pool=[1, 2], **kw), seeds)
+
+
+def test_convnet_stack_forward_matches_each_model():
+    from dlterms.stacked import ConvNetStack
+
+    models = _convnets(range(3))
+    stack = ConvNetStack(models)
+    x = torch.randn(3, 7, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    out = stack(x)
+    assert out.shape == (3, 7, 4)
+    for k, m in enumerate(models):
+        # float32 sums of at most 45 products per conv output and 45 per logit
+        torch.testing.assert_close(out[k], m(x[k]), rtol=1e-5, atol=1e-5)
+
+
+def test_training_a_convnet_stack_equals_training_each_alone(float64):
+    """Adam on the joint parameters with the summed loss = one Adam per model on its own data."""
+    from dlterms.stacked import ConvNetStack
+
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(3, 5, 8, 1, 6, 6, generator=g), torch.randint(0, 4, (3, 5, 8), generator=g)  # (M, steps, B, ...)
+    alone = _convnets(range(3))
+    for k, m in enumerate(alone):
+        opt = Adam(m.parameters(), lr=1e-2)
+        for t in range(5):
+            opt.zero_grad()
+            cross_entropy(m(x[k, t]), y[k, t]).backward()
+            opt.step()
+    models = _convnets(range(3))
+    stack = ConvNetStack(models)
+    opt = Adam(stack.parameters(), lr=1e-2)
+    for t in range(5):
+        opt.zero_grad()
+        (3 * cross_entropy(stack(x[:, t]).flatten(0, 1), y[:, t].flatten())).backward()
+        opt.step()
+    init = _convnets([0])[0].state_dict()
+    assert models[0].state_dict()["head.weight"].equal(init["head.weight"])  # untouched until write_back
+    stack.write_back()
+    moved = 0.0
+    for k, (a, b) in enumerate(zip(alone, models)):
+        for name, t in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[name], t, rtol=1e-9, atol=1e-11, msg=f"model {k}, {name}")
+        moved = max(moved, float((alone[0].state_dict()["head.weight"] - init["head.weight"]).abs().max()))
+    assert moved > 1e-2  # training changed the weights, so the comparison means something
+
+
+def test_bad_convnet_stacks():
+    from dlterms.models.cnn import ConvNet
+    from dlterms.stacked import ConvNetStack
+
+    with pytest.raises(ValueError, match="at least one ConvNet"):
+        ConvNetStack([])
+    with pytest.raises(ValueError, match=r"models\[0\] must be a ConvNet, got MLP"):
+        ConvNetStack([MLP([2, 2])])
+    with pytest.raises(ValueError, match="dropout"):
+        ConvNetStack(_convnets([0], dropout=0.5))
+    with pytest.raises(ValueError, match=r"models\[1\] has another input"):
+        ConvNetStack([*_convnets([0]), ConvNet(1, 4, (8, 8), channels=(3, 5), pool=[1, 2])])
+    stack = ConvNetStack(_convnets(range(2)))
+    with pytest.raises(ValueError, match=r"x must have shape \(2, B, 1, 6, 6\), got \(3, 4, 1, 6, 6\)"):
+        stack(torch.zeros(3, 4, 1, 6, 6))

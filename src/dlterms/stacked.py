@@ -27,18 +27,25 @@ product sums in its own order), not bit for bit.
 
 Modules whose forward draws random numbers (dropout) get independent draws per copy
 (`randomness="different"`); modules with running buffers (batch norm statistics) are not supported.
+
+Convolutional networks take another route, because our convolution's autograd Function cannot run
+under `vmap`: `side_by_side_body` turns M conv bodies of one architecture into one network whose
+every convolution has M groups (group k holds model k's kernels and reads only model k's channels), and
+`ConvNetStack` puts M `dlterms.models.cnn.ConvNet`s side by side that way, their linear heads a
+`ModelStack`. The same gradient argument holds: no parameter of model k touches another model's
+channels, so each model's block of the joint parameters gets its own gradient.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-__all__ = ["ModelStack"]
+__all__ = ["ConvNetStack", "ModelStack", "side_by_side_body", "write_back_body"]
 
 
 class ModelStack:
@@ -114,3 +121,141 @@ class ModelStack:
         for name, p in m.named_parameters():
             p.copy_(self.params[name][i])
         return m
+
+
+# ---- convolutional networks side by side: one grouped network instead of vmap
+
+
+def _channelwise() -> tuple[type, ...]:
+    """Layers that act on every channel alone, so M models' copies of them are one copy on M*C channels."""
+    from dlterms.nn.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+    from dlterms.nn.pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+
+    return (ReLU, LeakyReLU, GELU, Sigmoid, Tanh, Identity, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d)
+
+
+def side_by_side_body(bodies: Sequence[nn.Sequential]) -> nn.Sequential:
+    """M conv bodies of one architecture as one network on (B, M*C, *spatial) inputs, model k's channels
+    the k-th block of every layer: each convolution becomes one with M groups (group k holds model k's
+    kernels, so it reads only model k's channels), each batch norm one over M*C channels (per-channel
+    statistics, so model k's from its own examples), and activations and pooling act on every channel
+    alone. Flattened, the output (B, M*d) holds model k's features in its k-th block of d, in the
+    model's own order. The parameters and running statistics are copies of the bodies'."""
+    from dlterms.nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d
+
+    if not bodies:
+        raise ValueError("bodies must hold at least one conv body, got none")
+    m = len(bodies)
+    channelwise = _channelwise()
+    layers: list[nn.Module] = []
+    for parts in zip(*bodies, strict=True):
+        first = parts[0]
+        if any(type(p) is not type(first) for p in parts):
+            raise ValueError("the bodies must have one architecture")
+        if isinstance(first, Conv1d | Conv2d):
+            if first.groups != 1:
+                raise ValueError(f"only ungrouped convolutions can be put side by side, got groups={first.groups}")
+            layer = type(first)(
+                m * first.in_channels,
+                m * first.out_channels,
+                first.kernel_size,
+                stride=first.stride,
+                padding=first.padding,
+                dilation=first.dilation,
+                groups=m,
+                bias=first.bias is not None,
+            )
+        elif isinstance(first, BatchNorm1d | BatchNorm2d):
+            layer = type(first)(
+                m * first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats
+            )
+        elif isinstance(first, channelwise):
+            layer = copy.deepcopy(first)
+        else:
+            raise ValueError(f"cannot put a {type(first).__name__} side by side")
+        with torch.no_grad():
+            for name, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
+                if name == "num_batches_tracked":
+                    t.copy_(getattr(first, name))
+                else:  # the M models' tensors, stacked along the channel dimension
+                    t.copy_(torch.cat([getattr(p, name) for p in parts]))
+        layers.append(layer)
+    like = next(bodies[0].parameters())
+    return nn.Sequential(*layers).to(device=like.device, dtype=like.dtype)
+
+
+@torch.no_grad()
+def write_back_body(body: nn.Sequential, bodies: Sequence[nn.Sequential]) -> None:
+    """Copy each model's block of the side-by-side body's parameters and running statistics into its own body."""
+    for k, own in enumerate(bodies):
+        for layer, mine in zip(body, own):
+            for name, t in [*mine.named_parameters(recurse=False), *mine.named_buffers(recurse=False)]:
+                src = getattr(layer, name)
+                t.copy_(src if name == "num_batches_tracked" else src[k * len(t) : (k + 1) * len(t)])
+
+
+class ConvNetStack:
+    """M `dlterms.models.cnn.ConvNet`s of one architecture (no dropout) as one model: the conv bodies
+    side by side (`side_by_side_body`), the linear heads a `ModelStack`. `stack(x)` maps x (M, B, C,
+    *spatial), model k's inputs x[k], to (M, B, n_classes); an element-wise optimizer on
+    `stack.parameters()` trains model k as it would be trained alone on its own inputs (see the module
+    docstring), up to float rounding. The models are not modified until `write_back()`.
+
+        stack = ConvNetStack([make_cnn(seed) for seed in seeds])
+        opt = Adam(stack.parameters(), lr=5e-3)
+        loss = len(stack) * cross_entropy(stack(x).flatten(0, 1), y.flatten())  # sum of the M mean losses
+    """
+
+    def __init__(self, models: Iterable[nn.Module]):
+        from dlterms.models.cnn import ConvNet
+
+        models = list(models)
+        if not models:
+            raise ValueError("models must hold at least one ConvNet, got none")
+        for i, m in enumerate(models):
+            if not isinstance(m, ConvNet):
+                raise ValueError(f"models[{i}] must be a ConvNet, got {type(m).__name__}")
+            if m.dropout is not None:
+                raise ValueError(f"models[{i}] has dropout before its head; a ConvNetStack does not support it")
+            if (m.in_channels, m.input_size, m.n_features) != (
+                models[0].in_channels,
+                models[0].input_size,
+                models[0].n_features,
+            ):
+                raise ValueError(f"models[{i}] has another input or feature size than models[0]")
+        self.models = models
+        self.size = len(models)
+        self.body = side_by_side_body([m.features for m in models])
+        self.head = ModelStack([m.head for m in models])
+
+    def __len__(self) -> int:
+        return self.size
+
+    def parameters(self) -> list[Tensor]:
+        return [*self.body.parameters(), *self.head.parameters()]
+
+    def train(self, mode: bool = True) -> ConvNetStack:
+        self.body.train(mode)
+        return self
+
+    def eval(self) -> ConvNetStack:
+        return self.train(False)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        first = self.models[0]
+        want = (self.size, first.in_channels, *first.input_size)
+        if x.dim() != len(want) + 1 or (x.shape[0], *x.shape[2:]) != want:
+            shape = ", ".join(map(str, (self.size, "B", *want[1:])))
+            raise ValueError(f"x must have shape ({shape}), got {tuple(x.shape)}")
+        b = x.shape[1]
+        h = self.body(x.transpose(0, 1).flatten(1, 2))  # (B, M*C, ...): model k's channels in block k
+        return self.head(h.reshape(b, self.size, -1).transpose(0, 1))  # (M, B, d) -> (M, B, n_classes)
+
+    @torch.no_grad()
+    def write_back(self) -> list[nn.Module]:
+        """Copy each model's current parameters (and running statistics) into it; returns the models."""
+        write_back_body(self.body, [m.features for m in self.models])
+        for k, m in enumerate(self.models):
+            for name, p in m.head.named_parameters():
+                p.copy_(self.head.params[name][k])
+        return self.models

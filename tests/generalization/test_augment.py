@@ -122,3 +122,64 @@ def test_data_augmentation_config_rejects_bad_values():
         Config(train_fraction=1.0)
     with pytest.raises(ValueError, match="shift"):
         Config(shift=0)
+    with pytest.raises(ValueError, match="splits must be >= 1"):
+        Config(splits=0)
+    with pytest.raises(ValueError, match="aug_lr must be > 0"):
+        Config(aug_lr=0)
+
+
+def _digit_like(m, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (m, n), generator=g)
+    x = torch.rand(m, n, 1, 8, 8, generator=g, dtype=torch.get_default_dtype()) * 0.3
+    x[..., 2:6, 2:6] += (y[..., None, None, None] / 10.0).to(x.dtype)  # a learnable signal
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_train_arm_on_several_splits_equals_fit_on_each(float64, kind):
+    """The experiment's arm trainer: M models on M splits at once = each trained alone by `fit` (same
+    initialisation, Adam, batch order); with one split and an augmentation, = `fit` with the same
+    augmentation stream."""
+    from dlterms.experiments.generalization.data_augmentation import Config, _cnn, _mlp, stack_accuracy, train_arm
+    from dlterms.losses import cross_entropy
+    from dlterms.optim import Adam
+    from dlterms.training import fit
+
+    make = _cnn if kind == "cnn" else (lambda: _mlp(16))
+    cfg = Config(epochs=3, batch_size=8)
+    x, y = _digit_like(3, 20, seed=1)
+    seeds = [11, 12, 13]
+
+    def alone(k, augment=None):
+        torch.manual_seed(seeds[k])
+        model = make()
+        gen = torch.Generator().manual_seed(seeds[0] + 1)
+        fit(
+            model,
+            (x[k], y[k]),
+            loss_fn=cross_entropy,
+            optimizer=Adam(model.parameters(), lr=5e-3),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=seeds[0],  # every model of a stack sees one batch order, from seeds[0]
+            forward=(lambda m, xb: m(augment(xb, gen)) if m.training else m(xb)) if augment else None,
+        )
+        return model.eval()
+
+    stack = train_arm(make, x, y, None, 5e-3, seeds, cfg)
+    models = stack.write_back() if kind == "cnn" else [stack.model(k) for k in range(3)]
+    for k, m in enumerate(models):
+        ref = alone(k)
+        for (name, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
+            # float64, 9 Adam steps: only the summation order differs
+            torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10, msg=f"model {k}, {name}")
+    acc = stack_accuracy(stack, x, y)
+    assert acc.shape == (3,) and bool(((acc >= 0) & (acc <= 1)).all())
+
+    shift = RandomShift(1)
+    one = train_arm(make, x[:1], y[:1], shift, 5e-3, seeds[:1], cfg)
+    got = one.write_back()[0] if kind == "cnn" else one.model(0)
+    ref = alone(0, shift)
+    for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10, msg=f"shifted, {name}")

@@ -6,7 +6,6 @@ import torch
 
 from dlterms.data.datasets import Split
 from dlterms.experiments.vision._common import (
-    _side_by_side_body,
     few_shot_comparison,
     few_shot_model,
     few_shot_models,
@@ -14,6 +13,7 @@ from dlterms.experiments.vision._common import (
 from dlterms.models.cnn import mnist1d_cnn
 from dlterms.nn import Conv1d, Dropout
 from dlterms.run import Run
+from dlterms.stacked import side_by_side_body
 
 
 def _task(n_train=60, n_test=40, seed=0) -> Split:
@@ -49,8 +49,12 @@ def test_side_by_side_models_equal_sequential_float64(float64, mode):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys()
         for name in sa:
-            # float64, 50 Adam steps on 10 examples: only summation order differs
-            torch.testing.assert_close(sb[name], sa[name], rtol=1e-9, atol=1e-10, msg=f"draw {k}, {name}")
+            # float64, 50 Adam steps on 10 examples: only summation order differs. A conv bias
+            # followed by batch norm has a true gradient of about 0, and Adam divides its
+            # rounding-level gradient by its own size, so those biases (and the running means they
+            # shift) differ by up to 4e-10 on one of our CPUs (atol 1e-10 held on another): atol 1e-8,
+            # still far below what training moved (> 1e-2, asserted below).
+            torch.testing.assert_close(sb[name], sa[name], rtol=1e-9, atol=1e-8, msg=f"draw {k}, {name}")
         torch.manual_seed(run.seed + k)
         init = few_shot_model(pre, mode)[0].state_dict()
         moved = max(moved, max(float((sa[n].double() - init[n].double()).abs().max()) for n in sa))
@@ -75,7 +79,7 @@ def test_side_by_side_body_is_each_body_on_its_own_channels():
     for b in bodies:  # non-trivial running statistics, then evaluation mode
         b.train()(torch.randn(8, 1, 40))
         b.eval()
-    joint = _side_by_side_body(bodies).eval()
+    joint = side_by_side_body(bodies).eval()
     x = torch.randn(3, 6, 1, 40)  # (M, B, C, L)
     out = joint(x.transpose(0, 1).flatten(1, 2)).flatten(1).view(6, 3, -1)  # (B, M, d)
     for k, b in enumerate(bodies):
@@ -96,6 +100,6 @@ def test_bad_input():
     with pytest.raises(ValueError, match="n_draws must be >= 1"):
         few_shot_comparison(run, pre, target, 2, ("frozen",), n_draws=0)
     with pytest.raises(ValueError, match="cannot put a Dropout side by side"):
-        _side_by_side_body([torch.nn.Sequential(Dropout(0.1))] * 2)
+        side_by_side_body([torch.nn.Sequential(Dropout(0.1))] * 2)
     with pytest.raises(ValueError, match="groups=2"):
-        _side_by_side_body([torch.nn.Sequential(Conv1d(2, 2, 3, groups=2))] * 2)
+        side_by_side_body([torch.nn.Sequential(Conv1d(2, 2, 3, groups=2))] * 2)

@@ -12,13 +12,11 @@ from dlterms.data.datasets import Split, digits, mnist1d
 from dlterms.losses import cross_entropy
 from dlterms.models.backbone import Backbone, MultiHead, trainable_parameters
 from dlterms.models.cnn import ConvNet, digits_cnn, mnist1d_cnn
-from dlterms.nn import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Linear
-from dlterms.nn.activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from dlterms.nn.pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from dlterms.nn import Linear
 from dlterms.optim import Adam
 from dlterms.optim.schedules import CosineAnnealingLR
 from dlterms.run import Run
-from dlterms.stacked import ModelStack
+from dlterms.stacked import ModelStack, side_by_side_body, write_back_body
 from dlterms.training import accuracy, fit
 
 DIGITS_EPOCHS = 12  # batch 64, Adam 3e-3 cosine-annealed: 0.989-0.991 test accuracy on three seeds
@@ -143,7 +141,7 @@ def few_shot_models(
     `side_by_side=False` trains them one after another, as written. `side_by_side=True` (the default)
     trains all of them at once, which gives the same models up to float rounding (tested) in a fraction
     of the time: every draw has the same number of examples, so the models' convolutional bodies run
-    as one network with a block of channels per model (`_side_by_side_body`) and their heads as a
+    as one network with a block of channels per model (`dlterms.stacked.side_by_side_body`) and their heads as a
     `ModelStack`; a frozen body's features are computed once per draw.
     """
     if not draws:
@@ -200,63 +198,6 @@ def few_shot_comparison(
 
 # ---- the fast path of `few_shot_models`: M models of one architecture trained at once
 
-_CHANNELWISE = (ReLU, LeakyReLU, GELU, Sigmoid, Tanh, Identity, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d)
-
-
-def _side_by_side_body(bodies: Sequence[nn.Sequential]) -> nn.Sequential:
-    """M conv bodies of one architecture as one network on (B, M*C, *spatial) inputs, model k's channels
-    the k-th block of every layer: each convolution becomes one with M groups (group k holds model k's
-    kernels, so it reads only model k's channels), each batch norm one over M*C channels (per-channel
-    statistics, so model k's from its own examples), and activations and pooling act on every channel
-    alone. Flattened, the output (B, M*d) holds model k's features in its k-th block of d, in the
-    model's own order. The parameters and running statistics are copies of the bodies'."""
-    m = len(bodies)
-    layers: list[nn.Module] = []
-    for parts in zip(*bodies, strict=True):
-        first = parts[0]
-        if any(type(p) is not type(first) for p in parts):
-            raise ValueError("the bodies must have one architecture")
-        if isinstance(first, Conv1d | Conv2d):
-            if first.groups != 1:
-                raise ValueError(f"only ungrouped convolutions can be put side by side, got groups={first.groups}")
-            layer = type(first)(
-                m * first.in_channels,
-                m * first.out_channels,
-                first.kernel_size,
-                stride=first.stride,
-                padding=first.padding,
-                dilation=first.dilation,
-                groups=m,
-                bias=first.bias is not None,
-            )
-        elif isinstance(first, BatchNorm1d | BatchNorm2d):
-            layer = type(first)(
-                m * first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats
-            )
-        elif isinstance(first, _CHANNELWISE):
-            layer = copy.deepcopy(first)
-        else:
-            raise ValueError(f"cannot put a {type(first).__name__} side by side")
-        with torch.no_grad():
-            for name, t in [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]:
-                if name == "num_batches_tracked":
-                    t.copy_(getattr(first, name))
-                else:  # the M models' tensors, stacked along the channel dimension
-                    t.copy_(torch.cat([getattr(p, name) for p in parts]))
-        layers.append(layer)
-    like = next(bodies[0].parameters())
-    return nn.Sequential(*layers).to(device=like.device, dtype=like.dtype)
-
-
-@torch.no_grad()
-def _write_back(body: nn.Sequential, bodies: Sequence[nn.Sequential]) -> None:
-    """Copy each model's block of the side-by-side body's parameters and running statistics into its own body."""
-    for k, own in enumerate(bodies):
-        for layer, mine in zip(body, own):
-            for name, t in [*mine.named_parameters(recurse=False), *mine.named_buffers(recurse=False)]:
-                src = getattr(layer, name)
-                t.copy_(src if name == "num_batches_tracked" else src[k * len(t) : (k + 1) * len(t)])
-
 
 def _parts(model: nn.Module) -> tuple[nn.Sequential, nn.Module, int]:
     """(conv body, linear head, feature size) of a scratch `ConvNet` or a `MultiHead` on a pretrained backbone."""
@@ -290,7 +231,7 @@ def _train_side_by_side(
         groups = [{"params": head.parameters(), "lr": head_lr}]
         body = None
     else:
-        body = Backbone(_side_by_side_body(bodies), M * dims[0])  # (B, M*C, L) -> (B, M*d)
+        body = Backbone(side_by_side_body(bodies), M * dims[0])  # (B, M*C, L) -> (B, M*d)
         if mode == "fine-tune":
             body.freeze_batch_norm()
         groups = [
@@ -316,7 +257,7 @@ def _train_side_by_side(
         opt.step()
         scheduler.step()
     if body is not None:
-        _write_back(body.features, bodies)
+        write_back_body(body.features, bodies)
     with torch.no_grad():
         for k, own in enumerate(heads):
             for name, p in own.named_parameters():
