@@ -207,13 +207,12 @@ class ConvNetStack:
     """
 
     def __init__(self, models: Iterable[nn.Module]):
-        from dlterms.models.cnn import ConvNet
-
         models = list(models)
         if not models:
             raise ValueError("models must hold at least one ConvNet, got none")
         for i, m in enumerate(models):
-            if not isinstance(m, ConvNet):
+            # a ConvNet by what it has (dlterms.models imports this module's users, so no import here)
+            if not all(hasattr(m, a) for a in ("features", "head", "dropout", "input_size", "n_features")):
                 raise ValueError(f"models[{i}] must be a ConvNet, got {type(m).__name__}")
             if m.dropout is not None:
                 raise ValueError(f"models[{i}] has dropout before its head; a ConvNetStack does not support it")
