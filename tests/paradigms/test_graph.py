@@ -157,3 +157,26 @@ def test_class_gaussian_features_orthogonal_means_are_equidistant():
         class_gaussian_features(y, 4, 16, 1.0, means="uniform")
     with pytest.raises(ValueError, match="classes"):
         class_gaussian_features(torch.arange(5), 5, 4, 1.0, means="orthogonal")
+
+
+def test_precomputed_first_layer_sum_gives_the_same_model(float64):
+    """GCN(x, adj, ax) with ax = propagated(adj, x) computed once equals GCN(x, adj), in value and
+    gradient, for sparse and dense adjacencies; a wrong-shaped ax is refused."""
+    from dlterms.nn.graph import propagated
+
+    torch.manual_seed(4)
+    g = nx.karate_club_graph()
+    n = g.number_of_nodes()
+    adj = normalized_adjacency(edge_index_from_networkx(g), n).double()
+    x = torch.randn(n, 3)
+    model = GCN(3, 8, 2).double()
+    for a in (adj, adj.to_dense()):
+        want = model(x, a)
+        gw = torch.autograd.grad(want.square().sum(), list(model.parameters()))
+        got = model(x, a, propagated(a, x))
+        gg = torch.autograd.grad(got.square().sum(), list(model.parameters()))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        for u, v in zip(gg, gw):
+            torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="ax must have the shape of x"):
+        model(x, adj, x[:5])

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GCN", "GCNConv", "normalized_adjacency", "edge_index_from_networkx"]
+__all__ = ["GCN", "GCNConv", "normalized_adjacency", "edge_index_from_networkx", "propagated"]
 
 
 def edge_index_from_networkx(graph) -> torch.Tensor:
@@ -68,6 +68,11 @@ def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int, add_self_loop
     ).coalesce()
 
 
+def propagated(adj: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    r"""$\tilde A h$, every node's weighted sum over its neighbourhood: adj (N, N) sparse or dense, h (N, C)."""
+    return torch.sparse.mm(adj, h) if adj.is_sparse else adj @ h
+
+
 class GCNConv(nn.Module):
     r"""$H' = \tilde A H W + b$ with $\tilde A$ from `normalized_adjacency`.
 
@@ -94,18 +99,24 @@ class GCNConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """x: (N, C) node features; adj: (N, N) normalised adjacency (sparse or dense) -> (N, C')."""
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, ax: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (N, C) node features; adj: (N, N) normalised adjacency (sparse or dense) -> (N, C').
+
+        `ax`, optional: $\tilde A x$ computed beforehand (`propagated(adj, x)`), for a layer that sees the
+        same fixed features and graph at every step (the first layer in full-batch training); used
+        when C < C', where the layer would compute exactly that product."""
         if x.dim() != 2 or x.size(1) != self.in_channels:
             raise ValueError(f"x must have shape (N, {self.in_channels}), got {tuple(x.shape)}")
         if adj.dim() != 2 or adj.size(0) != adj.size(1) or adj.size(0) != x.size(0):
             raise ValueError(f"adj must have shape ({x.size(0)}, {x.size(0)}), got {tuple(adj.shape)}")
+        if ax is not None and ax.shape != x.shape:
+            raise ValueError(f"ax must have the shape of x {tuple(x.shape)}, got {tuple(ax.shape)}")
         if self.in_channels < self.out_channels:
             # (A-tilde X) W: the same product, with the neighbour sum over the narrower C columns
-            h = (torch.sparse.mm(adj, x) if adj.is_sparse else adj @ x) @ self.weight  # (N, C')
+            h = (propagated(adj, x) if ax is None else ax) @ self.weight  # (N, C')
         else:
             h = x @ self.weight  # (N, C') = (N, C) @ (C, C')
-            h = torch.sparse.mm(adj, h) if adj.is_sparse else adj @ h  # (N, C'): sum over neighbours
+            h = propagated(adj, h)  # (N, C'): sum over neighbours
         return h + self.bias if self.bias is not None else h
 
     def extra_repr(self) -> str:
@@ -124,8 +135,11 @@ class GCN(nn.Module):
         self.conv1 = GCNConv(in_channels, hidden_channels)
         self.conv2 = GCNConv(hidden_channels, out_channels)
 
-    def embed(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.conv1(x, adj))  # (N, hidden)
+    def embed(self, x: torch.Tensor, adj: torch.Tensor, ax: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.relu(self.conv1(x, adj, ax))  # (N, hidden)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.embed(x, adj), adj)  # (N, classes)
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, ax: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, classes). `ax` (optional, `propagated(adj, x)`): the first layer's neighbour sum of
+        the input features computed once, when the features and graph stay fixed over training
+        (see `GCNConv.forward`)."""
+        return self.conv2(self.embed(x, adj, ax), adj)  # (N, classes)
