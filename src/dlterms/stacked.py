@@ -211,7 +211,7 @@ class ConvNetStack:
         if not models:
             raise ValueError("models must hold at least one ConvNet, got none")
         for i, m in enumerate(models):
-            # a ConvNet by what it has (dlterms.models imports this module's users, so no import here)
+            # a ConvNet by its parts: importing dlterms.models.cnn here would close an import cycle
             if not all(hasattr(m, a) for a in ("features", "head", "dropout", "input_size", "n_features")):
                 raise ValueError(f"models[{i}] must be a ConvNet, got {type(m).__name__}")
             if m.dropout is not None:

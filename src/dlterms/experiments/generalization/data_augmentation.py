@@ -263,4 +263,4 @@ def data_augmentation(run: Run, cfg: Config) -> None:
         ax.bar(range(len(names)), [float(acc[n].mean()) for n in names], color=["C0", "C1", "C2", "C0", "C1"])
         ax.set_xticks(range(len(names)), ["CNN", "CNN+shift", "CNN+rot", "MLP", "MLP+shift"], rotation=60, fontsize=7)
         ax.set_ylim(0.8, 1.0)
-        ax.set_title(f"test accuracy, mean of {cfg.splits} splits", fontsize=8)
+        ax.set_title(f"test accuracy, mean of {cfg.splits} splits\n(rotation: {len(g_rot)})", fontsize=8)
