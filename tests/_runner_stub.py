@@ -45,6 +45,8 @@ def worker_run(term_id: str, *args, **kwargs) -> dict:  # pragma: no cover - run
         "stub_metric": float(r.seed)
         + sum(float(v) for v in config.values() if isinstance(v, int | float) and not isinstance(v, bool))
     }
+    # what the worker's environment held: the runner's malloc setting (-1: not set)
+    r.metrics["malloc_trim_threshold"] = float(os.environ.get("MALLOC_TRIM_THRESHOLD_", -1))
     r.key_metric = "stub_metric"
     r.config, r.default = (dict(config) if config else None), not config
     return r.to_dict()

@@ -117,6 +117,21 @@ def test_run_many_survives_a_crashing_worker(tmp_path, monkeypatch):
     assert sorted(r.term for r in seen) == ["ann", "mlp", "tensor"]
 
 
+def test_workers_get_the_malloc_setting_and_the_callers_environment_is_restored(tmp_path, monkeypatch):
+    import os
+
+    import _runner_stub
+
+    monkeypatch.setattr(runmod, "_worker_run", _runner_stub.worker_run)
+    monkeypatch.setenv(_runner_stub.ENV, "stub=mlp,stub=tensor")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "4096")  # the caller's own value is kept
+    results = runmod.run_many(["mlp", "tensor"], jobs=2, out=tmp_path)
+    assert [r.metrics["malloc_trim_threshold"] for r in results] == [float(1 << 31)] * 2
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    assert os.environ["MALLOC_TOP_PAD_"] == "4096"
+
+
 def test_run_experiment_leaves_the_callers_threads_and_random_states(tmp_path, monkeypatch):
     """Called from Python, a run has one thread and seeded RNGs inside, and gives the caller back its
     own thread count and Python, NumPy and torch random streams afterwards, also when it raises."""

@@ -422,18 +422,31 @@ _worker_index = 0  # which of run_many's `configs` that job runs (0 without them
 # glibc's malloc gives the top of its heap back to the kernel whenever more than its trim threshold
 # (128 KiB by default) lies free there, so a training loop that frees and reallocates the same large
 # activations every step keeps paying for fresh zeroed pages: system time. A high trim threshold and a
-# top pad keep that memory in the process. Results are bit-identical (allocation never changes
-# arithmetic); measured: seq2seq-learning 26.2 -> 19.3 s, transformer 33.1 -> 31.0 s, the others within
-# noise. Only the worker processes get it (glibc reads the variables when a process starts), only
-# where they are not set already; other C libraries ignore them.
+# top pad keep that memory in the process. Measured (with an mmap threshold too, above glibc's
+# maximum, so ignored): seq2seq-learning 26.2 -> 19.3 s, transformer 33.1 -> 31.0 s, the others within
+# noise; the results of seq2seq-learning and sequence-modeling were bit-identical with and without.
+# Only the worker processes get it (glibc reads the variables when a process starts): they are set
+# while run_many's pool lives, where the caller has not set them, and removed afterwards; other C
+# libraries ignore them.
 _MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(1 << 31), "MALLOC_TOP_PAD_": str(1 << 28)}
 
 
-def _worker_malloc_env() -> None:
+def _worker_malloc_env() -> list[str]:
+    """Set the `_MALLOC_ENV` variables the caller has not set; returns their names, for
+    `_drop_env`."""
     import os
 
-    for name, value in _MALLOC_ENV.items():
-        os.environ.setdefault(name, value)
+    added = [name for name in _MALLOC_ENV if name not in os.environ]
+    for name in added:
+        os.environ[name] = _MALLOC_ENV[name]
+    return added
+
+
+def _drop_env(names: list[str]) -> None:
+    import os
+
+    for name in names:
+        os.environ.pop(name, None)
 
 
 def _worker_init(queue) -> None:  # pragma: no cover - runs in a child process
@@ -593,7 +606,6 @@ def run_many(
     import threading
 
     ctx = mp.get_context("spawn")  # torch and fork do not mix; spawn is the same on every OS
-    _worker_malloc_env()
     manager_queue = ctx.Queue()
     stop = threading.Event()
 
@@ -620,6 +632,7 @@ def run_many(
     pump_thread.start()
     pending = list(keys)
     solo: list[tuple[str, int, int]] = []  # jobs that were running when a worker died: retried one at a time
+    malloc_env = _worker_malloc_env()  # read by the workers as they start
     try:
         while pending:
             batch = [solo[0]] if solo else pending
@@ -657,6 +670,7 @@ def run_many(
             pending = [k for k in pending if k not in results]
             solo = [k for k in solo if k not in results]
     finally:
+        _drop_env(malloc_env)
         stop.set()
         pump_thread.join(timeout=1)
     return [results[k] for k in keys]
