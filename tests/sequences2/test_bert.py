@@ -89,9 +89,9 @@ def test_mask_tokens_rates():
     assert torch.equal(x[~chosen], ids[~chosen])
 
 
-def test_tiny_mlm_and_classifier_shapes_and_training_step():
-    torch.manual_seed(0)
-    cfg = BertConfig(
+def _tiny_config() -> BertConfig:
+    """A two-layer BERT of width 32 over 50 tokens, without dropout."""
+    return BertConfig(
         vocab_size=50,
         hidden_size=32,
         num_hidden_layers=2,
@@ -100,6 +100,11 @@ def test_tiny_mlm_and_classifier_shapes_and_training_step():
         max_position_embeddings=16,
         hidden_dropout_prob=0.0,
     )
+
+
+def test_tiny_mlm_and_classifier_shapes_and_training_step():
+    torch.manual_seed(0)
+    cfg = _tiny_config()
     mlm = BertForMaskedLM(cfg)
     ids = torch.randint(5, 50, (8, 12))
     x, y = mask_tokens(ids, 4, 50, mlm_probability=0.3, generator=torch.Generator().manual_seed(1))
@@ -144,18 +149,10 @@ def test_masked_logits_are_the_full_logits_at_masked_positions(float64):
     """The MLM head at the masked positions only gives the same logits, loss and gradients as the full
     head followed by ignore_index (float64, so only summation order can differ)."""
     torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=10,
-        hidden_dropout_prob=0.0,
-    )
+    cfg = _tiny_config()
     mlm = BertForMaskedLM(cfg).eval()
-    ids = torch.randint(5, 40, (6, 10))
-    x, y = mask_tokens(ids, 4, 40, mlm_probability=0.3, generator=torch.Generator().manual_seed(2))
+    ids = torch.randint(5, 50, (6, 12))
+    x, y = mask_tokens(ids, 4, 50, mlm_probability=0.3, generator=torch.Generator().manual_seed(2))
     keep = y != -100
     assert 0 < int(keep.sum()) < y.numel()
     full = mlm(x)
