@@ -17,7 +17,9 @@ from dlterms.nn import (
     MaxPool1d,
     MaxPool2d,
     avg_pool2d,
+    max_pool1d,
     max_pool2d,
+    max_pool_equations,
 )
 
 
@@ -94,3 +96,44 @@ def test_errors():
     with pytest.raises(ValueError, match=r"spatial dimension 0 \(input dim 2\) has size 1"):
         MaxPool2d(2)(torch.zeros(1, 1, 1, 8))
     assert "kernel_size=(2, 2)" in repr(MaxPool2d(2))
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("case", range(12))
+def test_running_max_equals_the_equations_with_ties(nd, case):
+    # values from {0, 1, 2}: most windows hold their maximum more than once, so this checks that the
+    # gradient goes to the same (first) position as the gathered windows' torch.max sends it
+    rng = random.Random(7 * nd + case)
+    k, s, p, d, size = _case(rng, nd)
+    g = torch.Generator().manual_seed(case)
+    x = torch.randint(0, 3, (2, 3, *size), generator=g).double().requires_grad_(True)
+    pool = max_pool1d if nd == 1 else max_pool2d
+    y = pool(x, k, s, p, d)
+    r = max_pool_equations(x, k, s, p, d)
+    torch.testing.assert_close(y, r, atol=0, rtol=0)
+    gy = torch.randn(r.shape, generator=g, dtype=torch.float64)
+    gx, gr = torch.autograd.grad(y, x, gy)[0], torch.autograd.grad(r, x, gy)[0]
+    # overlapping windows add in another order: float64 rounding only, far below any misrouted O(1) value
+    torch.testing.assert_close(gx, gr, atol=1e-12, rtol=0)
+    torch.testing.assert_close(gx.sum(), gy.sum())  # every output's gradient is sent exactly once
+
+
+def test_running_max_nan_and_second_order():
+    x = torch.tensor([[[[1.0, float("nan"), 3.0, 0.0], [float("nan"), 2.0, 0.0, 0.0]]]], requires_grad=True)
+    y = max_pool2d(x, 2)
+    r = max_pool_equations(x, 2)
+    torch.testing.assert_close(y, r, equal_nan=True)
+    torch.testing.assert_close(torch.autograd.grad(y.sum(), x)[0], torch.autograd.grad(r.sum(), x)[0])
+    # create_graph: the gradient is differentiable again (here with respect to the upstream gradient)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(max_pool2d(x, 2), x, gy, create_graph=True)
+    (gr,) = torch.autograd.grad(max_pool_equations(x, 2), x, gy, create_graph=True)
+    w = torch.randn_like(gx)
+    torch.testing.assert_close(torch.autograd.grad(gx, gy, w)[0], torch.autograd.grad(gr, gy, w)[0])
+
+
+def test_max_pool_under_vmap():
+    x = torch.randn(4, 2, 3, 6, 6)
+    ys = torch.func.vmap(lambda xi: max_pool2d(xi, 2))(x)
+    torch.testing.assert_close(ys, torch.stack([max_pool2d(xi, 2) for xi in x]))

@@ -18,17 +18,24 @@ or $\frac{1}{HW}\sum_u x[b, c, u]$, turning any spatial size into one vector per
 Gradients: average pooling spreads $\partial L/\partial y$ evenly over its window; max pooling
 sends it only to the position that held the maximum.
 
-Windows are gathered by the same im2col as convolution (`dlterms.nn.conv.sliding_windows`).
+The equations of max pooling (`max_pool_equations`) gather every window by the same im2col as
+convolution (`dlterms.nn.conv.sliding_windows`) and take its maximum, which autograd differentiates.
+What runs by default (`_RunningMax`) computes the same values without copying the windows: a running
+maximum over the kernel offsets, one strided slice of the input per offset, with the backward
+written out (the gradient goes to the first offset, in row-major window order, that holds the
+maximum: where `torch.max` and `torch.nn.functional.max_pool2d` send it on ties).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 from torch import nn
 
-from dlterms.nn.conv import _tuple, sliding_windows
+from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
+from dlterms.nn.conv import _padded_windows, _tuple, _window_slices, sliding_windows
 
 __all__ = [
     "MaxPool1d",
@@ -41,6 +48,7 @@ __all__ = [
     "max_pool2d",
     "avg_pool1d",
     "avg_pool2d",
+    "max_pool_equations",
 ]
 
 
@@ -63,14 +71,92 @@ def _check(x: torch.Tensor, nd: int, kernel_size, stride, padding, dilation):
     return k, s, p, d
 
 
-def _max_pool(x, nd, kernel_size, stride, padding, dilation):
+def _stacked_windows(xp: torch.Tensor, kernel, stride, dilation, out, first: int) -> torch.Tensor:
+    """The kernel offsets' strided slices of a padded xp, spatial dims from `first` on, stacked in
+    row-major offset order at dim `first`: (..., prod(k), *out, ...)."""
+    lead = (slice(None),) * first
+    return torch.stack(
+        [xp[(*lead, *_window_slices(m, out, stride, dilation))] for m in itertools.product(*map(range, kernel))],
+        dim=first,
+    )
+
+
+def max_pool_equations(x, kernel_size, stride=None, padding=0, dilation=1) -> torch.Tensor:
+    """Max pooling as written, $y[b, c, i] = \\max_{u \\in W(i)} x[b, c, u]$, for x (B, C, L) or
+    (B, C, H, W): the input padded with -inf, every window's values stacked and their maximum taken.
+    Autograd sends the gradient to the arg-max `torch.max` returns (the first, in row-major window
+    order, on ties). Plain tensor operations, so it also runs under `torch.func` transforms;
+    `max_pool1d`/`max_pool2d` compute the same by a running maximum (below)."""
+    nd = x.dim() - 2
+    if nd not in (1, 2):
+        raise ValueError(f"expected input of shape (B, C, L) or (B, C, H, W), got {tuple(x.shape)}")
     k, s, p, d = _check(x, nd, kernel_size, stride, padding, dilation)
-    win = sliding_windows(x, k, s, p, d, pad_value=float("-inf"))  # (B, *out, *k, C)
-    b, c = x.shape[:2]
-    out = win.shape[1 : 1 + nd]
-    win = win.reshape(b, *out, -1, c)  # (B, *out, prod(k), C)
-    y = win.max(dim=-2).values  # max over the window; the gradient flows to the arg-max only
-    return y.movedim(-1, 1)  # (B, C, *out)
+    out = [(x.shape[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(nd)]
+    xp = torch.nn.functional.pad(x, [q for pi in reversed(p) for q in (pi, pi)], value=float("-inf"))
+    win = _stacked_windows(xp, k, s, d, out, first=2)  # (B, C, prod(k), *out): x~[b, c, s*i + d*m]
+    return win.max(dim=2).values  # max over the window; the gradient flows to the arg-max only
+
+
+def _running_max_equations(xp: torch.Tensor, kernel, stride, dilation, out) -> torch.Tensor:
+    """The windows' maxima of a padded channels-last xp (B, *padded, C), for autograd: (B, *out, C)
+    (what `_RunningMax` differentiates under create_graph=True)."""
+    return _stacked_windows(xp, kernel, stride, dilation, out, first=1).max(dim=1).values
+
+
+class _RunningMax(torch.autograd.Function):
+    r"""Max pooling without gathering the windows: $y = \max_m \tilde x[s\,i + d\,m]$ as a running
+    `torch.maximum` over the kernel offsets m, each a strided slice of the padded channels-last input.
+
+    Backward: $\partial\ell/\partial\tilde x[s\,i + d\,m] \mathrel{+}= \partial\ell/\partial y[i]$
+    for the first offset m (row-major) whose slice equals $y[i]$ (or is NaN, which `torch.maximum`
+    propagates), so ties go where `torch.max` sends them. Saves the input and the output only; the
+    gathered windows (prod(k) times the output) are never built.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, kernel, stride, dilation, out):
+        offsets = list(itertools.product(*(range(k) for k in kernel)))
+        lead = (slice(None),)
+        y = None
+        for m in offsets:
+            v = xp[(*lead, *_window_slices(m, out, stride, dilation))]  # x~[b, s*i + d*m, c]: (B, *out, C)
+            y = v.clone() if y is None else torch.maximum(y, v, out=y)
+        ctx.save_for_backward(xp, y)
+        ctx.geometry = (kernel, stride, dilation, out)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp, y = ctx.saved_tensors
+        kernel, stride, dilation, out = ctx.geometry
+        if create_graph():  # a gradient to differentiate again: autograd of the gathered windows instead
+            eqs = lambda xp: _running_max_equations(xp, kernel, stride, dilation, out)  # noqa: E731
+            return (*grads_through(eqs, (xp,), ctx.needs_input_grad[:1], gy), None, None, None, None)
+        gx = torch.zeros_like(xp)
+        nan = bool(y.isnan().any())  # a NaN maximum equals nothing: then the first NaN gets the gradient
+        offsets = list(itertools.product(*(range(k) for k in kernel)))
+        free = None  # outputs whose gradient is not sent yet (None: all of them)
+        for j, m in enumerate(offsets):
+            sl = (slice(None), *_window_slices(m, out, stride, dilation))
+            if j == len(offsets) - 1 and free is not None and not nan:
+                hit = free  # every window holds its maximum somewhere: what is left is at the last offset
+            else:
+                v = xp[sl]
+                hit = (v == y) | v.isnan() if nan else v == y  # offset m holds the maximum
+                if free is not None:
+                    hit &= free  # ... and no earlier offset did
+            free = ~hit if free is None else free ^ hit
+            gx[sl] += gy * hit
+        return gx, None, None, None, None
+
+
+def _max_pool(x, nd, kernel_size, stride, padding, dilation):
+    if transforms_active():  # torch.func: the autograd.Function defines no rules
+        return max_pool_equations(x, kernel_size, stride, padding, dilation)
+    k, s, p, d = _check(x, nd, kernel_size, stride, padding, dilation)
+    xp, k, s, d, out = _padded_windows(x, k, s, p, d, float("-inf"))  # (B, *padded, C), channels-last
+    y = _RunningMax.apply(xp, k, s, d, out)  # (B, *out, C)
+    return y.movedim(-1, 1)  # (B, C, *out), a channels-first view
 
 
 def _avg_pool(x, nd, kernel_size, stride, padding, count_include_pad):
@@ -222,3 +308,14 @@ class GlobalMaxPool(_GlobalPool):
 
     def _reduce(self, x, dims):
         return x.flatten(2).max(dim=-1).values  # max_u x[b, c, u]
+
+
+declare(
+    max_pool_equations,
+    max_pool2d,
+    _max_pool,
+    _RunningMax,
+    saves="A running maximum over the kernel offsets, one strided slice of the input each, instead of "
+    "copying every window (prod(k) times the output) and reducing it; the backward sends each output's "
+    "gradient to the first offset holding its maximum, without building the windows' gradient.",
+)
