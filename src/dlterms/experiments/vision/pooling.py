@@ -86,15 +86,19 @@ def pooling(run: Run, cfg: Config) -> None:
 
     def features(img: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(img, dtype=torch.float32, device=run.device)[None, None]
-        f = conv2d(x, w, padding=2).relu()  # (1, BANKS * F, SIZE, SIZE)
-        return f[:, :, CROP : SIZE - CROP, CROP : SIZE - CROP]  # (1, BANKS * F, 96, 96)
+        # the zero-padded photo's part that the kept (uncropped) feature positions see: a 5x5 conv of
+        # the whole photo with padding 2, then the border of CROP dropped, computes the same values
+        xp = torch.nn.functional.pad(x, (2, 2, 2, 2))[:, :, CROP : SIZE - CROP + 4, CROP : SIZE - CROP + 4]
+        return conv2d(xp, w).relu_()  # (1, BANKS * F, 96, 96); in place: no copy
 
     def pooled(f: torch.Tensor, pool) -> torch.Tensor:
         """The pooled features of every bank, one row per bank: (BANKS, F * pooled positions)."""
         return pool(f).reshape(BANKS, -1)
 
     imgs = [photo(n, size=SIZE, grey=True)[0].numpy().astype(np.float64) for n in PHOTOS]
-    base = {pname: [pooled(features(im), pool) for im in imgs] for pname, pool in POOLS.items()}
+    base_features = [features(im) for im in imgs]  # each photo's features once, pooled every way
+    base = {pname: [pooled(f, pool) for f in base_features] for pname, pool in POOLS.items()}
+    del base_features
     # kind -> pool -> per level, the change of each bank (mean over photos), (BANKS,)
     per_bank = {kind: {p: [] for p in POOLS} for kind in TRANSFORMS}
     for t, (kind, levels) in enumerate(TRANSFORMS.items()):
