@@ -308,6 +308,84 @@ class _ConvGemm(torch.autograd.Function):
         return gxp, gw, gb, None, None, None, None
 
 
+def _grouped_gemm_equations(
+    xp: torch.Tensor, wg: torch.Tensor, bias: torch.Tensor | None, kernel, stride, dilation, out
+) -> torch.Tensor:
+    """Grouped Y_g = X_col,g W_g + beta_g for autograd: xp (B, *padded, G*C_g), wg (G, O_g, k C_g) ->
+    (B, *out, G*O_g) (what `_GroupedConvGemm` differentiates under create_graph=True)."""
+    G, o_g, kc = wg.shape
+    B = xp.shape[0]
+    c_g = xp.shape[-1] // G
+    cols = _Im2col.apply(xp, kernel, stride, dilation, out)  # (B, *out, *k, G*C_g)
+    n, kk = B * math.prod(out), math.prod(kernel)
+    xg = cols.reshape(n, kk, G, c_g).permute(2, 0, 1, 3).reshape(G, n, kk * c_g)  # (G, N, k C_g)
+    y = torch.bmm(xg, wg.transpose(1, 2)).permute(1, 0, 2).reshape(n, G * o_g)  # (N, C_out)
+    if bias is not None:
+        y = y + bias
+    return y.view(B, *out, G * o_g)
+
+
+class _GroupedConvGemm(torch.autograd.Function):
+    r"""A grouped convolution as im2col and one batched product over the groups, the backward written out.
+
+    Group g's windows are copied once into its own matrix $X_{col,g}$ (N, k C_g), all groups into one
+    (G, N, k C_g) buffer, and $Y_g = X_{col,g} W_g + \beta_g$ is one `baddbmm`; the backward is that of
+    `_ConvGemm` per group ($\partial\ell/\partial W_g = (\partial\ell/\partial Y_g)^\top X_{col,g}$,
+    $\partial\ell/\partial X_{col,g} = (\partial\ell/\partial Y_g) W_g$, then col2im), batched the same
+    way. Autograd of the gathered windows would make three extra full copies of the k-times-larger
+    window matrix per step (a permute into group-major order, and its gradient's way back).
+    Inputs: xp (B, *padded, G*C_g) channels-last, wg (G, O_g, k C_g) (each group's kernels in the
+    windows' layout), bias (G*O_g,) or None. Returns (B, *out, G*O_g).
+    """
+
+    @staticmethod
+    def forward(ctx, xp, wg, bias, kernel, stride, dilation, out):
+        G, o_g, kc = wg.shape
+        B, c_g, nd = xp.shape[0], xp.shape[-1] // G, len(kernel)
+        n = B * math.prod(out)
+        win = _window_view(xp, kernel, stride, dilation, out).unflatten(-1, (G, c_g))  # (B, *out, *k, G, C_g)
+        cols = xp.new_empty(G, B, *out, *kernel, c_g)  # X_col of every group, group-major
+        cols.copy_(win.movedim(-2, 0))
+        cols2 = cols.view(G, n, kc)
+        wt = wg.transpose(1, 2).contiguous()  # (G, k C_g, O_g)
+        if bias is None:
+            y_g = torch.bmm(cols2, wt)
+        else:
+            y_g = torch.baddbmm(bias.view(G, 1, o_g), cols2, wt)  # Y_g = X_col,g W_g + beta_g: (G, N, O_g)
+        y = y_g.transpose(0, 1).reshape(B, *out, G * o_g)  # (B, *out, C_out), group g's channels in block g
+        ctx.save_for_backward(xp, cols, wg, bias)
+        ctx.geometry = (kernel, stride, dilation, out, nd)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp, cols, wg, bias = ctx.saved_tensors
+        kernel, stride, dilation, out, nd = ctx.geometry
+        shape = xp.shape
+        if create_graph():  # a gradient to differentiate again: autograd of the gathered windows instead
+            eqs = lambda xp, wg, b: _grouped_gemm_equations(xp, wg, b, kernel, stride, dilation, out)  # noqa: E731
+            return (*grads_through(eqs, (xp, wg, bias), ctx.needs_input_grad[:3], gy), None, None, None, None)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        G, o_g, kc = wg.shape
+        B, c_g = shape[0], shape[-1] // G
+        n = B * math.prod(out)
+        gy_g = gy.reshape(n, G, o_g).transpose(0, 1).contiguous()  # dl/dY_g: (G, N, O_g)
+        cols2 = cols.view(G, n, kc)
+        gw = torch.bmm(gy_g.transpose(1, 2), cols2) if need_w else None  # dl/dW_g = (dl/dY_g)^T X_col,g
+        gb = gy_g.sum(1).reshape(-1) if (need_b and bias is not None) else None
+        gxp = None
+        if need_x:
+            d_cols = torch.bmm(gy_g, wg).view(G, B, *out, *kernel, c_g)  # dl/dX_col,g = (dl/dY_g) W_g
+            gxp = cols.new_zeros(shape)
+            gx = gxp.view(*shape[:-1], G, c_g)  # (B, *padded, G, C_g)
+            lead = (slice(None),) * (nd + 2)  # the group, batch and output dims of d_cols
+            for offset in itertools.product(*(range(k) for k in kernel)):
+                sl = _window_slices(offset, out, stride, dilation)
+                # x~[b, s*i + d*m, g, c] += dX_col,g[b, i, m, c]
+                gx[(slice(None), *sl)] += d_cols[(*lead, *offset)].movedim(0, -2)
+        return gxp, gw, gb, None, None, None, None
+
+
 def sliding_windows(
     x: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, pad_value: float = 0.0
 ) -> torch.Tensor:
@@ -414,23 +492,16 @@ def _conv(
         x = torch.nn.functional.pad(x, [q for a, b in reversed(pads) for q in (a, b)])
         return conv_equations(x, weight, bias, s, 0, d, groups)
     xp, kernel, s, d, out = _padded_windows(x, kernel, s, pads, d, 0.0)  # xp: (B, *padded, C_in)
-    n, kk = b * math.prod(out), math.prod(kernel)
+    kk = math.prod(kernel)
     # kernels laid out to match the windows: (C_out, C_g, *k) -> (C_out, *k, C_g)
     w = weight.movedim(1, -1)
     if groups == 1:
         # Y = X_col W + beta, X_col built a batch chunk at a time: (B, *out, C_out)
         y = _ConvGemm.apply(xp, w.reshape(c_out, kk * c_in), bias, kernel, s, d, out)
         return y.movedim(-1, 1)  # (B, C_out, *out), a channels-first view
-    cols = _Im2col.apply(xp, kernel, s, d, out)  # (B, *out, *k, C_in)
-    # groups: one matmul per group, batched
-    o_g = c_out // groups
-    xg = cols.reshape(n, kk, groups, c_g).permute(2, 0, 1, 3)  # (G, N, kk, C_g)
-    xg = xg.reshape(groups, n, kk * c_g)  # (G, N, kk*C_g)
-    wg = w.reshape(groups, o_g, kk * c_g).transpose(1, 2)  # (G, kk*C_g, O_g)
-    y = torch.bmm(xg, wg).permute(1, 0, 2).reshape(n, c_out)  # (G, N, O_g) -> (N, C_out)
-    if bias is not None:
-        y = y + bias  # + beta_o
-    y = y.view(b, *out, c_out)  # (B, *out, C_out)
+    # groups: group g's kernels (O_g, k C_g) in the windows' layout, one batched product over the groups
+    wg = w.reshape(groups, c_out // groups, kk * c_g)  # (G, O_g, k C_g)
+    y = _GroupedConvGemm.apply(xp, wg, bias, kernel, s, d, out)  # (B, *out, C_out)
     return y.movedim(-1, 1)  # (B, C_out, *out), a channels-first view
 
 
@@ -556,6 +627,7 @@ declare(
     conv2d,
     _conv,
     _ConvGemm,
+    _GroupedConvGemm,
     _Im2col,
     saves="One matrix product over every window (im2col) instead of one small product per kernel offset, "
     "with the backward written out from Y = X_col W + beta; X_col is built a few MiB of the batch at a "
