@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -174,3 +176,30 @@ def test_works_with_torch_schedulers():
     opt.step()
     sched.step()
     assert opt.param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "name,kw",
+    [("Adam", {}), ("Adam", dict(weight_decay=0.1)), ("AdamW", dict(weight_decay=0.1)), ("Adam", dict(maximize=True))],
+)
+def test_adam_multi_tensor_update_equals_the_loop_bit_for_bit(name, kw):
+    # foreach=False runs the per-parameter loop (the equations as written); the default issues each
+    # operation once for all parameters. A parameter without a gradient at some steps falls behind in
+    # step count, so the two step counts are updated in separate batches.
+    cls = getattr(optim, name)
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(7, 13), torch.nn.Tanh(), torch.nn.Linear(13, 3))
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    oa, ob = cls(a.parameters(), lr=1e-2, foreach=False, **kw), cls(b.parameters(), lr=1e-2, **kw)
+    for i in range(30):
+        x = torch.randn(16, 7)
+        for m, o in ((a, oa), (b, ob)):
+            o.zero_grad()
+            m(x).pow(2).mean().backward()
+            if i % 7 == 3:
+                m[2].bias.grad = None
+            o.step()
+    assert oa.state[a[2].bias]["step"] == ob.state[b[2].bias]["step"] < oa.state[a[0].weight]["step"]
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    assert not torch.equal(a[0].weight, base[0].weight)  # the weights moved

@@ -43,8 +43,10 @@ def _torch_flags(who: str, **flags) -> dict[str, object]:
     argument. Each optimiser passes the switches its torch counterpart has.
 
     - foreach (None, False, True): in torch a choice between a per-parameter loop and multi-tensor kernels
-      that compute the same update. Ours is always the per-parameter loop; the update, hence the result,
-      is the same (tested against torch with foreach=True), so every value is accepted.
+      that compute the same update. Adam and AdamW honour it (False: the per-parameter loop; None or True:
+      one `torch._foreach_*` call per operation for all parameters, tested equal to the loop to the bit);
+      the other optimisers always run the per-parameter loop. The update, hence the result, is the same
+      (tested against torch with foreach=True), so every value is accepted.
     - fused=True: torch's single fused kernel. Not available here (None and False are accepted).
     - capturable=True: keeps the step count on the device for CUDA-graph capture. Not available here.
     - differentiable=True: the step is recorded by autograd, so a loss after the step can be

@@ -95,6 +95,9 @@ class Adam(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, (beta1, beta2), eps, lam = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            if group["foreach"] is not False and not group["differentiable"] and not group["amsgrad"]:
+                _adam_multi_tensor(self, group)  # the same update, one call per operation for all parameters
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -135,6 +138,45 @@ class Adam(torch.optim.Optimizer):
                 # (a recorded step reads a copy of m_t, which the next step changes in place, as torch does)
                 p.addcdiv_(m.clone() if differentiable else m, denom, value=-lr / bc1)
         return loss
+
+
+def _adam_multi_tensor(opt: Adam, group: dict) -> None:
+    """`Adam.step`'s update for one parameter group, each operation issued once for all its parameters
+    (torch's `_foreach_*` calls, which apply the same per-tensor operation to every tensor of a list):
+    the same operations in the same order as the per-parameter loop above, so the same result to the
+    bit, with a few calls per step instead of a few per parameter. Parameters at different step counts
+    (one that had no gradient at some step) are updated in separate batches."""
+    lr, (beta1, beta2), eps, lam = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    batches: dict[int, tuple[list, list, list, list]] = {}
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        g = _grad(p, group["maximize"], type(opt).__name__)
+        state = opt.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)  # m
+            state["exp_avg_sq"] = torch.zeros_like(p)  # v
+        state["step"] += 1
+        ps, gs, ms, vs = batches.setdefault(state["step"], ([], [], [], []))
+        ps.append(p)
+        gs.append(g)
+        ms.append(state["exp_avg"])
+        vs.append(state["exp_avg_sq"])
+    for t, (ps, gs, ms, vs) in batches.items():
+        if lam != 0:
+            if group["decoupled_weight_decay"]:
+                torch._foreach_mul_(ps, 1 - lr * lam)  # theta_{t-1} <- theta_{t-1} (1 - eta lambda)
+            else:
+                gs = torch._foreach_add(gs, ps, alpha=lam)  # g_t <- g_t + lambda theta_{t-1}
+        torch._foreach_lerp_(ms, gs, 1 - beta1)  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+        torch._foreach_mul_(vs, beta2)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        torch._foreach_addcmul_(vs, gs, gs, value=1 - beta2)
+        bc1, bc2 = 1 - beta1**t, 1 - beta2**t
+        denom = torch._foreach_sqrt(vs)  # sqrt(v_hat_t) + eps = sqrt(v_t) / sqrt(1 - beta2^t) + eps
+        torch._foreach_div_(denom, math.sqrt(bc2))
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(ps, ms, denom, value=-lr / bc1)  # theta_t = theta_{t-1} - eta m_hat / denom
 
 
 class AdamW(Adam):
