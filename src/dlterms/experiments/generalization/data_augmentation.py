@@ -182,8 +182,9 @@ def data_augmentation(run: Run, cfg: Config) -> None:
     init_seeds = [run.seed * 1000 + k for k in range(cfg.splits)]  # split k: every arm starts alike
 
     def train(name, make, aug, lr, n, one_at_a_time):
-        # CNNs one split at a time: on a CPU our ungrouped convolution is faster per model (12 against
-        # 20 ms per epoch) than the grouped one a ConvNetStack of several splits runs; MLPs all at once
+        # CNNs one split at a time: on a CPU our ungrouped convolution is still a little faster per model
+        # (about 11 against 12 ms per epoch; 20 before the grouped one had its own backward) than the
+        # grouped one a ConvNetStack of eight splits runs; MLPs all at once
         parts = [slice(k, k + 1) for k in range(n)] if one_at_a_time else [slice(0, n)]
         out = []
         for part in parts:
