@@ -19,13 +19,7 @@ from dlterms.methods.tsne import _q_and_grad, _sparse_p, joint_probabilities, kl
 from dlterms.nn.activations import log_softmax, log_softmax_equations, softmax, softmax_equations
 from dlterms.nn.conv import conv1d, conv2d, conv_equations
 from dlterms.nn.normalization import batch_norm, batch_norm_equations, layer_norm, layer_norm_equations
-from dlterms.nn.recurrent import (
-    _gru_sequence_nograd,
-    _GRUSequence,
-    _LSTMSequence,
-    gru_sequence_equations,
-    lstm_sequence_equations,
-)
+from dlterms.nn.recurrent import _LSTMSequence, lstm_sequence_equations
 from dlterms.nn.spatial_transformer import grid_sample, grid_sample_equations
 
 DT = torch.float64
@@ -165,29 +159,6 @@ def test_lstm_fast_path_equals_equations(seed):
     h0, c0 = _rand(g, D, B, H), _rand(g, D, B, H)
     w_hh = _rand(g, D, 4 * H, H, scale=H**-0.5)
     _check(_LSTMSequence.apply, lstm_sequence_equations, (xp, h0, c0, w_hh), seed, second_order=seed < 4)
-
-
-@pytest.mark.parametrize("seed", CASES)
-def test_gru_fast_path_equals_equations(seed):
-    # with and without b_hh and a lengths mask (False: the step keeps the state), one or two directions
-    g = torch.Generator().manual_seed(seed)
-    T, D, B, H = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in ((1, 9), (1, 3), (1, 4), (1, 6)))
-    xp = _rand(g, T, D, B, 3 * H, strided=seed % 2 == 1)
-    h0 = _rand(g, D, B, H)
-    w_hh = _rand(g, D, 3 * H, H, scale=H**-0.5)
-    b_hh = _rand(g, D, 1, 3 * H) if seed % 3 != 2 else None
-    mask = torch.rand(T, D, B, 1, generator=g) < 0.7 if seed % 4 >= 2 else None
-    _check(
-        lambda *a: _GRUSequence.apply(*a, mask),
-        lambda *a: gru_sequence_equations(*a, mask),
-        (xp, h0, w_hh, b_hh),
-        seed,
-        second_order=seed < 4,
-    )
-    with torch.no_grad():  # the evaluation route (no history kept) gives the same values
-        _assert_all_close(
-            _gru_sequence_nograd(xp, h0, w_hh, b_hh, mask), gru_sequence_equations(xp, h0, w_hh, b_hh, mask)
-        )
 
 
 @pytest.mark.parametrize("seed", CASES)

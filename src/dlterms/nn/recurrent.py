@@ -39,15 +39,14 @@ Speed: the input half $W_{ih} x_t + b_{ih}$ does not depend on the state, so it 
 time steps at once in one matrix product before the time loop; inside the loop each step costs one
 fused (B, H) x (H, G*H) product for all gates together, then element-wise gate arithmetic. The LSTM
 (without `lengths`) goes further: `_LSTMSequence` runs the loop without recording an autograd graph
-and backpropagates through time by hand, with the gate derivatives written out (see its docstring);
-the GRU does the same through `_GRUSequence`, with or without `lengths`.
+and backpropagates through time by hand, with the gate derivatives written out (see its docstring).
 
 Without a gradient to record (under `torch.no_grad()`, or when nothing involved requires one), the
-LSTM runs the same forward loop with no history kept (`_lstm_sequence_nograd`, and the GRU's
-`_gru_sequence_nograd`): evaluation is one matrix product and six element-wise calls per step. The
-fast paths are tested equal to `lstm_sequence_equations` and `gru_sequence_equations`, the step
-equations (`lstm_step`, `_gru_step`) written out, which the file shows first; under `torch.func`
-transforms and `create_graph=True` autograd differentiates those instead (`dlterms.nn._fastpath`).
+LSTM runs the same forward loop with no history kept (`_lstm_sequence_nograd`): evaluation is one
+matrix product and six element-wise calls per step. Both fast paths are tested equal to
+`lstm_sequence_equations`, the step equations (`lstm_step`) written out, which the file shows
+first; under `torch.func` transforms and `create_graph=True` autograd differentiates those instead
+(`dlterms.nn._fastpath`).
 
 Variable-length batches: `forward(x, hx, lengths=...)` freezes each sequence's state once its
 length is reached (and, for the backward direction, leaves it at $h_0$ until its last real step),
@@ -74,7 +73,6 @@ from dlterms.nn.dropout import dropout
 __all__ = [
     "lstm_step",
     "lstm_sequence_equations",
-    "gru_sequence_equations",
     "RNNCell",
     "LSTMCell",
     "GRUCell",
@@ -318,168 +316,6 @@ def _lstm_sequence_nograd(
     tc = xp.new_empty(D, B, H)  # tanh(c_t)
     _lstm_loop(gates, w_hh_t, (h0, *out.unbind(0)), [c] * (T + 1), [tc] * T)
     return out, out[T - 1].clone(), c
-
-
-# --------------------------------------------------------------------------- GRU: whole sequence
-
-
-def gru_sequence_equations(
-    xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None, mask: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
-    """A GRU over a whole sequence, step by step through `_gru_step`; autograd differentiates it.
-
-    xp (T, D, B, 3H) holds the input half $W_{ih} x_t + b_{ih}$ of every step (D directions stacked,
-    each reading its own time order); h0 (D, B, H); w_hh (D, 3H, H); b_hh (D, 1, 3H) or None (it stays
-    inside $r_t \\odot (W_{hn} h + b_{hn})$, so it is not folded into xp); mask (T, D, B, 1) bool or None:
-    where it is False the state is kept ($h_t = h_{t-1}$, a sequence past its length). Returns all
-    $h_t$ (T, D, B, H) and $h_T$ (D, B, H). `GRU` runs the same values through `_GRUSequence` (below).
-    """
-    w_hh_t = w_hh.transpose(1, 2)  # (D, H, 3H)
-    h, outs = h0, []
-    for t, xp_t in enumerate(xp.unbind(0)):  # (D, B, 3H)
-        h_new = _gru_step(xp_t, h, w_hh_t, b_hh)
-        h = torch.where(mask[t], h_new, h) if mask is not None else h_new
-        outs.append(h)
-    return torch.stack(outs), h  # (T, D, B, H), (D, B, H)
-
-
-class _GRUSequence(torch.autograd.Function):
-    r"""A GRU over a whole sequence with hand-written backpropagation through time.
-
-    Inputs as `gru_sequence_equations`: xp (T, D, B, 3H), h0 (D, B, H), w_hh (D, 3H, H), b_hh (D, 1, 3H)
-    or None, mask (T, D, B, 1) bool or None. The forward loop builds no graph and keeps $r_t, z_t, n_t$,
-    $W_{hn} h_{t-1} + b_{hn}$ and the states; under `create_graph=True` autograd differentiates the
-    equations instead.
-
-    Backward, with $\bar x = \partial L/\partial x$, $m_t$ the mask (1 where the step is real),
-    $u_t = m_t \bar h_t$ the gradient that reaches the step's update and $q_t = W_{hn} h_{t-1} + b_{hn}$:
-
-    $$\begin{aligned}
-    \bar h_t &= \bar y_t + \bar h_{t+1}^{\,\text{sent back}}, \qquad
-    \bar a^n_t = u_t (1 - z_t)(1 - n_t^2), \qquad \bar a^z_t = u_t (h_{t-1} - n_t)\, z_t (1 - z_t) \\
-    \bar a^r_t &= \bar a^n_t\, q_t\, r_t (1 - r_t), \qquad
-    \bar q_t = \bar a^n_t\, r_t, \qquad \bar{xp}_t = [\bar a^r_t, \bar a^z_t, \bar a^n_t] \\
-    \bar h_{t-1}^{\,\text{sent back}} &= (1 - m_t) \bar h_t + u_t z_t + [\bar a^r_t, \bar a^z_t, \bar q_t]\, W_{hh} \\
-    \bar W_{hh} &= \textstyle\sum_t [\bar a^r_t, \bar a^z_t, \bar q_t]^\top h_{t-1}, \qquad
-    \bar b_{hh} = \textstyle\sum_{t, b} [\bar a^r_t, \bar a^z_t, \bar q_t] .
-    \end{aligned}$$
-
-    The factors that do not depend on the gradient flowing back ($(1-z)(1-n^2)$, $(h-n)z(1-z)$,
-    $q\,r(1-r)$) are computed for all steps at once, so a backward step is three or four calls.
-    """
-
-    @staticmethod
-    def forward(ctx, xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None):
-        T, D, B, G = xp.shape
-        H = G // 3
-        w_hh_t = w_hh.transpose(1, 2).contiguous()  # (D, H, 3H): a step's product reads it row by row
-        hs = xp.new_empty(T + 1, D, B, H)  # h_0 .. h_T
-        hh = xp.new_empty(T, D, B, G)  # W_hh h_{t-1} + b_hh, then [r_t, z_t, q_t] in place
-        ns = xp.new_empty(T, D, B, H)  # n_t
-        hs[0] = h0
-        _gru_loop(xp, w_hh_t, b_hh, mask, hs.unbind(0), hh.unbind(0), ns.unbind(0))
-        ctx.save_for_backward(xp, h0, w_hh, b_hh, mask, hs, hh, ns)
-        return hs[1:].clone(), hs[T].clone()
-
-    @staticmethod
-    def backward(ctx, d_out: Tensor, d_hT: Tensor):
-        xp, h0, w_hh, b_hh, mask, hs, hh, ns = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        if create_graph():  # a gradient to differentiate again: autograd of the equations instead
-            return (
-                *grads_through(
-                    lambda xp, h0, w, b: gru_sequence_equations(xp, h0, w, b, mask),
-                    (xp, h0, w_hh, b_hh),
-                    needs[:4],
-                    (d_out, d_hT),
-                ),
-                None,
-            )
-        T, D, B, G = hh.shape
-        H = G // 3
-        r, z, q = hh.view(T, D, B, 3, H).unbind(3)  # each (T, D, B, H)
-        h_prev = hs[:-1]
-        one = hh.new_ones(())
-        # K = [(h_{t-1} - n_t) z (1 - z), (1 - z)(1 - n^2)] multiplies u_t; Q = [q r (1 - r), r] multiplies da^n_t
-        K = hh.new_empty(T, D, B, 2, H)
-        torch.mul(torch.sub(h_prev, ns), torch.addcmul(z, z, z, value=-1), out=K[:, :, :, 0])
-        torch.mul(torch.sub(one, z), torch.addcmul(one, ns, ns, value=-1), out=K[:, :, :, 1])
-        Q = hh.new_empty(T, D, B, 2, H)
-        torch.mul(q, torch.addcmul(r, r, r, value=-1), out=Q[:, :, :, 0])
-        Q[:, :, :, 1] = r
-        # F_t = [da^r, da^z, dq, da^n]: slots 0..2 are the gradient of W_hh h + b_hh, in gate order
-        F = hh.new_empty(T, D, B, 4, H)
-        dh = d_out.clone(memory_format=torch.contiguous_format)  # dh_t, completed backwards, (T, D, B, H)
-        dh[T - 1] += d_hT
-        d_h0 = torch.zeros_like(h0)
-        dh_s, z_s, K_s, Q_s = dh.unbind(0), z.unbind(0), K.unbind(0), Q.unbind(0)
-        zn = F[:, :, :, 1::2].unbind(0)  # (da^z, da^n) of each step, a strided view
-        rq = F[:, :, :, 0::2].unbind(0)  # (da^r, dq)
-        dan = F[:, :, :, 3:4].unbind(0)
-        rows = F[:, :, :, 0:3].flatten(3).unbind(0)  # (D, B, 3H) views, rows 4H apart
-        masks = mask.unbind(0) if mask is not None else None
-        for t in range(T - 1, -1, -1):
-            g = dh_s[t]
-            back = d_h0 if t == 0 else dh_s[t - 1]  # where this step sends its gradient of h_{t-1}
-            if masks is not None:
-                u = torch.where(masks[t], g, 0.0)  # the gradient of the step's update
-                back.add_(g - u)  # a step past the sequence's length passes dh_t through unchanged
-            else:
-                u = g
-            torch.mul(K_s[t], u.unsqueeze(2), out=zn[t])  # da^z_t, da^n_t
-            torch.mul(Q_s[t], dan[t], out=rq[t])  # da^r_t, dq_t
-            back.addcmul_(u, z_s[t])  # dh_{t-1} += u_t z_t
-            back.baddbmm_(rows[t], w_hh)  # dh_{t-1} += [da^r, da^z, dq] W_hh: (D, B, 3H) x (D, 3H, H)
-        d_rows = F[:, :, :, 0:3].reshape(T, D, B, G)  # gradient of W_hh h_{t-1} + b_hh
-        d_w = d_b = d_xp = None
-        if needs[2]:  # dW_hh = sum_t d_rows_t^T h_{t-1}: (D, 3H, T*B) x (D, T*B, H)
-            d_w = torch.bmm(
-                d_rows.transpose(0, 1).reshape(D, T * B, G).transpose(1, 2), h_prev.transpose(0, 1).reshape(D, T * B, H)
-            )
-        if needs[3]:
-            d_b = d_rows.sum(dim=(0, 2)).unsqueeze(1)  # (D, 1, 3H)
-        if needs[0]:
-            d_xp = torch.cat([F[:, :, :, 0:2], F[:, :, :, 3:4]], dim=3).view(T, D, B, G)  # [da^r, da^z, da^n]
-        return d_xp, d_h0, d_w, d_b, None
-
-
-def _gru_loop(xp, w_hh_t, b_hh, mask, h, hh, n) -> None:
-    r"""The GRU's time loop, writing into given buffers: h[t] (t = 0..T, h[0] the initial state), hh[t]
-    ($W_{hh} h_{t-1} + b_{hh}$ on the way, $[r_t, z_t, q_t]$ on exit) and n[t], each (D, B, ·). The
-    training forward passes T separate buffers; inference can pass one buffer again and again for hh, n."""
-    T = xp.shape[0]
-    H = w_hh_t.shape[1]
-    xs = xp.unbind(0)
-    masks = mask.unbind(0) if mask is not None else None
-    for t in range(T):
-        a = hh[t]
-        # W_hh h_{t-1} + b_hh for r, z, n together: (D, B, H) x (D, H, 3H) -> (D, B, 3H)
-        if b_hh is None:
-            torch.bmm(h[t], w_hh_t, out=a)
-        else:
-            torch.baddbmm(b_hh, h[t], w_hh_t, out=a)
-        rz, q = a[..., : 2 * H], a[..., 2 * H :]
-        # r_t, z_t = sigma(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})
-        rz.add_(xs[t][..., : 2 * H]).sigmoid_()
-        r, z = rz[..., :H], rz[..., H:]
-        # n_t = tanh(W_in x_t + b_in + r_t * q_t)
-        torch.addcmul(xs[t][..., 2 * H :], r, q, out=n[t]).tanh_()
-        # h_t = n_t + z_t * (h_{t-1} - n_t), kept at h_{t-1} where the mask is False
-        if masks is None:
-            torch.addcmul(n[t], z, torch.sub(h[t], n[t]), out=h[t + 1])
-        else:
-            torch.where(masks[t], torch.addcmul(n[t], z, torch.sub(h[t], n[t])), h[t], out=h[t + 1])
-
-
-def _gru_sequence_nograd(xp, h0, w_hh, b_hh, mask) -> tuple[Tensor, Tensor]:
-    """What `_GRUSequence` returns, when no gradient is needed: the same loop without the history that
-    backpropagation would need (the gate buffers are reused, the h_t go straight to the output)."""
-    T, D, B, G = xp.shape
-    w_hh_t = w_hh.transpose(1, 2).contiguous()
-    out = xp.new_empty(T, D, B, G // 3)  # h_1 .. h_T
-    hh, n = xp.new_empty(D, B, G), xp.new_empty(D, B, G // 3)
-    _gru_loop(xp, w_hh_t, b_hh, mask, (h0, *out.unbind(0)), [hh] * T, [n] * T)
-    return out, out[T - 1].clone()
 
 
 class _SumOwnGradients(torch.autograd.Function):
@@ -822,8 +658,6 @@ class _RNNBase(torch.nn.Module):
         # an LSTM without `lengths` runs as one _LSTMSequence, except under torch.func transforms (vmap,
         # grad, jvp), for which it defines no rules: there the step loop below is differentiated
         fused = self.mode == "LSTM" and mask is None and not transforms_active()
-        # a GRU runs as one _GRUSequence (with or without lengths), except under torch.func transforms
-        fused_gru = self.mode == "GRU" and not transforms_active()
         w_hh_t = w_hh.transpose(1, 2)  # (D, H, G*H)
         # Input half for all steps at once: (D, T*B, I) x (D, I, G*H) -> (D, T*B, G*H), plus the bias.
         # For RNN and LSTM both biases sit outside any product, so b_hh is folded in here too;
@@ -854,14 +688,6 @@ class _RNNBase(torch.nn.Module):
             if D == 1:
                 return out.view(T, B, -1), (h, c)  # a view, not a select: its backward copies nothing
             return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), (h, c)  # (T, B, 2H)
-        if fused_gru:
-            if needs_grad(xp, *state, w_hh, step_b_hh):
-                out, h = _GRUSequence.apply(xp, *state, w_hh, step_b_hh, mask)  # (T, D, B, H), (D, B, H)
-            else:  # evaluation: the same loop, keeping no history
-                out, h = _gru_sequence_nograd(xp, *state, w_hh, step_b_hh, mask)
-            if D == 1:
-                return out.view(T, B, -1), (h,)
-            return torch.cat([out[:, 0], out[:, 1].flip(0)], dim=-1), (h,)  # (T, B, 2H)
         xs = xp.unbind(0)  # T views of (D, B, G*H)
         masks = mask.unbind(0) if mask is not None else None
         outs: list[Tensor] = []
@@ -971,17 +797,4 @@ declare(
     "gate activations, one sigmoid call covers all four gates, and every local derivative is computed for "
     "all steps at once, so a backward step is four calls where autograd of the equations replays ~10 "
     "recorded operations. Without a gradient to compute the same loop keeps no history at all.",
-)
-
-
-declare(
-    gru_sequence_equations,
-    _RNNBase._layer,
-    _GRUSequence,
-    _gru_loop,
-    _gru_sequence_nograd,
-    saves="Backpropagation through time written out: the forward loop builds no graph and keeps only the "
-    "gates, r_t * (W_hn h + b_hn)'s second factor and the states; the factors of the local derivatives are "
-    "computed for all steps at once and the weight gradient is one product over all steps, so a backward "
-    "step is four calls where autograd of the equations replays ~10 recorded operations.",
 )
