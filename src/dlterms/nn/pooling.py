@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from dlterms.nn._fastpath import create_graph, declare, grads_through, transforms_active
-from dlterms.nn.conv import _padded_windows, _tuple, _window_slices, sliding_windows
+from dlterms.nn.conv import _padded_windows, _tuple, _window_slices, conv_output_size, sliding_windows
 
 __all__ = [
     "MaxPool1d",
@@ -91,7 +91,7 @@ def max_pool_equations(x, kernel_size, stride=None, padding=0, dilation=1) -> to
     if nd not in (1, 2):
         raise ValueError(f"expected input of shape (B, C, L) or (B, C, H, W), got {tuple(x.shape)}")
     k, s, p, d = _check(x, nd, kernel_size, stride, padding, dilation)
-    out = [(x.shape[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(nd)]
+    out = [conv_output_size(x.shape[2 + i], k[i], s[i], p[i], d[i]) for i in range(nd)]
     xp = torch.nn.functional.pad(x, [q for pi in reversed(p) for q in (pi, pi)], value=float("-inf"))
     win = _stacked_windows(xp, k, s, d, out, first=2)  # (B, C, prod(k), *out): x~[b, c, s*i + d*m]
     return win.max(dim=2).values  # max over the window; the gradient flows to the arg-max only

@@ -102,13 +102,7 @@ class Adam(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 g = _grad(p, group["maximize"], type(self).__name__)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)  # m
-                    state["exp_avg_sq"] = torch.zeros_like(p)  # v
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
+                state = _state(self.state[p], p, group["amsgrad"])
                 state["step"] += 1
                 t = state["step"]
                 if lam != 0:
@@ -140,6 +134,17 @@ class Adam(torch.optim.Optimizer):
         return loss
 
 
+def _state(state: dict, p: torch.Tensor, amsgrad: bool) -> dict:
+    """A parameter's Adam state, created at its first step: step 0 and zero moments."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(p)  # m
+        state["exp_avg_sq"] = torch.zeros_like(p)  # v
+        if amsgrad:
+            state["max_exp_avg_sq"] = torch.zeros_like(p)
+    return state
+
+
 def _adam_multi_tensor(opt: Adam, group: dict) -> None:
     """`Adam.step`'s update for one parameter group, each operation issued once for all its parameters
     (torch's `_foreach_*` calls, which apply the same per-tensor operation to every tensor of a list):
@@ -152,11 +157,7 @@ def _adam_multi_tensor(opt: Adam, group: dict) -> None:
         if p.grad is None:
             continue
         g = _grad(p, group["maximize"], type(opt).__name__)
-        state = opt.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(p)  # m
-            state["exp_avg_sq"] = torch.zeros_like(p)  # v
+        state = _state(opt.state[p], p, amsgrad=False)
         state["step"] += 1
         ps, gs, ms, vs = batches.setdefault(state["step"], ([], [], [], []))
         ps.append(p)
